@@ -1,0 +1,31 @@
+//! # pullcast — the pure media core
+//!
+//! Everything in this crate is plain data in, plain data out: it never opens a socket or a
+//! file, never reads the clock and never spawns a task. Time, when it matters, is passed in
+//! by the caller as milliseconds. That is what keeps it testable with byte vectors, and what
+//! lets the server crate (`actors/`) stay a thin layer of actors that move messages.
+//!
+//! ## Code map
+//! - [`rtmp`] — the RTMP *client* side of a pull: URL parsing, our own chunk decoder, and a
+//!   play session that speaks `connect` / `createStream` / `FCSubscribe` / `play` and turns
+//!   bytes into [`rtmp::SessionEvent`]s. It borrows the handshake, the chunk serializer and the
+//!   message codecs from `rml_rtmp`, and replaces what `rml_rtmp` 0.8 gets wrong.
+//! - [`flv`] — FLV tag bodies: the tag headers, H.264 (AVC decoder configuration, SPS,
+//!   AVCC → Annex-B) and AAC (AudioSpecificConfig).
+//! - [`normalize`] — the [`normalize::Normalizer`]: FLV tags in, [`media::MediaFrame`]s and
+//!   codec changes out, on one 64-bit millisecond timeline.
+//! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
+//! - [`stats`] — counters and rate meters fed with caller-supplied time.
+//! - [`config`] — the configuration schema with its built-in defaults.
+//!
+//! ## The input/poll contract
+//! Stateful cores follow one shape: `handle_*(input)` feeds bytes or events in, and the
+//! results are drained with `poll_*()` until it returns `None`. "Not enough bytes yet" is
+//! `Ok(None)` / no output, never an error; errors mean the peer broke the protocol.
+
+pub mod config;
+pub mod flv;
+pub mod media;
+pub mod normalize;
+pub mod rtmp;
+pub mod stats;

@@ -1,0 +1,49 @@
+//! The media types every stage after the RTMP reader shares.
+//!
+//! A [`MediaFrame`] is one access unit (H.264) or one raw AAC frame with its decode and
+//! presentation times on the capture's 64-bit millisecond timeline. Payloads are [`Bytes`],
+//! so fanning a frame out to many subscribers clones a pointer, never the data.
+//! This module holds types only: no parsing, no I/O.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::flv::aac::AudioSpecificConfig;
+use crate::flv::avc::AvcConfig;
+
+/// Which elementary stream a frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+/// One decodable unit of media.
+///
+/// - Video: one H.264 access unit in Annex-B form (`00 00 00 01` start codes); keyframes
+///   (IDR) carry the current SPS and PPS in front, so any keyframe can start a decoder.
+/// - Audio: one raw AAC frame (no ADTS header), decoded with the capture's
+///   [`AudioSpecificConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaFrame {
+    /// Which stream this frame belongs to.
+    pub track: Track,
+    /// Presentation time in milliseconds (dts + composition offset).
+    pub pts: i64,
+    /// Decode time in milliseconds, monotonic per track on the capture's timeline.
+    pub dts: i64,
+    /// A frame a decoder can start from (H.264 IDR; every AAC frame).
+    pub keyframe: bool,
+    /// The frame's bytes, shared.
+    pub data: Bytes,
+}
+
+/// The codec configuration in force for a capture. A new one mid-stream is a codec change.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CodecSet {
+    /// H.264 configuration, if the source has video.
+    pub video: Option<Arc<AvcConfig>>,
+    /// AAC configuration, if the source has audio.
+    pub audio: Option<Arc<AudioSpecificConfig>>,
+}

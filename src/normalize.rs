@@ -1,0 +1,390 @@
+//! The [`Normalizer`]: FLV audio/video tag bodies in, [`MediaFrame`]s and codec changes out.
+//!
+//! It owns the per-capture state that turning tags into frames needs: the current H.264 and
+//! AAC configurations and the 32-bit → 64-bit timestamp extension. Feed it with
+//! [`Normalizer::handle_video`] / [`Normalizer::handle_audio`], then drain
+//! [`Normalizer::poll`] until `None`. A malformed tag is an `Err` for that tag only; the
+//! normalizer stays usable. It does no I/O and reads no clock.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::flv::aac::{parse_audio_specific_config, AacError};
+use crate::flv::avc::{avcc_to_annexb, parse_avc_decoder_config, AvcConfig, AvcError};
+use crate::flv::tag::{parse_audio_tag, parse_video_tag, AudioTag, TagError, VideoTag};
+use crate::media::{CodecSet, MediaFrame, Track};
+
+/// H.264 NAL unit type of an access unit delimiter.
+const NAL_AUD: u8 = 9;
+
+/// What the normalizer hands on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NormalizedEvent {
+    /// The codec configuration changed (first configuration included). Frames that follow
+    /// use this set.
+    CodecChange(CodecSet),
+    /// One frame.
+    Frame(MediaFrame),
+}
+
+/// Why one tag could not be used. The tag is dropped; the stream goes on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NormalizeError {
+    Tag(TagError),
+    Avc(AvcError),
+    Aac(AacError),
+    /// A coded frame arrived before the sequence header that explains it.
+    NoConfig(Track),
+}
+
+impl fmt::Display for NormalizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NormalizeError::Tag(e) => write!(f, "{e}"),
+            NormalizeError::Avc(e) => write!(f, "bad H.264 data: {e}"),
+            NormalizeError::Aac(e) => write!(f, "bad AAC configuration: {e}"),
+            NormalizeError::NoConfig(Track::Video) => {
+                write!(f, "H.264 frame before the AVC sequence header; dropped")
+            }
+            NormalizeError::NoConfig(Track::Audio) => {
+                write!(f, "AAC frame before the AAC sequence header; dropped")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NormalizeError {}
+
+/// Extends RTMP's 32-bit millisecond timestamps to an `i64` timeline.
+///
+/// Each new timestamp is taken as the nearest value to the previous one modulo 2^32, so a
+/// wrap-around continues forward and the small backward steps of interleaved audio and
+/// video stay small.
+#[derive(Debug, Default, Clone)]
+pub struct TimestampExtender {
+    last: Option<(u32, i64)>,
+}
+
+impl TimestampExtender {
+    /// Returns the extended value of `raw`.
+    pub fn extend(&mut self, raw: u32) -> i64 {
+        let extended = match self.last {
+            None => raw as i64,
+            Some((last_raw, last_ext)) => last_ext + raw.wrapping_sub(last_raw) as i32 as i64,
+        };
+        self.last = Some((raw, extended));
+        extended
+    }
+}
+
+/// Turns FLV tags into frames for one capture.
+#[derive(Debug, Default)]
+pub struct Normalizer {
+    codecs: CodecSet,
+    clock: TimestampExtender,
+    out: VecDeque<NormalizedEvent>,
+}
+
+impl Normalizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The configuration currently in force.
+    pub fn codecs(&self) -> &CodecSet {
+        &self.codecs
+    }
+
+    /// Handles one video tag body with its RTMP timestamp (ms).
+    pub fn handle_video(&mut self, timestamp: u32, body: &Bytes) -> Result<(), NormalizeError> {
+        let dts = self.clock.extend(timestamp);
+        match parse_video_tag(body).map_err(NormalizeError::Tag)? {
+            VideoTag::AvcSequenceHeader(record) => {
+                let config = parse_avc_decoder_config(&record).map_err(NormalizeError::Avc)?;
+                if self.codecs.video.as_deref() != Some(&config) {
+                    self.codecs.video = Some(Arc::new(config));
+                    self.out
+                        .push_back(NormalizedEvent::CodecChange(self.codecs.clone()));
+                }
+                Ok(())
+            }
+            VideoTag::AvcNalus {
+                keyframe,
+                composition_time,
+                data,
+            } => {
+                let config = self
+                    .codecs
+                    .video
+                    .clone()
+                    .ok_or(NormalizeError::NoConfig(Track::Video))?;
+                let (payload, idr) = access_unit(&config, keyframe, &data)?;
+                if payload.is_empty() {
+                    return Ok(());
+                }
+                self.out.push_back(NormalizedEvent::Frame(MediaFrame {
+                    track: Track::Video,
+                    pts: dts + composition_time as i64,
+                    dts,
+                    keyframe: idr,
+                    data: payload,
+                }));
+                Ok(())
+            }
+            VideoTag::AvcEndOfSequence | VideoTag::Command => Ok(()),
+        }
+    }
+
+    /// Handles one audio tag body with its RTMP timestamp (ms).
+    pub fn handle_audio(&mut self, timestamp: u32, body: &Bytes) -> Result<(), NormalizeError> {
+        let dts = self.clock.extend(timestamp);
+        match parse_audio_tag(body).map_err(NormalizeError::Tag)? {
+            AudioTag::AacSequenceHeader(raw) => {
+                let config = parse_audio_specific_config(&raw).map_err(NormalizeError::Aac)?;
+                if self.codecs.audio.as_deref() != Some(&config) {
+                    self.codecs.audio = Some(Arc::new(config));
+                    self.out
+                        .push_back(NormalizedEvent::CodecChange(self.codecs.clone()));
+                }
+                Ok(())
+            }
+            AudioTag::AacRaw(frame) => {
+                if self.codecs.audio.is_none() {
+                    return Err(NormalizeError::NoConfig(Track::Audio));
+                }
+                if frame.is_empty() {
+                    return Ok(());
+                }
+                self.out.push_back(NormalizedEvent::Frame(MediaFrame {
+                    track: Track::Audio,
+                    pts: dts,
+                    dts,
+                    keyframe: true,
+                    data: frame,
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    /// The next output, if any.
+    pub fn poll(&mut self) -> Option<NormalizedEvent> {
+        self.out.pop_front()
+    }
+}
+
+/// Converts one AVCC access unit to Annex-B. Keyframes get the configuration's SPS/PPS in
+/// front (after an access unit delimiter, if the unit starts with one) unless they carry
+/// their own. Returns the bytes and whether the unit is a keyframe a decoder can start at.
+fn access_unit(
+    config: &AvcConfig,
+    flv_keyframe: bool,
+    data: &Bytes,
+) -> Result<(Bytes, bool), NormalizeError> {
+    let size = config.nal_length_size;
+    let mut converted = Vec::with_capacity(data.len() + 64);
+    let summary = avcc_to_annexb(data, size, &mut converted).map_err(NormalizeError::Avc)?;
+    let keyframe = summary.has_idr || flv_keyframe;
+    if !keyframe || summary.has_sps || config.sps.is_empty() {
+        return Ok((Bytes::from(converted), keyframe));
+    }
+    // Where the first NAL unit ends in the Annex-B output, if it is an AUD.
+    let aud_end = first_nal_len(data, size)
+        .filter(|(nal_type, _)| *nal_type == NAL_AUD)
+        .map(|(_, len)| 4 + len)
+        .unwrap_or(0);
+    let sets: usize = config
+        .sps
+        .iter()
+        .chain(config.pps.iter())
+        .map(|n| n.len() + 4)
+        .sum();
+    let mut out = Vec::with_capacity(converted.len() + sets);
+    out.extend_from_slice(converted.get(..aud_end).unwrap_or_default());
+    for nal in config.sps.iter().chain(config.pps.iter()) {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+    }
+    out.extend_from_slice(converted.get(aud_end..).unwrap_or_default());
+    Ok((Bytes::from(out), keyframe))
+}
+
+/// Type and length of the first length-prefixed NAL unit.
+fn first_nal_len(data: &[u8], size: u8) -> Option<(u8, usize)> {
+    let size = size as usize;
+    let len = data
+        .get(..size)?
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+    let header = *data.get(size)?;
+    Some((header & 0x1f, len))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// x264's Constrained Baseline 1280x720 SPS and PPS (level 3.1).
+    const SPS: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8, 0x40, 0x00, 0x00, 0x03, 0x00,
+        0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
+    ];
+    const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
+
+    fn sequence_header() -> Bytes {
+        let mut v = vec![0x17, 0x00, 0, 0, 0];
+        v.extend_from_slice(&[0x01, 0x42, 0xc0, 0x1f, 0xff, 0xe1]);
+        v.extend_from_slice(&(SPS.len() as u16).to_be_bytes());
+        v.extend_from_slice(SPS);
+        v.push(0x01);
+        v.extend_from_slice(&(PPS.len() as u16).to_be_bytes());
+        v.extend_from_slice(PPS);
+        Bytes::from(v)
+    }
+
+    fn nalus(frame_type: u8, cts: i32, nals: &[&[u8]]) -> Bytes {
+        let c = (cts as u32).to_be_bytes();
+        let mut v = vec![(frame_type << 4) | 7, 0x01, c[1], c[2], c[3]];
+        for n in nals {
+            v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            v.extend_from_slice(n);
+        }
+        Bytes::from(v)
+    }
+
+    fn drain(n: &mut Normalizer) -> Vec<NormalizedEvent> {
+        std::iter::from_fn(|| n.poll()).collect()
+    }
+
+    #[test]
+    fn idr_gets_parameter_sets_in_annex_b() {
+        let mut n = Normalizer::new();
+        n.handle_video(0, &sequence_header()).unwrap();
+        n.handle_video(0, &nalus(1, 0, &[&[0x65, 0x88, 0x84]]))
+            .unwrap();
+        let out = drain(&mut n);
+        assert!(matches!(&out[0], NormalizedEvent::CodecChange(set) if set.video.is_some()));
+        let NormalizedEvent::Frame(frame) = &out[1] else {
+            panic!("expected a frame, got {:?}", out[1]);
+        };
+        let mut expected = vec![0, 0, 0, 1];
+        expected.extend_from_slice(SPS);
+        expected.extend_from_slice(&[0, 0, 0, 1]);
+        expected.extend_from_slice(PPS);
+        expected.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0x84]);
+        assert_eq!(frame.data.as_ref(), expected.as_slice());
+        assert!(frame.keyframe);
+        assert_eq!(frame.track, Track::Video);
+    }
+
+    #[test]
+    fn parameter_sets_go_after_an_access_unit_delimiter() {
+        let mut n = Normalizer::new();
+        n.handle_video(0, &sequence_header()).unwrap();
+        n.handle_video(0, &nalus(1, 0, &[&[0x09, 0xf0], &[0x65, 0x01]]))
+            .unwrap();
+        let out = drain(&mut n);
+        let NormalizedEvent::Frame(frame) = &out[1] else {
+            panic!("expected a frame");
+        };
+        assert_eq!(&frame.data[..6], &[0, 0, 0, 1, 0x09, 0xf0]);
+        assert_eq!(&frame.data[6..11], &[0, 0, 0, 1, 0x67]);
+        assert!(frame.data.ends_with(&[0, 0, 0, 1, 0x65, 0x01]));
+    }
+
+    #[test]
+    fn inter_frames_are_passed_untouched_with_composition_offsets() {
+        let mut n = Normalizer::new();
+        n.handle_video(1000, &sequence_header()).unwrap();
+        // A B-frame stream: decode at 1033, present 66 ms later.
+        n.handle_video(1033, &nalus(2, 66, &[&[0x41, 0x9a]]))
+            .unwrap();
+        // A negative composition offset (some encoders start with pts < dts).
+        n.handle_video(1066, &nalus(2, -33, &[&[0x01, 0x9e]]))
+            .unwrap();
+        let frames: Vec<MediaFrame> = drain(&mut n)
+            .into_iter()
+            .filter_map(|e| match e {
+                NormalizedEvent::Frame(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!((frames[0].dts, frames[0].pts), (1033, 1099));
+        assert!(!frames[0].keyframe);
+        assert_eq!(frames[0].data.as_ref(), &[0, 0, 0, 1, 0x41, 0x9a]);
+        assert_eq!((frames[1].dts, frames[1].pts), (1066, 1033));
+    }
+
+    #[test]
+    fn repeated_identical_sequence_header_is_not_a_change_but_a_new_one_is() {
+        let mut n = Normalizer::new();
+        n.handle_video(0, &sequence_header()).unwrap();
+        n.handle_video(40, &sequence_header()).unwrap();
+        assert_eq!(drain(&mut n).len(), 1);
+        // Same stream, AAC config appears: a change carrying both.
+        n.handle_audio(40, &Bytes::from_static(&[0xaf, 0x00, 0x11, 0x90]))
+            .unwrap();
+        let out = drain(&mut n);
+        let NormalizedEvent::CodecChange(set) = &out[0] else {
+            panic!("expected a codec change");
+        };
+        assert!(set.video.is_some());
+        assert_eq!(set.audio.as_ref().unwrap().sample_rate, 48000);
+        // Mid-stream switch to 11025 Hz mono: another change.
+        n.handle_audio(80, &Bytes::from_static(&[0xaf, 0x00, 0x15, 0x08]))
+            .unwrap();
+        let out = drain(&mut n);
+        let NormalizedEvent::CodecChange(set) = &out[0] else {
+            panic!("expected a codec change");
+        };
+        let audio = set.audio.as_ref().unwrap();
+        assert_eq!((audio.sample_rate, audio.channels), (11025, 1));
+    }
+
+    #[test]
+    fn frames_before_configuration_are_refused_not_fatal() {
+        let mut n = Normalizer::new();
+        assert_eq!(
+            n.handle_video(0, &nalus(1, 0, &[&[0x65]])),
+            Err(NormalizeError::NoConfig(Track::Video))
+        );
+        assert_eq!(
+            n.handle_audio(0, &Bytes::from_static(&[0xaf, 0x01, 0x21])),
+            Err(NormalizeError::NoConfig(Track::Audio))
+        );
+        n.handle_audio(0, &Bytes::from_static(&[0xaf, 0x00, 0x12, 0x10]))
+            .unwrap();
+        n.handle_audio(23, &Bytes::from_static(&[0xaf, 0x01, 0x21]))
+            .unwrap();
+        let out = drain(&mut n);
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[1], NormalizedEvent::Frame(f) if f.dts == 23 && f.keyframe));
+    }
+
+    #[test]
+    fn garbage_tags_are_errors_and_the_normalizer_goes_on() {
+        let mut n = Normalizer::new();
+        assert!(n.handle_video(0, &Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 1])).is_err());
+        n.handle_video(0, &sequence_header()).unwrap();
+        // A NAL length running past the end.
+        assert!(n
+            .handle_video(0, &Bytes::from_static(&[0x17, 0x01, 0, 0, 0, 0, 0, 0, 9, 0x65]))
+            .is_err());
+        n.handle_video(33, &nalus(2, 0, &[&[0x41]])).unwrap();
+        assert_eq!(drain(&mut n).len(), 2);
+    }
+
+    #[test]
+    fn timestamps_continue_across_the_32_bit_wrap() {
+        let mut clock = TimestampExtender::default();
+        assert_eq!(clock.extend(u32::MAX - 10), u32::MAX as i64 - 10);
+        assert_eq!(clock.extend(5), u32::MAX as i64 + 6);
+        // Interleaved audio slightly behind video stays just behind.
+        assert_eq!(clock.extend(2), u32::MAX as i64 + 3);
+        assert_eq!(clock.extend(40), u32::MAX as i64 + 41);
+    }
+}

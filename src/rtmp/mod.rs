@@ -1,0 +1,23 @@
+//! The RTMP client side of a pull, sans-IO.
+//!
+//! - [`url`] parses `rtmp://host[:port]/app[/more]/stream[?query]` into what `connect` and
+//!   `play` need.
+//! - [`chunk`] is our own chunk-stream decoder (RTMP spec §5.3). `rml_rtmp` 0.8's decoder
+//!   shares one payload buffer between chunk streams, assumes every type-3 chunk repeats an
+//!   extended timestamp, and drops what it does not know; ours keeps one buffer per chunk
+//!   stream and checks the bytes before taking them as a timestamp.
+//! - [`aggregate`] splits aggregate messages (type 22) into their audio/video/data messages.
+//! - [`session`] is the play session: handshake, `connect`, `FCSubscribe`, `createStream`,
+//!   `play`, control messages and acknowledgements, bytes in and [`SessionEvent`]s out. It
+//!   accepts media on any message stream id, including 0.
+//!
+//! From `rml_rtmp` we keep what it does right: the handshake, the chunk *serializer* for
+//! what we send, and the message and AMF0 codecs.
+
+pub mod aggregate;
+pub mod chunk;
+pub mod session;
+pub mod url;
+
+pub use session::{PlaySession, PlaySessionConfig, SessionError, SessionEvent};
+pub use url::{RtmpUrl, UrlError};
