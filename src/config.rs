@@ -27,10 +27,6 @@ pub struct ServerSettings {
     pub rest_http_port: u16,
     /// REST API over HTTPS.
     pub rest_https_port: u16,
-    /// WebSocket signalling (ws://).
-    pub ws_port: u16,
-    /// WebSocket signalling over TLS (wss://).
-    pub wss_port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
 }
@@ -41,8 +37,6 @@ impl Default for ServerSettings {
             bind: "0.0.0.0".to_string(),
             rest_http_port: 8081,
             rest_https_port: 8444,
-            ws_port: 8080,
-            wss_port: 8443,
             http_workers: 0,
         }
     }

@@ -230,8 +230,8 @@ mod tests {
 
     /// x264's Constrained Baseline 1280x720 SPS and PPS (level 3.1).
     const SPS: &[u8] = &[
-        0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8, 0x40, 0x00, 0x00, 0x03, 0x00,
-        0x40, 0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
+        0x67, 0x42, 0xc0, 0x1f, 0xda, 0x01, 0x40, 0x16, 0xe8, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40,
+        0x00, 0x00, 0x0f, 0x03, 0xc6, 0x0c, 0xa8,
     ];
     const PPS: &[u8] = &[0x68, 0xce, 0x3c, 0x80];
 
@@ -368,11 +368,16 @@ mod tests {
     #[test]
     fn garbage_tags_are_errors_and_the_normalizer_goes_on() {
         let mut n = Normalizer::new();
-        assert!(n.handle_video(0, &Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 1])).is_err());
+        assert!(n
+            .handle_video(0, &Bytes::from_static(&[0x17, 0x00, 0, 0, 0, 1]))
+            .is_err());
         n.handle_video(0, &sequence_header()).unwrap();
         // A NAL length running past the end.
         assert!(n
-            .handle_video(0, &Bytes::from_static(&[0x17, 0x01, 0, 0, 0, 0, 0, 0, 9, 0x65]))
+            .handle_video(
+                0,
+                &Bytes::from_static(&[0x17, 0x01, 0, 0, 0, 0, 0, 0, 9, 0x65])
+            )
             .is_err());
         n.handle_video(33, &nalus(2, 0, &[&[0x41]])).unwrap();
         assert_eq!(drain(&mut n).len(), 2);

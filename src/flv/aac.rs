@@ -337,3 +337,322 @@ impl BitReader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn asc(data: &[u8]) -> AudioSpecificConfig {
+        parse_audio_specific_config(data).unwrap()
+    }
+
+    /// (object_type, sample_rate, channels, sbr, ps, extension_sample_rate, frame_length)
+    type Summary = (u8, u32, u8, bool, bool, Option<u32>, u16);
+
+    fn summary(data: &[u8]) -> Summary {
+        let c = asc(data);
+        assert_eq!(c.raw, Bytes::copy_from_slice(data));
+        (
+            c.object_type,
+            c.sample_rate,
+            c.channels,
+            c.sbr,
+            c.ps,
+            c.extension_sample_rate,
+            c.frame_length,
+        )
+    }
+
+    const fn lc(rate: u32, channels: u8) -> Summary {
+        (2, rate, channels, false, false, None, 1024)
+    }
+
+    /// Every prefix shorter than `mandatory` bytes is an error; no prefix panics.
+    fn check_prefixes(data: &[u8], mandatory: usize) {
+        for len in 0..=data.len() {
+            let result = parse_audio_specific_config(&data[..len]);
+            if len < mandatory {
+                assert!(result.is_err(), "{data:02x?}: prefix of {len} bytes parsed");
+            }
+        }
+    }
+
+    #[test]
+    fn two_byte_lc_configs() {
+        // 00010 0100 0010 0 0 0: AOT 2, index 4 (44100), channels 2, GASpecificConfig 0 0 0.
+        assert_eq!(summary(&[0x12, 0x10]), lc(44100, 2));
+        // 00010 0011 0010 000: index 3 (48000), stereo.
+        assert_eq!(summary(&[0x11, 0x90]), lc(48000, 2));
+        // 00010 1011 0001 000: index 11 is 8000 Hz, not 11025, mono.
+        assert_eq!(summary(&[0x15, 0x88]), lc(8000, 1));
+        // 00010 1010 0001 000: index 10 is 11025, mono.
+        assert_eq!(summary(&[0x15, 0x08]), lc(11025, 1));
+        // 00010 1000 0001 000: index 8 is 16000 Hz, not 22050, mono.
+        assert_eq!(summary(&[0x14, 0x08]), lc(16000, 1));
+        // 00010 0111 0001 000: index 7, 22050 mono; 0110 is 24000.
+        assert_eq!(summary(&[0x13, 0x88]), lc(22050, 1));
+        assert_eq!(summary(&[0x13, 0x10]), lc(24000, 2));
+        assert_eq!(summary(&[0x12, 0x88]), lc(32000, 1));
+        assert_eq!(summary(&[0x14, 0x10]), lc(16000, 2));
+        for data in [[0x12, 0x10], [0x11, 0x90], [0x15, 0x88]] {
+            check_prefixes(&data, 2);
+        }
+        let c = asc(&[0x12, 0x10]);
+        assert_eq!(c.profile_name(), "AAC-LC");
+        assert_eq!((c.output_sample_rate(), c.output_channels()), (44100, 2));
+    }
+
+    /// What ffmpeg's native encoder writes into MP4/FLV (`-c:a aac`, read back with
+    /// `ffprobe -show_data`): the 2-byte config, then syncExtensionType 0x2b7,
+    /// extensionAudioObjectType 5 and sbrPresentFlag 0, i.e. "explicitly no SBR".
+    #[test]
+    fn ffmpeg_configs_with_sbr_explicitly_absent() {
+        let cases: [([u8; 5], Summary); 15] = [
+            ([0x11, 0x90, 0x56, 0xe5, 0x00], lc(48000, 2)),
+            ([0x15, 0x88, 0x56, 0xe5, 0x00], lc(8000, 1)),
+            ([0x15, 0x90, 0x56, 0xe5, 0x00], lc(8000, 2)),
+            ([0x14, 0x08, 0x56, 0xe5, 0x00], lc(16000, 1)),
+            ([0x14, 0x10, 0x56, 0xe5, 0x00], lc(16000, 2)),
+            ([0x13, 0x08, 0x56, 0xe5, 0x00], lc(24000, 1)),
+            ([0x13, 0x10, 0x56, 0xe5, 0x00], lc(24000, 2)),
+            ([0x12, 0x88, 0x56, 0xe5, 0x00], lc(32000, 1)),
+            ([0x12, 0x90, 0x56, 0xe5, 0x00], lc(32000, 2)),
+            ([0x13, 0x88, 0x56, 0xe5, 0x00], lc(22050, 1)),
+            ([0x13, 0x90, 0x56, 0xe5, 0x00], lc(22050, 2)),
+            ([0x15, 0x08, 0x56, 0xe5, 0x00], lc(11025, 1)),
+            ([0x15, 0x10, 0x56, 0xe5, 0x00], lc(11025, 2)),
+            ([0x12, 0x10, 0x56, 0xe5, 0x00], lc(44100, 2)),
+            ([0x12, 0x08, 0x56, 0xe5, 0x00], lc(44100, 1)),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(summary(&data), expected, "{data:02x?}");
+            check_prefixes(&data, 2);
+        }
+    }
+
+    #[test]
+    fn explicit_hierarchical_he_aac() {
+        // 00101 0111 0010 0100 00010 000 (+ 7 padding bits):
+        // AOT 5 (SBR), index 7 = 22050 core, stereo, extension index 4 = 44100,
+        // core AOT 2, GASpecificConfig 0 0 0.
+        let data = [0x2b, 0x92, 0x08, 0x00];
+        assert_eq!(
+            summary(&data),
+            (2, 22050, 2, true, false, Some(44100), 1024)
+        );
+        let c = asc(&data);
+        assert_eq!(c.profile_name(), "HE-AAC");
+        assert_eq!((c.output_sample_rate(), c.output_channels()), (44100, 2));
+        check_prefixes(&data, 4);
+
+        // An explicit 24-bit extension rate: 00101 0111 0010 1111 <44100:24> 00010 000.
+        let data = [0x2b, 0x97, 0x80, 0x56, 0x22, 0x08, 0x00];
+        assert_eq!(
+            summary(&data),
+            (2, 22050, 2, true, false, Some(44100), 1024)
+        );
+        check_prefixes(&data, 7);
+    }
+
+    #[test]
+    fn explicit_hierarchical_he_aac_v2() {
+        // 11101 0110 0001 0011 00010 000: AOT 29 (PS), index 6 = 24000 core, mono,
+        // extension index 3 = 48000, core AOT 2, GASpecificConfig 0 0 0.
+        let data = [0xeb, 0x09, 0x88, 0x00];
+        assert_eq!(summary(&data), (2, 24000, 1, true, true, Some(48000), 1024));
+        let c = asc(&data);
+        assert_eq!(c.profile_name(), "HE-AACv2");
+        assert_eq!((c.output_sample_rate(), c.output_channels()), (48000, 2));
+        check_prefixes(&data, 4);
+    }
+
+    #[test]
+    fn backward_compatible_sbr() {
+        // 00010 0111 0010 000 | 01010110111 | 00101 | 1 | 0100 (+ 4 padding bits):
+        // LC 22050 stereo, syncExtensionType 0x2b7, extension AOT 5, sbrPresentFlag 1,
+        // extension index 4 = 44100.
+        let data = [0x13, 0x90, 0x56, 0xe5, 0xa0];
+        assert_eq!(
+            summary(&data),
+            (2, 22050, 2, true, false, Some(44100), 1024)
+        );
+        assert_eq!(asc(&data).output_sample_rate(), 44100);
+        // The "13 10 56 E5 98" form: 00010 0110 0010 000 -> index 6 is 24000 (not 22050),
+        // then 0x2b7, AOT 5, sbrPresentFlag 1, extension index 0011 = 48000, 000.
+        let data = [0x13, 0x10, 0x56, 0xe5, 0x98];
+        assert_eq!(
+            summary(&data),
+            (2, 24000, 2, true, false, Some(48000), 1024)
+        );
+        // Only the 2-byte core is mandatory; a cut inside the extension is an error, but
+        // with fewer than 16 bits after the core there is simply no extension.
+        check_prefixes(&data, 2);
+        assert_eq!(summary(&data[..3]), lc(24000, 2));
+        assert_eq!(
+            parse_audio_specific_config(&data[..4]),
+            Err(AacError::Truncated("sbrPresentFlag"))
+        );
+    }
+
+    #[test]
+    fn backward_compatible_ps() {
+        // 00010 0110 0001 000 | 01010110111 | 00101 | 1 | 0011 | 10101001000 | 1:
+        // LC 24000 mono, SBR at 48000, then syncExtensionType 0x548 and psPresentFlag 1.
+        let data = [0x13, 0x08, 0x56, 0xe5, 0x9d, 0x48, 0x80];
+        assert_eq!(summary(&data), (2, 24000, 1, true, true, Some(48000), 1024));
+        let c = asc(&data);
+        assert_eq!(c.profile_name(), "HE-AACv2");
+        assert_eq!((c.output_sample_rate(), c.output_channels()), (48000, 2));
+        // Fewer than 12 bits after the SBR part: SBR without PS.
+        assert_eq!(
+            summary(&data[..6]),
+            (2, 24000, 1, true, false, Some(48000), 1024)
+        );
+    }
+
+    #[test]
+    fn escaped_object_types() {
+        // 11111 000111 0011 0001 1: AOT 31 + 7 = 39 (ER AAC ELD), 48000, mono,
+        // ELDSpecificConfig frameLengthFlag 1 = 480.
+        let data = [0xf8, 0xe6, 0x30];
+        assert_eq!(summary(&data), (39, 48000, 1, false, false, None, 480));
+        assert_eq!(asc(&data).profile_name(), "AAC-ELD");
+        check_prefixes(&data, 3);
+        // 11111 001010 0100 0010: AOT 42 (USAC), 44100 stereo; specific config not parsed.
+        let c = asc(&[0xf9, 0x48, 0x40]);
+        assert_eq!((c.object_type, c.sample_rate, c.channels), (42, 44100, 2));
+        assert_eq!(c.profile_name(), "AAC");
+        assert_eq!(adts_header(&c, 10), None);
+    }
+
+    #[test]
+    fn explicit_sample_rate() {
+        // 00010 1111 <37800:24> 0010 000
+        let data = [0x17, 0x80, 0x49, 0xd4, 0x10];
+        assert_eq!(summary(&data), lc(37800, 2));
+        check_prefixes(&data, 5);
+        assert_eq!(adts_header(&asc(&data), 100), None);
+        // 00010 1111 <0:24> ...
+        assert_eq!(
+            parse_audio_specific_config(&[0x17, 0x80, 0, 0, 0x10]),
+            Err(AacError::ZeroSampleRate)
+        );
+    }
+
+    #[test]
+    fn ga_specific_config_fields() {
+        // 00010 0100 0010 1 0 0: frameLengthFlag 1 -> 960.
+        assert_eq!(
+            summary(&[0x12, 0x14]),
+            (2, 44100, 2, false, false, None, 960)
+        );
+        // 00010 0100 0010 0 1 <1234:14> 0: dependsOnCoreCoder with coreCoderDelay.
+        let data = [0x12, 0x12, 0x26, 0x90];
+        assert_eq!(summary(&data), lc(44100, 2));
+        check_prefixes(&data, 4);
+        // AAC-LD (AOT 23): 10111 0011 0001 1 0 0 -> frameLengthFlag 1 is 480.
+        let c = asc(&[0xb9, 0x8c, 0x00]);
+        assert_eq!((c.object_type, c.frame_length), (23, 480));
+        assert_eq!(c.profile_name(), "AAC-LD");
+        // Other object types by name.
+        for (aot, name) in [(1u8, "AAC Main"), (3, "AAC-SSR"), (4, "AAC-LTP")] {
+            let first = (aot << 3) | 0b010; // index 4 (0100): high 3 bits 010
+            let c = asc(&[first, 0x10]);
+            assert_eq!((c.object_type, c.sample_rate, c.channels), (aot, 44100, 2));
+            assert_eq!(c.profile_name(), name);
+        }
+    }
+
+    #[test]
+    fn channel_configurations() {
+        // 00010 0011 cccc 000
+        let with_config = |c: u8| [0x11, 0x80 | (c << 3)];
+        for (config, channels) in [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6)] {
+            assert_eq!(asc(&with_config(config)).channels, channels);
+        }
+        assert_eq!(asc(&with_config(7)).channels, 8);
+        assert_eq!(asc(&with_config(11)).channels, 7);
+        assert_eq!(asc(&with_config(13)).channels, 24);
+        for reserved in [8, 9, 10, 15] {
+            assert_eq!(
+                parse_audio_specific_config(&with_config(reserved)),
+                Err(AacError::ReservedChannelConfig(reserved))
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_configs() {
+        // AOT 0.
+        assert_eq!(
+            parse_audio_specific_config(&[0x01, 0x10]),
+            Err(AacError::InvalidObjectType(0))
+        );
+        // Reserved sampling frequency index 13: 00010 1101 0010 000.
+        assert_eq!(
+            parse_audio_specific_config(&[0x16, 0x90]),
+            Err(AacError::ReservedSampleRateIndex(13))
+        );
+        // Hierarchical SBR whose core type is SBR again: 00101 0111 0010 0100 00101 000.
+        assert_eq!(
+            parse_audio_specific_config(&[0x2b, 0x92, 0x14, 0x00]),
+            Err(AacError::InvalidObjectType(5))
+        );
+        assert_eq!(
+            parse_audio_specific_config(&[]),
+            Err(AacError::Truncated("audioObjectType"))
+        );
+        assert_eq!(
+            AacError::Truncated("channelConfiguration").to_string(),
+            "AAC AudioSpecificConfig truncated before channelConfiguration"
+        );
+        let e: Box<dyn std::error::Error> = Box::new(AacError::ReservedSampleRateIndex(13));
+        assert_eq!(e.to_string(), "reserved AAC sampling frequency index 13");
+        // Deterministic pseudo-random junk never panics.
+        let mut x: u32 = 0x9e37_79b9;
+        for len in 0..64 {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            if let Ok(c) = parse_audio_specific_config(&data) {
+                let _ = adts_header(&c, len * 37);
+            }
+        }
+    }
+
+    #[test]
+    fn adts_header_matches_ffmpeg() {
+        // The first frames of `ffmpeg -f lavfi -i sine=frequency=1000:sample_rate=48000
+        // -ac 2 -t 0.1 -c:a aac -f adts`: ff f1 4c 80 22 1f fc is a 272-byte frame
+        // (265 bytes of payload), ff f1 4c 80 2f 3f fc one of 377 bytes.
+        let c = asc(&[0x11, 0x90]);
+        assert_eq!(
+            adts_header(&c, 265),
+            Some([0xff, 0xf1, 0x4c, 0x80, 0x22, 0x1f, 0xfc])
+        );
+        assert_eq!(
+            adts_header(&c, 370),
+            Some([0xff, 0xf1, 0x4c, 0x80, 0x2f, 0x3f, 0xfc])
+        );
+        // HE-AAC keeps its core (LC, 22050) in ADTS: 0x50 | index 7 << 2.
+        let he = asc(&[0x2b, 0x92, 0x08, 0x00]);
+        assert_eq!(adts_header(&he, 0).map(|h| h[2]), Some(0x5c));
+        // 8 channels are channel configuration 7.
+        let seven = asc(&[0x11, 0xb8]);
+        let h = adts_header(&seven, 0).unwrap();
+        assert_eq!(((h[2] & 1) << 2) | (h[3] >> 6), 7);
+        // Largest representable frame, then one byte too many.
+        assert!(adts_header(&c, 0x1fff - 7).is_some());
+        assert_eq!(adts_header(&c, 0x1fff - 6), None);
+        assert_eq!(adts_header(&c, usize::MAX), None);
+        // Object types ADTS cannot carry.
+        let ld = asc(&[0xb9, 0x8c, 0x00]);
+        assert_eq!(adts_header(&ld, 10), None);
+    }
+}

@@ -781,7 +781,10 @@ mod tests {
         assert_eq!((info.width, info.height), (640, 360));
         assert_rate(&info, 30.0);
         assert_eq!(info.max_num_reorder_frames, Some(2));
-        assert_eq!(profile_name(info.profile_idc, info.constraint_flags), "High");
+        assert_eq!(
+            profile_name(info.profile_idc, info.constraint_flags),
+            "High"
+        );
     }
 
     #[test]
@@ -859,7 +862,11 @@ mod tests {
             self.bits(len, x);
         }
         fn se(&mut self, v: i64) {
-            self.ue(if v > 0 { 2 * v as u64 - 1 } else { 2 * v.unsigned_abs() });
+            self.ue(if v > 0 {
+                2 * v as u64 - 1
+            } else {
+                2 * v.unsigned_abs()
+            });
         }
         /// rbsp_trailing_bits, then emulation prevention; returns the NAL with header 0x67.
         fn finish_sps(mut self) -> Vec<u8> {
@@ -998,12 +1005,14 @@ mod tests {
     fn exotic_sps_parses() {
         let nal = exotic_sps();
         // The exact bytes `ffmpeg -bsf:v trace_headers` was run on.
-        let checked = hex("677a0029b6d98a6298a6298a6298a62c221019003f802020e53019003f802020\
+        let checked = hex(
+            "677a0029b6d98a6298a6298a6298a62c221019003f802020e53019003f802020\
              e53019003f802020e53019003f802020e53019003f802020e53019003f802020\
              e53019003f802020e53019003f802020e53019003f802020e53019003f802020\
              e53019003f802020e4542a21058e280f0089d1113ff00040003b5010101a5000\
              003e90001d4c0d89003e90009c4801f50004e2a00fac002716bdef8c0009c059\
-             7c0103b4110894d0");
+             7c0103b4110894d0",
+        );
         assert_eq!(nal, checked);
         let info = parse_sps(&nal).unwrap();
         assert_eq!(
@@ -1054,7 +1063,10 @@ mod tests {
             let nal = hex(s);
             assert!(parse_sps(&nal).is_ok());
             for len in 0..nal.len() {
-                assert!(parse_sps(&nal[..len]).is_err(), "{s}: prefix of {len} bytes");
+                assert!(
+                    parse_sps(&nal[..len]).is_err(),
+                    "{s}: prefix of {len} bytes"
+                );
             }
         }
     }
@@ -1126,7 +1138,12 @@ mod tests {
     fn decoder_config_from_flv_baseline() {
         let cfg = parse_avc_decoder_config(&hex(BASE720_AVCC)).unwrap();
         assert_eq!(
-            (cfg.profile, cfg.compatibility, cfg.level, cfg.nal_length_size),
+            (
+                cfg.profile,
+                cfg.compatibility,
+                cfg.level,
+                cfg.nal_length_size
+            ),
             (66, 0xc0, 31, 4)
         );
         assert_eq!(cfg.sps, vec![Bytes::from(hex(BASE720_SPS))]);
@@ -1142,7 +1159,10 @@ mod tests {
         assert_eq!((cfg.profile, cfg.level, cfg.nal_length_size), (100, 30, 4));
         assert_eq!(cfg.sps, vec![Bytes::from(hex(HIGH360_SPS))]);
         assert_eq!(cfg.pps, vec![Bytes::from(hex(HIGH_PPS))]);
-        assert_eq!(cfg.sps_info.as_ref().map(|i| (i.width, i.height)), Some((640, 360)));
+        assert_eq!(
+            cfg.sps_info.as_ref().map(|i| (i.width, i.height)),
+            Some((640, 360))
+        );
         assert_eq!(codec_string(&cfg), "avc1.64001e");
         // The trailer is optional: without it, or cut short, the record still parses.
         let pps_end = data.len() - 4;
@@ -1150,7 +1170,10 @@ mod tests {
             assert_eq!(parse_avc_decoder_config(&data[..len]).unwrap(), cfg);
         }
         for len in 0..pps_end {
-            assert!(parse_avc_decoder_config(&data[..len]).is_err(), "prefix {len}");
+            assert!(
+                parse_avc_decoder_config(&data[..len]).is_err(),
+                "prefix {len}"
+            );
         }
     }
 
@@ -1177,7 +1200,10 @@ mod tests {
         let info = cfg.sps_info.unwrap();
         assert_eq!((info.width, info.height), (1920, 1080));
         for len in 0..data.len() {
-            assert!(parse_avc_decoder_config(&data[..len]).is_err(), "prefix {len}");
+            assert!(
+                parse_avc_decoder_config(&data[..len]).is_err(),
+                "prefix {len}"
+            );
         }
     }
 

@@ -86,7 +86,9 @@ pub fn parse_video_tag(body: &Bytes) -> Result<VideoTag, TagError> {
             .get(1..5)
             .map(|b| String::from_utf8_lossy(b).into_owned())
             .unwrap_or_else(|| "(truncated)".to_string());
-        return Err(TagError::UnsupportedVideoCodec(format!("'{fourcc}' (enhanced RTMP)")));
+        return Err(TagError::UnsupportedVideoCodec(format!(
+            "'{fourcc}' (enhanced RTMP)"
+        )));
     }
     let frame_type = first >> 4;
     let codec_id = first & 0x0f;

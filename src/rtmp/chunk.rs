@@ -377,7 +377,7 @@ mod tests {
     #[test]
     fn type_3_continuation_with_repeated_extended_timestamp() {
         let ts = 0x0100_0000;
-        let payload = vec![7u8; 200];
+        let payload = [7u8; 200];
         let mut wire = type0(5, ts, payload.len(), 9, 1);
         wire.extend_from_slice(&payload[..128]);
         wire.push(0xc5);

@@ -58,7 +58,8 @@ impl MetaValue {
         match value {
             Amf0Value::Number(n) => MetaValue::Number(n),
             Amf0Value::Boolean(b) => MetaValue::Bool(b),
-            Amf0Value::Utf8String(s) => MetaValue::String(s),
+            // nginx-rtmp pads some strings with NULs.
+            Amf0Value::Utf8String(s) => MetaValue::String(s.trim_end_matches('\0').to_string()),
             Amf0Value::Object(map) => MetaValue::Object(sorted_properties(map)),
             Amf0Value::StrictArray(items) => {
                 MetaValue::Array(items.into_iter().map(MetaValue::from_amf0).collect())
@@ -386,8 +387,7 @@ impl PlaySession {
                 self.after_connect()
             }
             "_result"
-                if transaction == self.create_stream_tx
-                    && self.state == State::CreatingStream =>
+                if transaction == self.create_stream_tx && self.state == State::CreatingStream =>
             {
                 let stream_id = arguments.iter().find_map(|v| match v {
                     Amf0Value::Number(n) if *n >= 0.0 && *n <= u32::MAX as f64 => Some(*n as u32),
@@ -411,8 +411,7 @@ impl PlaySession {
                 Ok(())
             }
             "_error"
-                if transaction == self.create_stream_tx
-                    && self.state == State::CreatingStream =>
+                if transaction == self.create_stream_tx && self.state == State::CreatingStream =>
             {
                 self.events.push_back(SessionEvent::Failed {
                     reason: format!("the server refused createStream: {}", info.describe()),

@@ -208,7 +208,12 @@ fn acknowledgements_count_total_bytes() {
     for i in 0..10u32 {
         let p = server
             .session()
-            .send_video_data(sid, Bytes::from(vec![0x27; 2000]), RtmpTimestamp::new(i * 33), false)
+            .send_video_data(
+                sid,
+                Bytes::from(vec![0x27; 2000]),
+                RtmpTimestamp::new(i * 33),
+                false,
+            )
             .unwrap();
         server.to_client.extend(p.bytes);
         pump(&mut client, &mut server);
@@ -217,9 +222,7 @@ fn acknowledgements_count_total_bytes() {
         .events
         .iter()
         .filter_map(|e| match e {
-            ServerSessionEvent::AcknowledgementReceived { bytes_received } => {
-                Some(*bytes_received)
-            }
+            ServerSessionEvent::AcknowledgementReceived { bytes_received } => Some(*bytes_received),
             _ => None,
         })
         .collect();
@@ -284,18 +287,26 @@ fn status_codes_map_to_events() {
         ("NetStream.Play.PublishNotify", "status"),
         ("Some.Vendor.Error", "error"),
     ] {
-        server.to_client.extend(raw_message(5, 20, 1, 0, &status(code, level)));
+        server
+            .to_client
+            .extend(raw_message(5, 20, 1, 0, &status(code, level)));
     }
     let events = pump(&mut client, &mut server);
     let interesting: Vec<&SessionEvent> = events
         .iter()
         .filter(|e| !matches!(e, SessionEvent::Video { .. } | SessionEvent::Audio { .. }))
         .collect();
-    assert!(matches!(interesting[0], SessionEvent::Failed { reason } if reason.contains("stream not found")));
+    assert!(
+        matches!(interesting[0], SessionEvent::Failed { reason } if reason.contains("stream not found"))
+    );
     assert!(matches!(interesting[1], SessionEvent::Unpublished { .. }));
     assert!(matches!(interesting[2], SessionEvent::Ended { .. }));
-    assert!(matches!(interesting[3], SessionEvent::Status { code, .. } if code == "NetStream.Play.PublishNotify"));
-    assert!(matches!(interesting[4], SessionEvent::Failed { reason } if reason.contains("Some.Vendor.Error")));
+    assert!(
+        matches!(interesting[3], SessionEvent::Status { code, .. } if code == "NetStream.Play.PublishNotify")
+    );
+    assert!(
+        matches!(interesting[4], SessionEvent::Failed { reason } if reason.contains("Some.Vendor.Error"))
+    );
 }
 
 #[test]

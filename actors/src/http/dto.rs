@@ -1,0 +1,244 @@
+//! The JSON of the REST API, and the only place that reads or writes it.
+//!
+//! Request bodies are checked field by field so every mistake gets a sentence that says
+//! what is wrong (`"hasAudio must be true or false"`), and unknown fields are ignored, as
+//! the commercial product's clients send extras. Responses keep the spec's field names
+//! exactly and add ours beside them.
+
+use pullcast::rtmp::session::MetaValue;
+use pullcast::rtmp::RtmpUrl;
+use serde_json::{json, Map, Value};
+
+use crate::messages::{CaptureSnapshot, CaptureStatus, PullRequest};
+
+/// `{"error": "..."}`.
+pub fn error_body(message: &str) -> Value {
+    json!({ "error": message })
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text".to_string())?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("the body is not valid JSON: {e}"))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(format!(
+            "the body must be a JSON object, not {}",
+            kind(&other)
+        )),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A boolean field that clients send as `true` or as `"true"`.
+fn flag(map: &Map<String, Value>, key: &str, default: bool) -> Result<bool, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+        Some(other) => Err(format!(
+            "{key} must be true or false (or the strings \"true\"/\"false\"), not {}",
+            describe_value(other)
+        )),
+    }
+}
+
+fn describe_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("\"{}\"", s.chars().take(40).collect::<String>()),
+        other => kind(other).to_string(),
+    }
+}
+
+fn required_uri(map: &Map<String, Value>) -> Result<String, String> {
+    match map.get("uri") {
+        None | Some(Value::Null) => Err("uri is required".to_string()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(format!("uri must be a string, not {}", kind(other))),
+    }
+}
+
+/// Parses the body of `/pull/rtmp/pull`.
+pub fn parse_pull(body: &[u8]) -> Result<PullRequest, String> {
+    let map = parse_object(body)?;
+    let uri = required_uri(&map)?;
+    let url = RtmpUrl::parse(&uri).map_err(|e| format!("invalid uri: {e}"))?;
+    let local_stream_name = match map.get("localStreamName") {
+        None | Some(Value::Null) => uri.clone(),
+        Some(Value::String(s)) if s.trim().is_empty() => uri.clone(),
+        Some(Value::String(s)) if s.len() > 1024 => {
+            return Err("localStreamName is longer than 1024 bytes".to_string())
+        }
+        Some(Value::String(s)) if s.chars().any(char::is_control) => {
+            return Err("localStreamName contains control characters".to_string())
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(format!(
+                "localStreamName must be a string, not {}",
+                kind(other)
+            ))
+        }
+    };
+    let request = PullRequest {
+        uri,
+        url,
+        local_stream_name,
+        record: flag(&map, "record", false)?,
+        has_audio: flag(&map, "hasAudio", true)?,
+        has_video: flag(&map, "hasVideo", true)?,
+    };
+    if !request.has_audio && !request.has_video {
+        return Err("hasAudio and hasVideo cannot both be false".to_string());
+    }
+    Ok(request)
+}
+
+/// Parses the body of `/pull/rtmp/terminate`: the uri.
+pub fn parse_terminate(body: &[u8]) -> Result<String, String> {
+    required_uri(&parse_object(body)?)
+}
+
+/// Checks the (optional) body of `/pull/rtmp/find_all`.
+pub fn parse_find_all(body: &[u8]) -> Result<(), String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    parse_object(body).map(|_| ())
+}
+
+fn status_name(status: CaptureStatus) -> &'static str {
+    match status {
+        CaptureStatus::Pending => "PENDING",
+        CaptureStatus::ProcessedRemote => "PROCESSED_REMOTE",
+        CaptureStatus::Failed => "FAILED",
+    }
+}
+
+fn meta_json(value: &MetaValue) -> Value {
+    match value {
+        MetaValue::Null => Value::Null,
+        MetaValue::Bool(b) => Value::Bool(*b),
+        MetaValue::Number(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        MetaValue::String(s) => Value::String(s.clone()),
+        MetaValue::Array(items) => Value::Array(items.iter().map(meta_json).collect()),
+        MetaValue::Object(props) => Value::Object(
+            props
+                .iter()
+                .map(|(k, v)| (k.clone(), meta_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// One element of `find_all` (also the body of a successful `pull`).
+pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
+    let video = s.video.as_ref().map(|v| {
+        json!({
+            "codec": v.codec,
+            "profile": v.profile,
+            "level": v.level,
+            "width": v.width,
+            "height": v.height,
+            "frameRate": v.frame_rate,
+        })
+    });
+    let audio = s.audio.as_ref().map(|a| {
+        json!({
+            "codec": a.codec,
+            "profile": a.profile,
+            "sampleRate": a.sample_rate,
+            "channels": a.channels,
+        })
+    });
+    json!({
+        "localMediaSessionId": s.id.to_string(),
+        "remoteMediaSessionId": null,
+        "localStreamName": s.local_stream_name,
+        "remoteStreamName": null,
+        "uri": s.uri,
+        "status": status_name(s.status),
+        "hasAudio": s.has_audio,
+        "hasVideo": s.has_video,
+        "record": s.record,
+        "reason": s.reason,
+        "video": video,
+        "audio": audio,
+        "bytesReceived": s.bytes_received,
+        "videoFrames": s.video_frames,
+        "audioFrames": s.audio_frames,
+        "bitrateKbps": s.bitrate_kbps,
+        "measuredFps": s.measured_fps,
+        "startTime": humantime::format_rfc3339_millis(s.started_at).to_string(),
+        "subscribers": s.subscribers,
+        "metadata": Value::Object(s.metadata.iter().map(|(k, v)| (k.clone(), meta_json(v))).collect()),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_and_full_pull_bodies() {
+        let r = parse_pull(br#"{"uri":"rtmp://h/live/s"}"#).unwrap();
+        assert_eq!(r.local_stream_name, "rtmp://h/live/s");
+        assert!(!r.record && r.has_audio && r.has_video);
+        let r = parse_pull(
+            br#"{"uri":"rtmp://h/live/s","localStreamName":"s1","record":"true","hasAudio":false,"hasVideo":"true","extra":1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.local_stream_name, "s1");
+        assert!(r.record && !r.has_audio && r.has_video);
+        assert!(
+            parse_pull(br#"{"uri":"rtmp://h/live/s","record":true}"#)
+                .unwrap()
+                .record
+        );
+    }
+
+    #[test]
+    fn bad_pull_bodies_say_what_is_wrong() {
+        for (body, words) in [
+            (&br#"{"uri":"#[..], "not valid JSON"),
+            (br#"[1,2]"#, "JSON object"),
+            (br#"{}"#, "uri is required"),
+            (br#"{"uri":5}"#, "uri must be a string"),
+            (br#"{"uri":"http://x/a/b"}"#, "invalid uri"),
+            (br#"{"uri":"rtmp://h/a/s","hasAudio":"maybe"}"#, "hasAudio"),
+            (br#"{"uri":"rtmp://h/a/s","record":"perhaps"}"#, "record"),
+            (
+                br#"{"uri":"rtmp://h/a/s","localStreamName":7}"#,
+                "localStreamName",
+            ),
+            (
+                br#"{"uri":"rtmp://h/a/s","hasAudio":false,"hasVideo":false}"#,
+                "both",
+            ),
+            (&[0xff, 0xfe, 0x00][..], "UTF-8"),
+        ] {
+            let err = parse_pull(body).unwrap_err();
+            assert!(err.contains(words), "{err}");
+        }
+    }
+
+    #[test]
+    fn find_all_accepts_nothing_or_an_object() {
+        assert!(parse_find_all(b"").is_ok());
+        assert!(parse_find_all(b" \n").is_ok());
+        assert!(parse_find_all(b"{}").is_ok());
+        assert!(parse_find_all(b"{").is_err());
+    }
+}

@@ -1,0 +1,16 @@
+//! # pullcast-server — the actors, the HTTP API and the configuration loader
+//!
+//! This crate is the only place with a runtime. It moves bytes and messages; the media logic
+//! it calls lives in the pure `pullcast` core. See `ARCHITECTURE.md` for the actor tree.
+//!
+//! - [`settings`] loads the configuration (defaults → file → `PULLCAST_…` environment).
+//! - [`messages`] holds every actor message, grouped by the actor that receives it.
+//! - [`registry`] is the single owner of all captures.
+//! - [`stream`] holds one capture's actors: `StreamSupervisor`, `RtmpReader`, `Normalizer`.
+//! - [`http`] serves the REST API over HTTP and HTTPS.
+
+pub mod http;
+pub mod messages;
+pub mod registry;
+pub mod settings;
+pub mod stream;

@@ -1,0 +1,87 @@
+//! The `pullcast` binary: reads the configuration, starts the registry and the REST API,
+//! and runs until SIGINT/SIGTERM.
+//!
+//! `pullcast [--config PATH]` — with no file it runs on the built-in defaults.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use actix::Actor;
+use log::{error, info};
+use pullcast_server::registry::Registry;
+use pullcast_server::settings::{self, Settings, Source};
+use pullcast_server::{http, stream};
+
+const USAGE: &str = "usage: pullcast [--config PATH]
+
+Pulls live RTMP streams on REST calls and re-serves them.
+  --config PATH   TOML configuration (default: conf/pullcast.toml if present, else built-in)
+  -h, --help      this text
+  -V, --version   the version
+Environment: PULLCAST_<SECTION>__<KEY> overrides any key, RUST_LOG the log filter.";
+
+fn main() -> ExitCode {
+    let mut config: Option<PathBuf> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => match args.next() {
+                Some(path) => config = Some(PathBuf::from(path)),
+                None => return usage_error("--config needs a path"),
+            },
+            "-h" | "--help" => {
+                eprintln!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "-V" | "--version" => {
+                eprintln!("pullcast {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            other => return usage_error(&format!("unknown argument '{other}'")),
+        }
+    }
+    let loaded = settings::load(config.as_deref(), std::env::vars());
+    let level = match &loaded {
+        Ok((s, _)) => s.log.level.clone(),
+        Err(_) => "info".to_string(),
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let (settings, source) = match loaded {
+        Ok(v) => v,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match &source {
+        Source::BuiltIn => info!("configuration: built-in defaults"),
+        Source::File(p) => info!("configuration: {}", p.display()),
+    }
+    match actix::System::new().block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("pullcast: {message}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let registry = Registry::new(settings.clone(), stream::rtmp_source(), 0).start();
+    let server = http::serve(&settings, registry)?;
+    let s = &settings.server;
+    info!(
+        "REST API on http://{}:{}/rest-api and https://{}:{}/rest-api",
+        s.bind, s.rest_http_port, s.bind, s.rest_https_port
+    );
+    server
+        .await
+        .map_err(|e| format!("the HTTP server stopped: {e}"))?;
+    info!("stopped");
+    Ok(())
+}

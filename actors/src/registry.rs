@@ -1,0 +1,171 @@
+//! `Registry`: the single owner of all captures. It answers `Pull`, `FindAll` and
+//! `Terminate`, refuses a second capture of the same uri or local stream name, enforces
+//! the capture limit, and spreads captures over a small pool of arbiters (one thread per
+//! core) so captures use every core.
+//!
+//! It holds addresses, never media; a capture's state lives in its `StreamSupervisor`.
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+use log::info;
+use pullcast::config::Settings;
+use uuid::Uuid;
+
+use crate::messages::{
+    CaptureEnded, CaptureSnapshot, FindAll, GetSnapshot, Pull, PullError, StopCapture, Terminate,
+    TerminateError,
+};
+use crate::stream::supervisor::StreamSupervisor;
+use crate::stream::SourceStarter;
+
+struct Entry {
+    id: Uuid,
+    uri: String,
+    local_stream_name: String,
+    addr: Addr<StreamSupervisor>,
+}
+
+/// Owns every capture.
+pub struct Registry {
+    settings: Settings,
+    starter: SourceStarter,
+    captures: Vec<Entry>,
+    arbiters: Vec<Arbiter>,
+    next_arbiter: usize,
+}
+
+impl Registry {
+    /// `threads` capture threads (0: one per core); `starter` opens each capture's source.
+    pub fn new(settings: Settings, starter: SourceStarter, threads: usize) -> Self {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        Self {
+            settings,
+            starter,
+            captures: Vec::new(),
+            arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
+            next_arbiter: 0,
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
+impl Handler<Pull> for Registry {
+    type Result = ResponseFuture<Result<CaptureSnapshot, PullError>>;
+
+    fn handle(&mut self, msg: Pull, ctx: &mut Self::Context) -> Self::Result {
+        let request = msg.request;
+        if self.captures.iter().any(|c| c.uri == request.uri) {
+            let error = PullError::Conflict(format!(
+                "{} is already being pulled; play the existing stream",
+                request.uri
+            ));
+            return Box::pin(async move { Err(error) });
+        }
+        if let Some(other) = self
+            .captures
+            .iter()
+            .find(|c| c.local_stream_name == request.local_stream_name)
+        {
+            let error = PullError::Conflict(format!(
+                "the local stream name '{}' is already used by the capture of {}",
+                request.local_stream_name, other.uri
+            ));
+            return Box::pin(async move { Err(error) });
+        }
+        if self.captures.len() >= self.settings.limits.max_captures {
+            let error = PullError::CannotStart(format!(
+                "the capture limit of {} is reached (limits.max_captures)",
+                self.settings.limits.max_captures
+            ));
+            return Box::pin(async move { Err(error) });
+        }
+        let id = Uuid::new_v4();
+        let settings = self.settings.capture.clone();
+        let starter = self.starter.clone();
+        let registry = ctx.address().recipient();
+        let spec = request.clone();
+        let supervisor = move |_: &mut Context<StreamSupervisor>| {
+            StreamSupervisor::new(id, spec, settings, starter, Some(registry))
+        };
+        let addr = match self
+            .arbiters
+            .get(self.next_arbiter % self.arbiters.len().max(1))
+        {
+            Some(arbiter) => StreamSupervisor::start_in_arbiter(&arbiter.handle(), supervisor),
+            None => StreamSupervisor::create(supervisor),
+        };
+        self.next_arbiter += 1;
+        info!("registered capture {id} of {}", request.uri);
+        self.captures.push(Entry {
+            id,
+            uri: request.uri,
+            local_stream_name: request.local_stream_name,
+            addr: addr.clone(),
+        });
+        Box::pin(async move {
+            addr.send(GetSnapshot)
+                .await
+                .map_err(|e| PullError::CannotStart(format!("the capture did not start: {e}")))
+        })
+    }
+}
+
+impl Handler<FindAll> for Registry {
+    type Result = ResponseFuture<Vec<CaptureSnapshot>>;
+
+    fn handle(&mut self, _msg: FindAll, _ctx: &mut Self::Context) -> Self::Result {
+        let asks: Vec<_> = self
+            .captures
+            .iter()
+            .map(|c| c.addr.send(GetSnapshot))
+            .collect();
+        Box::pin(async move {
+            join_all(asks)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect()
+        })
+    }
+}
+
+impl Handler<Terminate> for Registry {
+    type Result = Result<(), TerminateError>;
+
+    fn handle(&mut self, msg: Terminate, _ctx: &mut Self::Context) -> Self::Result {
+        let Some(index) = self.captures.iter().position(|c| c.uri == msg.uri) else {
+            return Err(TerminateError::NotFound(format!(
+                "no capture of {} (find_all lists them)",
+                msg.uri
+            )));
+        };
+        let entry = self.captures.remove(index);
+        info!("terminating capture {} of {}", entry.id, entry.uri);
+        entry.addr.do_send(StopCapture {
+            reason: "terminated through the REST API".to_string(),
+        });
+        Ok(())
+    }
+}
+
+impl Handler<CaptureEnded> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: CaptureEnded, _ctx: &mut Self::Context) {
+        // Only the capture with this id: a newer capture of the same uri stays.
+        self.captures.retain(|c| c.id != msg.id);
+    }
+}

@@ -1,0 +1,152 @@
+//! Loading the configuration: built-in defaults, then a TOML file, then environment
+//! overrides `PULLCAST_<SECTION>__<KEY>` (e.g. `PULLCAST_SERVER__REST_HTTP_PORT=9081`).
+//!
+//! The file is `--config PATH` when given (it must exist), else `conf/pullcast.toml` if it
+//! exists, else none: the server runs on its defaults. Unknown keys are errors, so a typo
+//! never silently does nothing. The schema itself is `pullcast::config::Settings`.
+
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+pub use pullcast::config::Settings;
+
+/// The file read when no `--config` is given, relative to the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "conf/pullcast.toml";
+
+/// Where the settings came from, for the start-up log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    BuiltIn,
+    File(PathBuf),
+}
+
+/// Loads the settings. `explicit` is the `--config` argument; `env` the environment
+/// variables to consider (the process environment in production, a fixed list in tests).
+pub fn load(
+    explicit: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Settings, Source), String> {
+    let defaults =
+        Config::try_from(&Settings::default()).map_err(|e| format!("built-in defaults: {e}"))?;
+    let mut builder = Config::builder().add_source(defaults);
+    let source = match explicit {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(format!("config file {} does not exist", path.display()));
+            }
+            Source::File(path.to_path_buf())
+        }
+        None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+            Source::File(PathBuf::from(DEFAULT_CONFIG_FILE))
+        }
+        None => Source::BuiltIn,
+    };
+    if let Source::File(path) = &source {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+    }
+    let overrides: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("PULLCAST_"))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix("PULLCAST")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(overrides)),
+    );
+    let settings = builder
+        .build()
+        .and_then(|c| c.try_deserialize::<Settings>())
+        .map_err(|e| match &source {
+            Source::File(p) => format!("invalid configuration ({}): {e}", p.display()),
+            Source::BuiltIn => format!("invalid configuration: {e}"),
+        })?;
+    validate(&settings)?;
+    Ok((settings, source))
+}
+
+fn validate(s: &Settings) -> Result<(), String> {
+    if s.tls.cert_file.is_empty() != s.tls.key_file.is_empty() {
+        return Err("tls.cert_file and tls.key_file must be given together".to_string());
+    }
+    if s.limits.max_request_body == 0 {
+        return Err("limits.max_request_body must be at least 1".to_string());
+    }
+    if !(128..=65536).contains(&s.capture.chunk_size) {
+        return Err("capture.chunk_size must be between 128 and 65536".to_string());
+    }
+    if s.capture.subscriber_queue_frames == 0 {
+        return Err("capture.subscriber_queue_frames must be at least 1".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn shipped_file() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/pullcast.toml")
+    }
+
+    /// The shipped file documents every key with exactly the built-in default.
+    #[test]
+    fn shipped_config_equals_the_built_in_defaults() {
+        let text = std::fs::read_to_string(shipped_file()).unwrap();
+        let file: toml::Value = toml::from_str(&text).unwrap();
+        let defaults = toml::Value::try_from(Settings::default()).unwrap();
+        assert_eq!(
+            file, defaults,
+            "conf/pullcast.toml differs from Settings::default()"
+        );
+        let (loaded, _) = load(Some(&shipped_file()), Vec::new()).unwrap();
+        assert_eq!(loaded, Settings::default());
+    }
+
+    #[test]
+    fn runs_on_defaults_without_a_file() {
+        let (s, source) = load(None, Vec::new()).unwrap();
+        // The test runs in actors/, where conf/pullcast.toml does not exist.
+        assert_eq!(source, Source::BuiltIn);
+        assert_eq!(s.server.rest_http_port, 8081);
+        assert_eq!(s.server.rest_https_port, 8444);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = vec![
+            (
+                "PULLCAST_SERVER__REST_HTTP_PORT".to_string(),
+                "9081".to_string(),
+            ),
+            (
+                "PULLCAST_CAPTURE__MEDIA_TIMEOUT_MS".to_string(),
+                "2500".to_string(),
+            ),
+            ("PULLCAST_SERVER__BIND".to_string(), "127.0.0.1".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let (s, _) = load(Some(&shipped_file()), env).unwrap();
+        assert_eq!(s.server.rest_http_port, 9081);
+        assert_eq!(s.capture.media_timeout_ms, 2500);
+        assert_eq!(s.server.bind, "127.0.0.1");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_clear_errors() {
+        let env = vec![("PULLCAST_SERVER__RESTPORT".to_string(), "1".to_string())];
+        let err = load(None, env).unwrap_err();
+        assert!(err.contains("restport"), "{err}");
+        let env = vec![(
+            "PULLCAST_SERVER__REST_HTTP_PORT".to_string(),
+            "eighty".to_string(),
+        )];
+        assert!(load(None, env).is_err());
+        let err = load(Some(Path::new("/nonexistent/p.toml")), Vec::new()).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+}

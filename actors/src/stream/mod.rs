@@ -1,0 +1,36 @@
+//! The actors of one capture: a [`supervisor::StreamSupervisor`] owning an
+//! [`rtmp_reader::RtmpReader`] (the socket) and a [`normalizer::NormalizerActor`] (tags →
+//! frames), and fanning frames out to subscribers.
+//!
+//! [`SourceStarter`] is how a supervisor gets its reader: production code starts an
+//! `RtmpReader`; tests pass a fake that hands them the reader's recipients instead.
+
+pub mod normalizer;
+pub mod rtmp_reader;
+pub mod supervisor;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use pullcast::config::CaptureSettings;
+use pullcast::rtmp::RtmpUrl;
+
+use crate::messages::{FlvTag, ReaderEvent, StopSource};
+
+/// Everything a source needs to start: what to pull and where to report.
+pub struct SourceContext {
+    pub url: RtmpUrl,
+    pub settings: CaptureSettings,
+    /// Connection events go to the supervisor.
+    pub events: Recipient<ReaderEvent>,
+    /// Tags go to the normalizer.
+    pub tags: Recipient<FlvTag>,
+}
+
+/// Starts a source for a capture and returns how to stop it.
+pub type SourceStarter = Arc<dyn Fn(SourceContext) -> Recipient<StopSource> + Send + Sync>;
+
+/// The production starter: an [`rtmp_reader::RtmpReader`] on the current arbiter.
+pub fn rtmp_source() -> SourceStarter {
+    Arc::new(|ctx: SourceContext| rtmp_reader::RtmpReader::new(ctx).start().recipient())
+}

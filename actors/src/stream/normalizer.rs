@@ -1,0 +1,61 @@
+//! `NormalizerActor`: wraps the pure `pullcast::normalize::Normalizer` for one capture.
+//!
+//! FLV tags in (from the reader), normalized events out (to the supervisor). A bad tag is
+//! logged — once per distinct problem, so a broken source cannot flood the log — and
+//! dropped; the capture goes on. No parsing happens here.
+
+use std::collections::HashSet;
+
+use actix::prelude::*;
+use log::warn;
+use pullcast::media::Track;
+use pullcast::normalize::Normalizer;
+
+use crate::messages::{FlvTag, SourceMedia};
+
+/// Tags → frames for one capture.
+pub struct NormalizerActor {
+    label: String,
+    normalizer: Normalizer,
+    output: Recipient<SourceMedia>,
+    reported: HashSet<String>,
+}
+
+impl NormalizerActor {
+    /// `label` names the capture in log lines.
+    pub fn new(label: String, output: Recipient<SourceMedia>) -> Self {
+        Self {
+            label,
+            normalizer: Normalizer::new(),
+            output,
+            reported: HashSet::new(),
+        }
+    }
+}
+
+impl Actor for NormalizerActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<FlvTag> for NormalizerActor {
+    type Result = ();
+
+    fn handle(&mut self, tag: FlvTag, _ctx: &mut Self::Context) {
+        let result = match tag.track {
+            Track::Video => self.normalizer.handle_video(tag.timestamp, &tag.body),
+            Track::Audio => self.normalizer.handle_audio(tag.timestamp, &tag.body),
+        };
+        if let Err(e) = result {
+            let text = e.to_string();
+            if self.reported.len() < 32 && self.reported.insert(text.clone()) {
+                warn!(
+                    "{}: {text} (further identical problems are not logged)",
+                    self.label
+                );
+            }
+        }
+        while let Some(event) = self.normalizer.poll() {
+            self.output.do_send(SourceMedia { event });
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! `StreamSupervisor`: one per capture. It owns the capture's children (the source reader
+//! and the normalizer), holds its status, codec configuration and counters, keeps the frames
+//! since the last keyframe, and fans media out to subscribers.
+//!
+//! Fan-out is bounded: each subscriber's mailbox has a capacity, frames go out with
+//! `try_send`, and a subscriber whose mailbox is full misses frames until the next keyframe.
+//! A slow subscriber therefore never slows the capture or any other subscriber. The
+//! supervisor does no I/O and no parsing.
+
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime};
+
+use actix::prelude::*;
+use log::{info, warn};
+use pullcast::config::CaptureSettings;
+use pullcast::flv::avc::profile_name;
+use pullcast::media::{CodecSet, MediaFrame, Track};
+use pullcast::normalize::NormalizedEvent;
+use pullcast::rtmp::session::MetaValue;
+use pullcast::stats::RateMeter;
+use uuid::Uuid;
+
+use super::normalizer::NormalizerActor;
+use super::{SourceContext, SourceStarter};
+use crate::messages::{
+    AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, GetSnapshot, PullRequest, ReaderEvent,
+    SourceMedia, StopCapture, StopSource, Subscribe, SubscriberMedia, Unsubscribe, VideoInfo,
+};
+
+/// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
+const GOP_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Window over which bitrate and frame rate are averaged.
+const RATE_WINDOW_MS: i64 = 2000;
+
+struct SubscriberState {
+    recipient: Recipient<SubscriberMedia>,
+    /// Missed a frame: send no video until the next keyframe.
+    waiting_for_keyframe: bool,
+}
+
+/// Supervises one capture.
+pub struct StreamSupervisor {
+    id: Uuid,
+    request: PullRequest,
+    settings: CaptureSettings,
+    starter: SourceStarter,
+    registry: Option<Recipient<CaptureEnded>>,
+    source: Option<Recipient<StopSource>>,
+    status: CaptureStatus,
+    reason: Option<String>,
+    codecs: CodecSet,
+    gop: Vec<MediaFrame>,
+    gop_bytes: usize,
+    subscribers: HashMap<Uuid, SubscriberState>,
+    bytes_received: u64,
+    video_frames: u64,
+    audio_frames: u64,
+    bitrate: RateMeter,
+    frame_rate: RateMeter,
+    metadata: Vec<(String, MetaValue)>,
+    started_at: SystemTime,
+    origin: Instant,
+}
+
+impl StreamSupervisor {
+    /// A supervisor for `request`; `registry` hears when it stops on its own.
+    pub fn new(
+        id: Uuid,
+        request: PullRequest,
+        settings: CaptureSettings,
+        starter: SourceStarter,
+        registry: Option<Recipient<CaptureEnded>>,
+    ) -> Self {
+        Self {
+            id,
+            request,
+            settings,
+            starter,
+            registry,
+            source: None,
+            status: CaptureStatus::Pending,
+            reason: None,
+            codecs: CodecSet::default(),
+            gop: Vec::new(),
+            gop_bytes: 0,
+            subscribers: HashMap::new(),
+            bytes_received: 0,
+            video_frames: 0,
+            audio_frames: 0,
+            bitrate: RateMeter::new(RATE_WINDOW_MS),
+            frame_rate: RateMeter::new(RATE_WINDOW_MS),
+            metadata: Vec::new(),
+            started_at: SystemTime::now(),
+            origin: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.origin.elapsed().as_millis() as i64
+    }
+
+    fn label(&self) -> String {
+        format!("capture {} ({})", self.request.local_stream_name, self.id)
+    }
+
+    fn on_codecs(&mut self, mut codecs: CodecSet) {
+        if !self.request.has_video {
+            codecs.video = None;
+        }
+        if !self.request.has_audio {
+            codecs.audio = None;
+        }
+        if codecs == self.codecs {
+            return;
+        }
+        info!(
+            "{}: codec configuration {}",
+            self.label(),
+            describe(&codecs)
+        );
+        if codecs.video != self.codecs.video {
+            // Cached frames belong to the old configuration.
+            self.gop.clear();
+            self.gop_bytes = 0;
+        }
+        self.codecs = codecs.clone();
+        for sub in self.subscribers.values() {
+            // Rare and essential: queued even past the mailbox bound.
+            sub.recipient
+                .do_send(SubscriberMedia::Codecs(codecs.clone()));
+        }
+    }
+
+    fn on_frame(&mut self, frame: MediaFrame) {
+        let wanted = match frame.track {
+            Track::Video => self.request.has_video,
+            Track::Audio => self.request.has_audio,
+        };
+        if !wanted {
+            return;
+        }
+        let now = self.now_ms();
+        match frame.track {
+            Track::Video => {
+                self.video_frames += 1;
+                self.frame_rate.add(now, 1);
+            }
+            Track::Audio => self.audio_frames += 1,
+        }
+        if self.status != CaptureStatus::ProcessedRemote {
+            info!("{}: media is flowing", self.label());
+            self.status = CaptureStatus::ProcessedRemote;
+            self.reason = None;
+        }
+        self.cache(&frame);
+        self.fan_out(&frame);
+    }
+
+    /// Keeps the frames since the last video keyframe (audio included), so a new subscriber
+    /// can start at once.
+    fn cache(&mut self, frame: &MediaFrame) {
+        let video_keyframe = frame.track == Track::Video && frame.keyframe;
+        if video_keyframe {
+            self.gop.clear();
+            self.gop_bytes = 0;
+        }
+        if self.gop.is_empty() && !video_keyframe {
+            return;
+        }
+        if self.gop_bytes + frame.data.len() > GOP_CACHE_MAX_BYTES {
+            self.gop.clear();
+            self.gop_bytes = 0;
+            return;
+        }
+        self.gop_bytes += frame.data.len();
+        self.gop.push(frame.clone());
+    }
+
+    fn fan_out(&mut self, frame: &MediaFrame) {
+        let has_video = self.codecs.video.is_some();
+        let mut gone = Vec::new();
+        for (id, sub) in self.subscribers.iter_mut() {
+            if frame.track == Track::Video {
+                if frame.keyframe {
+                    sub.waiting_for_keyframe = false;
+                } else if sub.waiting_for_keyframe {
+                    continue;
+                }
+            }
+            match sub
+                .recipient
+                .try_send(SubscriberMedia::Frame(frame.clone()))
+            {
+                Ok(()) => {}
+                Err(SendError::Full(_)) => {
+                    if has_video && !sub.waiting_for_keyframe {
+                        log::debug!("subscriber {id} fell behind; skipping to the next keyframe");
+                        sub.waiting_for_keyframe = true;
+                    }
+                }
+                Err(SendError::Closed(_)) => gone.push(*id),
+            }
+        }
+        for id in gone {
+            self.subscribers.remove(&id);
+        }
+    }
+
+    fn snapshot(&mut self) -> CaptureSnapshot {
+        let now = self.now_ms();
+        let measured_fps = self.frame_rate.per_second(now);
+        let video = self.codecs.video.as_ref().map(|avc| {
+            let sps = avc.sps_info.as_ref();
+            VideoInfo {
+                codec: "H264".to_string(),
+                profile: profile_name(avc.profile, avc.compatibility).to_string(),
+                level: level_name(avc.level),
+                width: sps.map_or(0, |s| s.width),
+                height: sps.map_or(0, |s| s.height),
+                frame_rate: sps
+                    .and_then(|s| s.frame_rate)
+                    .or_else(|| metadata_number(&self.metadata, &["framerate", "fps"]))
+                    .or((measured_fps > 0.0).then_some(measured_fps))
+                    .map(|f| (f * 100.0).round() / 100.0),
+            }
+        });
+        let audio = self.codecs.audio.as_ref().map(|asc| AudioInfo {
+            codec: "AAC".to_string(),
+            profile: asc.profile_name().to_string(),
+            sample_rate: asc.output_sample_rate(),
+            channels: asc.output_channels(),
+        });
+        CaptureSnapshot {
+            id: self.id,
+            uri: self.request.uri.clone(),
+            local_stream_name: self.request.local_stream_name.clone(),
+            record: self.request.record,
+            has_audio: self.request.has_audio,
+            has_video: self.request.has_video,
+            status: self.status,
+            reason: self.reason.clone(),
+            video,
+            audio,
+            bytes_received: self.bytes_received,
+            video_frames: self.video_frames,
+            audio_frames: self.audio_frames,
+            bitrate_kbps: (self.bitrate.per_second(now) * 8.0 / 1000.0).round(),
+            measured_fps: (measured_fps * 10.0).round() / 10.0,
+            started_at: self.started_at,
+            subscribers: self.subscribers.len(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+impl Actor for StreamSupervisor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        info!("{}: pulling {}", self.label(), self.request.url);
+        let normalizer = NormalizerActor::new(self.label(), ctx.address().recipient()).start();
+        let source = (self.starter)(SourceContext {
+            url: self.request.url.clone(),
+            settings: self.settings.clone(),
+            events: ctx.address().recipient(),
+            tags: normalizer.recipient(),
+        });
+        self.source = Some(source);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(source) = self.source.take() {
+            source.do_send(StopSource);
+        }
+        let reason = self
+            .reason
+            .clone()
+            .unwrap_or_else(|| "the capture was terminated".to_string());
+        for sub in self.subscribers.values() {
+            sub.recipient.do_send(SubscriberMedia::Stopped {
+                reason: reason.clone(),
+            });
+        }
+        if let Some(registry) = &self.registry {
+            registry.do_send(CaptureEnded { id: self.id });
+        }
+        info!("{}: stopped", self.label());
+    }
+}
+
+impl Handler<ReaderEvent> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, event: ReaderEvent, _ctx: &mut Self::Context) {
+        match event {
+            ReaderEvent::Connected { peer } => info!("{}: connected to {peer}", self.label()),
+            ReaderEvent::HandshakeDone => log::debug!("{}: handshake done", self.label()),
+            ReaderEvent::PlayStarted => info!("{}: the source started playing", self.label()),
+            ReaderEvent::Metadata(props) => self.metadata = props,
+            ReaderEvent::Status { message } => info!("{}: {message}", self.label()),
+            ReaderEvent::Progress { bytes_received } => {
+                let delta = bytes_received.saturating_sub(self.bytes_received);
+                self.bytes_received = bytes_received;
+                let now = self.now_ms();
+                self.bitrate.add(now, delta);
+            }
+            ReaderEvent::Failed { reason } => {
+                warn!("{}: failed: {reason}", self.label());
+                self.status = CaptureStatus::Failed;
+                self.reason = Some(reason);
+                self.source = None;
+            }
+        }
+    }
+}
+
+impl Handler<SourceMedia> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, media: SourceMedia, _ctx: &mut Self::Context) {
+        if self.status == CaptureStatus::Failed {
+            // Late frames from a reader that has already given up.
+            return;
+        }
+        match media.event {
+            NormalizedEvent::CodecChange(codecs) => self.on_codecs(codecs),
+            NormalizedEvent::Frame(frame) => self.on_frame(frame),
+        }
+    }
+}
+
+impl Handler<Subscribe> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
+        let recipient = msg.recipient;
+        if self.codecs != CodecSet::default() {
+            recipient.do_send(SubscriberMedia::Codecs(self.codecs.clone()));
+        }
+        let mut waiting_for_keyframe = self.codecs.video.is_some();
+        for frame in &self.gop {
+            if recipient
+                .try_send(SubscriberMedia::Frame(frame.clone()))
+                .is_ok()
+                && frame.track == Track::Video
+                && frame.keyframe
+            {
+                waiting_for_keyframe = false;
+            }
+        }
+        self.subscribers.insert(
+            msg.id,
+            SubscriberState {
+                recipient,
+                waiting_for_keyframe,
+            },
+        );
+    }
+}
+
+impl Handler<Unsubscribe> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Self::Context) {
+        self.subscribers.remove(&msg.id);
+    }
+}
+
+impl Handler<GetSnapshot> for StreamSupervisor {
+    type Result = MessageResult<GetSnapshot>;
+
+    fn handle(&mut self, _msg: GetSnapshot, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
+impl Handler<StopCapture> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopCapture, ctx: &mut Self::Context) {
+        info!("{}: stopping: {}", self.label(), msg.reason);
+        self.registry = None;
+        if self.status != CaptureStatus::Failed {
+            self.reason = Some(msg.reason);
+        }
+        ctx.stop();
+    }
+}
+
+/// `level_idc` 31 → "3.1"; 9 → "1b".
+fn level_name(level_idc: u8) -> String {
+    if level_idc == 9 {
+        "1b".to_string()
+    } else {
+        format!("{}.{}", level_idc / 10, level_idc % 10)
+    }
+}
+
+fn metadata_number(metadata: &[(String, MetaValue)], keys: &[&str]) -> Option<f64> {
+    metadata.iter().find_map(|(k, v)| match v {
+        MetaValue::Number(n) if keys.contains(&k.as_str()) && *n > 0.0 => Some(*n),
+        _ => None,
+    })
+}
+
+fn describe(codecs: &CodecSet) -> String {
+    let video = codecs.video.as_ref().map(|v| {
+        let size = v
+            .sps_info
+            .as_ref()
+            .map(|s| format!(" {}x{}", s.width, s.height))
+            .unwrap_or_default();
+        format!("H.264 {}{size}", profile_name(v.profile, v.compatibility))
+    });
+    let audio = codecs.audio.as_ref().map(|a| {
+        format!(
+            "{} {} Hz {} ch",
+            a.profile_name(),
+            a.output_sample_rate(),
+            a.output_channels()
+        )
+    });
+    match (video, audio) {
+        (Some(v), Some(a)) => format!("{v} + {a}"),
+        (Some(v), None) => v,
+        (None, Some(a)) => a,
+        (None, None) => "none".to_string(),
+    }
+}

@@ -1,0 +1,385 @@
+//! Actor tests by message injection: the `Registry` and `StreamSupervisor` driven with
+//! messages, with a fake source standing in for the RTMP reader (no sockets).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use pullcast::config::Settings;
+use pullcast::media::Track;
+use pullcast::rtmp::RtmpUrl;
+use pullcast_server::messages::*;
+use pullcast_server::registry::Registry;
+use pullcast_server::stream::supervisor::StreamSupervisor;
+use pullcast_server::stream::{SourceContext, SourceStarter};
+use uuid::Uuid;
+
+/// x264 Constrained Baseline 1280x720 AVC sequence header as nginx-rtmp sends it.
+fn avc_sequence_header() -> Bytes {
+    let sps: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+        0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x24, 0x80,
+    ];
+    let pps: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
+    let mut v = vec![0x17, 0, 0, 0, 0, 1, 0x42, 0xc0, 0x1f, 0xff, 0xe1];
+    v.extend_from_slice(&(sps.len() as u16).to_be_bytes());
+    v.extend_from_slice(sps);
+    v.push(1);
+    v.extend_from_slice(&(pps.len() as u16).to_be_bytes());
+    v.extend_from_slice(pps);
+    Bytes::from(v)
+}
+
+fn video(keyframe: bool, n: u8) -> Bytes {
+    let nal: &[u8] = if keyframe {
+        &[0x65, 0x88]
+    } else {
+        &[0x41, 0x9a]
+    };
+    let mut v = vec![if keyframe { 0x17 } else { 0x27 }, 1, 0, 0, 0, 0, 0, 0, 3];
+    v.extend_from_slice(nal);
+    v.push(n);
+    Bytes::from(v)
+}
+
+fn tag(track: Track, timestamp: u32, body: Bytes) -> FlvTag {
+    FlvTag {
+        track,
+        timestamp,
+        body,
+    }
+}
+
+const AAC_HEADER: &[u8] = &[0xaf, 0x00, 0x11, 0x90];
+const AAC_FRAME: &[u8] = &[0xaf, 0x01, 0x21, 0x10, 0x04];
+
+/// A source that records what it was given and whether it was stopped.
+struct FakeSource {
+    stops: Arc<AtomicUsize>,
+}
+
+impl Actor for FakeSource {
+    type Context = Context<Self>;
+}
+
+impl Handler<StopSource> for FakeSource {
+    type Result = ();
+    fn handle(&mut self, _: StopSource, ctx: &mut Self::Context) {
+        self.stops.fetch_add(1, Ordering::SeqCst);
+        ctx.stop();
+    }
+}
+
+#[derive(Clone, Default)]
+struct Sources {
+    contexts: Arc<Mutex<Vec<SourceContext>>>,
+    stops: Arc<AtomicUsize>,
+}
+
+impl Sources {
+    fn starter(&self) -> SourceStarter {
+        let me = self.clone();
+        Arc::new(move |ctx: SourceContext| {
+            me.contexts.lock().unwrap().push(ctx);
+            FakeSource {
+                stops: me.stops.clone(),
+            }
+            .start()
+            .recipient()
+        })
+    }
+
+    async fn wait_for(&self, n: usize) -> (Recipient<ReaderEvent>, Recipient<FlvTag>) {
+        eventually(|| self.contexts.lock().unwrap().len() >= n).await;
+        let guard = self.contexts.lock().unwrap();
+        let ctx = &guard[n - 1];
+        (ctx.events.clone(), ctx.tags.clone())
+    }
+}
+
+async fn eventually(mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not met within 2 s");
+}
+
+fn request(uri: &str, name: Option<&str>) -> PullRequest {
+    PullRequest {
+        uri: uri.to_string(),
+        url: RtmpUrl::parse(uri).unwrap(),
+        local_stream_name: name.unwrap_or(uri).to_string(),
+        record: false,
+        has_audio: true,
+        has_video: true,
+    }
+}
+
+async fn snapshot_of(registry: &Addr<Registry>, uri: &str) -> CaptureSnapshot {
+    let all = registry.send(FindAll).await.unwrap();
+    all.into_iter().find(|s| s.uri == uri).unwrap()
+}
+
+#[actix::test]
+async fn registry_lifecycle_with_a_fake_source() {
+    let sources = Sources::default();
+    let mut settings = Settings::default();
+    settings.limits.max_captures = 2;
+    let registry = Registry::new(settings, sources.starter(), 2).start();
+    let uri = "rtmp://origin/live/a";
+
+    let first = registry
+        .send(Pull {
+            request: request(uri, Some("a")),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status, CaptureStatus::Pending);
+    assert_eq!(first.local_stream_name, "a");
+
+    let (events, tags) = sources.wait_for(1).await;
+    events.do_send(ReaderEvent::Connected {
+        peer: "127.0.0.1:1935".into(),
+    });
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
+    for i in 0..30u8 {
+        tags.do_send(tag(Track::Video, i as u32 * 33, video(i % 10 == 0, i)));
+        tags.do_send(tag(
+            Track::Audio,
+            i as u32 * 21,
+            Bytes::from_static(AAC_FRAME),
+        ));
+    }
+    events.do_send(ReaderEvent::Progress {
+        bytes_received: 4096,
+    });
+    let mut snap = snapshot_of(&registry, uri).await;
+    for _ in 0..100 {
+        if snap.video_frames == 30 {
+            break;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+        snap = snapshot_of(&registry, uri).await;
+    }
+    assert_eq!(snap.status, CaptureStatus::ProcessedRemote);
+    assert_eq!((snap.video_frames, snap.audio_frames), (30, 30));
+    assert_eq!(snap.bytes_received, 4096);
+    let video = snap.video.unwrap();
+    assert_eq!((video.width, video.height), (1280, 720));
+    assert_eq!(video.profile, "Constrained Baseline");
+    let audio = snap.audio.unwrap();
+    assert_eq!((audio.sample_rate, audio.channels), (48000, 2));
+
+    // Same uri, or same local name: 409.
+    let again = registry
+        .send(Pull {
+            request: request(uri, Some("other")),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(again, Err(PullError::Conflict(_))));
+    let same_name = registry
+        .send(Pull {
+            request: request("rtmp://origin/live/b", Some("a")),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(same_name, Err(PullError::Conflict(e)) if e.contains("'a'")));
+
+    // The limit of 2.
+    registry
+        .send(Pull {
+            request: request("rtmp://origin/live/b", None),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let third = registry
+        .send(Pull {
+            request: request("rtmp://origin/live/c", None),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(third, Err(PullError::CannotStart(e)) if e.contains("limit")));
+
+    // A late "ended" notice for an unknown id removes nothing.
+    registry.do_send(CaptureEnded { id: Uuid::new_v4() });
+    assert_eq!(registry.send(FindAll).await.unwrap().len(), 2);
+
+    // Terminate: gone from the list, its source stopped.
+    registry
+        .send(Terminate { uri: uri.into() })
+        .await
+        .unwrap()
+        .unwrap();
+    let left = registry.send(FindAll).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].uri, "rtmp://origin/live/b");
+    eventually(|| sources.stops.load(Ordering::SeqCst) == 1).await;
+    let unknown = registry
+        .send(Terminate {
+            uri: "rtmp://nope/a/b".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(unknown, Err(TerminateError::NotFound(_))));
+}
+
+#[actix::test]
+async fn a_failed_source_shows_failed_with_its_reason_and_stays_listed() {
+    let sources = Sources::default();
+    let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
+    let uri = "rtmp://origin/live/x";
+    registry
+        .send(Pull {
+            request: request(uri, None),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (events, tags) = sources.wait_for(1).await;
+    events.do_send(ReaderEvent::Failed {
+        reason: "connection refused by 127.0.0.1:1".into(),
+    });
+    // Late media from the dead reader does not revive it.
+    tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
+    tags.do_send(tag(Track::Audio, 20, Bytes::from_static(AAC_FRAME)));
+    actix::clock::sleep(Duration::from_millis(100)).await;
+    let snap = snapshot_of(&registry, uri).await;
+    assert_eq!(snap.status, CaptureStatus::Failed);
+    assert_eq!(
+        snap.reason.as_deref(),
+        Some("connection refused by 127.0.0.1:1")
+    );
+    assert_eq!(snap.audio_frames, 0);
+}
+
+/// A subscriber that records what it gets; optionally blocks its thread to be slow.
+struct Recorder {
+    got: Arc<Mutex<Vec<SubscriberMedia>>>,
+    delay: Duration,
+    capacity: usize,
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.capacity);
+    }
+}
+
+impl Handler<SubscriberMedia> for Recorder {
+    type Result = ();
+    fn handle(&mut self, msg: SubscriberMedia, _ctx: &mut Self::Context) {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
+        self.got.lock().unwrap().push(msg);
+    }
+}
+
+fn frames(got: &Arc<Mutex<Vec<SubscriberMedia>>>) -> Vec<pullcast::media::MediaFrame> {
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            SubscriberMedia::Frame(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[actix::test]
+async fn new_subscriber_starts_at_the_cached_keyframe_and_slow_ones_skip_to_keyframes() {
+    let sources = Sources::default();
+    let supervisor = StreamSupervisor::new(
+        Uuid::new_v4(),
+        request("rtmp://origin/live/g", None),
+        Settings::default().capture,
+        sources.starter(),
+        None,
+    )
+    .start();
+    let (_events, tags) = sources.wait_for(1).await;
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
+    // keyframe at 0 and 10; frames 10..=14 are the current GOP (+ audio after it).
+    for i in 0..15u8 {
+        tags.do_send(tag(Track::Video, i as u32 * 33, video(i % 10 == 0, i)));
+    }
+    tags.do_send(tag(Track::Audio, 470, Bytes::from_static(AAC_FRAME)));
+    actix::clock::sleep(Duration::from_millis(100)).await;
+
+    // An instant-start subscriber: codecs, then the GOP from keyframe 10.
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let viewer = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity: 64,
+    }
+    .start();
+    supervisor
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+        })
+        .await
+        .unwrap();
+    eventually(|| frames(&got).len() == 6).await;
+    assert!(
+        matches!(got.lock().unwrap()[0], SubscriberMedia::Codecs(ref c) if c.video.is_some() && c.audio.is_some())
+    );
+    let first = &frames(&got)[0];
+    assert!(first.keyframe && first.track == Track::Video && first.dts == 330);
+    assert_eq!(frames(&got)[5].track, Track::Audio);
+
+    // A slow subscriber on its own thread with a mailbox of 2.
+    let slow_got = Arc::new(Mutex::new(Vec::new()));
+    let arbiter = Arbiter::new();
+    let slow_got2 = slow_got.clone();
+    let slow = Recorder::start_in_arbiter(&arbiter.handle(), move |_| Recorder {
+        got: slow_got2,
+        delay: Duration::from_millis(20),
+        capacity: 2,
+    });
+    supervisor
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: slow.recipient(),
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    for i in 15..75u8 {
+        tags.do_send(tag(Track::Video, i as u32 * 33, video(i % 10 == 0, i)));
+    }
+    // The fast viewer gets every frame promptly: the slow one never held the capture up.
+    eventually(|| frames(&got).len() == 6 + 60).await;
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    actix::clock::sleep(Duration::from_millis(600)).await;
+    let slow_frames = frames(&slow_got);
+    assert!(
+        slow_frames.len() < 6 + 60,
+        "the slow subscriber should have missed frames"
+    );
+    // Wherever it missed frames, it resumed at a keyframe.
+    let mut last: Option<i64> = None;
+    for f in slow_frames.iter().filter(|f| f.track == Track::Video) {
+        if let Some(prev) = last {
+            if f.dts != prev + 33 {
+                assert!(f.keyframe, "resumed at dts {} without a keyframe", f.dts);
+            }
+        }
+        last = Some(f.dts);
+    }
+    arbiter.stop();
+}
