@@ -39,19 +39,22 @@ impl RateMeter {
         self.total
     }
 
-    /// The rate per second over the window ending at `now_ms`. Before a full window has
-    /// passed, the rate is taken over the time since the first sample.
+    /// The rate per second over the window ending at `now_ms`.
+    ///
+    /// The oldest sample in the window only marks where the measured span starts: what it
+    /// carries arrived *before* its time stamp (a counter reported every 500 ms, say), so it
+    /// is not counted. Before a quarter window of history exists the rate is 0.
     pub fn per_second(&mut self, now_ms: i64) -> f64 {
         self.expire(now_ms);
-        let Some(&(first, _)) = self.samples.front() else {
+        let Some(&(first, first_amount)) = self.samples.front() else {
             return 0.0;
         };
-        let span = (now_ms - first).clamp(1, self.window_ms);
+        let span = now_ms - first;
         if span < self.window_ms / 4 {
             // Too little history to say anything honest.
             return 0.0;
         }
-        self.in_window as f64 * 1000.0 / span as f64
+        (self.in_window - first_amount) as f64 * 1000.0 / span as f64
     }
 
     fn expire(&mut self, now_ms: i64) {
@@ -78,6 +81,18 @@ mod tests {
         let fps = m.per_second(3000);
         assert!((fps - 30.0).abs() < 1.0, "{fps}");
         assert_eq!(m.total(), 91);
+    }
+
+    /// A byte counter reported every 500 ms at a steady 1000 B/s must read 1000 B/s, not
+    /// 1250 (five reports in a two-second window carry only four intervals of data).
+    #[test]
+    fn periodic_counter_reports_are_not_overcounted() {
+        let mut m = RateMeter::new(2000);
+        for i in 1..=20 {
+            m.add(i * 500, 500);
+        }
+        let rate = m.per_second(10_000);
+        assert!((rate - 1000.0).abs() < 1.0, "{rate}");
     }
 
     #[test]

@@ -46,9 +46,11 @@ pub fn load(
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
     }
+    // Only PULLCAST_<SECTION>__<KEY> names are overrides; other PULLCAST_* variables (a
+    // script's own PULLCAST_BIN, say) are not ours to refuse.
     let overrides: config::Map<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with("PULLCAST_"))
+        .filter(|(k, _)| k.starts_with("PULLCAST_") && k.contains("__"))
         .collect();
     builder = builder.add_source(
         Environment::with_prefix("PULLCAST")
@@ -129,6 +131,7 @@ mod tests {
             ),
             ("PULLCAST_SERVER__BIND".to_string(), "127.0.0.1".to_string()),
             ("HOME".to_string(), "/root".to_string()),
+            ("PULLCAST_BIN".to_string(), "/usr/bin/pullcast".to_string()),
         ];
         let (s, _) = load(Some(&shipped_file()), env).unwrap();
         assert_eq!(s.server.rest_http_port, 9081);

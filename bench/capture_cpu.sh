@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Capture cost benchmark: CPU and memory of pullcast pulling one 4 Mbps 720p30 H.264 + AAC
+# RTMP stream from nginx-rtmp (fed by ffmpeg), side by side with a peer doing the same job
+# (`ffmpeg -i rtmp://... -c copy -f null -`). All traffic on 127.0.0.1. See bench/README.md.
+#
+# Env: DURATION (seconds sampled, default 60), CARGO_TARGET_DIR (default
+# /var/tmp/pullcast-target), SERVER_BIN (skip the build and use this binary), KEEP=1 (keep
+# the work folder with all logs).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-60}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
+RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
+
+die() { echo "capture_cpu: $*" >&2; exit 1; }
+for tool in ffmpeg nginx curl awk getconf; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
+done
+[ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE is missing (apt-get install libnginx-mod-rtmp)"
+[[ "$DURATION" =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 2 ] || die "DURATION must be an integer ≥ 2"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/pullcast-bench.XXXXXX")"
+NGINX_PID="" PUBLISHER_PID="" SERVER_PID="" READER_PID=""
+
+cleanup() {
+    set +e
+    for pid in "$READER_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null
+    done
+    if [ -n "$NGINX_PID" ]; then
+        nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" -s stop 2>/dev/null
+        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$NGINX_PID" 2>/dev/null
+    fi
+    for pid in "$READER_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A loopback port nobody listens on (checked in /proc/net/tcp), never handed out twice.
+TAKEN=" "
+free_port() {
+    local port hex
+    while :; do
+        port=$(( 20000 + RANDOM % 40000 ))
+        hex=$(printf '%04X' "$port")
+        case "$TAKEN" in *" $port "*) continue ;; esac
+        if ! awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { found = 1 } END { exit !found }' \
+            /proc/net/tcp /proc/net/tcp6; then
+            TAKEN="$TAKEN$port "
+            echo "$port"
+            return
+        fi
+    done
+}
+
+# wait_until SECONDS COMMAND...: poll every 50 ms.
+wait_until() {
+    local deadline=$(( $(date +%s) + $1 )); shift
+    until "$@"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# utime + stime of a process, in clock ticks.
+cpu_ticks() {
+    local s
+    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    echo $(( ${12} + ${13} ))
+}
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+if [ -n "${SERVER_BIN:-}" ]; then
+    BIN="$SERVER_BIN"
+    LABEL="pullcast ($(basename "$(dirname "$BIN")"))"
+else
+    echo "== building the release server"
+    LABEL="pullcast (release)"
+    cargo build --release -p pullcast-server --bin pullcast
+    BIN="$CARGO_TARGET_DIR/release/pullcast"
+fi
+[ -x "$BIN" ] || die "no server binary at $BIN"
+
+echo "== starting nginx-rtmp"
+RTMP_PORT=$(free_port)
+cat > "$WORK/nginx.conf" <<CONF
+load_module $RTMP_MODULE;
+daemon off; master_process on; worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log info;
+events { worker_connections 256; }
+rtmp { server { listen 127.0.0.1:$RTMP_PORT; chunk_size 4096;
+  application live { live on; record off; } } }
+CONF
+nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 </dev/null &
+NGINX_PID=$!
+wait_until 10 port_open "$RTMP_PORT" || die "nginx did not listen on $RTMP_PORT: $(tail -5 "$WORK/error.log")"
+URI="rtmp://127.0.0.1:$RTMP_PORT/live/bench"
+
+echo "== publishing 1280x720 30 fps H.264 4 Mbps + AAC 48 kHz to $URI"
+ffmpeg -hide_banner -nostdin -loglevel warning -re \
+    -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=1000:sample_rate=48000 \
+    -c:v libx264 -preset veryfast -tune zerolatency -g 60 -profile:v baseline -bf 0 -pix_fmt yuv420p \
+    -b:v 4M -maxrate 4M -bufsize 8M \
+    -c:a aac -b:a 128k -ar 48000 -ac 2 -f flv "$URI" >"$WORK/publisher.log" 2>&1 </dev/null &
+PUBLISHER_PID=$!
+published() { grep -q "publish: name='bench'" "$WORK/error.log" 2>/dev/null; }
+wait_until 10 published || die "ffmpeg did not publish: $(tail -5 "$WORK/publisher.log")"
+
+echo "== starting pullcast ($BIN)"
+REST_PORT=$(free_port)
+mkdir -p "$WORK/tls"
+(
+    cd "$WORK"
+    export RUST_LOG="${RUST_LOG:-info}"
+    export PULLCAST_SERVER__BIND=127.0.0.1
+    export PULLCAST_SERVER__REST_HTTP_PORT="$REST_PORT"
+    export PULLCAST_SERVER__REST_HTTPS_PORT="$(free_port)"
+    export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
+    exec "$BIN" </dev/null >"$WORK/pullcast.log" 2>&1
+) &
+SERVER_PID=$!
+API="http://127.0.0.1:$REST_PORT/rest-api/pull/rtmp"
+api() { curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$2" "$API/$1"; }
+http_code() { curl -s --max-time 2 -o /dev/null -w '%{http_code}' -X POST -d '{}' "$API/find_all" || true; }
+ready() { kill -0 "$SERVER_PID" 2>/dev/null || die "pullcast exited: $(tail -20 "$WORK/pullcast.log")"; [ "$(http_code)" != 000 ]; }
+wait_until 20 ready || die "pullcast did not answer within 20 s: $(tail -20 "$WORK/pullcast.log")"
+
+# The value of a numeric JSON field in a find_all answer (the only capture).
+field() { grep -o "\"$1\" *: *[0-9.]*" <<<"$2" | head -n1 | sed 's/.*: *//'; }
+
+echo "== pull"
+T0=$(now_ms)
+REPLY=$(api pull "{\"uri\":\"$URI\",\"localStreamName\":\"bench\"}")
+processed() {
+    LIST=$(api find_all '{}' || true)
+    grep -Eq '"status" *: *"PROCESSED_REMOTE"' <<<"$LIST"
+}
+poll_processed() {
+    local deadline=$(( $(now_ms) + 15000 ))
+    until processed; do
+        [ "$(now_ms)" -lt "$deadline" ] || return 1
+        sleep 0.02
+    done
+}
+poll_processed || die "no PROCESSED_REMOTE within 15 s (pull answered: $REPLY; find_all: ${LIST:-})"
+T_PROCESSED=$(( $(now_ms) - T0 ))
+
+echo "== peer: ffmpeg -i $URI -c copy -f null -"
+ffmpeg -hide_banner -nostdin -loglevel error -i "$URI" -c copy -f null - >"$WORK/reader.log" 2>&1 </dev/null &
+READER_PID=$!
+sleep 3 # let the peer connect and finish probing; both are then in steady state
+kill -0 "$READER_PID" 2>/dev/null || die "the ffmpeg reader exited: $(tail -5 "$WORK/reader.log")"
+
+echo "== sampling for $DURATION s"
+HZ=$(getconf CLK_TCK)
+S_CPU0=$(cpu_ticks "$SERVER_PID"); R_CPU0=$(cpu_ticks "$READER_PID")
+processed || true; BYTES0=$(field bytesReceived "$LIST")
+W0=$(now_ms)
+S_RSS_SUM=0 S_RSS_PEAK=0 R_RSS_SUM=0 R_RSS_PEAK=0 N=0
+for _ in $(seq "$DURATION"); do
+    sleep 1
+    kill -0 "$SERVER_PID" 2>/dev/null || die "pullcast exited during the run: $(tail -20 "$WORK/pullcast.log")"
+    s=$(rss_kib "$SERVER_PID"); r=$(rss_kib "$READER_PID")
+    S_RSS_SUM=$(( S_RSS_SUM + s )); R_RSS_SUM=$(( R_RSS_SUM + r )); N=$(( N + 1 ))
+    if [ "$s" -gt "$S_RSS_PEAK" ]; then S_RSS_PEAK=$s; fi
+    if [ "$r" -gt "$R_RSS_PEAK" ]; then R_RSS_PEAK=$r; fi
+done
+S_CPU1=$(cpu_ticks "$SERVER_PID"); R_CPU1=$(cpu_ticks "$READER_PID")
+W1=$(now_ms)
+processed || die "the capture is no longer PROCESSED_REMOTE: $LIST"
+BYTES1=$(field bytesReceived "$LIST"); BITRATE=$(field bitrateKbps "$LIST")
+
+awk -v hz="$HZ" -v ms=$(( W1 - W0 )) -v n="$N" -v tp="$T_PROCESSED" \
+    -v sc=$(( S_CPU1 - S_CPU0 )) -v rc=$(( R_CPU1 - R_CPU0 )) \
+    -v ss="$S_RSS_SUM" -v sp="$S_RSS_PEAK" -v rs="$R_RSS_SUM" -v rp="$R_RSS_PEAK" \
+    -v label="$LABEL" -v b0="${BYTES0:-0}" -v b1="${BYTES1:-0}" -v br="${BITRATE:-?}" '
+BEGIN {
+    s = ms / 1000
+    printf "\n== results (%.1f s window, one 4 Mbps 720p30 H.264 + AAC stream)\n", s
+    printf "time from pull to PROCESSED_REMOTE: %d ms\n", tp
+    printf "pullcast bytesReceived: %d (%.0f during the window = %.0f kbit/s); bitrateKbps: %s\n", b1, b1 - b0, (b1 - b0) * 8 / s / 1000, br
+    printf "%-34s %12s %14s %14s\n", "process", "CPU % (1 core)", "avg RSS (MiB)", "peak RSS (MiB)"
+    printf "%-34s %12.2f %14.1f %14.1f\n", label, sc / hz / s * 100, ss / n / 1024, sp / 1024
+    printf "%-34s %12.2f %14.1f %14.1f\n", "ffmpeg -c copy -f null (peer)", rc / hz / s * 100, rs / n / 1024, rp / 1024
+}'

@@ -1,0 +1,29 @@
+//! End-to-end test harness for pullcast: real peers on 127.0.0.1 only.
+//!
+//! Every test starts its own peers and its own server:
+//! - [`NginxRtmp`] — nginx with the RTMP module, a real RTMP server to pull from;
+//! - [`Publisher`] — ffmpeg publishing a synthetic H.264 + AAC source (or serving one itself
+//!   with `-listen 1`);
+//! - [`Pullcast`] — the server binary under test, built once per test process;
+//! - [`SilentTcpListener`] — a TCP peer that accepts and never answers.
+//!
+//! Rules the harness keeps: a missing tool is a loud panic, never a skipped test; every child
+//! process is killed on `Drop` (so a failing test leaves nothing behind); every wait has a
+//! deadline; each peer keeps its log in its own temporary folder, and the folder is kept (and
+//! its path printed) when the test panics.
+
+pub mod http;
+pub mod nginx;
+pub mod ports;
+pub mod probe;
+pub mod process;
+pub mod publisher;
+pub mod server;
+pub mod tempdir;
+pub mod wait;
+
+pub use nginx::NginxRtmp;
+pub use ports::{free_port, SilentTcpListener};
+pub use publisher::{Publisher, PublisherBuilder};
+pub use server::Pullcast;
+pub use tempdir::TempDir;

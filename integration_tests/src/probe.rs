@@ -1,0 +1,42 @@
+//! ffprobe as an independent real client: what streams does an RTMP URL carry?
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::process::{kill_tree, require_tool, spawn_logged, tail, wait_exit};
+use crate::tempdir::TempDir;
+
+/// Runs `ffprobe -show_streams` on `url` (bounded by `timeout`) and returns the `streams`
+/// array. Panics with ffprobe's output if it fails or times out.
+pub fn probe_streams(url: &str, timeout: Duration) -> Vec<Value> {
+    let ffprobe = require_tool("ffprobe");
+    let dir = TempDir::new("ffprobe");
+    let out = dir.join("out.json");
+    let mut cmd = Command::new(ffprobe);
+    cmd.args(["-v", "error", "-of", "json", "-show_streams", "-o"])
+        .arg(&out)
+        .arg(url);
+    let mut child = spawn_logged(&mut cmd, &dir.join("ffprobe.log"));
+    let Some(status) = wait_exit(&mut child, timeout) else {
+        kill_tree(&mut child);
+        panic!(
+            "ffprobe {url} did not finish within {timeout:?}:\n{}",
+            tail(&dir.join("ffprobe.log"), 20)
+        );
+    };
+    assert!(
+        status.success(),
+        "ffprobe {url} failed ({status}):\n{}",
+        tail(&dir.join("ffprobe.log"), 20)
+    );
+    let text = std::fs::read_to_string(&out).expect("read ffprobe output");
+    let json: Value = serde_json::from_str(&text).expect("ffprobe output is JSON");
+    json["streams"].as_array().cloned().unwrap_or_default()
+}
+
+/// The first stream of `codec_type` ("video" / "audio") in `streams`.
+pub fn stream_of<'a>(streams: &'a [Value], codec_type: &str) -> Option<&'a Value> {
+    streams.iter().find(|s| s["codec_type"] == codec_type)
+}
