@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     pub server: ServerSettings,
     pub tls: TlsSettings,
+    pub rest: RestSettings,
     pub limits: LimitSettings,
     pub capture: CaptureSettings,
     pub log: LogSettings,
@@ -62,6 +63,19 @@ impl Default for TlsSettings {
             self_signed_dir: "tls".to_string(),
         }
     }
+}
+
+/// Who may call the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RestSettings {
+    /// HTTP Basic authentication user; authentication is off while this is empty.
+    pub basic_auth_user: String,
+    /// HTTP Basic authentication password.
+    pub basic_auth_password: String,
+    /// Browser origins allowed to call the API (CORS), e.g. `["https://ops.example.com"]`;
+    /// `["*"]` allows any origin; empty sends no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Limits that protect the server.

@@ -384,6 +384,34 @@ mod tests {
     }
 
     #[test]
+    fn random_tags_never_panic() {
+        let mut n = Normalizer::new();
+        n.handle_video(0, &sequence_header()).unwrap();
+        n.handle_audio(0, &Bytes::from_static(&[0xaf, 0x00, 0x12, 0x10]))
+            .unwrap();
+        let mut seed = 0x2545_f491u32;
+        for round in 0..5000u32 {
+            let len = (round % 64) as usize;
+            let mut body: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            // Keep the first byte plausible half the time so the deeper parsers are reached.
+            if round % 2 == 0 && !body.is_empty() {
+                body[0] = if round % 4 == 0 { 0x17 } else { 0xaf };
+            }
+            let body = Bytes::from(body);
+            let _ = n.handle_video(round, &body);
+            let _ = n.handle_audio(round, &body);
+            while n.poll().is_some() {}
+        }
+    }
+
+    #[test]
     fn timestamps_continue_across_the_32_bit_wrap() {
         let mut clock = TimestampExtender::default();
         assert_eq!(clock.extend(u32::MAX - 10), u32::MAX as i64 - 10);

@@ -57,6 +57,8 @@ pub fn load(
             .prefix_separator("_")
             .separator("__")
             .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("rest.cors_allowed_origins")
             .source(Some(overrides)),
     );
     let settings = builder
@@ -73,6 +75,12 @@ pub fn load(
 fn validate(s: &Settings) -> Result<(), String> {
     if s.tls.cert_file.is_empty() != s.tls.key_file.is_empty() {
         return Err("tls.cert_file and tls.key_file must be given together".to_string());
+    }
+    if s.rest.basic_auth_user.contains(':') {
+        return Err("rest.basic_auth_user cannot contain ':'".to_string());
+    }
+    if !s.rest.basic_auth_user.is_empty() && s.rest.basic_auth_password.is_empty() {
+        return Err("rest.basic_auth_password is empty while basic_auth_user is set".to_string());
     }
     if s.limits.max_request_body == 0 {
         return Err("limits.max_request_body must be at least 1".to_string());
@@ -132,11 +140,19 @@ mod tests {
             ("PULLCAST_SERVER__BIND".to_string(), "127.0.0.1".to_string()),
             ("HOME".to_string(), "/root".to_string()),
             ("PULLCAST_BIN".to_string(), "/usr/bin/pullcast".to_string()),
+            (
+                "PULLCAST_REST__CORS_ALLOWED_ORIGINS".to_string(),
+                "https://a.example,https://b.example".to_string(),
+            ),
         ];
         let (s, _) = load(Some(&shipped_file()), env).unwrap();
         assert_eq!(s.server.rest_http_port, 9081);
         assert_eq!(s.capture.media_timeout_ms, 2500);
         assert_eq!(s.server.bind, "127.0.0.1");
+        assert_eq!(
+            s.rest.cors_allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
     }
 
     #[test]

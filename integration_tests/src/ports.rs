@@ -68,7 +68,9 @@ pub fn wait_accepts(port: u16, timeout: Duration) -> bool {
 }
 
 /// A TCP listener on a free loopback port that accepts every connection and never writes a
-/// byte (nor closes, until dropped): a server that hangs in the RTMP handshake.
+/// byte (nor closes, until dropped): a server that hangs in the RTMP handshake. Made with
+/// [`SilentTcpListener::replying`], it first writes fixed bytes (garbage instead of an RTMP
+/// handshake), then goes silent the same way.
 pub struct SilentTcpListener {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -79,6 +81,11 @@ pub struct SilentTcpListener {
 impl SilentTcpListener {
     /// Binds 127.0.0.1:0 and starts accepting on a thread.
     pub fn start() -> SilentTcpListener {
+        Self::replying(Vec::new())
+    }
+
+    /// Like [`SilentTcpListener::start`], but writes `reply` to each connection it accepts.
+    pub fn replying(reply: Vec<u8>) -> SilentTcpListener {
         let listener =
             TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind silent TCP listener");
         listener
@@ -96,8 +103,11 @@ impl SilentTcpListener {
                     let mut held = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         match listener.accept() {
-                            Ok((stream, _)) => {
+                            Ok((mut stream, _)) => {
                                 accepted.fetch_add(1, Ordering::Relaxed);
+                                if !reply.is_empty() {
+                                    let _ = std::io::Write::write_all(&mut stream, &reply);
+                                }
                                 held.push(stream);
                             }
                             Err(_) => std::thread::sleep(Duration::from_millis(10)),

@@ -382,6 +382,25 @@ fn unresolvable_host_fails_with_cannot_resolve() {
 }
 
 #[test]
+fn garbage_instead_of_a_handshake_fails_with_a_reason_and_the_server_goes_on() {
+    // An HTTP server's answer where an RTMP handshake should be, then 4 KiB of noise.
+    let mut reply = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n".to_vec();
+    reply.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let garbage = SilentTcpListener::replying(reply);
+    let pc = Pullcast::start(&[("PULLCAST_CAPTURE__HANDSHAKE_TIMEOUT_MS", "3000")]);
+    let uri = format!("rtmp://127.0.0.1:{}/live/x", garbage.port());
+    pc.pull_ok(&uri);
+    let c = pc.wait_for(&uri, Duration::from_secs(8), "FAILED: handshake", |c| {
+        c["status"] == "FAILED" && reason(c).to_lowercase().contains("handshake")
+    });
+    assert_eq!(c["video"], Value::Null, "{c}");
+    // The server is still fine: another call answers.
+    let (status, _) = pc.terminate(&uri);
+    assert_eq!(status, 200);
+    assert_error(&pc, "find_all after terminate", pc.find_all(), 404);
+}
+
+#[test]
 fn silent_server_fails_with_handshake_timed_out() {
     let silent = SilentTcpListener::start();
     let pc = Pullcast::start(&[("PULLCAST_CAPTURE__HANDSHAKE_TIMEOUT_MS", "1500")]);

@@ -215,6 +215,16 @@ impl PlaySession {
 
     /// Feeds bytes read from the socket.
     pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+        if self.bytes_received == 0 {
+            // S0 is the RTMP version, 3. Anything else is not a plain RTMP server (an HTTP
+            // server answers 'H', RTMPE answers 6): say so rather than parse noise.
+            if let Some(&version) = bytes.first().filter(|&&b| b != 3) {
+                return Err(SessionError::Handshake(format!(
+                    "the server's first byte is 0x{version:02x}, not the RTMP version 0x03 \
+                     (is this an RTMP port? encrypted RTMPE is not supported)"
+                )));
+            }
+        }
         self.bytes_received += bytes.len() as u64;
         if self.state == State::Handshaking {
             let result = self

@@ -406,8 +406,41 @@ fn aggregate_messages_are_split() {
 }
 
 #[test]
+fn a_non_rtmp_server_is_named_as_such() {
+    let mut client = PlaySession::new(config()).unwrap();
+    let err = client
+        .handle_input(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        .unwrap_err();
+    assert!(err.to_string().contains("not the RTMP version"), "{err}");
+}
+
+#[test]
+fn garbage_after_a_good_session_start_never_panics() {
+    let mut seed = 0x9e37_79b9u32;
+    for round in 0..200 {
+        let (mut client, _server, _) = started();
+        let len = 1 + (round * 37) % 3000;
+        let noise: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        for piece in noise.chunks(1 + round % 200) {
+            if client.handle_input(piece).is_err() {
+                break;
+            }
+        }
+        while client.poll_event().is_some() {}
+    }
+}
+
+#[test]
 fn garbage_instead_of_a_handshake_is_an_error_not_a_panic() {
     let mut client = PlaySession::new(config()).unwrap();
+    // Starts with the right version byte, so the noise reaches the handshake itself.
     let garbage: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 3) as u8).collect();
     // Either the handshake rejects it or it completes and the chunk layer rejects what
     // follows; nothing may panic.

@@ -3,6 +3,7 @@
 //! [`serve`] binds both listeners and returns the running server; [`rest`] holds the
 //! handlers, [`dto`] the JSON, [`tls`] the certificate handling. Nothing here touches media.
 
+pub mod access;
 pub mod dto;
 pub mod rest;
 pub mod tls;
@@ -24,9 +25,11 @@ pub fn serve(settings: &Settings, registry: Addr<Registry>) -> Result<Server, St
     let bind = settings.server.bind.as_str();
     let http_port = settings.server.rest_http_port;
     let https_port = settings.server.rest_https_port;
+    let access = access::Access::new(&settings.rest);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(access.clone()))
             .configure(rest::configure)
             .default_service(web::to(rest::not_found))
     });

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use log::warn;
 
-use super::dto;
+use super::{access, dto};
 use crate::messages::{FindAll, Pull, PullError, Terminate, TerminateError};
 use crate::registry::Registry;
 
@@ -27,6 +27,7 @@ pub struct ApiState {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/rest-api")
+            .wrap(actix_web::middleware::from_fn(access::guard))
             .service(
                 web::resource("/pull/rtmp/pull")
                     .route(web::post().to(pull))

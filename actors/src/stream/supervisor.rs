@@ -29,8 +29,11 @@ use crate::messages::{
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
 const GOP_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
-/// Window over which bitrate and frame rate are averaged.
-const RATE_WINDOW_MS: i64 = 2000;
+/// Window over which the frame rate is averaged.
+const FRAME_RATE_WINDOW_MS: i64 = 2000;
+/// Window over which the bitrate is averaged: longer than a typical 2 s GOP, so the burst of
+/// each keyframe does not swing the figure.
+const BITRATE_WINDOW_MS: i64 = 6000;
 
 struct SubscriberState {
     recipient: Recipient<SubscriberMedia>,
@@ -87,8 +90,8 @@ impl StreamSupervisor {
             bytes_received: 0,
             video_frames: 0,
             audio_frames: 0,
-            bitrate: RateMeter::new(RATE_WINDOW_MS),
-            frame_rate: RateMeter::new(RATE_WINDOW_MS),
+            bitrate: RateMeter::new(BITRATE_WINDOW_MS),
+            frame_rate: RateMeter::new(FRAME_RATE_WINDOW_MS),
             metadata: Vec::new(),
             started_at: SystemTime::now(),
             origin: Instant::now(),
