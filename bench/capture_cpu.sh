@@ -132,6 +132,8 @@ mkdir -p "$WORK/tls"
     export PULLCAST_SERVER__BIND=127.0.0.1
     export PULLCAST_SERVER__REST_HTTP_PORT="$REST_PORT"
     export PULLCAST_SERVER__REST_HTTPS_PORT="$(free_port)"
+    export PULLCAST_SERVER__WS_PORT="$(free_port)"
+    export PULLCAST_SERVER__WSS_PORT="$(free_port)"
     export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
     exec "$BIN" </dev/null >"$WORK/pullcast.log" 2>&1
 ) &

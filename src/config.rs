@@ -15,6 +15,7 @@ pub struct Settings {
     pub rest: RestSettings,
     pub limits: LimitSettings,
     pub capture: CaptureSettings,
+    pub webrtc: WebRtcSettings,
     pub log: LogSettings,
 }
 
@@ -28,6 +29,10 @@ pub struct ServerSettings {
     pub rest_http_port: u16,
     /// REST API over HTTPS.
     pub rest_https_port: u16,
+    /// WebSocket signalling (ws://HOST:8080/); serves the player page and REST too.
+    pub ws_port: u16,
+    /// WebSocket signalling over TLS (wss://HOST:8443/).
+    pub wss_port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
 }
@@ -38,6 +43,8 @@ impl Default for ServerSettings {
             bind: "0.0.0.0".to_string(),
             rest_http_port: 8081,
             rest_https_port: 8444,
+            ws_port: 8080,
+            wss_port: 8443,
             http_workers: 0,
         }
     }
@@ -115,6 +122,11 @@ pub struct CaptureSettings {
     pub buffer_length_ms: u32,
     /// Frames a subscriber may have queued before it skips to the next keyframe.
     pub subscriber_queue_frames: usize,
+    /// An on-demand capture (a viewer played an rtmp:// name) stops this long after its
+    /// last viewer leaves.
+    pub on_demand_linger_ms: u64,
+    /// Opus bitrate of the audio sent to WebRTC viewers (bits per second).
+    pub opus_bitrate: u32,
 }
 
 impl Default for CaptureSettings {
@@ -127,6 +139,42 @@ impl Default for CaptureSettings {
             chunk_size: 4096,
             buffer_length_ms: 1000,
             subscriber_queue_frames: 512,
+            on_demand_linger_ms: 10000,
+            opus_bitrate: 96000,
+        }
+    }
+}
+
+/// WebRTC viewers: ICE transport and timeouts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcSettings {
+    /// First UDP port for ICE (MediaMTX's 8189). Each viewer's connection takes one port of
+    /// `udp_port .. udp_port + udp_port_count` (the `webrtc` crate has no single-port mux yet),
+    /// so a firewall opens that range.
+    pub udp_port: u16,
+    /// How many UDP ports, from `udp_port` on, WebRTC may use: at most this many viewers.
+    pub udp_port_count: u16,
+    /// Public addresses announced as host candidates instead of the local ones (1:1 NAT,
+    /// e.g. a cloud VM's public IP). Empty: announce the local addresses.
+    pub public_ips: Vec<String>,
+    /// Also offer loopback (127.0.0.1) candidates, for browsers on the same machine.
+    pub loopback_candidates: bool,
+    /// ICE and DTLS must be up within this time after the answer, else the viewer fails.
+    pub connect_timeout_ms: u64,
+    /// At most one keyframe request (PLI/FIR) per viewer is answered per this interval.
+    pub keyframe_request_interval_ms: u64,
+}
+
+impl Default for WebRtcSettings {
+    fn default() -> Self {
+        Self {
+            udp_port: 8189,
+            udp_port_count: 1000,
+            public_ips: Vec::new(),
+            loopback_candidates: true,
+            connect_timeout_ms: 10000,
+            keyframe_request_interval_ms: 1000,
         }
     }
 }

@@ -14,18 +14,26 @@
 //!   AVCC → Annex-B) and AAC (AudioSpecificConfig).
 //! - [`normalize`] — the [`normalize::Normalizer`]: FLV tags in, [`media::MediaFrame`]s and
 //!   codec changes out, on one 64-bit millisecond timeline.
+//! - [`audio`] — AAC → 48 kHz → Opus for WebRTC viewers (FDK AAC, rubato, libopus called
+//!   in-process; still no I/O).
+//! - [`gop`] — the keyframe cache that lets a new viewer start at once.
 //! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
 //! - [`config`] — the configuration schema with its built-in defaults.
+//! - [`webrtc_sdp`] — a WebRTC viewer's decisions: the browser's offered H.264/Opus formats,
+//!   the format to answer with, RTP timestamps from pts, keyframe-request rate limits.
 //!
 //! ## The input/poll contract
 //! Stateful cores follow one shape: `handle_*(input)` feeds bytes or events in, and the
 //! results are drained with `poll_*()` until it returns `None`. "Not enough bytes yet" is
 //! `Ok(None)` / no output, never an error; errors mean the peer broke the protocol.
 
+pub mod audio;
 pub mod config;
 pub mod flv;
+pub mod gop;
 pub mod media;
 pub mod normalize;
 pub mod rtmp;
 pub mod stats;
+pub mod webrtc_sdp;

@@ -8,9 +8,11 @@
 //! - [`registry`] is the single owner of all captures.
 //! - [`stream`] holds one capture's actors: `StreamSupervisor`, `RtmpReader`, `Normalizer`.
 //! - [`http`] serves the REST API over HTTP and HTTPS.
+//! - [`webrtc`] holds the WebRTC engine and the `ViewerPeer` actor (one per browser viewer).
 
 pub mod http;
 pub mod messages;
 pub mod registry;
 pub mod settings;
 pub mod stream;
+pub mod webrtc;

@@ -10,6 +10,7 @@ use actix::Actor;
 use log::{error, info};
 use pullcast_server::registry::Registry;
 use pullcast_server::settings::{self, Settings, Source};
+use pullcast_server::webrtc::WebRtcEngine;
 use pullcast_server::{http, stream};
 
 const USAGE: &str = "usage: pullcast [--config PATH]
@@ -73,7 +74,8 @@ fn usage_error(message: &str) -> ExitCode {
 
 async fn run(settings: Settings) -> Result<(), String> {
     let registry = Registry::new(settings.clone(), stream::rtmp_source(), 0).start();
-    let server = http::serve(&settings, registry)?;
+    let webrtc = WebRtcEngine::new(&settings)?;
+    let server = http::serve(&settings, registry, webrtc)?;
     let s = &settings.server;
     info!(
         "REST API on http://{}:{}/rest-api and https://{}:{}/rest-api",

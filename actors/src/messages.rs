@@ -4,10 +4,12 @@
 //! `Recipient<Message>` (never a concrete `Addr`), so tests can stand in for any side.
 //! Types shared by several messages (snapshots, requests, errors) are at the end.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use actix::prelude::*;
 use bytes::Bytes;
+use pullcast::flv::aac::AudioSpecificConfig;
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;
@@ -36,6 +38,16 @@ pub struct FindAll;
 pub struct Terminate {
     /// The uri exactly as given to `pull`.
     pub uri: String,
+}
+
+/// Find the capture a viewer asks for by name — its local stream name or its uri. A name
+/// that is an `rtmp://` URL with no capture yet starts one on demand, exactly as `pull`
+/// would (SPEC §3); such a capture stops `capture.on_demand_linger_ms` after its last
+/// WebRTC viewer leaves.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<CaptureHandle, WatchError>")]
+pub struct Watch {
+    pub name: String,
 }
 
 /// A supervisor stopped on its own. Carries its id so a late notice never removes a newer
@@ -86,6 +98,18 @@ pub struct Subscribe {
     pub id: Uuid,
     /// Where media goes. Its mailbox bounds the queue.
     pub recipient: Recipient<SubscriberMedia>,
+    /// Which form of the media it takes.
+    pub delivery: Delivery,
+}
+
+/// The form a subscriber takes the media in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The source's own H.264 and AAC (recorders, RTMP/HLS outputs).
+    Original,
+    /// What a browser's WebRTC stack plays: H.264 and Opus. Audio frames are Opus, 20 ms
+    /// each, from the capture's one shared `AudioTranscoder`.
+    WebRtc,
 }
 
 /// Remove a subscriber.
@@ -121,6 +145,31 @@ pub struct FlvTag {
     pub body: Bytes,
 }
 
+/// Opus frames from the capture's AudioTranscoder, for its WebRTC subscribers.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TranscodedAudio {
+    pub frames: Vec<MediaFrame>,
+}
+
+// ---------------------------------------------------------------------------------------
+// AudioTranscoder
+// ---------------------------------------------------------------------------------------
+
+/// The AAC configuration to decode with (first one, or a change).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TranscoderConfig {
+    pub config: Arc<AudioSpecificConfig>,
+}
+
+/// One AAC frame to transcode.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TranscodeAudio {
+    pub frame: MediaFrame,
+}
+
 // ---------------------------------------------------------------------------------------
 // RtmpReader (and any stand-in source)
 // ---------------------------------------------------------------------------------------
@@ -131,6 +180,36 @@ pub struct FlvTag {
 pub struct StopSource;
 
 // ---------------------------------------------------------------------------------------
+// Signalling sessions (WebSocket, WHEP): what a ViewerPeer reports
+// ---------------------------------------------------------------------------------------
+
+/// A viewer's progress, reported to whoever started it.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub enum ViewerEvent {
+    /// ICE and DTLS are up.
+    Connected { viewer: Uuid },
+    /// The first frame went out to the browser.
+    Playing { viewer: Uuid },
+    /// The viewer ended normally (asked to stop, capture terminated).
+    Stopped { viewer: Uuid, reason: String },
+    /// The viewer failed (ICE/DTLS failure or timeout, capture failed).
+    Failed { viewer: Uuid, reason: String },
+}
+
+// ---------------------------------------------------------------------------------------
+// ViewerPeer (actors/src/webrtc/viewer_peer.rs)
+// ---------------------------------------------------------------------------------------
+
+/// End a WebRTC viewer (WHEP `DELETE`, a WebSocket stop, its socket closed). The viewer
+/// unsubscribes, closes its connection and reports `ViewerEvent::Stopped` with `reason`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StopViewer {
+    pub reason: String,
+}
+
+// ---------------------------------------------------------------------------------------
 // Subscribers
 // ---------------------------------------------------------------------------------------
 
@@ -138,9 +217,12 @@ pub struct StopSource;
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub enum SubscriberMedia {
-    /// The codec configuration in force from now on.
+    /// The codec configuration in force from now on. For `Delivery::WebRtc` the audio entry
+    /// still describes the source's AAC; its frames arrive as Opus (48 kHz, stereo).
     Codecs(CodecSet),
-    /// One frame.
+    /// One frame: H.264 access unit (Annex-B, SPS/PPS before IDRs), or audio — AAC for
+    /// `Delivery::Original`, one 20 ms Opus packet for `Delivery::WebRtc` (`pts` in ms on
+    /// the same timeline as the video).
     Frame(MediaFrame),
     /// The capture is gone.
     Stopped { reason: String },
@@ -162,6 +244,9 @@ pub struct PullRequest {
     pub record: bool,
     pub has_audio: bool,
     pub has_video: bool,
+    /// Started by a viewer asking for an rtmp:// name (SPEC §3), not by REST: it stops by
+    /// itself after its last viewer leaves.
+    pub on_demand: bool,
 }
 
 /// Why a pull was refused.
@@ -170,6 +255,35 @@ pub enum PullError {
     /// Same uri or same local name already captured (409).
     Conflict(String),
     /// The pull could not be started (500), e.g. the capture limit.
+    CannotStart(String),
+}
+
+/// How a viewer reaches the capture it watches.
+#[derive(Clone)]
+pub struct CaptureHandle {
+    pub id: Uuid,
+    pub uri: String,
+    pub local_stream_name: String,
+    pub subscribe: Recipient<Subscribe>,
+    pub unsubscribe: Recipient<Unsubscribe>,
+}
+
+impl std::fmt::Debug for CaptureHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaptureHandle")
+            .field("id", &self.id)
+            .field("uri", &self.uri)
+            .field("local_stream_name", &self.local_stream_name)
+            .finish()
+    }
+}
+
+/// Why a viewer cannot watch a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchError {
+    /// No capture has that name, and it is not an rtmp:// URL ("Stream not found").
+    NotFound(String),
+    /// An on-demand capture could not be started (limit reached, bad URL).
     CannotStart(String),
 }
 
@@ -230,5 +344,6 @@ pub struct CaptureSnapshot {
     pub measured_fps: f64,
     pub started_at: SystemTime,
     pub subscribers: usize,
+    pub on_demand: bool,
     pub metadata: Vec<(String, MetaValue)>,
 }

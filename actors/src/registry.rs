@@ -12,12 +12,14 @@ use pullcast::config::Settings;
 use uuid::Uuid;
 
 use crate::messages::{
-    CaptureEnded, CaptureSnapshot, FindAll, GetSnapshot, Pull, PullError, StopCapture, Terminate,
-    TerminateError,
+    CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, Pull, PullError,
+    PullRequest, StopCapture, Terminate, TerminateError, Watch, WatchError,
 };
 use crate::stream::supervisor::StreamSupervisor;
 use crate::stream::SourceStarter;
+use pullcast::rtmp::RtmpUrl;
 
+#[derive(Clone)]
 struct Entry {
     id: Uuid,
     uri: String,
@@ -62,35 +64,34 @@ impl Actor for Registry {
     }
 }
 
-impl Handler<Pull> for Registry {
-    type Result = ResponseFuture<Result<CaptureSnapshot, PullError>>;
-
-    fn handle(&mut self, msg: Pull, ctx: &mut Self::Context) -> Self::Result {
-        let request = msg.request;
+impl Registry {
+    /// Checks the request against the captures and limits, then starts its supervisor.
+    fn register(
+        &mut self,
+        request: PullRequest,
+        ctx: &mut Context<Self>,
+    ) -> Result<Entry, PullError> {
         if self.captures.iter().any(|c| c.uri == request.uri) {
-            let error = PullError::Conflict(format!(
+            return Err(PullError::Conflict(format!(
                 "{} is already being pulled; play the existing stream",
                 request.uri
-            ));
-            return Box::pin(async move { Err(error) });
+            )));
         }
         if let Some(other) = self
             .captures
             .iter()
             .find(|c| c.local_stream_name == request.local_stream_name)
         {
-            let error = PullError::Conflict(format!(
+            return Err(PullError::Conflict(format!(
                 "the local stream name '{}' is already used by the capture of {}",
                 request.local_stream_name, other.uri
-            ));
-            return Box::pin(async move { Err(error) });
+            )));
         }
         if self.captures.len() >= self.settings.limits.max_captures {
-            let error = PullError::CannotStart(format!(
+            return Err(PullError::CannotStart(format!(
                 "the capture limit of {} is reached (limits.max_captures)",
                 self.settings.limits.max_captures
-            ));
-            return Box::pin(async move { Err(error) });
+            )));
         }
         let id = Uuid::new_v4();
         let settings = self.settings.capture.clone();
@@ -108,17 +109,82 @@ impl Handler<Pull> for Registry {
             None => StreamSupervisor::create(supervisor),
         };
         self.next_arbiter += 1;
-        info!("registered capture {id} of {}", request.uri);
-        self.captures.push(Entry {
+        info!(
+            "registered {}capture {id} of {}",
+            if request.on_demand { "on-demand " } else { "" },
+            request.uri
+        );
+        let entry = Entry {
             id,
             uri: request.uri,
             local_stream_name: request.local_stream_name,
-            addr: addr.clone(),
-        });
+            addr,
+        };
+        self.captures.push(entry.clone());
+        Ok(entry)
+    }
+}
+
+impl Handler<Pull> for Registry {
+    type Result = ResponseFuture<Result<CaptureSnapshot, PullError>>;
+
+    fn handle(&mut self, msg: Pull, ctx: &mut Self::Context) -> Self::Result {
+        let registered = self.register(msg.request, ctx);
         Box::pin(async move {
-            addr.send(GetSnapshot)
+            registered?
+                .addr
+                .send(GetSnapshot)
                 .await
                 .map_err(|e| PullError::CannotStart(format!("the capture did not start: {e}")))
+        })
+    }
+}
+
+impl Handler<Watch> for Registry {
+    type Result = Result<CaptureHandle, WatchError>;
+
+    fn handle(&mut self, msg: Watch, ctx: &mut Self::Context) -> Self::Result {
+        let name = msg.name.trim();
+        let found = self
+            .captures
+            .iter()
+            .find(|c| c.local_stream_name == name)
+            .or_else(|| self.captures.iter().find(|c| c.uri == name))
+            .cloned();
+        let entry = match found {
+            Some(entry) => entry,
+            None if name.len() >= 7 && name[..7].eq_ignore_ascii_case("rtmp://") => {
+                // SPEC §3: an rtmp:// name is pulled on demand, as /pull/rtmp/pull would.
+                let url = RtmpUrl::parse(name).map_err(|e| {
+                    WatchError::CannotStart(format!("cannot pull '{name}': {e}"))
+                })?;
+                let request = PullRequest {
+                    uri: name.to_string(),
+                    url,
+                    local_stream_name: name.to_string(),
+                    record: false,
+                    has_audio: true,
+                    has_video: true,
+                    on_demand: true,
+                };
+                self.register(request, ctx).map_err(|e| match e {
+                    PullError::Conflict(e) | PullError::CannotStart(e) => {
+                        WatchError::CannotStart(e)
+                    }
+                })?
+            }
+            None => {
+                return Err(WatchError::NotFound(format!(
+                    "Stream not found: no capture is named '{name}' (pull it first, or play an rtmp:// URL)"
+                )))
+            }
+        };
+        Ok(CaptureHandle {
+            id: entry.id,
+            uri: entry.uri,
+            local_stream_name: entry.local_stream_name,
+            subscribe: entry.addr.clone().recipient(),
+            unsubscribe: entry.addr.recipient(),
         })
     }
 }

@@ -59,6 +59,7 @@ pub fn load(
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("rest.cors_allowed_origins")
+            .with_list_parse_key("webrtc.public_ips")
             .source(Some(overrides)),
     );
     let settings = builder
@@ -90,6 +91,23 @@ fn validate(s: &Settings) -> Result<(), String> {
     }
     if s.capture.subscriber_queue_frames == 0 {
         return Err("capture.subscriber_queue_frames must be at least 1".to_string());
+    }
+    if s.webrtc.udp_port == 0 || s.webrtc.udp_port_count == 0 {
+        return Err("webrtc.udp_port and webrtc.udp_port_count must be at least 1".to_string());
+    }
+    if u32::from(s.webrtc.udp_port) + u32::from(s.webrtc.udp_port_count) > 65536 {
+        return Err("webrtc.udp_port + webrtc.udp_port_count goes past port 65535".to_string());
+    }
+    if let Some(bad) = s
+        .webrtc
+        .public_ips
+        .iter()
+        .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
+    {
+        return Err(format!("webrtc.public_ips: {bad:?} is not an IP address"));
+    }
+    if s.webrtc.connect_timeout_ms == 0 {
+        return Err("webrtc.connect_timeout_ms must be at least 1".to_string());
     }
     Ok(())
 }

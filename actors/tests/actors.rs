@@ -119,6 +119,7 @@ fn request(uri: &str, name: Option<&str>) -> PullRequest {
         record: false,
         has_audio: true,
         has_video: true,
+        on_demand: false,
     }
 }
 
@@ -331,6 +332,7 @@ async fn new_subscriber_starts_at_the_cached_keyframe_and_slow_ones_skip_to_keyf
         .send(Subscribe {
             id: Uuid::new_v4(),
             recipient: viewer.recipient(),
+            delivery: Delivery::Original,
         })
         .await
         .unwrap();
@@ -355,6 +357,7 @@ async fn new_subscriber_starts_at_the_cached_keyframe_and_slow_ones_skip_to_keyf
         .send(Subscribe {
             id: Uuid::new_v4(),
             recipient: slow.recipient(),
+            delivery: Delivery::Original,
         })
         .await
         .unwrap();
@@ -382,4 +385,204 @@ async fn new_subscriber_starts_at_the_cached_keyframe_and_slow_ones_skip_to_keyf
         last = Some(f.dts);
     }
     arbiter.stop();
+}
+
+#[actix::test]
+async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
+    let sources = Sources::default();
+    let mut settings = Settings::default();
+    settings.capture.on_demand_linger_ms = 200;
+    let registry = Registry::new(settings, sources.starter(), 1).start();
+    registry
+        .send(Pull {
+            request: request("rtmp://origin/live/a", Some("cam")),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let by_name = registry
+        .send(Watch { name: "cam".into() })
+        .await
+        .unwrap()
+        .unwrap();
+    let by_uri = registry
+        .send(Watch {
+            name: "rtmp://origin/live/a".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_name.id, by_uri.id);
+    let missing = registry
+        .send(Watch {
+            name: "nope".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(missing, Err(WatchError::NotFound(e)) if e.contains("Stream not found")));
+    let bad = registry
+        .send(Watch {
+            name: "rtmp://host-only".into(),
+        })
+        .await
+        .unwrap();
+    assert!(matches!(bad, Err(WatchError::CannotStart(_))));
+
+    // An rtmp:// name: an on-demand capture, listed like any other.
+    let uri = "rtmp://origin/live/ondemand";
+    let handle = registry
+        .send(Watch { name: uri.into() })
+        .await
+        .unwrap()
+        .unwrap();
+    let snap = snapshot_of(&registry, uri).await;
+    assert!(snap.on_demand);
+    assert_eq!(snap.local_stream_name, uri);
+    // A viewer comes and goes; 200 ms later the capture is gone, its source stopped.
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let viewer = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity: 16,
+    }
+    .start();
+    let id = Uuid::new_v4();
+    handle
+        .subscribe
+        .send(Subscribe {
+            id,
+            recipient: viewer.recipient(),
+            delivery: Delivery::WebRtc,
+        })
+        .await
+        .unwrap();
+    actix::clock::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        registry.send(FindAll).await.unwrap().len(),
+        2,
+        "a watched capture stays"
+    );
+    handle.unsubscribe.send(Unsubscribe { id }).await.unwrap();
+    actix::clock::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        registry.send(FindAll).await.unwrap().len(),
+        2,
+        "it lingers a while"
+    );
+    eventually(|| sources.stops.load(Ordering::SeqCst) == 1).await;
+    let left = registry.send(FindAll).await.unwrap();
+    assert_eq!(left.len(), 1, "the on-demand capture should be gone");
+    assert_eq!(left[0].local_stream_name, "cam", "the REST capture stays");
+}
+
+/// Real AAC-LC 48 kHz stereo frames from the FDK encoder, as FLV tag bodies.
+fn aac_tags(seconds: f32) -> (Bytes, Vec<Bytes>) {
+    use fdk_aac::enc::{
+        AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport as T,
+    };
+    let enc = Encoder::new(EncoderParams {
+        bit_rate: BitRate::Cbr(128_000),
+        sample_rate: 48_000,
+        transport: T::Raw,
+        channels: ChannelMode::Stereo,
+        audio_object_type: AudioObjectType::Mpeg4LowComplexity,
+    })
+    .unwrap();
+    let info = enc.info().unwrap();
+    let mut header = vec![0xaf, 0x00];
+    header.extend_from_slice(&info.confBuf[..info.confSize as usize]);
+    let n = (48_000.0 * seconds) as usize;
+    let pcm: Vec<i16> = (0..n)
+        .flat_map(|i| {
+            let v = ((i as f32) * 2.0 * std::f32::consts::PI * 1000.0 / 48_000.0).sin();
+            [(v * 10_000.0) as i16; 2]
+        })
+        .collect();
+    let mut out = vec![0u8; 4096];
+    let mut tags = Vec::new();
+    for chunk in pcm.chunks(2048) {
+        let r = enc.encode(chunk, &mut out).unwrap();
+        if r.output_size > 0 {
+            let mut tag = vec![0xaf, 0x01];
+            tag.extend_from_slice(&out[..r.output_size]);
+            tags.push(Bytes::from(tag));
+        }
+    }
+    (Bytes::from(header), tags)
+}
+
+#[actix::test]
+async fn webrtc_subscribers_get_opus_from_one_transcoder_and_originals_get_aac() {
+    let sources = Sources::default();
+    let supervisor = StreamSupervisor::new(
+        Uuid::new_v4(),
+        request("rtmp://origin/live/audio", None),
+        Settings::default().capture,
+        sources.starter(),
+        None,
+    )
+    .start();
+    let (_events, tags) = sources.wait_for(1).await;
+    let (header, aac_frames) = aac_tags(1.0);
+    tags.do_send(tag(Track::Audio, 0, header));
+
+    let recorder = || {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let addr = Recorder {
+            got: got.clone(),
+            delay: Duration::ZERO,
+            capacity: 256,
+        }
+        .start();
+        (got, addr)
+    };
+    let (web_got, web) = recorder();
+    let (web2_got, web2) = recorder();
+    let (orig_got, orig) = recorder();
+    for (addr, delivery) in [
+        (web.recipient(), Delivery::WebRtc),
+        (web2.recipient(), Delivery::WebRtc),
+        (orig.recipient(), Delivery::Original),
+    ] {
+        supervisor
+            .send(Subscribe {
+                id: Uuid::new_v4(),
+                recipient: addr,
+                delivery,
+            })
+            .await
+            .unwrap();
+    }
+    for (i, frame) in aac_frames.iter().enumerate() {
+        tags.do_send(tag(
+            Track::Audio,
+            (i * 1024 * 1000 / 48_000) as u32,
+            frame.clone(),
+        ));
+    }
+    // ~1 s of audio: ~46 AAC frames to the original, ~48 Opus frames to each WebRTC viewer.
+    eventually(|| frames(&web_got).len() >= 45 && frames(&web2_got).len() >= 45).await;
+    let opus = frames(&web_got);
+    assert!(
+        opus.windows(2).all(|w| w[1].pts - w[0].pts == 20),
+        "Opus frames are 20 ms apart"
+    );
+    assert_eq!(opus[0].pts, 0);
+    // Each is an Opus packet whose TOC byte says "one 20 ms frame" (RFC 6716 §3.1).
+    assert!(opus.iter().all(|f| {
+        let config = f.data[0] >> 3;
+        [1, 5, 9, 13, 15, 19, 23, 27, 31].contains(&config) && f.data[0] & 0x03 == 0
+    }));
+    assert_eq!(
+        opus.iter().map(|f| f.pts).collect::<Vec<_>>(),
+        frames(&web2_got)
+            .iter()
+            .map(|f| f.pts)
+            .take(opus.len())
+            .collect::<Vec<_>>(),
+        "both viewers get the same transcode"
+    );
+    let aac = frames(&orig_got);
+    assert_eq!(aac.len(), aac_frames.len());
+    assert_eq!(aac[3].data, aac_frames[3].slice(2..));
 }

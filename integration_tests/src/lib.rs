@@ -5,13 +5,15 @@
 //! - [`Publisher`] — ffmpeg publishing a synthetic H.264 + AAC source (or serving one itself
 //!   with `-listen 1`);
 //! - [`Pullcast`] — the server binary under test, built once per test process;
-//! - [`SilentTcpListener`] — a TCP peer that accepts and never answers.
+//! - [`SilentTcpListener`] — a TCP peer that accepts and never answers;
+//! - [`browser`] — headless Chromium (playwright-core) running a page-side script, e.g. WHEP viewers.
 //!
 //! Rules the harness keeps: a missing tool is a loud panic, never a skipped test; every child
 //! process is killed on `Drop` (so a failing test leaves nothing behind); every wait has a
 //! deadline; each peer keeps its log in its own temporary folder, and the folder is kept (and
 //! its path printed) when the test panics.
 
+pub mod browser;
 pub mod http;
 pub mod nginx;
 pub mod ports;

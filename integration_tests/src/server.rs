@@ -98,6 +98,8 @@ pub struct Pullcast {
     child: Option<Child>,
     rest_http_port: u16,
     rest_https_port: u16,
+    ws_port: u16,
+    wss_port: u16,
     agent: ureq::Agent,
     tls_agent: OnceLock<ureq::Agent>,
 }
@@ -112,6 +114,7 @@ impl Pullcast {
         let tls_dir = dir.join("tls");
         std::fs::create_dir_all(&tls_dir).expect("create tls dir");
         let (rest_http_port, rest_https_port) = (free_port(), free_port());
+        let (ws_port, wss_port) = (free_port(), free_port());
         let mut cmd = Command::new(&binary);
         // Hermetic: no PULLCAST_* leaks in from the caller's environment.
         for (key, _) in std::env::vars_os() {
@@ -130,7 +133,10 @@ impl Pullcast {
                 "PULLCAST_SERVER__REST_HTTPS_PORT",
                 rest_https_port.to_string(),
             )
-            .env("PULLCAST_TLS__SELF_SIGNED_DIR", &tls_dir);
+            .env("PULLCAST_SERVER__WS_PORT", ws_port.to_string())
+            .env("PULLCAST_SERVER__WSS_PORT", wss_port.to_string())
+            .env("PULLCAST_TLS__SELF_SIGNED_DIR", &tls_dir)
+            .env("PULLCAST_WEBRTC__UDP_PORT", free_port().to_string());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -146,6 +152,8 @@ impl Pullcast {
             child: Some(child),
             rest_http_port,
             rest_https_port,
+            ws_port,
+            wss_port,
             agent: http::agent(),
             tls_agent: OnceLock::new(),
         };
@@ -216,6 +224,11 @@ impl Pullcast {
     /// REST HTTP port.
     pub fn rest_http_port(&self) -> u16 {
         self.rest_http_port
+    }
+
+    /// WebSocket signalling ports (ws, wss).
+    pub fn ws_ports(&self) -> (u16, u16) {
+        (self.ws_port, self.wss_port)
     }
 
     /// REST HTTPS port.

@@ -98,6 +98,7 @@ pub fn parse_pull(body: &[u8]) -> Result<PullRequest, String> {
         record: flag(&map, "record", false)?,
         has_audio: flag(&map, "hasAudio", true)?,
         has_video: flag(&map, "hasVideo", true)?,
+        on_demand: false,
     };
     if !request.has_audio && !request.has_video {
         return Err("hasAudio and hasVideo cannot both be false".to_string());
@@ -182,6 +183,7 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
         "measuredFps": s.measured_fps,
         "startTime": humantime::format_rfc3339_millis(s.started_at).to_string(),
         "subscribers": s.subscribers,
+        "onDemand": s.on_demand,
         "metadata": Value::Object(s.metadata.iter().map(|(k, v)| (k.clone(), meta_json(v))).collect()),
     })
 }

@@ -1,12 +1,17 @@
-//! The HTTP side: the REST API on the http and https ports.
-//!
-//! [`serve`] binds both listeners and returns the running server; [`rest`] holds the
-//! handlers, [`dto`] the JSON, [`tls`] the certificate handling. Nothing here touches media.
+//! The HTTP side: one actix-web application on four listeners — REST http/https (8081/8444)
+//! and WebSocket ws/wss (8080/8443). Every listener serves every route: the REST API
+//! ([`rest`], JSON in [`dto`]), WHEP ([`whep`]), WebSocket signalling ([`ws`], JSON in
+//! [`ws_protocol`]) and the player page ([`page`]); [`access`] guards the REST API and
+//! [`tls`] makes the certificate. Nothing here touches media.
 
 pub mod access;
 pub mod dto;
+pub mod page;
 pub mod rest;
 pub mod tls;
+pub mod whep;
+pub mod ws;
+pub mod ws_protocol;
 
 use actix::Addr;
 use actix_web::dev::Server;
@@ -14,10 +19,24 @@ use actix_web::{web, App, HttpServer};
 use pullcast::config::Settings;
 
 use crate::registry::Registry;
+use crate::webrtc::WebRtcEngine;
 
 /// Binds the REST listeners (http and https) and returns the server to await.
-pub fn serve(settings: &Settings, registry: Addr<Registry>) -> Result<Server, String> {
+pub fn serve(
+    settings: &Settings,
+    registry: Addr<Registry>,
+    webrtc: WebRtcEngine,
+) -> Result<Server, String> {
     let tls = tls::server_config(&settings.tls)?;
+    let whep_state = whep::WhepState::new(
+        registry.clone(),
+        webrtc.clone(),
+        settings.limits.max_request_body,
+    );
+    let signalling = ws::SignallingState {
+        registry: registry.clone(),
+        engine: webrtc.clone(),
+    };
     let state = rest::ApiState {
         registry,
         max_body: settings.limits.max_request_body,
@@ -25,12 +44,18 @@ pub fn serve(settings: &Settings, registry: Addr<Registry>) -> Result<Server, St
     let bind = settings.server.bind.as_str();
     let http_port = settings.server.rest_http_port;
     let https_port = settings.server.rest_https_port;
+    let ws_port = settings.server.ws_port;
+    let wss_port = settings.server.wss_port;
     let access = access::Access::new(&settings.rest);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(access.clone()))
             .configure(rest::configure)
+            .app_data(web::Data::new(whep_state.clone()))
+            .configure(whep::configure)
+            .app_data(web::Data::new(signalling.clone()))
+            .configure(page::configure)
             .default_service(web::to(rest::not_found))
     });
     if settings.server.http_workers > 0 {
@@ -39,7 +64,11 @@ pub fn serve(settings: &Settings, registry: Addr<Registry>) -> Result<Server, St
     let server = server
         .bind((bind, http_port))
         .map_err(|e| format!("cannot listen on http {bind}:{http_port}: {e}"))?
-        .bind_rustls_0_23((bind, https_port), tls)
-        .map_err(|e| format!("cannot listen on https {bind}:{https_port}: {e}"))?;
+        .bind_rustls_0_23((bind, https_port), tls.clone())
+        .map_err(|e| format!("cannot listen on https {bind}:{https_port}: {e}"))?
+        .bind((bind, ws_port))
+        .map_err(|e| format!("cannot listen on ws {bind}:{ws_port}: {e}"))?
+        .bind_rustls_0_23((bind, wss_port), tls)
+        .map_err(|e| format!("cannot listen on wss {bind}:{wss_port}: {e}"))?;
     Ok(server.run())
 }

@@ -5,6 +5,7 @@
 //! [`SourceStarter`] is how a supervisor gets its reader: production code starts an
 //! `RtmpReader`; tests pass a fake that hands them the reader's recipients instead.
 
+pub mod audio_transcoder;
 pub mod normalizer;
 pub mod rtmp_reader;
 pub mod supervisor;

@@ -8,23 +8,26 @@
 //! supervisor does no I/O and no parsing.
 
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use log::{info, warn};
 use pullcast::config::CaptureSettings;
 use pullcast::flv::avc::profile_name;
+use pullcast::gop::GopCache;
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;
 use pullcast::stats::RateMeter;
 use uuid::Uuid;
 
+use super::audio_transcoder::AudioTranscoderActor;
 use super::normalizer::NormalizerActor;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
-    AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, GetSnapshot, PullRequest, ReaderEvent,
-    SourceMedia, StopCapture, StopSource, Subscribe, SubscriberMedia, Unsubscribe, VideoInfo,
+    AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, GetSnapshot, PullRequest,
+    ReaderEvent, SourceMedia, StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio,
+    TranscodedAudio, TranscoderConfig, Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -35,10 +38,20 @@ const FRAME_RATE_WINDOW_MS: i64 = 2000;
 /// each keyframe does not swing the figure.
 const BITRATE_WINDOW_MS: i64 = 6000;
 
+/// Extra time an on-demand capture waits for its first viewer (ICE + DTLS take a moment).
+const FIRST_VIEWER_GRACE: Duration = Duration::from_secs(15);
+
 struct SubscriberState {
     recipient: Recipient<SubscriberMedia>,
+    delivery: Delivery,
     /// Missed a frame: send no video until the next keyframe.
     waiting_for_keyframe: bool,
+}
+
+/// The capture's one AAC → Opus transcoder, while it has WebRTC subscribers.
+struct Transcoder {
+    addr: Addr<AudioTranscoderActor>,
+    arbiter: Arbiter,
 }
 
 /// Supervises one capture.
@@ -52,9 +65,10 @@ pub struct StreamSupervisor {
     status: CaptureStatus,
     reason: Option<String>,
     codecs: CodecSet,
-    gop: Vec<MediaFrame>,
-    gop_bytes: usize,
+    gop: GopCache,
     subscribers: HashMap<Uuid, SubscriberState>,
+    transcoder: Option<Transcoder>,
+    linger: Option<SpawnHandle>,
     bytes_received: u64,
     video_frames: u64,
     audio_frames: u64,
@@ -84,9 +98,10 @@ impl StreamSupervisor {
             status: CaptureStatus::Pending,
             reason: None,
             codecs: CodecSet::default(),
-            gop: Vec::new(),
-            gop_bytes: 0,
+            gop: GopCache::new(GOP_CACHE_MAX_BYTES),
             subscribers: HashMap::new(),
+            transcoder: None,
+            linger: None,
             bytes_received: 0,
             video_frames: 0,
             audio_frames: 0,
@@ -124,7 +139,13 @@ impl StreamSupervisor {
         if codecs.video != self.codecs.video {
             // Cached frames belong to the old configuration.
             self.gop.clear();
-            self.gop_bytes = 0;
+        }
+        if codecs.audio != self.codecs.audio {
+            if let (Some(t), Some(config)) = (&self.transcoder, &codecs.audio) {
+                t.addr.do_send(TranscoderConfig {
+                    config: config.clone(),
+                });
+            }
         }
         self.codecs = codecs.clone();
         for sub in self.subscribers.values() {
@@ -134,7 +155,7 @@ impl StreamSupervisor {
         }
     }
 
-    fn on_frame(&mut self, frame: MediaFrame) {
+    fn on_frame(&mut self, frame: MediaFrame, ctx: &mut Context<Self>) {
         let wanted = match frame.track {
             Track::Video => self.request.has_video,
             Track::Audio => self.request.has_audio,
@@ -155,34 +176,28 @@ impl StreamSupervisor {
             self.status = CaptureStatus::ProcessedRemote;
             self.reason = None;
         }
-        self.cache(&frame);
-        self.fan_out(&frame);
+        self.gop.push(&frame);
+        if frame.track == Track::Audio {
+            if let Some(t) = &self.transcoder {
+                t.addr.do_send(TranscodeAudio {
+                    frame: frame.clone(),
+                });
+            }
+            // AAC goes to the subscribers that take the original; WebRTC gets Opus.
+            self.fan_out(&frame, Some(Delivery::Original), ctx);
+        } else {
+            self.fan_out(&frame, None, ctx);
+        }
     }
 
-    /// Keeps the frames since the last video keyframe (audio included), so a new subscriber
-    /// can start at once.
-    fn cache(&mut self, frame: &MediaFrame) {
-        let video_keyframe = frame.track == Track::Video && frame.keyframe;
-        if video_keyframe {
-            self.gop.clear();
-            self.gop_bytes = 0;
-        }
-        if self.gop.is_empty() && !video_keyframe {
-            return;
-        }
-        if self.gop_bytes + frame.data.len() > GOP_CACHE_MAX_BYTES {
-            self.gop.clear();
-            self.gop_bytes = 0;
-            return;
-        }
-        self.gop_bytes += frame.data.len();
-        self.gop.push(frame.clone());
-    }
-
-    fn fan_out(&mut self, frame: &MediaFrame) {
+    /// Sends `frame` to every subscriber (or only those taking `only`), with `try_send`.
+    fn fan_out(&mut self, frame: &MediaFrame, only: Option<Delivery>, ctx: &mut Context<Self>) {
         let has_video = self.codecs.video.is_some();
         let mut gone = Vec::new();
         for (id, sub) in self.subscribers.iter_mut() {
+            if only.is_some_and(|d| d != sub.delivery) {
+                continue;
+            }
             if frame.track == Track::Video {
                 if frame.keyframe {
                     sub.waiting_for_keyframe = false;
@@ -204,9 +219,83 @@ impl StreamSupervisor {
                 Err(SendError::Closed(_)) => gone.push(*id),
             }
         }
-        for id in gone {
-            self.subscribers.remove(&id);
+        if !gone.is_empty() {
+            for id in gone {
+                self.subscribers.remove(&id);
+            }
+            self.subscribers_changed(ctx);
         }
+    }
+
+    /// Starts or stops the transcoder and the on-demand linger timer after the set of
+    /// subscribers changed.
+    fn subscribers_changed(&mut self, ctx: &mut Context<Self>) {
+        let webrtc = self
+            .subscribers
+            .values()
+            .filter(|s| s.delivery == Delivery::WebRtc)
+            .count();
+        if webrtc > 0 && self.transcoder.is_none() && self.request.has_audio {
+            self.start_transcoder(ctx);
+        } else if webrtc == 0 {
+            if let Some(t) = self.transcoder.take() {
+                info!(
+                    "{}: last WebRTC viewer left; audio transcoder stopped",
+                    self.label()
+                );
+                t.arbiter.stop();
+            }
+        }
+        if self.request.on_demand {
+            if self.subscribers.is_empty() {
+                self.arm_linger(
+                    ctx,
+                    Duration::from_millis(self.settings.on_demand_linger_ms),
+                );
+            } else if let Some(handle) = self.linger.take() {
+                ctx.cancel_future(handle);
+            }
+        }
+    }
+
+    fn start_transcoder(&mut self, ctx: &mut Context<Self>) {
+        let arbiter = Arbiter::new();
+        let label = self.label();
+        let bitrate = self.settings.opus_bitrate;
+        let output = ctx.address().recipient::<TranscodedAudio>();
+        let addr = AudioTranscoderActor::start_in_arbiter(&arbiter.handle(), move |_| {
+            AudioTranscoderActor::new(label, bitrate, output)
+        });
+        if let Some(config) = &self.codecs.audio {
+            addr.do_send(TranscoderConfig {
+                config: config.clone(),
+            });
+        }
+        info!(
+            "{}: first WebRTC viewer; audio transcoder (AAC → Opus) started",
+            self.label()
+        );
+        self.transcoder = Some(Transcoder { addr, arbiter });
+    }
+
+    /// Stops an on-demand capture after `after` unless a subscriber arrives first.
+    fn arm_linger(&mut self, ctx: &mut Context<Self>, after: Duration) {
+        if self.linger.is_some() {
+            return;
+        }
+        self.linger = Some(ctx.run_later(after, move |act, ctx| {
+            act.linger = None;
+            if act.subscribers.is_empty() {
+                info!(
+                    "{}: no viewers for {} ms; stopping the on-demand capture",
+                    act.label(),
+                    after.as_millis()
+                );
+                act.reason =
+                    Some("the on-demand capture ended after its last viewer left".to_string());
+                ctx.stop();
+            }
+        }));
     }
 
     fn snapshot(&mut self) -> CaptureSnapshot {
@@ -251,6 +340,7 @@ impl StreamSupervisor {
             measured_fps: (measured_fps * 10.0).round() / 10.0,
             started_at: self.started_at,
             subscribers: self.subscribers.len(),
+            on_demand: self.request.on_demand,
             metadata: self.metadata.clone(),
         }
     }
@@ -269,11 +359,19 @@ impl Actor for StreamSupervisor {
             tags: normalizer.recipient(),
         });
         self.source = Some(source);
+        if self.request.on_demand {
+            let first_viewer =
+                Duration::from_millis(self.settings.on_demand_linger_ms) + FIRST_VIEWER_GRACE;
+            self.arm_linger(ctx, first_viewer);
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         if let Some(source) = self.source.take() {
             source.do_send(StopSource);
+        }
+        if let Some(t) = self.transcoder.take() {
+            t.arbiter.stop();
         }
         let reason = self
             .reason
@@ -320,14 +418,14 @@ impl Handler<ReaderEvent> for StreamSupervisor {
 impl Handler<SourceMedia> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, media: SourceMedia, _ctx: &mut Self::Context) {
+    fn handle(&mut self, media: SourceMedia, ctx: &mut Self::Context) {
         if self.status == CaptureStatus::Failed {
             // Late frames from a reader that has already given up.
             return;
         }
         match media.event {
             NormalizedEvent::CodecChange(codecs) => self.on_codecs(codecs),
-            NormalizedEvent::Frame(frame) => self.on_frame(frame),
+            NormalizedEvent::Frame(frame) => self.on_frame(frame, ctx),
         }
     }
 }
@@ -335,13 +433,18 @@ impl Handler<SourceMedia> for StreamSupervisor {
 impl Handler<Subscribe> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: Subscribe, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
         let recipient = msg.recipient;
         if self.codecs != CodecSet::default() {
             recipient.do_send(SubscriberMedia::Codecs(self.codecs.clone()));
         }
+        // Instant start: the frames since the latest keyframe, at once. WebRTC subscribers
+        // get the cached video only; their audio is Opus, which starts live.
         let mut waiting_for_keyframe = self.codecs.video.is_some();
-        for frame in &self.gop {
+        for frame in self.gop.frames() {
+            if msg.delivery == Delivery::WebRtc && frame.track == Track::Audio {
+                continue;
+            }
             if recipient
                 .try_send(SubscriberMedia::Frame(frame.clone()))
                 .is_ok()
@@ -355,17 +458,35 @@ impl Handler<Subscribe> for StreamSupervisor {
             msg.id,
             SubscriberState {
                 recipient,
+                delivery: msg.delivery,
                 waiting_for_keyframe,
             },
         );
+        self.subscribers_changed(ctx);
     }
 }
 
 impl Handler<Unsubscribe> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: Unsubscribe, _ctx: &mut Self::Context) {
-        self.subscribers.remove(&msg.id);
+    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Self::Context) {
+        if self.subscribers.remove(&msg.id).is_some() {
+            self.subscribers_changed(ctx);
+        }
+    }
+}
+
+impl Handler<TranscodedAudio> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TranscodedAudio, ctx: &mut Self::Context) {
+        if self.transcoder.is_none() {
+            // Late output of a transcoder that was just stopped.
+            return;
+        }
+        for frame in &msg.frames {
+            self.fan_out(frame, Some(Delivery::WebRtc), ctx);
+        }
     }
 }
 

@@ -1,0 +1,434 @@
+//! The WebRTC engine: built once at start, shared by every signalling path (WHEP, WebSocket).
+//!
+//! It holds what every viewer's peer connection is built from — the setting engine (mDNS
+//! off, loopback candidates, 1:1 NAT public IPs, ICE timeouts), the UDP port pool, the
+//! interceptor chain recipe (NACK responder, RTCP sender reports, keyframe requests to the
+//! application) — and the arbiters (threads) the [`ViewerPeer`] actors and their connection
+//! drivers run on. [`WebRtcEngine::start_viewer`] is the one way to create a viewer.
+//!
+//! The `webrtc` 0.21.1 crate has no single-port UDP mux yet (its `with_udp_network` is a
+//! TODO), so each connection binds one port of `webrtc.udp_port .. + udp_port_count`.
+//! This module must not touch media: it never sees a frame.
+
+use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use log::{debug, warn};
+use pullcast::config::Settings;
+use pullcast::webrtc_sdp::{self, H264Format, OfferSummary, OpusFormat};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_nack, configure_rtcp_reports,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+};
+use rtc::peer_connection::configuration::setting_engine::{SettingEngine, SettingEngineBuilder};
+use rtc::peer_connection::transport::RTCIceCandidateType;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use uuid::Uuid;
+use webrtc::peer_connection::Registry;
+
+use super::viewer_peer::{Negotiate, ViewerPeer};
+use crate::messages::{CaptureHandle, ViewerEvent};
+
+/// ICE: no answer for this long → disconnected; this long → failed (a dead browser).
+const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
+const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(15);
+const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What a new viewer needs.
+pub struct ViewerRequest {
+    /// The capture to watch (from `Registry` `Watch`).
+    pub capture: CaptureHandle,
+    /// The browser's SDP offer (recvonly audio/video).
+    pub offer_sdp: String,
+    /// Where `ViewerEvent`s go.
+    pub events: Recipient<ViewerEvent>,
+}
+
+/// A viewer whose answer is ready.
+pub struct ViewerStarted {
+    pub id: Uuid,
+    /// The SDP answer with every ICE candidate in it (no trickle needed).
+    pub answer_sdp: String,
+    /// The viewer; send it `StopViewer` to end it.
+    pub addr: Addr<ViewerPeer>,
+}
+
+/// Why a viewer could not be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerError {
+    /// The offer is not SDP (400).
+    BadOffer(String),
+    /// The offer has nothing we can send: no H.264 video and no Opus audio (406).
+    NotAcceptable(String),
+    /// No port free, the connection could not be built, ICE gathering failed (500/503).
+    Failed(String),
+}
+
+impl std::fmt::Display for ViewerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ViewerError::BadOffer(m) | ViewerError::NotAcceptable(m) | ViewerError::Failed(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+/// The codecs one viewer's connection is built with, decided from its offer.
+#[derive(Debug, Clone)]
+pub struct ViewerCodecs {
+    pub video: Option<H264Format>,
+    pub audio: Option<OpusFormat>,
+}
+
+impl ViewerCodecs {
+    pub fn video_codec(&self) -> Option<RTCRtpCodec> {
+        self.video.as_ref().map(|v| RTCRtpCodec {
+            mime_type: MIME_TYPE_H264.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: v.fmtp.clone(),
+            rtcp_feedback: vec![
+                feedback("nack", ""),
+                feedback("nack", "pli"),
+                feedback("ccm", "fir"),
+            ],
+        })
+    }
+
+    pub fn audio_codec(&self) -> Option<RTCRtpCodec> {
+        self.audio.as_ref().map(|a| RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: a.fmtp.clone(),
+            rtcp_feedback: vec![],
+        })
+    }
+}
+
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    }
+}
+
+struct PortPool {
+    first: u16,
+    count: u16,
+    cursor: u16,
+    in_use: BTreeSet<u16>,
+}
+
+/// One UDP port held by a viewer; given back on drop.
+pub struct PortLease {
+    port: u16,
+    pool: Arc<Mutex<PortPool>>,
+}
+
+impl PortLease {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.in_use.remove(&self.port);
+        }
+    }
+}
+
+struct Inner {
+    settings: Settings,
+    setting_engine: SettingEngine,
+    /// Addresses to bind, with port 0 to be replaced by the viewer's port.
+    bind_addrs: Vec<SocketAddr>,
+    ports: Arc<Mutex<PortPool>>,
+    arbiters: Mutex<VecDeque<ArbiterHandle>>,
+    arbiter_count: usize,
+    next_arbiter: AtomicUsize,
+    origin: Instant,
+}
+
+/// The shared WebRTC engine. Cheap to clone.
+#[derive(Clone)]
+pub struct WebRtcEngine {
+    inner: Arc<Inner>,
+}
+
+impl WebRtcEngine {
+    /// Builds the engine from the settings; must run inside an actix `System` (it starts one
+    /// arbiter per core for the viewers).
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        let w = &settings.webrtc;
+        let bind: IpAddr = settings
+            .server
+            .bind
+            .parse()
+            .map_err(|e| format!("server.bind {:?}: {e}", settings.server.bind))?;
+        let mut bind_addrs = vec![SocketAddr::new(bind, 0)];
+        let loopback = w.loopback_candidates || bind.is_loopback();
+        if w.loopback_candidates && bind.is_unspecified() {
+            // A wildcard expands to every interface except loopback: add it explicitly.
+            bind_addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
+        }
+        let mut builder = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_include_loopback_candidate(loopback)
+            .with_ice_timeouts(
+                Some(ICE_DISCONNECTED_TIMEOUT),
+                Some(ICE_FAILED_TIMEOUT),
+                Some(ICE_KEEPALIVE_INTERVAL),
+            );
+        if !w.public_ips.is_empty() {
+            builder = builder.with_nat_1to1_ips(w.public_ips.clone(), RTCIceCandidateType::Host);
+        }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 16);
+        let arbiters: VecDeque<ArbiterHandle> =
+            (0..threads).map(|_| Arbiter::new().handle()).collect();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings: settings.clone(),
+                setting_engine: builder.build(),
+                bind_addrs,
+                ports: Arc::new(Mutex::new(PortPool {
+                    first: w.udp_port,
+                    count: w.udp_port_count,
+                    cursor: 0,
+                    in_use: BTreeSet::new(),
+                })),
+                arbiter_count: arbiters.len(),
+                arbiters: Mutex::new(arbiters),
+                next_arbiter: AtomicUsize::new(0),
+                origin: Instant::now(),
+            }),
+        })
+    }
+
+    /// The server's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Milliseconds since the engine started (a monotonic clock for rate limits).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.origin.elapsed().as_millis() as u64
+    }
+
+    /// A setting engine for one connection.
+    pub fn setting_engine(&self) -> SettingEngine {
+        self.inner.setting_engine.clone()
+    }
+
+    /// The media engine and interceptor chain for one connection with `codecs`: exactly the
+    /// formats chosen from the browser's offer (same payload types, same fmtp), NACK
+    /// responder, sender reports, and PLI/FIR delivered to the application.
+    pub fn media_engine(&self, codecs: &ViewerCodecs) -> Result<(MediaEngine, Registry), String> {
+        let mut media_engine = MediaEngine::default();
+        if let (Some(format), Some(codec)) = (&codecs.video, codecs.video_codec()) {
+            media_engine
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: codec,
+                        payload_type: format.payload_type,
+                    },
+                    RtpCodecKind::Video,
+                )
+                .map_err(|e| format!("cannot register H.264: {e}"))?;
+        }
+        if let (Some(format), Some(codec)) = (&codecs.audio, codecs.audio_codec()) {
+            media_engine
+                .register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: codec,
+                        payload_type: format.payload_type,
+                    },
+                    RtpCodecKind::Audio,
+                )
+                .map_err(|e| format!("cannot register Opus: {e}"))?;
+        }
+        let registry = configure_nack(Registry::new(), &mut media_engine);
+        let registry = configure_rtcp_reports(registry);
+        // Last in the chain, so the other interceptors have seen every inbound RTCP packet.
+        let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
+        Ok((media_engine, registry))
+    }
+
+    /// Takes a free UDP port (checked by binding it) for one connection.
+    pub fn lease_port(&self) -> Option<PortLease> {
+        let mut pool = self.inner.ports.lock().ok()?;
+        let mut tried = 0u32;
+        while tried < u32::from(pool.count) {
+            let cursor = pool.cursor;
+            let port = webrtc_sdp::next_free_port(pool.first, pool.count, cursor, |p| {
+                pool.in_use.contains(&p)
+            })?;
+            pool.cursor = port.wrapping_sub(pool.first).wrapping_add(1) % pool.count.max(1);
+            tried += 1;
+            let free = self.udp_addrs(port).iter().all(|a| {
+                std::net::UdpSocket::bind(a)
+                    .map(drop)
+                    .map_err(|e| debug!("UDP {a} is not free: {e}"))
+                    .is_ok()
+            });
+            if free {
+                pool.in_use.insert(port);
+                return Some(PortLease {
+                    port,
+                    pool: self.inner.ports.clone(),
+                });
+            }
+        }
+        None
+    }
+
+    /// The addresses one connection binds on `port`.
+    pub fn udp_addrs(&self, port: u16) -> Vec<SocketAddr> {
+        self.inner
+            .bind_addrs
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), port))
+            .collect()
+    }
+
+    /// The next arbiter for a viewer (round robin).
+    fn arbiter(&self) -> Option<ArbiterHandle> {
+        let arbiters = self.inner.arbiters.lock().ok()?;
+        let n = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed);
+        arbiters.get(n % self.inner.arbiter_count.max(1)).cloned()
+    }
+
+    /// Decides the codecs for an offer: H.264 (mode 1 preferred, an offered profile) for the
+    /// video section, Opus for the audio section.
+    pub fn codecs_for_offer(offer: &OfferSummary) -> Result<ViewerCodecs, ViewerError> {
+        let video = webrtc_sdp::choose_h264(&offer.h264, None);
+        let audio = offer.opus.clone();
+        if video.is_none() && audio.is_none() {
+            return Err(ViewerError::NotAcceptable(
+                "the offer has neither H.264 video nor Opus audio".to_string(),
+            ));
+        }
+        if offer.has_video_section && video.is_none() {
+            warn!("the offer has a video section without H.264: the viewer gets audio only");
+        }
+        Ok(ViewerCodecs { video, audio })
+    }
+
+    /// Creates a viewer for `request`: parses the offer, starts a `ViewerPeer` on a WebRTC
+    /// arbiter and returns its answer once ICE gathering is complete.
+    pub async fn start_viewer(&self, request: ViewerRequest) -> Result<ViewerStarted, ViewerError> {
+        let offer = webrtc_sdp::parse_offer(&request.offer_sdp)
+            .map_err(|e| ViewerError::BadOffer(e.to_string()))?;
+        let codecs = Self::codecs_for_offer(&offer)?;
+        let lease = self.lease_port().ok_or_else(|| {
+            ViewerError::Failed(format!(
+                "no free UDP port in {}..{} for WebRTC (webrtc.udp_port, webrtc.udp_port_count)",
+                self.inner.settings.webrtc.udp_port,
+                u32::from(self.inner.settings.webrtc.udp_port)
+                    + u32::from(self.inner.settings.webrtc.udp_port_count)
+            ))
+        })?;
+        let id = Uuid::new_v4();
+        let engine = self.clone();
+        let ViewerRequest {
+            capture,
+            offer_sdp,
+            events,
+        } = request;
+        let make = move |_: &mut Context<ViewerPeer>| {
+            ViewerPeer::new(id, engine, capture, events, codecs, lease)
+        };
+        let addr = match self.arbiter() {
+            Some(arbiter) => ViewerPeer::start_in_arbiter(&arbiter, make),
+            None => ViewerPeer::create(make),
+        };
+        let answer = addr
+            .send(Negotiate { offer_sdp })
+            .await
+            .map_err(|e| ViewerError::Failed(format!("the viewer stopped: {e}")))?
+            .map_err(ViewerError::Failed)?;
+        Ok(ViewerStarted {
+            id,
+            answer_sdp: answer,
+            addr,
+        })
+    }
+}
+
+/// Passes inbound keyframe requests (PLI, FIR) on to the application and drops the rest of
+/// the inbound RTCP, which the other interceptors have already acted on.
+#[derive(Default)]
+pub struct KeyframeRequestForwarder {
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
+    let any = packet.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| is_keyframe_request(p.as_ref()))
+                .cloned()
+                .collect();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(requests);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestForwarder {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

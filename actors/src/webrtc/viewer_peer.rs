@@ -1,0 +1,642 @@
+//! `ViewerPeer`: one browser watching one capture over WebRTC.
+//!
+//! It owns the viewer's `webrtc` peer connection and its two tracks (its own
+//! `TrackLocalStaticRTP` each: a track object cannot be shared between connections). Life:
+//! `Negotiate` (offer in, answer with every candidate out) → ICE/DTLS up (`Connected`, else
+//! `Failed` after `webrtc.connect_timeout_ms`) → `Subscribe` to the capture, whose keyframe
+//! cache gives codecs and the frames from the latest keyframe at once → RTP out (`Playing`
+//! at the first video frame) → `StopViewer`, the capture's `Stopped`, or a dead connection.
+//!
+//! H.264 access units go out untouched, packetized here (FU-A, STAP-A with the SPS/PPS
+//! that precede every IDR); Opus packets go out one per RTP packet. RTP timestamps are the
+//! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_sdp`), the
+//! payload type is the one negotiated on the sender. A keyframe request (PLI/FIR) is answered
+//! by subscribing again (codecs + GOP from the cache), at most once per
+//! `webrtc.keyframe_request_interval_ms`.
+//!
+//! Writes are awaited inside the actor (`ctx.wait`), so a slow connection fills this actor's
+//! bounded mailbox and the capture skips it to the next keyframe; nothing here may block the
+//! capture, panic on input or unwrap network data.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use log::{debug, info, warn};
+use pullcast::media::{MediaFrame, Track};
+use pullcast::webrtc_sdp::{KeyframeRequestLimiter, RtpClock};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp::codec::h264::H264Payloader;
+use rtc::rtp::packetizer::Payloader;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::Notify;
+use uuid::Uuid;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::engine::{PortLease, ViewerCodecs, WebRtcEngine};
+use crate::messages::{
+    CaptureHandle, Delivery, StopViewer, Subscribe, SubscriberMedia, Unsubscribe, ViewerEvent,
+};
+
+/// RTP payload size: fits a 1280-byte UDP datagram with RTP, SRTP and header extensions.
+const RTP_MTU: usize = 1200;
+/// How long ICE gathering may take before the answer goes out with what it has.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The media stream id both tracks carry, so a browser puts them in one `MediaStream`.
+const STREAM_ID: &str = "pullcast";
+
+/// Negotiate the connection: the browser's offer in, our answer (all candidates) out.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct Negotiate {
+    pub offer_sdp: String,
+}
+
+/// The peer connection's state changed (from the connection's event handler).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PeerStateChanged(RTCPeerConnectionState);
+
+/// The browser asked for a keyframe (PLI or FIR).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct KeyframeRequested;
+
+/// One outgoing track of this viewer.
+struct OutTrack {
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    payload_type: u8,
+    sequence: u16,
+    clock: RtpClock,
+}
+
+impl OutTrack {
+    fn packet(&mut self, timestamp: u32, marker: bool, payload: Bytes) -> rtp::Packet {
+        let header = rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type: self.payload_type,
+            sequence_number: self.sequence,
+            timestamp,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        rtp::Packet { header, payload }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Created,
+    Answered,
+    Connected,
+    Ended,
+}
+
+/// Forwards the connection's events to the actor.
+struct PeerEvents {
+    addr: Addr<ViewerPeer>,
+    gathered: Arc<Notify>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PeerEvents {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.notify_one();
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.addr.do_send(PeerStateChanged(state));
+    }
+}
+
+/// One WebRTC viewer of one capture.
+pub struct ViewerPeer {
+    id: Uuid,
+    engine: WebRtcEngine,
+    capture: CaptureHandle,
+    events: Recipient<ViewerEvent>,
+    codecs: ViewerCodecs,
+    lease: Option<PortLease>,
+    pc: Option<Arc<dyn PeerConnection>>,
+    video: Option<OutTrack>,
+    audio: Option<OutTrack>,
+    payloader: H264Payloader,
+    phase: Phase,
+    /// Connected before the negotiation future stored the tracks.
+    connected_early: bool,
+    subscribed: bool,
+    /// The capture has video (from its codecs); `Playing` waits for a video frame then.
+    capture_has_video: bool,
+    /// Send no video until a keyframe (start, resubscribe, codec change).
+    waiting_for_keyframe: bool,
+    last_audio_pts: Option<i64>,
+    playing: bool,
+    limiter: KeyframeRequestLimiter,
+    created: Instant,
+    connected_at: Option<Instant>,
+}
+
+impl ViewerPeer {
+    pub fn new(
+        id: Uuid,
+        engine: WebRtcEngine,
+        capture: CaptureHandle,
+        events: Recipient<ViewerEvent>,
+        codecs: ViewerCodecs,
+        lease: PortLease,
+    ) -> Self {
+        let interval = engine.settings().webrtc.keyframe_request_interval_ms;
+        Self {
+            id,
+            engine,
+            capture,
+            events,
+            codecs,
+            lease: Some(lease),
+            pc: None,
+            video: None,
+            audio: None,
+            payloader: H264Payloader::default(),
+            phase: Phase::Created,
+            connected_early: false,
+            subscribed: false,
+            capture_has_video: true,
+            waiting_for_keyframe: true,
+            last_audio_pts: None,
+            playing: false,
+            limiter: KeyframeRequestLimiter::new(interval),
+            created: Instant::now(),
+            connected_at: None,
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("viewer {} of {}", self.id, self.capture.local_stream_name)
+    }
+
+    /// Ends the viewer once: unsubscribes, reports `event`, stops the actor (which closes the
+    /// connection).
+    fn finish(&mut self, ctx: &mut Context<Self>, event: ViewerEvent) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        match &event {
+            ViewerEvent::Failed { reason, .. } => warn!("{}: failed: {reason}", self.label()),
+            ViewerEvent::Stopped { reason, .. } => info!("{}: stopped: {reason}", self.label()),
+            _ => {}
+        }
+        self.phase = Phase::Ended;
+        self.unsubscribe();
+        self.events.do_send(event);
+        ctx.stop();
+    }
+
+    fn fail(&mut self, ctx: &mut Context<Self>, reason: String) {
+        let viewer = self.id;
+        self.finish(ctx, ViewerEvent::Failed { viewer, reason });
+    }
+
+    fn subscribe(&mut self, ctx: &mut Context<Self>) {
+        self.waiting_for_keyframe = true;
+        self.capture.subscribe.do_send(Subscribe {
+            id: self.id,
+            recipient: ctx.address().recipient(),
+            delivery: Delivery::WebRtc,
+        });
+        self.subscribed = true;
+    }
+
+    fn unsubscribe(&mut self) {
+        if self.subscribed {
+            self.capture
+                .unsubscribe
+                .do_send(Unsubscribe { id: self.id });
+            self.subscribed = false;
+        }
+    }
+
+    fn on_connected(&mut self, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Answered {
+            return;
+        }
+        self.phase = Phase::Connected;
+        self.connected_at = Some(Instant::now());
+        info!(
+            "{}: connected ({} ms after the offer)",
+            self.label(),
+            self.created.elapsed().as_millis()
+        );
+        self.events
+            .do_send(ViewerEvent::Connected { viewer: self.id });
+        // Keyframe requests from the browser.
+        if let Some(video) = &self.video {
+            let track = video.track.clone();
+            let addr = ctx.address();
+            actix::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackLocalEvent::OnRtcpPacket(_) = event {
+                        addr.do_send(KeyframeRequested);
+                    }
+                }
+            });
+        }
+        self.subscribe(ctx);
+    }
+
+    fn on_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame) {
+        if self.waiting_for_keyframe {
+            if !frame.keyframe {
+                return;
+            }
+            self.waiting_for_keyframe = false;
+        }
+        let Some(video) = self.video.as_mut() else {
+            return;
+        };
+        let payloads = match self.payloader.payload(RTP_MTU, &frame.data) {
+            Ok(p) => p,
+            Err(e) => {
+                debug!("{}: cannot packetize a video frame: {e}", self.id);
+                return;
+            }
+        };
+        if payloads.is_empty() {
+            return;
+        }
+        let timestamp = video.clock.timestamp(frame.pts);
+        let last = payloads.len() - 1;
+        let packets: Vec<rtp::Packet> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| video.packet(timestamp, i == last, p))
+            .collect();
+        let track = video.track.clone();
+        self.write(ctx, track, packets, true);
+    }
+
+    fn on_audio(&mut self, ctx: &mut Context<Self>, frame: MediaFrame) {
+        // After a resubscribe the cache replays audio we already sent.
+        if self.last_audio_pts.is_some_and(|last| frame.pts <= last) {
+            return;
+        }
+        let Some(audio) = self.audio.as_mut() else {
+            return;
+        };
+        if frame.data.is_empty() {
+            return;
+        }
+        self.last_audio_pts = Some(frame.pts);
+        let timestamp = audio.clock.timestamp(frame.pts);
+        let packet = audio.packet(timestamp, false, frame.data);
+        let track = audio.track.clone();
+        let counts_as_playing = !self.capture_has_video || self.video.is_none();
+        self.write(ctx, track, vec![packet], counts_as_playing);
+    }
+
+    /// Hands packets to the connection; the actor waits (its mailbox fills, the capture skips
+    /// it to the next keyframe) while the connection's queue is full.
+    fn write(
+        &mut self,
+        ctx: &mut Context<Self>,
+        track: Arc<TrackLocalStaticRTP>,
+        packets: Vec<rtp::Packet>,
+        counts_as_playing: bool,
+    ) {
+        let fut = async move {
+            for packet in packets {
+                track.write_rtp(packet).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        };
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |result, act, _ctx| match result {
+                    Ok(()) => {
+                        if counts_as_playing && !act.playing && act.phase == Phase::Connected {
+                            act.playing = true;
+                            info!(
+                                "{}: playing ({} ms after connection)",
+                                act.label(),
+                                act.connected_at.map_or(0, |t| t.elapsed().as_millis())
+                            );
+                            act.events.do_send(ViewerEvent::Playing { viewer: act.id });
+                        }
+                    }
+                    Err(e) => debug!("{}: RTP write failed: {e}", act.id),
+                }),
+        );
+    }
+}
+
+impl Actor for ViewerPeer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.engine.settings().capture.subscriber_queue_frames);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if self.phase != Phase::Ended {
+            self.phase = Phase::Ended;
+            self.unsubscribe();
+            self.events.do_send(ViewerEvent::Stopped {
+                viewer: self.id,
+                reason: "the viewer was stopped".to_string(),
+            });
+        }
+        let pc = self.pc.take();
+        // The port is given back once the connection's sockets are closed.
+        let lease = self.lease.take();
+        let id = self.id;
+        actix::spawn(async move {
+            if let Some(pc) = pc {
+                if let Err(e) = pc.close().await {
+                    debug!("viewer {id}: closing the connection: {e}");
+                }
+            }
+            drop(lease);
+        });
+    }
+}
+
+type Negotiated = (
+    Arc<dyn PeerConnection>,
+    Option<OutTrack>,
+    Option<OutTrack>,
+    String,
+);
+
+async fn negotiate(
+    engine: WebRtcEngine,
+    codecs: ViewerCodecs,
+    port: u16,
+    offer_sdp: String,
+    addr: Addr<ViewerPeer>,
+    id: Uuid,
+) -> Result<Negotiated, String> {
+    let (media_engine, registry) = engine.media_engine(&codecs)?;
+    let gathered = Arc::new(Notify::new());
+    let handler = Arc::new(PeerEvents {
+        addr,
+        gathered: gathered.clone(),
+    });
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(engine.setting_engine())
+        .with_handler(handler)
+        .with_udp_addrs(engine.udp_addrs(port))
+        .build()
+        .await
+        .map_err(|e| format!("cannot create the peer connection: {e}"))?;
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+    let result = async {
+        let video = match codecs.video_codec() {
+            Some(codec) => Some(add_track(&pc, RtpCodecKind::Video, codec, "video").await?),
+            None => None,
+        };
+        let audio = match codecs.audio_codec() {
+            Some(codec) => Some(add_track(&pc, RtpCodecKind::Audio, codec, "audio").await?),
+            None => None,
+        };
+        let offer =
+            RTCSessionDescription::offer(offer_sdp).map_err(|e| format!("bad SDP offer: {e}"))?;
+        pc.set_remote_description(offer)
+            .await
+            .map_err(|e| format!("the offer was refused: {e}"))?;
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(|e| format!("cannot create an answer: {e}"))?;
+        pc.set_local_description(answer)
+            .await
+            .map_err(|e| format!("cannot apply the answer: {e}"))?;
+        if tokio::time::timeout(GATHER_TIMEOUT, gathered.notified())
+            .await
+            .is_err()
+        {
+            warn!("viewer {id}: ICE gathering did not complete within {GATHER_TIMEOUT:?}; answering with the candidates so far");
+        }
+        let answer = pc
+            .local_description()
+            .await
+            .ok_or_else(|| "no local description after negotiation".to_string())?;
+        let mut tracks = [video, audio];
+        for track in tracks.iter_mut().flatten() {
+            if let Ok(params) = track.sender.get_parameters().await {
+                if let Some(codec) = params.rtp_parameters.codecs.first() {
+                    track.payload_type = codec.payload_type;
+                }
+            }
+        }
+        let [video, audio] = tracks;
+        Ok::<_, String>((video, audio, answer.sdp))
+    }
+    .await;
+    match result {
+        Ok((video, audio, sdp)) => Ok((pc, video, audio, sdp)),
+        Err(e) => {
+            let _ = pc.close().await;
+            Err(e)
+        }
+    }
+}
+
+async fn add_track(
+    pc: &Arc<dyn PeerConnection>,
+    kind: RtpCodecKind,
+    codec: RTCRtpCodec,
+    name: &str,
+) -> Result<OutTrack, String> {
+    let random = Uuid::new_v4().as_u128();
+    let ssrc = (random as u32).max(1);
+    let base = (random >> 32) as u32;
+    let sequence = (random >> 64) as u16;
+    let clock = match kind {
+        RtpCodecKind::Audio => RtpClock::opus(base),
+        _ => RtpClock::video(base),
+    };
+    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        STREAM_ID.to_string(),
+        name.to_string(),
+        name.to_string(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )));
+    let sender = pc
+        .add_track(track.clone() as Arc<dyn TrackLocal>)
+        .await
+        .map_err(|e| format!("cannot add the {name} track: {e}"))?;
+    Ok(OutTrack {
+        track,
+        sender,
+        ssrc,
+        payload_type: 0,
+        sequence,
+        clock,
+    })
+}
+
+impl Handler<Negotiate> for ViewerPeer {
+    type Result = AtomicResponse<Self, Result<String, String>>;
+
+    fn handle(&mut self, msg: Negotiate, ctx: &mut Self::Context) -> Self::Result {
+        let port = self.lease.as_ref().map_or(0, PortLease::port);
+        let fut = negotiate(
+            self.engine.clone(),
+            self.codecs.clone(),
+            port,
+            msg.offer_sdp,
+            ctx.address(),
+            self.id,
+        );
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(
+            |result, act, ctx| match result {
+                Ok((pc, video, audio, answer)) => {
+                    if act.phase == Phase::Ended {
+                        actix::spawn(async move {
+                            let _ = pc.close().await;
+                        });
+                        return Err("the viewer was stopped".to_string());
+                    }
+                    act.pc = Some(pc);
+                    act.video = video;
+                    act.audio = audio;
+                    act.phase = Phase::Answered;
+                    let timeout = act.engine.settings().webrtc.connect_timeout_ms;
+                    ctx.run_later(Duration::from_millis(timeout), move |act, ctx| {
+                        if act.phase == Phase::Answered {
+                            act.fail(ctx, format!("ICE/DTLS did not connect within {timeout} ms"));
+                        }
+                    });
+                    if act.connected_early {
+                        act.on_connected(ctx);
+                    }
+                    Ok(answer)
+                }
+                Err(e) => {
+                    act.fail(ctx, e.clone());
+                    Err(e)
+                }
+            },
+        )))
+    }
+}
+
+impl Handler<PeerStateChanged> for ViewerPeer {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerStateChanged, ctx: &mut Self::Context) {
+        debug!("{}: connection state {}", self.label(), msg.0);
+        match msg.0 {
+            RTCPeerConnectionState::Connected => {
+                if self.phase == Phase::Created {
+                    self.connected_early = true;
+                } else {
+                    self.on_connected(ctx);
+                }
+            }
+            RTCPeerConnectionState::Failed => {
+                let reason = if self.phase == Phase::Connected {
+                    "the connection to the browser was lost (ICE failed)"
+                } else {
+                    "ICE/DTLS failed"
+                };
+                self.fail(ctx, reason.to_string());
+            }
+            RTCPeerConnectionState::Closed => {
+                let viewer = self.id;
+                self.finish(
+                    ctx,
+                    ViewerEvent::Stopped {
+                        viewer,
+                        reason: "the connection was closed".to_string(),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Handler<KeyframeRequested> for ViewerPeer {
+    type Result = ();
+
+    fn handle(&mut self, _msg: KeyframeRequested, ctx: &mut Self::Context) {
+        if self.phase != Phase::Connected || !self.limiter.allow(self.engine.now_ms()) {
+            return;
+        }
+        debug!(
+            "{}: keyframe requested; replaying from the cached keyframe",
+            self.label()
+        );
+        self.unsubscribe();
+        self.subscribe(ctx);
+    }
+}
+
+impl Handler<SubscriberMedia> for ViewerPeer {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscriberMedia, ctx: &mut Self::Context) {
+        if self.phase != Phase::Connected && !matches!(msg, SubscriberMedia::Stopped { .. }) {
+            return;
+        }
+        match msg {
+            SubscriberMedia::Codecs(codecs) => {
+                self.capture_has_video = codecs.video.is_some();
+                // What follows starts at a keyframe (cache replay or a new configuration).
+                self.waiting_for_keyframe = true;
+            }
+            SubscriberMedia::Frame(frame) => match frame.track {
+                Track::Video => self.on_video(ctx, frame),
+                Track::Audio => self.on_audio(ctx, frame),
+            },
+            SubscriberMedia::Stopped { reason } => {
+                // The capture is gone: nothing to unsubscribe from.
+                self.subscribed = false;
+                let viewer = self.id;
+                self.finish(ctx, ViewerEvent::Stopped { viewer, reason });
+            }
+        }
+    }
+}
+
+impl Handler<StopViewer> for ViewerPeer {
+    type Result = ();
+
+    fn handle(&mut self, msg: StopViewer, ctx: &mut Self::Context) {
+        let viewer = self.id;
+        self.finish(
+            ctx,
+            ViewerEvent::Stopped {
+                viewer,
+                reason: msg.reason,
+            },
+        );
+    }
+}

@@ -1,0 +1,107 @@
+// Drives pullcast's own player page (served at /) in headless Chromium: types a stream name,
+// clicks Play, records the statuses the page shows and the WebRTC statistics, then clicks
+// Stop. For the end-to-end tests of the WebSocket signalling.
+//
+// Usage: node player_driver.js '<json spec>'
+// Spec: { "pageUrl": "http://127.0.0.1:P/", "name": "cam1" | "rtmp://…", "runMs": 5000,
+//         "stop": true, "timeoutMs": 30000 }
+// Prints one JSON line: {"ok": true, "statuses": [...], "firstFrameMs": n, "samples": [...],
+// "final": {...}, "reason": "..."} or {"ok": false, "error": "..."}. It decides nothing.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const LAUNCH_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+async function main() {
+  const spec = JSON.parse(process.argv[2]);
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: LAUNCH_ARGS,
+  });
+  const timer = setTimeout(() => {
+    console.log(JSON.stringify({ ok: false, error: `timed out after ${spec.timeoutMs || 30000} ms` }));
+    process.exit(3);
+  }, spec.timeoutMs || 30000);
+  try {
+    const page = await browser.newPage();
+    page.on('console', (m) => { if (m.type() === 'error') console.error('page:', m.text()); });
+    await page.goto(spec.pageUrl);
+    const result = await page.evaluate(async (spec) => {
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+      const t0 = performance.now();
+      const now = () => Math.round(performance.now() - t0);
+      const statuses = [];
+      const statusEl = document.getElementById('status');
+      new MutationObserver(() => statuses.push({ t: now(), status: statusEl.textContent,
+        reason: document.getElementById('reason').textContent })).observe(statusEl, { childList: true, characterData: true, subtree: true });
+      // Chromium only measures the audio it plays: unmute (autoplay is allowed by the flags).
+      document.getElementById('video').muted = false;
+      document.getElementById('name').value = spec.name;
+      document.getElementById('play').click();
+      // Wait for a terminal answer or PLAYING.
+      const deadline = performance.now() + 15000;
+      while (performance.now() < deadline) {
+        const s = statusEl.textContent;
+        if (s === 'PLAYING' || s === 'FAILED' || s === 'STOPPED') break;
+        await sleep(10);
+      }
+      const stream = window.pullcastPlayer.stream;
+      const out = { statuses, samples: [], firstFrameMs: null, connectedAt: null };
+      if (!stream) return out;
+      const pc = stream.pc;
+      async function stats() {
+        const r = await pc.getStats();
+        let v = {}, a = {};
+        r.forEach((x) => {
+          if (x.type === 'inbound-rtp' && x.kind === 'video') v = x;
+          if (x.type === 'inbound-rtp' && x.kind === 'audio') a = x;
+        });
+        return { t: now(), framesDecoded: v.framesDecoded || 0, framesDropped: v.framesDropped || 0,
+          freezeCount: v.freezeCount || 0, width: v.frameWidth || 0, height: v.frameHeight || 0,
+          totalSamplesReceived: a.totalSamplesReceived || 0, audioLevel: a.audioLevel || 0,
+          connection: pc.connectionState };
+      }
+      // First-frame time: connection 'connected' → first decoded frame.
+      const firstDeadline = performance.now() + 10000;
+      while (performance.now() < firstDeadline) {
+        const s = await stats();
+        if (out.connectedAt === null && s.connection === 'connected') out.connectedAt = s.t;
+        if (s.framesDecoded > 0) {
+          out.firstFrameMs = out.connectedAt === null ? null : s.t - out.connectedAt;
+          break;
+        }
+        await sleep(10);
+      }
+      const start = performance.now();
+      while (performance.now() - start < (spec.runMs || 5000)) {
+        out.samples.push(await stats());
+        await sleep(250);
+      }
+      out.samples.push(await stats());
+      if (spec.stop) {
+        document.getElementById('stop').click();
+        const stopDeadline = performance.now() + 5000;
+        while (performance.now() < stopDeadline && statusEl.textContent !== 'STOPPED') await sleep(20);
+      }
+      return out;
+    }, spec);
+    result.ok = true;
+    result.final = result.statuses.length ? result.statuses[result.statuses.length - 1] : null;
+    console.log(JSON.stringify(result));
+  } catch (e) {
+    console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e) }));
+  } finally {
+    clearTimeout(timer);
+    await browser.close();
+  }
+}
+
+main();

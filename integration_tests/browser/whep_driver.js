@@ -1,0 +1,266 @@
+// Drives headless Chromium as WHEP viewers of a pullcast server, for the end-to-end tests.
+//
+// Usage: node whep_driver.js '<json spec>'   (or the spec on stdin)
+// Prints one JSON object on the last line of stdout: {"ok": true, "viewers": [...]} or
+// {"ok": false, "error": "..."}. It asserts nothing itself: the Rust test does.
+//
+// Spec:
+//   pageUrl      page to open first (same origin as the WHEP endpoint), e.g. http://127.0.0.1:P/
+//   viewers      [{ "whepPath": "/whep/<percent-encoded name>" }, ...] started together, each its
+//                own RTCPeerConnection (recvonly video + audio) and <video>/<audio> elements
+//   runMs        how long each viewer is watched after its connection is up (default 5000)
+//   pollMs       getStats interval while waiting for the first frame (default 10)
+//   sampleMs     interval of the recorded timeline (default 250)
+//   close        optional { "index": i, "atMs": t }: viewer i closes its connection and DELETEs
+//                its session t ms after the run started
+//   deleteAtEnd  DELETE every remaining session at the end (default true)
+//   findAllAfterDelete  after the DELETEs, poll find_all (same origin) until no subscribers
+//                or 5 s, and report the last list
+//   timeoutMs    hard limit of the whole run (default 30000)
+//
+// It must not decide pass/fail, and it needs /usr/bin/chromium (or $CHROMIUM) and playwright-core.
+'use strict';
+
+const { chromium } = require('playwright-core');
+
+const LAUNCH_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-first-run', '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+async function readSpec() {
+  if (process.argv[2]) return JSON.parse(process.argv[2]);
+  const chunks = [];
+  for await (const c of process.stdin) chunks.push(c);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+// Runs inside the page.
+async function runInPage(spec) {
+  const runMs = spec.runMs ?? 5000;
+  const pollMs = spec.pollMs ?? 10;
+  const sampleMs = spec.sampleMs ?? 250;
+  const t0 = performance.now();
+  const now = () => Math.round(performance.now() - t0);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  async function inbound(pc) {
+    const out = { video: null, audio: null };
+    const report = await pc.getStats();
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') out.video = s;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audio = s;
+    });
+    return out;
+  }
+
+  function sample(st, t) {
+    const v = st.video || {};
+    const a = st.audio || {};
+    return {
+      t,
+      framesDecoded: v.framesDecoded ?? 0,
+      framesDropped: v.framesDropped ?? 0,
+      framesReceived: v.framesReceived ?? 0,
+      frameWidth: v.frameWidth ?? 0,
+      frameHeight: v.frameHeight ?? 0,
+      freezeCount: v.freezeCount ?? 0,
+      packetsLost: v.packetsLost ?? 0,
+      keyFramesDecoded: v.keyFramesDecoded ?? 0,
+      pliCount: v.pliCount ?? 0,
+      nackCount: v.nackCount ?? 0,
+      decoderImplementation: v.decoderImplementation ?? null,
+      totalSamplesReceived: a.totalSamplesReceived ?? 0,
+      audioLevel: a.audioLevel ?? 0,
+      audioPacketsReceived: a.packetsReceived ?? 0,
+      totalAudioEnergy: a.totalAudioEnergy ?? 0,
+    };
+  }
+
+  async function whepDelete(v) {
+    if (!v.location || v.deleted) return;
+    v.deleted = true;
+    try {
+      const r = await fetch(v.location, { method: 'DELETE' });
+      v.result.deleteStatus = r.status;
+    } catch (e) {
+      v.result.deleteStatus = 0;
+      v.result.errors.push('DELETE: ' + e);
+    }
+  }
+
+  async function startViewer(cfg, index) {
+    const result = {
+      index, postStatus: null, postBody: null, location: null, errors: [],
+      answerCandidates: 0, connectedMs: null, firstFrameMs: null, firstFrameCallbackMs: null,
+      timeline: [], final: null, closedAtMs: null, deleteStatus: null, states: [],
+    };
+    const v = { result, pc: null, location: null, deleted: false, closed: false };
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    v.pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    const video = document.createElement('video');
+    video.muted = true; video.autoplay = true; video.playsInline = true;
+    video.width = 320; video.height = 180;
+    const audio = document.createElement('audio');
+    audio.autoplay = true;
+    document.body.appendChild(video);
+    document.body.appendChild(audio);
+    pc.ontrack = (ev) => {
+      const stream = new MediaStream([ev.track]);
+      if (ev.track.kind === 'video') { video.srcObject = stream; video.play().catch(() => {}); }
+      else { audio.srcObject = stream; audio.play().catch(() => {}); }
+    };
+    let connectedAt = null;
+    const connected = new Promise((resolve) => {
+      pc.onconnectionstatechange = () => {
+        result.states.push([now(), pc.connectionState]);
+        if (pc.connectionState === 'connected' && connectedAt === null) {
+          connectedAt = performance.now();
+          resolve(true);
+        }
+        if (pc.connectionState === 'failed') resolve(false);
+      };
+    });
+    if ('requestVideoFrameCallback' in video) {
+      video.requestVideoFrameCallback((when) => {
+        if (connectedAt !== null) result.firstFrameCallbackMs = Math.round(when - connectedAt);
+      });
+    }
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    const posted = performance.now();
+    let resp;
+    try {
+      resp = await fetch(cfg.whepPath, {
+        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer.sdp,
+      });
+    } catch (e) {
+      result.errors.push('POST: ' + e);
+      pc.close();
+      return v;
+    }
+    result.postStatus = resp.status;
+    const text = await resp.text();
+    if (resp.status !== 201) {
+      result.postBody = text;
+      pc.close();
+      return v;
+    }
+    const loc = resp.headers.get('Location');
+    result.location = loc;
+    v.location = loc ? new URL(loc, location.href).href : null;
+    result.answerCandidates = (text.match(/^a=candidate:/gm) || []).length;
+    try {
+      await pc.setRemoteDescription({ type: 'answer', sdp: text });
+    } catch (e) {
+      result.errors.push('setRemoteDescription: ' + e);
+      result.postBody = text;
+      pc.close();
+      return v;
+    }
+    const ok = await Promise.race([connected, sleep(spec.connectTimeoutMs ?? 10000).then(() => false)]);
+    if (!ok) {
+      result.errors.push('not connected: ' + pc.connectionState);
+      return v;
+    }
+    result.connectedMs = Math.round(connectedAt - posted);
+    // First decoded frame, polled finely.
+    const deadline = performance.now() + 5000;
+    while (performance.now() < deadline) {
+      const st = await inbound(pc);
+      if (st.video && st.video.framesDecoded > 0) {
+        result.firstFrameMs = Math.round(performance.now() - connectedAt);
+        break;
+      }
+      await sleep(pollMs);
+    }
+    v.connectedAt = connectedAt;
+    return v;
+  }
+
+  const viewers = await Promise.all(spec.viewers.map((cfg, i) => startViewer(cfg, i)));
+  const runStart = performance.now();
+  let closeDone = false;
+  while (performance.now() - runStart < runMs) {
+    const t = Math.round(performance.now() - runStart);
+    if (spec.close && !closeDone && t >= spec.close.atMs) {
+      closeDone = true;
+      const v = viewers[spec.close.index];
+      if (v && v.pc) {
+        v.result.closedAtMs = t;
+        v.pc.close();
+        v.closed = true;
+        await whepDelete(v);
+      }
+    }
+    for (const v of viewers) {
+      if (!v.pc || v.closed || !v.location) continue;
+      v.result.timeline.push(sample(await inbound(v.pc), t));
+    }
+    await sleep(sampleMs);
+  }
+  for (const v of viewers) {
+    if (v.pc && !v.closed && v.location) {
+      v.result.final = sample(await inbound(v.pc), Math.round(performance.now() - runStart));
+    }
+  }
+  const out = { viewers: viewers.map((v) => v.result) };
+  if (spec.deleteAtEnd ?? true) {
+    // DELETE first (the browser's connections stay open), then look at the server.
+    for (const v of viewers) await whepDelete(v);
+    if (spec.findAllAfterDelete) {
+      const until = performance.now() + 5000;
+      let list = null;
+      while (performance.now() < until) {
+        const r = await fetch('/rest-api/pull/rtmp/find_all', {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}',
+        });
+        list = r.status === 200 ? await r.json() : [];
+        if (list.every((c) => (c.subscribers ?? 0) === 0)) break;
+        await sleep(100);
+      }
+      out.findAllAfterDelete = list;
+    }
+    for (const v of viewers) if (v.pc) v.pc.close();
+  }
+  return out;
+}
+
+async function main() {
+  let browser;
+  const spec = await readSpec();
+  const hardLimit = setTimeout(() => {
+    console.log(JSON.stringify({ ok: false, error: `driver timed out after ${spec.timeoutMs ?? 30000} ms` }));
+    process.exit(2);
+  }, spec.timeoutMs ?? 30000);
+  try {
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      args: LAUNCH_ARGS,
+    });
+    const page = await browser.newPage();
+    const consoleLines = [];
+    page.on('console', (m) => consoleLines.push(m.text()));
+    // Any answer is fine: the page only gives the WHEP calls their origin.
+    await page.goto(spec.pageUrl, { waitUntil: 'domcontentloaded' }).catch(() => {});
+    const result = await page.evaluate(runInPage, spec);
+    result.ok = true;
+    result.console = consoleLines.slice(-20);
+    result.chromium = browser.version();
+    console.log(JSON.stringify(result));
+  } catch (e) {
+    console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e) }));
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(hardLimit);
+    if (browser) await browser.close().catch(() => {});
+  }
+}
+
+main();

@@ -1,0 +1,170 @@
+//! The player page served by pullcast, in real headless Chromium, over the WebSocket
+//! signalling: a pulled stream plays (video 1280x720 decoded, Opus audio well above
+//! silence, first frame fast), Stop gives STOPPED, a missing name FAILED with its reason,
+//! and an rtmp:// name starts an on-demand capture that ends after its last viewer.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use pullcast_integration_tests::browser::{exclusive, run_driver};
+use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
+use serde_json::{json, Value};
+
+fn live_source(nginx: &NginxRtmp, name: &str) -> (Publisher, String) {
+    let url = nginx.rtmp_url(&format!("live/{name}"));
+    let publisher = Publisher::builder().start(&url);
+    assert!(
+        nginx.wait_published(name, Duration::from_secs(10)),
+        "ffmpeg did not publish {url}: {}",
+        publisher.log_tail()
+    );
+    (publisher, url)
+}
+
+fn play(pc: &Pullcast, name: &str, run_ms: u64) -> Value {
+    run_driver(
+        "player_driver.js",
+        &json!({
+            "pageUrl": format!("{}/", pc.http_root()),
+            "name": name,
+            "runMs": run_ms,
+            "stop": true,
+            "timeoutMs": 40000,
+        }),
+        Duration::from_secs(60),
+    )
+}
+
+fn statuses(result: &Value) -> Vec<String> {
+    result["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn player_page_plays_a_pulled_stream_over_websocket_signalling() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_publisher, uri) = live_source(&nginx, "cam");
+    let pc = Pullcast::start(&[]);
+    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": "cam1" }));
+    assert_eq!(status, 200, "{body}");
+    pc.wait_for_status(&uri, "PROCESSED_REMOTE", Duration::from_secs(10));
+
+    let result = play(&pc, "cam1", 5000);
+    let seen = statuses(&result);
+    let pending = seen.iter().position(|s| s == "PENDING");
+    let playing = seen.iter().position(|s| s == "PLAYING");
+    assert!(
+        pending.is_some() && playing > pending,
+        "PENDING then PLAYING expected: {seen:?}\n{result}\n{}",
+        pc.log_tail()
+    );
+    assert_eq!(seen.last().map(String::as_str), Some("STOPPED"), "{seen:?}");
+
+    let samples = result["samples"].as_array().unwrap();
+    let last = samples.last().unwrap();
+    let decoded = last["framesDecoded"].as_u64().unwrap();
+    assert!(decoded >= 100, "framesDecoded {decoded} in 5 s: {last}");
+    assert_eq!(
+        (last["width"].as_u64(), last["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+    let dropped = last["framesDropped"].as_u64().unwrap();
+    assert!(
+        dropped * 20 <= decoded,
+        "framesDropped {dropped} of {decoded}"
+    );
+    // Audio: Opus from the capture's transcoder, decoded, at a level well above silence.
+    let samples_received = last["totalSamplesReceived"].as_u64().unwrap();
+    assert!(
+        samples_received > 48_000 * 3,
+        "audio samples {samples_received}: {last}"
+    );
+    let loudest = samples
+        .iter()
+        .map(|s| s["audioLevel"].as_f64().unwrap_or(0.0))
+        .fold(0.0, f64::max);
+    assert!(
+        loudest > 0.05,
+        "audio level {loudest}: the 1 kHz sine should be clearly audible"
+    );
+    let first = result["firstFrameMs"].as_f64();
+    assert!(
+        first.is_some_and(|ms| ms < 300.0),
+        "first frame {first:?} ms after the connection was up (limit 300)"
+    );
+    eprintln!("first frame {first:?} ms after connected; {decoded} frames decoded");
+
+    // The viewer is gone from the capture once stopped.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = pc.capture(&uri).unwrap();
+        if c["subscribers"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "viewer still subscribed: {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_missing_name_fails_with_stream_not_found() {
+    let _browser = exclusive();
+    let pc = Pullcast::start(&[]);
+    let result = play(&pc, "no-such-stream", 500);
+    let final_status = &result["final"];
+    assert_eq!(final_status["status"], "FAILED", "{result}");
+    let reason = final_status["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("Stream not found"), "reason: {reason}");
+}
+
+#[test]
+fn an_rtmp_name_is_pulled_on_demand_and_stops_after_its_last_viewer() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_publisher, uri) = live_source(&nginx, "ondemand");
+    let pc = Pullcast::start(&[("PULLCAST_CAPTURE__ON_DEMAND_LINGER_MS", "1500")]);
+    let (status, _) = pc.find_all();
+    assert_eq!(status, 404, "nothing is pulled before the viewer asks");
+
+    // While the browser plays, find_all lists the on-demand capture.
+    let listed = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Some(c) = pc.capture(&uri) {
+                    if c["status"] == "PROCESSED_REMOTE" && c["subscribers"] == 1 {
+                        return Some(c);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            None
+        });
+        let result = play(&pc, &uri, 3000);
+        assert!(
+            statuses(&result).contains(&"PLAYING".to_string()),
+            "{result}"
+        );
+        watcher.join().unwrap()
+    });
+    let c = listed.expect("the on-demand capture was never listed as playing to one viewer");
+    assert_eq!(c["onDemand"], true, "{c}");
+    assert_eq!(c["localStreamName"], uri.as_str(), "{c}");
+
+    // After the viewer stopped, it lingers 1.5 s, then ends.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while pc.find_all().0 != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "on-demand capture still listed: {:?}\n{}",
+            pc.find_all(),
+            pc.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -1,0 +1,478 @@
+//! The WHEP proof: real headless Chromium watches captures of real RTMP sources (ffmpeg →
+//! nginx-rtmp → pullcast) over WebRTC, signalled by WHEP (RFC 9725), and the browser's own
+//! `getStats()` says what it decoded: frames, size, drops, first-frame time, audio.
+//!
+//! Every test starts its own nginx, ffmpeg and server; browser scenarios run one at a time
+//! (`browser::exclusive`) so timings are not measured on a starved machine.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use pullcast_integration_tests::browser::{exclusive, run_driver};
+use pullcast_integration_tests::http::agent;
+use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged, tail};
+use pullcast_integration_tests::{NginxRtmp, Publisher, PublisherBuilder, Pullcast, TempDir};
+use serde_json::{json, Value};
+
+const PUBLISHED: Duration = Duration::from_secs(10);
+const PROCESSED: Duration = Duration::from_secs(10);
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(90);
+/// Connection ready → first decoded frame, measured by the browser.
+const FIRST_FRAME_LIMIT_MS: u64 = 300;
+
+/// ffmpeg started with arguments of our own (High profile without B-frames, which the
+/// builder does not offer). Killed on drop.
+struct CustomPublisher {
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl CustomPublisher {
+    fn log_tail(&self) -> String {
+        format!(
+            "--- ffmpeg ({}) ---\n{}",
+            self.dir.path().display(),
+            tail(&self.dir.join("ffmpeg.log"), 30)
+        )
+    }
+}
+
+impl Drop for CustomPublisher {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
+        if let Some(mut child) = self.child.take() {
+            kill_tree(&mut child);
+        }
+    }
+}
+
+/// The base source (720p30 + 1 kHz sine) with `-profile:v high -bf 0`.
+fn publish_high_profile(nginx: &NginxRtmp, name: &str) -> (CustomPublisher, String) {
+    let url = nginx.rtmp_url(&format!("live/{name}"));
+    let mut args = Publisher::builder().args();
+    let profile = args
+        .iter()
+        .position(|a| a == "-profile:v")
+        .expect("the base source sets -profile:v");
+    args[profile + 1] = "high".to_string();
+    assert!(
+        args.windows(2).any(|w| w[0] == "-bf" && w[1] == "0"),
+        "{args:?}"
+    );
+    args.push(url.clone());
+    let dir = TempDir::new("ffmpeg-high");
+    let child = spawn_logged(
+        Command::new(require_tool("ffmpeg")).args(&args),
+        &dir.join("ffmpeg.log"),
+    );
+    let p = CustomPublisher {
+        dir,
+        child: Some(child),
+    };
+    assert!(
+        nginx.wait_published(name, PUBLISHED),
+        "ffmpeg did not publish {url}\n{}\n{}",
+        nginx.log_tail(),
+        p.log_tail()
+    );
+    (p, url)
+}
+
+fn publish(nginx: &NginxRtmp, name: &str, builder: PublisherBuilder) -> (Publisher, String) {
+    let url = nginx.rtmp_url(&format!("live/{name}"));
+    let p = builder.start(&url);
+    assert!(
+        nginx.wait_published(name, PUBLISHED),
+        "ffmpeg did not publish {url}\n{}\n{}",
+        nginx.log_tail(),
+        p.log_tail()
+    );
+    (p, url)
+}
+
+/// Pulls `uri` as `name` and waits until media flows with codecs known.
+fn pull_as(pc: &Pullcast, uri: &str, name: &str) -> Value {
+    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": name }));
+    assert_eq!(status, 200, "pull {uri}: {body}\n{}", pc.log_tail());
+    pc.wait_for(uri, PROCESSED, "PROCESSED_REMOTE with video", |c| {
+        c["status"] == "PROCESSED_REMOTE" && c["video"]["width"].as_u64().is_some()
+    })
+}
+
+/// Percent-encodes a stream name into one path segment.
+fn encode(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn whep_spec(pc: &Pullcast, names: &[&str], run_ms: u64) -> Value {
+    json!({
+        "pageUrl": format!("{}/", pc.http_root()),
+        "viewers": names.iter().map(|n| json!({ "whepPath": format!("/whep/{}", encode(n)) })).collect::<Vec<_>>(),
+        "runMs": run_ms,
+        "pollMs": 10,
+        "sampleMs": 250,
+        "deleteAtEnd": true,
+        "findAllAfterDelete": true,
+        "timeoutMs": 80_000,
+    })
+}
+
+fn viewer(result: &Value, i: usize) -> &Value {
+    &result["viewers"][i]
+}
+
+/// The common video assertions of one viewer: 201 with candidates, connected, first frame
+/// in time, ≥ 100 frames at 1280x720 within 5 s, drops ≤ 5 %.
+fn assert_video_plays(pc: &Pullcast, v: &Value, width: u64, height: u64) {
+    let ctx = || format!("viewer: {v}\n{}", pc.log_tail());
+    assert_eq!(v["postStatus"], 201, "{}", ctx());
+    assert!(
+        v["answerCandidates"].as_u64().unwrap_or(0) >= 1,
+        "{}",
+        ctx()
+    );
+    let loc = v["location"].as_str().unwrap_or("");
+    assert!(loc.starts_with("/whep/"), "Location {loc:?}\n{}", ctx());
+    assert!(
+        v["errors"].as_array().is_some_and(|e| e.is_empty()),
+        "{}",
+        ctx()
+    );
+    let first = v["firstFrameMs"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no frame decoded\n{}", ctx()));
+    eprintln!(
+        "[whep] first frame {first} ms after 'connected' (requestVideoFrameCallback: {} ms); connected {} ms after POST",
+        v["firstFrameCallbackMs"], v["connectedMs"]
+    );
+    assert!(
+        first < FIRST_FRAME_LIMIT_MS,
+        "first frame {first} ms after connection (limit {FIRST_FRAME_LIMIT_MS})\n{}",
+        ctx()
+    );
+    let within_5s = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["t"].as_u64().unwrap_or(u64::MAX) <= 5000)
+        .chain(std::iter::once(&v["final"]))
+        .filter(|s| s["t"].as_u64().unwrap_or(u64::MAX) <= 5100)
+        .map(|s| s["framesDecoded"].as_u64().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        within_5s >= 100,
+        "{within_5s} frames decoded within 5 s\n{}",
+        ctx()
+    );
+    let f = &v["final"];
+    assert_eq!(f["frameWidth"], width, "{}", ctx());
+    assert_eq!(f["frameHeight"], height, "{}", ctx());
+    let decoded = f["framesDecoded"].as_u64().unwrap_or(0);
+    let dropped = f["framesDropped"].as_u64().unwrap_or(0);
+    assert!(
+        dropped * 20 <= decoded.max(1),
+        "{dropped} of {decoded} frames dropped\n{}",
+        ctx()
+    );
+    let status = v["deleteStatus"].as_u64().unwrap_or(0);
+    assert!(
+        status == 200 || status == 204,
+        "DELETE answered {status}\n{}",
+        ctx()
+    );
+}
+
+/// After the DELETEs, the server lists no subscriber (seen by the page, then by us).
+fn assert_viewers_gone(pc: &Pullcast, result: &Value, uri: &str) {
+    let list = result["findAllAfterDelete"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        list.iter().all(|c| c["subscribers"] == 0),
+        "subscribers left after DELETE: {list:?}\n{}",
+        pc.log_tail()
+    );
+    let c = pc.capture(uri).expect("the capture is still listed");
+    assert_eq!(c["subscribers"], 0, "{c}\n{}", pc.log_tail());
+}
+
+fn play_one(profile_high: bool) {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let name = if profile_high { "high" } else { "cb" };
+    // The publisher lives (and is killed on drop) until the end of the test.
+    let (_publisher, uri): (Box<dyn std::any::Any>, String) = if profile_high {
+        let (p, u) = publish_high_profile(&nginx, name);
+        (Box::new(p), u)
+    } else {
+        let (p, u) = publish(&nginx, name, Publisher::builder());
+        (Box::new(p), u)
+    };
+    let pc = Pullcast::start(&[]);
+    let capture = pull_as(&pc, &uri, name);
+    let expected = if profile_high {
+        "High"
+    } else {
+        "Constrained Baseline"
+    };
+    assert_eq!(capture["video"]["profile"], expected, "{capture}");
+    let result = run_driver(
+        "whep_driver.js",
+        &whep_spec(&pc, &[name], 5200),
+        DRIVER_TIMEOUT,
+    );
+    let v = viewer(&result, 0);
+    assert_video_plays(&pc, v, 1280, 720);
+    assert_viewers_gone(&pc, &result, &uri);
+}
+
+/// H.264 Constrained Baseline 720p30 + AAC: Chromium plays it over WHEP; DELETE ends it.
+#[test]
+fn whep_plays_constrained_baseline_in_chromium() {
+    play_one(false);
+}
+
+/// H.264 High profile (no B-frames): Chromium does not offer High, we answer with a
+/// profile it offered, and it decodes the High bitstream.
+#[test]
+fn whep_plays_high_profile_in_chromium() {
+    play_one(true);
+}
+
+/// Opus from the capture's AAC reaches the browser: samples keep arriving and the 1 kHz sine
+/// is well above silence.
+#[test]
+fn whep_audio_reaches_the_browser() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_p, uri) = publish(&nginx, "sound", Publisher::builder());
+    let pc = Pullcast::start(&[]);
+    pull_as(&pc, &uri, "sound");
+    let result = run_driver(
+        "whep_driver.js",
+        &whep_spec(&pc, &["sound"], 5000),
+        DRIVER_TIMEOUT,
+    );
+    let v = viewer(&result, 0);
+    assert_eq!(v["postStatus"], 201, "{v}\n{}", pc.log_tail());
+    let timeline = v["timeline"].as_array().unwrap();
+    let samples = |t: u64| {
+        timeline
+            .iter()
+            .filter(|s| s["t"].as_u64().unwrap_or(0) <= t)
+            .map(|s| s["totalSamplesReceived"].as_u64().unwrap_or(0))
+            .max()
+            .unwrap_or(0)
+    };
+    let (early, late) = (samples(2000), samples(5000));
+    // 48 kHz: three seconds are ~144 000 samples; ask for well over half of that.
+    assert!(
+        late > early + 80_000,
+        "audio samples received: {early} at 2 s, {late} at 5 s\n{v}\n{}",
+        pc.log_tail()
+    );
+    let level = v["final"]["audioLevel"].as_f64().unwrap_or(0.0);
+    assert!(
+        level > 0.02,
+        "audio level {level} (a sine at -18 dBFS is ~0.09)\n{v}\n{}",
+        pc.log_tail()
+    );
+}
+
+fn post_sdp(pc: &Pullcast, path: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let url = format!("{}{path}", pc.http_root());
+    let resp = agent()
+        .post(&url)
+        .set("Content-Type", content_type)
+        .send_string(body);
+    let resp = match resp {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("POST {url}: {e}\n{}", pc.log_tail()),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A minimal offer with only VP8 and G.722: nothing we can send.
+const OFFER_WITHOUT_OUR_CODECS: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 9\r\na=mid:1\r\na=recvonly\r\na=rtpmap:9 G722/8000\r\n";
+
+/// The signalling errors of RFC 9725 and of our REST API style.
+#[test]
+fn whep_signalling_errors() {
+    let nginx = NginxRtmp::start();
+    let pc = Pullcast::start(&[]);
+    // A capture that exists (nginx waits for a publisher that never comes).
+    let waiting = nginx.rtmp_url("live/nobody");
+    pull_as_pending(&pc, &waiting, "waiting");
+
+    let (status, body) = post_sdp(
+        &pc,
+        "/whep/missing",
+        "application/sdp",
+        OFFER_WITHOUT_OUR_CODECS,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Stream not found")),
+        "{body}"
+    );
+    let (status, body) = post_sdp(&pc, "/whep/waiting", "application/json", "{}");
+    assert_eq!(status, 415, "{body}");
+    let (status, body) = post_sdp(&pc, "/whep/waiting", "application/sdp", "hello");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let (status, body) = post_sdp(
+        &pc,
+        "/whep/waiting",
+        "application/sdp",
+        OFFER_WITHOUT_OUR_CODECS,
+    );
+    assert_eq!(status, 406, "{body}");
+
+    let url = format!(
+        "{}/whep/waiting/1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        pc.http_root()
+    );
+    let (status, text) = pc.request_url("DELETE", &url, None);
+    assert_eq!(status, 404, "{text}");
+    let (status, text) = pc.request_url(
+        "DELETE",
+        &format!("{}/whep/waiting/x", pc.http_root()),
+        None,
+    );
+    assert_eq!(status, 404, "{text}");
+
+    let resp = agent()
+        .request("OPTIONS", &format!("{}/whep/waiting", pc.http_root()))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.header("Accept-Post"), Some("application/sdp"));
+    let (status, text) =
+        pc.request_url("PATCH", &format!("{}/whep/waiting/x", pc.http_root()), None);
+    assert_eq!(status, 405, "{text}");
+    // The server still answers after every error case.
+    assert!(matches!(pc.find_all().0, 200 | 404), "{}", pc.log_tail());
+}
+
+fn pull_as_pending(pc: &Pullcast, uri: &str, name: &str) {
+    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": name }));
+    assert_eq!(status, 200, "pull {uri}: {body}\n{}", pc.log_tail());
+}
+
+/// Playing a name that is an `rtmp://` URL (percent-encoded) nobody pulled yet starts an
+/// on-demand capture that `find_all` lists, and the browser plays it.
+#[test]
+fn whep_rtmp_name_starts_an_on_demand_capture() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_p, uri) = publish(&nginx, "ondemand", Publisher::builder().size(640, 360));
+    let pc = Pullcast::start(&[]);
+    assert!(pc.capture(&uri).is_none());
+    let result = run_driver(
+        "whep_driver.js",
+        &whep_spec(&pc, &[uri.as_str()], 4000),
+        DRIVER_TIMEOUT,
+    );
+    let v = viewer(&result, 0);
+    assert_eq!(v["postStatus"], 201, "{v}\n{}", pc.log_tail());
+    assert!(
+        v["final"]["framesDecoded"].as_u64().unwrap_or(0) >= 60,
+        "{v}\n{}",
+        pc.log_tail()
+    );
+    assert_eq!(v["final"]["frameWidth"], 640, "{v}");
+    let listed = result["findAllAfterDelete"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        listed.iter().any(|c| c["uri"] == uri.as_str()),
+        "find_all did not list the on-demand capture of {uri}: {listed:?}\n{}",
+        pc.log_tail()
+    );
+}
+
+/// Ten browsers' connections watch one capture; closing one (connection closed + DELETE)
+/// does not disturb the nine others, which keep decoding.
+#[test]
+fn whep_ten_viewers_of_one_capture() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    // 640x360 keeps ten software decoders in one headless Chromium within this machine's two cores.
+    let (_p, uri) = publish(&nginx, "ten", Publisher::builder().size(640, 360));
+    let pc = Pullcast::start(&[]);
+    pull_as(&pc, &uri, "ten");
+    let mut spec = whep_spec(&pc, &["ten"; 10], 6000);
+    spec["close"] = json!({ "index": 0, "atMs": 2500 });
+    let result = run_driver("whep_driver.js", &spec, DRIVER_TIMEOUT);
+    let viewers = result["viewers"].as_array().unwrap();
+    assert_eq!(viewers.len(), 10);
+    for (i, v) in viewers.iter().enumerate() {
+        assert_eq!(v["postStatus"], 201, "viewer {i}: {v}\n{}", pc.log_tail());
+        assert!(
+            v["firstFrameMs"].as_u64().is_some(),
+            "viewer {i} decoded nothing: {v}\n{}",
+            pc.log_tail()
+        );
+    }
+    for (i, v) in viewers.iter().enumerate() {
+        let f = &v["final"];
+        eprintln!(
+            "[whep] viewer {i}: first frame {} ms, decoded {}, dropped {}, {}x{}",
+            v["firstFrameMs"],
+            f["framesDecoded"],
+            f["framesDropped"],
+            f["frameWidth"],
+            f["frameHeight"]
+        );
+    }
+    assert!(viewers[0]["closedAtMs"].as_u64().is_some());
+    let closed_at = viewers[0]["closedAtMs"].as_u64().unwrap();
+    for (i, v) in viewers.iter().enumerate().skip(1) {
+        let at_close = v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["t"].as_u64().unwrap_or(u64::MAX) <= closed_at)
+            .map(|s| s["framesDecoded"].as_u64().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        let at_end = v["final"]["framesDecoded"].as_u64().unwrap_or(0);
+        // ~3.5 s at 30 fps after the close: ask for at least two seconds' worth.
+        assert!(
+            at_end >= at_close + 60,
+            "viewer {i} stalled after viewer 0 left: {at_close} → {at_end} frames\n{v}\n{}",
+            pc.log_tail()
+        );
+        // Ten software decoders share two cores with the server and ffmpeg here: the
+        // renderer may drop a few frames; dropping many would mean starved delivery.
+        let dropped = v["final"]["framesDropped"].as_u64().unwrap_or(0);
+        assert!(
+            dropped * 10 <= at_end.max(1),
+            "viewer {i}: {dropped} of {at_end} frames dropped\n{v}"
+        );
+    }
+    assert_viewers_gone(&pc, &result, &uri);
+}
