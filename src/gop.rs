@@ -73,6 +73,7 @@ mod tests {
             dts,
             keyframe,
             data: Bytes::from(vec![0u8; size]),
+            ingest_us: 0,
         }
     }
 

@@ -37,6 +37,10 @@ pub struct MediaFrame {
     pub keyframe: bool,
     /// The frame's bytes, shared.
     pub data: Bytes,
+    /// When its source message was parsed, in µs on the server's monotonic clock (0 when
+    /// unknown). Set by the server, which has a clock; used to measure the latency the server
+    /// adds. The core only carries it.
+    pub ingest_us: u64,
 }
 
 /// The codec configuration in force for a capture. A new one mid-stream is a codec change.

@@ -131,6 +131,7 @@ impl Normalizer {
                     dts,
                     keyframe: idr,
                     data: payload,
+                    ingest_us: 0,
                 }));
                 Ok(())
             }
@@ -164,6 +165,7 @@ impl Normalizer {
                     dts,
                     keyframe: true,
                     data: frame,
+                    ingest_us: 0,
                 }));
                 Ok(())
             }

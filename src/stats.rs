@@ -68,9 +68,127 @@ impl RateMeter {
     }
 }
 
+/// A histogram of durations in µs with ~12 % resolution (eight sub-buckets per power of
+/// two, exact below 16 µs), for latency percentiles without keeping every sample.
+#[derive(Debug, Clone)]
+pub struct LatencyHistogram {
+    buckets: Vec<u64>,
+    count: u64,
+    max: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self {
+            buckets: vec![0; Self::BUCKETS],
+            count: 0,
+            max: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// 16 exact buckets, then 8 per power of two from 2^4 to 2^40 µs.
+    const BUCKETS: usize = 16 + 37 * 8;
+
+    fn index(us: u64) -> usize {
+        if us < 16 {
+            return us as usize;
+        }
+        let us = us.min((1 << 41) - 1);
+        let exp = 63 - us.leading_zeros() as usize; // ≥ 4
+        let mantissa = ((us >> (exp - 3)) & 7) as usize;
+        16 + (exp - 4) * 8 + mantissa
+    }
+
+    /// The smallest value of bucket `i`.
+    fn lower_bound(i: usize) -> u64 {
+        if i < 16 {
+            return i as u64;
+        }
+        let exp = (i - 16) / 8 + 4;
+        let mantissa = ((i - 16) % 8) as u64;
+        (8 + mantissa) << (exp - 3)
+    }
+
+    /// Records one duration.
+    pub fn record(&mut self, us: u64) {
+        let i = Self::index(us).min(Self::BUCKETS - 1);
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.max = self.max.max(us);
+    }
+
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The largest duration recorded.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The `q`-quantile (0.0–1.0), as the lower bound of its bucket; `None` when empty.
+    pub fn quantile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.count as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(Self::lower_bound(i).min(self.max));
+            }
+        }
+        Some(self.max)
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histogram_buckets_are_consistent() {
+        for us in [
+            0u64, 1, 15, 16, 17, 100, 999, 1000, 1023, 1024, 123_456, 9_999_999,
+        ] {
+            let i = LatencyHistogram::index(us);
+            let low = LatencyHistogram::lower_bound(i);
+            assert!(low <= us, "{us}: bucket {i} starts at {low}");
+            assert!(
+                LatencyHistogram::lower_bound(i + 1) > us,
+                "{us}: next bucket"
+            );
+            // Resolution: within 12.5 % of the value.
+            assert!(
+                (us - low) as f64 <= us as f64 * 0.125 + 1.0,
+                "{us} vs {low}"
+            );
+        }
+    }
+
+    #[test]
+    fn percentiles() {
+        let mut h = LatencyHistogram::default();
+        assert_eq!(h.quantile(0.5), None);
+        for us in 1..=1000u64 {
+            h.record(us * 10);
+        }
+        let p50 = h.quantile(0.5).unwrap();
+        let p99 = h.quantile(0.99).unwrap();
+        assert!((4400..=5000).contains(&p50), "{p50}");
+        assert!((8700..=9900).contains(&p99), "{p99}");
+        assert_eq!(h.count(), 1000);
+        assert_eq!(h.max(), 10_000);
+        // Absurd values land in the top bucket without overflow.
+        h.record(u64::MAX);
+        assert_eq!(h.max(), u64::MAX);
+        assert!(h.quantile(1.0).unwrap() >= 1 << 40);
+    }
 
     #[test]
     fn steady_rate() {

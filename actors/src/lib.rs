@@ -15,4 +15,5 @@ pub mod messages;
 pub mod registry;
 pub mod settings;
 pub mod stream;
+pub mod telemetry;
 pub mod webrtc;

@@ -16,6 +16,8 @@ use pullcast::rtmp::session::MetaValue;
 use pullcast::rtmp::RtmpUrl;
 use uuid::Uuid;
 
+use crate::telemetry::{LatencySummary, SharedTelemetry};
+
 // ---------------------------------------------------------------------------------------
 // Registry
 // ---------------------------------------------------------------------------------------
@@ -143,6 +145,8 @@ pub struct FlvTag {
     /// RTMP timestamp (ms, 32-bit).
     pub timestamp: u32,
     pub body: Bytes,
+    /// When the reader parsed the message (`telemetry::now_us`).
+    pub received_us: u64,
 }
 
 /// Opus frames from the capture's AudioTranscoder, for its WebRTC subscribers.
@@ -266,6 +270,8 @@ pub struct CaptureHandle {
     pub local_stream_name: String,
     pub subscribe: Recipient<Subscribe>,
     pub unsubscribe: Recipient<Unsubscribe>,
+    /// Where viewers record frame latency and first-frame times.
+    pub telemetry: SharedTelemetry,
 }
 
 impl std::fmt::Debug for CaptureHandle {
@@ -345,5 +351,9 @@ pub struct CaptureSnapshot {
     pub started_at: SystemTime,
     pub subscribers: usize,
     pub on_demand: bool,
+    /// Server-added latency per video frame to WebRTC viewers.
+    pub frame_latency: Option<LatencySummary>,
+    /// Connection up → first frame, per WebRTC viewer.
+    pub first_frame: Option<LatencySummary>,
     pub metadata: Vec<(String, MetaValue)>,
 }

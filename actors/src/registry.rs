@@ -17,6 +17,7 @@ use crate::messages::{
 };
 use crate::stream::supervisor::StreamSupervisor;
 use crate::stream::SourceStarter;
+use crate::telemetry::SharedTelemetry;
 use pullcast::rtmp::RtmpUrl;
 
 #[derive(Clone)]
@@ -25,6 +26,7 @@ struct Entry {
     uri: String,
     local_stream_name: String,
     addr: Addr<StreamSupervisor>,
+    telemetry: SharedTelemetry,
 }
 
 /// Owns every capture.
@@ -97,10 +99,10 @@ impl Registry {
         let settings = self.settings.capture.clone();
         let starter = self.starter.clone();
         let registry = ctx.address().recipient();
-        let spec = request.clone();
-        let supervisor = move |_: &mut Context<StreamSupervisor>| {
-            StreamSupervisor::new(id, spec, settings, starter, Some(registry))
-        };
+        let supervisor =
+            StreamSupervisor::new(id, request.clone(), settings, starter, Some(registry));
+        let telemetry = supervisor.telemetry();
+        let supervisor = move |_: &mut Context<StreamSupervisor>| supervisor;
         let addr = match self
             .arbiters
             .get(self.next_arbiter % self.arbiters.len().max(1))
@@ -119,6 +121,7 @@ impl Registry {
             uri: request.uri,
             local_stream_name: request.local_stream_name,
             addr,
+            telemetry,
         };
         self.captures.push(entry.clone());
         Ok(entry)
@@ -185,6 +188,7 @@ impl Handler<Watch> for Registry {
             local_stream_name: entry.local_stream_name,
             subscribe: entry.addr.clone().recipient(),
             unsubscribe: entry.addr.recipient(),
+            telemetry: entry.telemetry,
         })
     }
 }

@@ -51,6 +51,7 @@ fn tag(track: Track, timestamp: u32, body: Bytes) -> FlvTag {
         track,
         timestamp,
         body,
+        received_us: 1,
     }
 }
 

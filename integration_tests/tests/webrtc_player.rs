@@ -99,6 +99,20 @@ fn player_page_plays_a_pulled_stream_over_websocket_signalling() {
     );
     eprintln!("first frame {first:?} ms after connected; {decoded} frames decoded");
 
+    // The server measured what it added per frame and the viewer's first-frame time.
+    let c = pc.capture(&uri).unwrap();
+    let latency = &c["webrtc"]["frameLatencyMs"];
+    assert!(latency["count"].as_u64().unwrap_or(0) >= 100, "{c}");
+    assert!(
+        latency["p50"].as_f64().is_some() && latency["p99"].as_f64().is_some(),
+        "{c}"
+    );
+    assert_eq!(c["webrtc"]["firstFrameMs"]["count"], 1, "{c}");
+    eprintln!(
+        "server-side: frame latency {latency}, first frame {}",
+        c["webrtc"]["firstFrameMs"]
+    );
+
     // The viewer is gone from the capture once stopped.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

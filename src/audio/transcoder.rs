@@ -108,6 +108,7 @@ impl AudioTranscoder {
                 dts: pts,
                 keyframe: true,
                 data: Bytes::copy_from_slice(self.packet.get(..len).unwrap_or_default()),
+                ingest_us: frame.ingest_us,
             });
         }
         Ok(out)

@@ -53,6 +53,7 @@ fn encode(aot: AudioObjectType, rate: u32, channels: usize, bitrate: u32, second
                 dts: pts,
                 keyframe: true,
                 data: Bytes::copy_from_slice(&out[..r.output_size]),
+                ingest_us: 0,
             });
             n += 1;
         }

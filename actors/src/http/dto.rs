@@ -10,6 +10,7 @@ use pullcast::rtmp::RtmpUrl;
 use serde_json::{json, Map, Value};
 
 use crate::messages::{CaptureSnapshot, CaptureStatus, PullRequest};
+use crate::telemetry::LatencySummary;
 
 /// `{"error": "..."}`.
 pub fn error_body(message: &str) -> Value {
@@ -143,6 +144,10 @@ fn meta_json(value: &MetaValue) -> Value {
     }
 }
 
+fn latency_json(l: LatencySummary) -> Value {
+    json!({ "p50": l.p50_ms, "p99": l.p99_ms, "max": l.max_ms, "count": l.count })
+}
+
 /// One element of `find_all` (also the body of a successful `pull`).
 pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
     let video = s.video.as_ref().map(|v| {
@@ -184,6 +189,10 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
         "startTime": humantime::format_rfc3339_millis(s.started_at).to_string(),
         "subscribers": s.subscribers,
         "onDemand": s.on_demand,
+        "webrtc": {
+            "frameLatencyMs": s.frame_latency.map(latency_json),
+            "firstFrameMs": s.first_frame.map(latency_json),
+        },
         "metadata": Value::Object(s.metadata.iter().map(|(k, v)| (k.clone(), meta_json(v))).collect()),
     })
 }

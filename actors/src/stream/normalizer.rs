@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use actix::prelude::*;
 use log::warn;
 use pullcast::media::Track;
-use pullcast::normalize::Normalizer;
+use pullcast::normalize::{NormalizedEvent, Normalizer};
 
 use crate::messages::{FlvTag, SourceMedia};
 
@@ -54,7 +54,10 @@ impl Handler<FlvTag> for NormalizerActor {
                 );
             }
         }
-        while let Some(event) = self.normalizer.poll() {
+        while let Some(mut event) = self.normalizer.poll() {
+            if let NormalizedEvent::Frame(frame) = &mut event {
+                frame.ingest_us = tag.received_us;
+            }
             self.output.do_send(SourceMedia { event });
         }
     }

@@ -21,6 +21,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::SourceContext;
 use crate::messages::{FlvTag, ReaderEvent, StopSource};
+use crate::telemetry::now_us;
 
 /// How often the byte counter is reported to the supervisor.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
@@ -156,6 +157,7 @@ async fn pull(
                         track: Track::Video,
                         timestamp,
                         body: data,
+                        received_us: now_us(),
                     });
                 }
                 SessionEvent::Audio { timestamp, data } => {
@@ -165,6 +167,7 @@ async fn pull(
                         track: Track::Audio,
                         timestamp,
                         body: data,
+                        received_us: now_us(),
                     });
                 }
                 SessionEvent::Metadata(props) => events.do_send(ReaderEvent::Metadata(props)),

@@ -21,6 +21,8 @@ use pullcast::rtmp::session::MetaValue;
 use pullcast::stats::RateMeter;
 use uuid::Uuid;
 
+use crate::telemetry::{LatencySummary, SharedTelemetry};
+
 use super::audio_transcoder::AudioTranscoderActor;
 use super::normalizer::NormalizerActor;
 use super::{SourceContext, SourceStarter};
@@ -75,6 +77,7 @@ pub struct StreamSupervisor {
     bitrate: RateMeter,
     frame_rate: RateMeter,
     metadata: Vec<(String, MetaValue)>,
+    telemetry: SharedTelemetry,
     started_at: SystemTime,
     origin: Instant,
 }
@@ -108,9 +111,15 @@ impl StreamSupervisor {
             bitrate: RateMeter::new(BITRATE_WINDOW_MS),
             frame_rate: RateMeter::new(FRAME_RATE_WINDOW_MS),
             metadata: Vec::new(),
+            telemetry: SharedTelemetry::default(),
             started_at: SystemTime::now(),
             origin: Instant::now(),
         }
+    }
+
+    /// Where this capture's viewers record their measurements.
+    pub fn telemetry(&self) -> SharedTelemetry {
+        self.telemetry.clone()
     }
 
     fn now_ms(&self) -> i64 {
@@ -316,6 +325,13 @@ impl StreamSupervisor {
                     .map(|f| (f * 100.0).round() / 100.0),
             }
         });
+        let (frame_latency, first_frame) = {
+            let telemetry = self.telemetry.lock();
+            (
+                LatencySummary::of(&telemetry.frame_latency_us),
+                LatencySummary::of(&telemetry.first_frame_us),
+            )
+        };
         let audio = self.codecs.audio.as_ref().map(|asc| AudioInfo {
             codec: "AAC".to_string(),
             profile: asc.profile_name().to_string(),
@@ -341,6 +357,8 @@ impl StreamSupervisor {
             started_at: self.started_at,
             subscribers: self.subscribers.len(),
             on_demand: self.request.on_demand,
+            frame_latency,
+            first_frame,
             metadata: self.metadata.clone(),
         }
     }

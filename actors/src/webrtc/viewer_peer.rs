@@ -47,6 +47,7 @@ use super::engine::{PortLease, ViewerCodecs, WebRtcEngine};
 use crate::messages::{
     CaptureHandle, Delivery, StopViewer, Subscribe, SubscriberMedia, Unsubscribe, ViewerEvent,
 };
+use crate::telemetry::now_us;
 
 /// RTP payload size: fits a 1280-byte UDP datagram with RTP, SRTP and header extensions.
 const RTP_MTU: usize = 1200;
@@ -150,6 +151,8 @@ pub struct ViewerPeer {
     limiter: KeyframeRequestLimiter,
     created: Instant,
     connected_at: Option<Instant>,
+    /// `telemetry::now_us` at the last subscription (see `subscribe`).
+    live_after_us: u64,
 }
 
 impl ViewerPeer {
@@ -183,6 +186,7 @@ impl ViewerPeer {
             limiter: KeyframeRequestLimiter::new(interval),
             created: Instant::now(),
             connected_at: None,
+            live_after_us: 0,
         }
     }
 
@@ -214,6 +218,9 @@ impl ViewerPeer {
 
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
         self.waiting_for_keyframe = true;
+        // Frames older than this are the keyframe cache's replay: old on purpose, so they
+        // do not count as latency the server added.
+        self.live_after_us = now_us();
         self.capture.subscribe.do_send(Subscribe {
             id: self.id,
             recipient: ctx.address().recipient(),
@@ -287,7 +294,7 @@ impl ViewerPeer {
             .map(|(i, p)| video.packet(timestamp, i == last, p))
             .collect();
         let track = video.track.clone();
-        self.write(ctx, track, packets, true);
+        self.write(ctx, track, packets, true, Some(frame.ingest_us));
     }
 
     fn on_audio(&mut self, ctx: &mut Context<Self>, frame: MediaFrame) {
@@ -306,7 +313,7 @@ impl ViewerPeer {
         let packet = audio.packet(timestamp, false, frame.data);
         let track = audio.track.clone();
         let counts_as_playing = !self.capture_has_video || self.video.is_none();
-        self.write(ctx, track, vec![packet], counts_as_playing);
+        self.write(ctx, track, vec![packet], counts_as_playing, None);
     }
 
     /// Hands packets to the connection; the actor waits (its mailbox fills, the capture skips
@@ -317,6 +324,7 @@ impl ViewerPeer {
         track: Arc<TrackLocalStaticRTP>,
         packets: Vec<rtp::Packet>,
         counts_as_playing: bool,
+        video_ingest_us: Option<u64>,
     ) {
         let fut = async move {
             for packet in packets {
@@ -328,7 +336,15 @@ impl ViewerPeer {
             fut.into_actor(self)
                 .map(move |result, act, _ctx| match result {
                     Ok(()) => {
+                        if let Some(ingest) = video_ingest_us.filter(|&t| t >= act.live_after_us) {
+                            let added = now_us().saturating_sub(ingest);
+                            act.capture.telemetry.lock().frame_latency_us.record(added);
+                        }
                         if counts_as_playing && !act.playing && act.phase == Phase::Connected {
+                            if let Some(t) = act.connected_at {
+                                let us = t.elapsed().as_micros() as u64;
+                                act.capture.telemetry.lock().first_frame_us.record(us);
+                            }
                             act.playing = true;
                             info!(
                                 "{}: playing ({} ms after connection)",
