@@ -85,6 +85,8 @@ function showStatus(status, reason) {
 $('play').onclick = async () => {
   const name = $('name').value.trim();
   if (!name) return;
+  // Play is a user gesture, so sound may start (the element is muted only for autoplay).
+  video.muted = false;
   try {
     if (!client) {
       client = new PullcastClient();

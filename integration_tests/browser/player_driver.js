@@ -9,23 +9,11 @@
 // "final": {...}, "reason": "..."} or {"ok": false, "error": "..."}. It decides nothing.
 'use strict';
 
-const { chromium } = require('playwright-core');
-
-const LAUNCH_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-first-run', '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-];
+const { launch } = require('./chromium');
 
 async function main() {
   const spec = JSON.parse(process.argv[2]);
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: LAUNCH_ARGS,
-  });
+  const browser = await launch();
   const timer = setTimeout(() => {
     console.log(JSON.stringify({ ok: false, error: `timed out after ${spec.timeoutMs || 30000} ms` }));
     process.exit(3);

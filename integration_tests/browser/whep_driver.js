@@ -21,15 +21,7 @@
 // It must not decide pass/fail, and it needs /usr/bin/chromium (or $CHROMIUM) and playwright-core.
 'use strict';
 
-const { chromium } = require('playwright-core');
-
-const LAUNCH_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--no-first-run', '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--autoplay-policy=no-user-gesture-required',
-];
+const { launch } = require('./chromium');
 
 async function readSpec() {
   if (process.argv[2]) return JSON.parse(process.argv[2]);
@@ -239,11 +231,7 @@ async function main() {
     process.exit(2);
   }, spec.timeoutMs ?? 30000);
   try {
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      args: LAUNCH_ARGS,
-    });
+    browser = await launch();
     const page = await browser.newPage();
     const consoleLines = [];
     page.on('console', (m) => consoleLines.push(m.text()));

@@ -8,6 +8,7 @@ use crate::ports::{accepts, free_port};
 use crate::process::{
     kill_pids, kill_tree, process_tree, require_file, require_tool, spawn_logged, tail, wait_exit,
 };
+use crate::publisher::{Publisher, PublisherBuilder};
 use crate::tempdir::TempDir;
 use crate::wait::poll_until;
 
@@ -110,6 +111,20 @@ impl NginxRtmp {
                 .filter(|log| log.contains(&needle))
         })
         .is_some()
+    }
+
+    /// Starts `source` publishing on `live/<name>` and waits (≤ 10 s) until nginx has it.
+    /// Returns the publisher (killed on drop) and the stream's URL.
+    pub fn publish(&self, name: &str, source: PublisherBuilder) -> (Publisher, String) {
+        let url = self.rtmp_url(&format!("live/{name}"));
+        let publisher = source.start(&url);
+        assert!(
+            self.wait_published(name, Duration::from_secs(10)),
+            "ffmpeg did not publish {url}\n{}\n{}",
+            self.log_tail(),
+            publisher.log_tail()
+        );
+        (publisher, url)
     }
 
     /// The last lines of nginx's error log (for assertion messages).

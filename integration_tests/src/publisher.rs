@@ -20,6 +20,8 @@ struct Video {
     fps: u32,
     gop: u32,
     bframes: u32,
+    /// H.264 profile: "baseline" unless asked otherwise (B-frames need "high").
+    profile: &'static str,
     bitrate_kbps: Option<u32>,
 }
 
@@ -48,6 +50,7 @@ impl Default for PublisherBuilder {
                 fps: 30,
                 gop: 60,
                 bframes: 0,
+                profile: "baseline",
                 bitrate_kbps: None,
             }),
             audio: Some(Audio {
@@ -93,6 +96,19 @@ impl PublisherBuilder {
             .as_mut()
             .expect("bframes() on an audio-only source");
         v.bframes = n;
+        if n > 0 {
+            v.profile = "high";
+        }
+        self
+    }
+
+    /// H.264 High profile (without B-frames unless [`PublisherBuilder::bframes`] asks).
+    pub fn high_profile(mut self) -> Self {
+        let v = self
+            .video
+            .as_mut()
+            .expect("high_profile() on an audio-only source");
+        v.profile = "high";
         self
     }
 
@@ -154,14 +170,15 @@ impl PublisherBuilder {
                 .map(String::from),
             );
             if v.bframes == 0 {
-                a.extend(
-                    ["-tune", "zerolatency", "-profile:v", "baseline", "-bf", "0"]
-                        .map(String::from),
-                );
-            } else {
-                a.extend(["-profile:v".into(), "high".into(), "-bf".into()]);
-                a.push(v.bframes.to_string());
+                // zerolatency disables B-frames, so it only goes with none.
+                a.extend(["-tune".into(), "zerolatency".into()]);
             }
+            a.extend([
+                "-profile:v".into(),
+                v.profile.into(),
+                "-bf".into(),
+                v.bframes.to_string(),
+            ]);
             if let Some(kbps) = v.bitrate_kbps {
                 a.extend([
                     "-b:v".into(),

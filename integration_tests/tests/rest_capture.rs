@@ -12,8 +12,6 @@ use serde_json::{json, Value};
 
 /// From the pull call to `PROCESSED_REMOTE` with codecs known.
 const PROCESSED: Duration = Duration::from_secs(10);
-/// How long nginx may take to see ffmpeg's publish.
-const PUBLISHED: Duration = Duration::from_secs(10);
 
 /// Fields every `find_all` element carries (SPEC §2 plus our additions).
 const FIELDS: [&str; 18] = [
@@ -36,23 +34,6 @@ const FIELDS: [&str; 18] = [
     "startTime",
     "metadata",
 ];
-
-/// nginx-rtmp with `publisher` publishing on `live/<name>`, once nginx has the stream.
-fn publish(
-    nginx: &NginxRtmp,
-    name: &str,
-    publisher: pullcast_integration_tests::PublisherBuilder,
-) -> (Publisher, String) {
-    let url = nginx.rtmp_url(&format!("live/{name}"));
-    let p = publisher.start(&url);
-    assert!(
-        nginx.wait_published(name, PUBLISHED),
-        "ffmpeg did not publish {url}\n{}\n{}",
-        nginx.log_tail(),
-        p.log_tail()
-    );
-    (p, url)
-}
 
 fn is_uuid(s: &str) -> bool {
     let b = s.as_bytes();
@@ -152,7 +133,7 @@ fn processed_with(pc: &Pullcast, uri: &str, video: bool, audio: bool) -> Value {
 #[test]
 fn pulls_a_live_720p30_h264_aac_source() {
     let nginx = NginxRtmp::start();
-    let (_publisher, uri) = publish(&nginx, "test", Publisher::builder());
+    let (_publisher, uri) = nginx.publish("test", Publisher::builder());
     let pc = Pullcast::start(&[]);
 
     let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": "cam1" }));
@@ -465,8 +446,8 @@ fn pulls_from_ffmpeg_listen_server_with_media_on_stream_id_0() {
 #[test]
 fn audio_only_and_video_only_sources() {
     let nginx = NginxRtmp::start();
-    let (_a, audio_uri) = publish(&nginx, "audio", Publisher::builder().audio_only());
-    let (_v, video_uri) = publish(&nginx, "video", Publisher::builder().video_only());
+    let (_a, audio_uri) = nginx.publish("audio", Publisher::builder().audio_only());
+    let (_v, video_uri) = nginx.publish("video", Publisher::builder().video_only());
     let pc = Pullcast::start(&[]);
     pc.pull_ok(&audio_uri);
     pc.pull_ok(&video_uri);
@@ -504,7 +485,7 @@ fn audio_only_and_video_only_sources() {
 #[test]
 fn aac_11025_hz_mono_is_described() {
     let nginx = NginxRtmp::start();
-    let (_p, uri) = publish(&nginx, "low", Publisher::builder().audio(11_025, 1));
+    let (_p, uri) = nginx.publish("low", Publisher::builder().audio(11_025, 1));
     let pc = Pullcast::start(&[]);
     pc.pull_ok(&uri);
     let c = processed_with(&pc, &uri, true, true);

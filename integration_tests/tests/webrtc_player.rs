@@ -10,17 +10,6 @@ use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
-fn live_source(nginx: &NginxRtmp, name: &str) -> (Publisher, String) {
-    let url = nginx.rtmp_url(&format!("live/{name}"));
-    let publisher = Publisher::builder().start(&url);
-    assert!(
-        nginx.wait_published(name, Duration::from_secs(10)),
-        "ffmpeg did not publish {url}: {}",
-        publisher.log_tail()
-    );
-    (publisher, url)
-}
-
 fn play(pc: &Pullcast, name: &str, run_ms: u64) -> Value {
     run_driver(
         "player_driver.js",
@@ -48,7 +37,7 @@ fn statuses(result: &Value) -> Vec<String> {
 fn player_page_plays_a_pulled_stream_over_websocket_signalling() {
     let _browser = exclusive();
     let nginx = NginxRtmp::start();
-    let (_publisher, uri) = live_source(&nginx, "cam");
+    let (_publisher, uri) = nginx.publish("cam", Publisher::builder());
     let pc = Pullcast::start(&[]);
     let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": "cam1" }));
     assert_eq!(status, 200, "{body}");
@@ -140,7 +129,7 @@ fn a_missing_name_fails_with_stream_not_found() {
 fn an_rtmp_name_is_pulled_on_demand_and_stops_after_its_last_viewer() {
     let _browser = exclusive();
     let nginx = NginxRtmp::start();
-    let (_publisher, uri) = live_source(&nginx, "ondemand");
+    let (_publisher, uri) = nginx.publish("ondemand", Publisher::builder());
     let pc = Pullcast::start(&[("PULLCAST_CAPTURE__ON_DEMAND_LINGER_MS", "1500")]);
     let (status, _) = pc.find_all();
     assert_eq!(status, 404, "nothing is pulled before the viewer asks");

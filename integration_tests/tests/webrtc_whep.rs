@@ -6,92 +6,17 @@
 //! (`browser::exclusive`) so timings are not measured on a starved machine.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::http::agent;
-use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged, tail};
-use pullcast_integration_tests::{NginxRtmp, Publisher, PublisherBuilder, Pullcast, TempDir};
+use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
-const PUBLISHED: Duration = Duration::from_secs(10);
 const PROCESSED: Duration = Duration::from_secs(10);
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(90);
 /// Connection ready → first decoded frame, measured by the browser.
 const FIRST_FRAME_LIMIT_MS: u64 = 300;
-
-/// ffmpeg started with arguments of our own (High profile without B-frames, which the
-/// builder does not offer). Killed on drop.
-struct CustomPublisher {
-    dir: TempDir,
-    child: Option<Child>,
-}
-
-impl CustomPublisher {
-    fn log_tail(&self) -> String {
-        format!(
-            "--- ffmpeg ({}) ---\n{}",
-            self.dir.path().display(),
-            tail(&self.dir.join("ffmpeg.log"), 30)
-        )
-    }
-}
-
-impl Drop for CustomPublisher {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
-        if let Some(mut child) = self.child.take() {
-            kill_tree(&mut child);
-        }
-    }
-}
-
-/// The base source (720p30 + 1 kHz sine) with `-profile:v high -bf 0`.
-fn publish_high_profile(nginx: &NginxRtmp, name: &str) -> (CustomPublisher, String) {
-    let url = nginx.rtmp_url(&format!("live/{name}"));
-    let mut args = Publisher::builder().args();
-    let profile = args
-        .iter()
-        .position(|a| a == "-profile:v")
-        .expect("the base source sets -profile:v");
-    args[profile + 1] = "high".to_string();
-    assert!(
-        args.windows(2).any(|w| w[0] == "-bf" && w[1] == "0"),
-        "{args:?}"
-    );
-    args.push(url.clone());
-    let dir = TempDir::new("ffmpeg-high");
-    let child = spawn_logged(
-        Command::new(require_tool("ffmpeg")).args(&args),
-        &dir.join("ffmpeg.log"),
-    );
-    let p = CustomPublisher {
-        dir,
-        child: Some(child),
-    };
-    assert!(
-        nginx.wait_published(name, PUBLISHED),
-        "ffmpeg did not publish {url}\n{}\n{}",
-        nginx.log_tail(),
-        p.log_tail()
-    );
-    (p, url)
-}
-
-fn publish(nginx: &NginxRtmp, name: &str, builder: PublisherBuilder) -> (Publisher, String) {
-    let url = nginx.rtmp_url(&format!("live/{name}"));
-    let p = builder.start(&url);
-    assert!(
-        nginx.wait_published(name, PUBLISHED),
-        "ffmpeg did not publish {url}\n{}\n{}",
-        nginx.log_tail(),
-        p.log_tail()
-    );
-    (p, url)
-}
 
 /// Pulls `uri` as `name` and waits until media flows with codecs known.
 fn pull_as(pc: &Pullcast, uri: &str, name: &str) -> Value {
@@ -213,14 +138,12 @@ fn play_one(profile_high: bool) {
     let _browser = exclusive();
     let nginx = NginxRtmp::start();
     let name = if profile_high { "high" } else { "cb" };
-    // The publisher lives (and is killed on drop) until the end of the test.
-    let (_publisher, uri): (Box<dyn std::any::Any>, String) = if profile_high {
-        let (p, u) = publish_high_profile(&nginx, name);
-        (Box::new(p), u)
+    let source = if profile_high {
+        Publisher::builder().high_profile()
     } else {
-        let (p, u) = publish(&nginx, name, Publisher::builder());
-        (Box::new(p), u)
+        Publisher::builder()
     };
+    let (_publisher, uri) = nginx.publish(name, source);
     let pc = Pullcast::start(&[]);
     let capture = pull_as(&pc, &uri, name);
     let expected = if profile_high {
@@ -258,7 +181,7 @@ fn whep_plays_high_profile_in_chromium() {
 fn whep_audio_reaches_the_browser() {
     let _browser = exclusive();
     let nginx = NginxRtmp::start();
-    let (_p, uri) = publish(&nginx, "sound", Publisher::builder());
+    let (_p, uri) = nginx.publish("sound", Publisher::builder());
     let pc = Pullcast::start(&[]);
     pull_as(&pc, &uri, "sound");
     let result = run_driver(
@@ -387,7 +310,7 @@ fn pull_as_pending(pc: &Pullcast, uri: &str, name: &str) {
 fn whep_rtmp_name_starts_an_on_demand_capture() {
     let _browser = exclusive();
     let nginx = NginxRtmp::start();
-    let (_p, uri) = publish(&nginx, "ondemand", Publisher::builder().size(640, 360));
+    let (_p, uri) = nginx.publish("ondemand", Publisher::builder().size(640, 360));
     let pc = Pullcast::start(&[]);
     assert!(pc.capture(&uri).is_none());
     let result = run_driver(
@@ -421,7 +344,7 @@ fn whep_ten_viewers_of_one_capture() {
     let _browser = exclusive();
     let nginx = NginxRtmp::start();
     // 640x360 keeps ten software decoders in one headless Chromium within this machine's two cores.
-    let (_p, uri) = publish(&nginx, "ten", Publisher::builder().size(640, 360));
+    let (_p, uri) = nginx.publish("ten", Publisher::builder().size(640, 360));
     let pc = Pullcast::start(&[]);
     pull_as(&pc, &uri, "ten");
     let mut spec = whep_spec(&pc, &["ten"; 10], 6000);

@@ -134,6 +134,10 @@ async fn pull(
             return e.to_string();
         }
         while let Some(event) = session.poll_event() {
+            let track = match &event {
+                SessionEvent::Audio { .. } => Track::Audio,
+                _ => Track::Video,
+            };
             match event {
                 SessionEvent::HandshakeComplete => {
                     phase = Phase::Negotiating;
@@ -150,21 +154,12 @@ async fn pull(
                     debug!("{url}: play started ({description})");
                     events.do_send(ReaderEvent::PlayStarted);
                 }
-                SessionEvent::Video { timestamp, data } => {
+                SessionEvent::Video { timestamp, data }
+                | SessionEvent::Audio { timestamp, data } => {
                     phase = Phase::Streaming;
                     deadline = Instant::now() + ms(settings.media_timeout_ms);
                     tags.do_send(FlvTag {
-                        track: Track::Video,
-                        timestamp,
-                        body: data,
-                        received_us: now_us(),
-                    });
-                }
-                SessionEvent::Audio { timestamp, data } => {
-                    phase = Phase::Streaming;
-                    deadline = Instant::now() + ms(settings.media_timeout_ms);
-                    tags.do_send(FlvTag {
-                        track: Track::Audio,
+                        track,
                         timestamp,
                         body: data,
                         received_us: now_us(),
