@@ -171,3 +171,45 @@ fn an_rtmp_name_is_pulled_on_demand_and_stops_after_its_last_viewer() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn terminate_ends_the_viewers_with_stopped_and_a_reason() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_publisher, uri) = nginx.publish("ending", Publisher::builder().size(640, 360));
+    let pc = Pullcast::start(&[]);
+    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": "ending" }));
+    assert_eq!(status, 200, "{body}");
+    pc.wait_for_status(&uri, "PROCESSED_REMOTE", Duration::from_secs(10));
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Terminate once the browser plays.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if pc.capture(&uri).is_some_and(|c| c["subscribers"] == 1) {
+                    std::thread::sleep(Duration::from_millis(1500));
+                    let (status, _) = pc.terminate(&uri);
+                    assert_eq!(status, 200);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the browser never subscribed");
+        });
+        run_driver(
+            "player_driver.js",
+            &json!({
+                "pageUrl": format!("{}/", pc.http_root()),
+                "name": "ending",
+                "runMs": 5000,
+                "stop": false,
+                "timeoutMs": 40000,
+            }),
+            Duration::from_secs(60),
+        )
+    });
+    let final_status = &result["final"];
+    assert_eq!(final_status["status"], "STOPPED", "{result}");
+    let reason = final_status["reason"].as_str().unwrap_or("");
+    assert!(reason.contains("terminated"), "reason: {reason}");
+}
