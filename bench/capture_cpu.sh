@@ -14,7 +14,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
 RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
-die() { echo "capture_cpu: $*" >&2; exit 1; }
+BENCH_NAME=capture_cpu
+# shellcheck source=bench/lib.sh
+source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib
 for tool in ffmpeg nginx curl awk getconf; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
 done
@@ -46,45 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# A loopback port nobody listens on (checked in /proc/net/tcp), never handed out twice.
-TAKEN=" "
-free_port() {
-    local port hex
-    while :; do
-        port=$(( 20000 + RANDOM % 40000 ))
-        hex=$(printf '%04X' "$port")
-        case "$TAKEN" in *" $port "*) continue ;; esac
-        if ! awk -v h=":$hex" 'NR > 1 && substr($2, length($2) - 4) == h { found = 1 } END { exit !found }' \
-            /proc/net/tcp /proc/net/tcp6; then
-            TAKEN="$TAKEN$port "
-            echo "$port"
-            return
-        fi
-    done
-}
-
-# wait_until SECONDS COMMAND...: poll every 50 ms.
-wait_until() {
-    local deadline=$(( $(date +%s) + $1 )); shift
-    until "$@"; do
-        [ "$(date +%s)" -lt "$deadline" ] || return 1
-        sleep 0.05
-    done
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-
-# utime + stime of a process, in clock ticks.
-cpu_ticks() {
-    local s
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    s=${s##*) }
-    # shellcheck disable=SC2086
-    set -- $s
-    echo $(( ${12} + ${13} ))
-}
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 if [ -n "${SERVER_BIN:-}" ]; then
     BIN="$SERVER_BIN"

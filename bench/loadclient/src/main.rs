@@ -1,0 +1,326 @@
+//! `pullcast-loadclient`: N WebRTC viewers of one pullcast stream over WHEP, for the fan-out
+//! benchmark (`bench/fanout.sh`, issue 3).
+//!
+//! ```text
+//! pullcast-loadclient --server http://127.0.0.1:8081 --stream bench --viewers 50 --seconds 20
+//!     [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] [--bind 127.0.0.1]
+//! ```
+//!
+//! Each viewer is its own `webrtc` peer connection (recvonly H.264 + Opus) that completes
+//! ICE and DTLS and decrypts every SRTP packet. Phases: viewers start `--stagger-ms` apart;
+//! once each has its first video packet (or failed), the client waits `--settle-ms` (the
+//! keyframe-cache burst of a new viewer passes), then measures a window of `--seconds`.
+//! The window's edges are announced on stderr (`loadclient: window start` / `window end`)
+//! so a script can sample the server's CPU over exactly that time. At the end every viewer
+//! DELETEs its WHEP session and one JSON summary goes to stdout.
+//!
+//! Runs on one current-thread tokio runtime (plus the blocking pool for the HTTP calls),
+//! so it uses at most one core next to the server.
+
+mod stats;
+mod viewer;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use stats::{percentile, Snapshot};
+use viewer::{Config, Shared};
+
+struct Args {
+    server: String,
+    stream: String,
+    viewers: usize,
+    seconds: f64,
+    stagger_ms: u64,
+    settle_ms: u64,
+    connect_timeout_ms: u64,
+    bind: SocketAddr,
+}
+
+const USAGE: &str = "usage: pullcast-loadclient --server http://HOST:PORT --stream NAME \
+--viewers N --seconds S [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] \
+[--bind 127.0.0.1]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        server: String::new(),
+        stream: String::new(),
+        viewers: 1,
+        seconds: 20.0,
+        stagger_ms: 50,
+        settle_ms: 3000,
+        connect_timeout_ms: 15_000,
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            return Err(USAGE.to_string());
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let bad = |e: &dyn std::fmt::Display| format!("{flag} {value:?}: {e}");
+        match flag.as_str() {
+            "--server" => args.server = value.trim_end_matches('/').to_string(),
+            "--stream" => args.stream = value,
+            "--viewers" => args.viewers = value.parse().map_err(|e| bad(&e))?,
+            "--seconds" => args.seconds = value.parse().map_err(|e| bad(&e))?,
+            "--stagger-ms" => args.stagger_ms = value.parse().map_err(|e| bad(&e))?,
+            "--settle-ms" => args.settle_ms = value.parse().map_err(|e| bad(&e))?,
+            "--connect-timeout-ms" => {
+                args.connect_timeout_ms = value.parse().map_err(|e| bad(&e))?
+            }
+            "--bind" => {
+                let ip: std::net::IpAddr = value.parse().map_err(|e| bad(&e))?;
+                args.bind = SocketAddr::new(ip, 0);
+            }
+            other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    if args.server.is_empty() || args.stream.is_empty() {
+        return Err(format!("--server and --stream are required\n{USAGE}"));
+    }
+    if args.viewers == 0 || args.seconds.is_nan() || args.seconds <= 0.0 {
+        return Err("--viewers must be ≥ 1 and --seconds > 0".to_string());
+    }
+    Ok(args)
+}
+
+/// Encodes everything but RFC 3986 unreserved characters (one WHEP path segment).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// `{"p50": .., "max": ..}` of some milliseconds (null when none).
+fn p50_max(values: &[f64]) -> Value {
+    json!({
+        "p50": percentile(values, 50.0).map(round1),
+        "max": percentile(values, 100.0).map(round1),
+        "n": values.len(),
+    })
+}
+
+fn min_avg_max(values: &[f64]) -> Value {
+    if values.is_empty() {
+        return json!({"min": null, "avg": null, "max": null});
+    }
+    let sum: f64 = values.iter().sum();
+    json!({
+        "min": round1(values.iter().copied().fold(f64::INFINITY, f64::min)),
+        "avg": round1(sum / values.len() as f64),
+        "max": round1(values.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+    })
+}
+
+fn snapshot(viewers: &[Arc<Shared>]) -> Vec<Snapshot> {
+    viewers
+        .iter()
+        .map(|v| v.counters.lock().map(|c| c.snapshot()).unwrap_or_default())
+        .collect()
+}
+
+fn timelines(shared: &[Arc<Shared>]) -> Vec<viewer::Timeline> {
+    shared
+        .iter()
+        .map(|s| s.timeline.lock().map(|t| t.clone()).unwrap_or_default())
+        .collect()
+}
+
+/// This process's CPU time (user + system, all threads) in seconds, from `/proc/self/stat`
+/// (Linux; `None` elsewhere). Assumes the usual 100 clock ticks per second.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = stat.rsplit_once(") ")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
+    let http = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    let config = Arc::new(Config {
+        server: args.server.clone(),
+        stream_segment: percent_encode(&args.stream),
+        bind: args.bind,
+        connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+        http: http.clone(),
+    });
+
+    // 1. Connect, `stagger_ms` apart.
+    let started = Instant::now();
+    let shared: Vec<Arc<Shared>> = (0..args.viewers)
+        .map(|_| Arc::new(Shared::default()))
+        .collect();
+    let mut tasks = Vec::with_capacity(args.viewers);
+    for (i, s) in shared.iter().enumerate() {
+        let (config, s) = (config.clone(), s.clone());
+        let delay = Duration::from_millis(args.stagger_ms * i as u64);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            viewer::connect(config, s).await
+        }));
+    }
+    let mut sessions = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        match task.await {
+            Ok(session) => sessions.push(session),
+            Err(e) => eprintln!("loadclient: a viewer task ended abnormally: {e}"),
+        }
+    }
+    let timelines = timelines(&shared);
+    let ok: Vec<bool> = timelines
+        .iter()
+        .map(|t| t.failure.is_none() && t.first_video_ms.is_some())
+        .collect();
+    let connected = ok.iter().filter(|&&b| b).count();
+    let setup_ms = started.elapsed().as_millis();
+    eprintln!(
+        "loadclient: {connected}/{} viewers receiving video after {setup_ms} ms",
+        args.viewers
+    );
+    for (i, t) in timelines.iter().enumerate() {
+        if let Some(f) = &t.failure {
+            eprintln!("loadclient: viewer {i} failed: {f}");
+        }
+    }
+
+    // 2. Settle, then the measured window.
+    tokio::time::sleep(Duration::from_millis(args.settle_ms)).await;
+    let before = snapshot(&shared);
+    let cpu_before = own_cpu_seconds();
+    let window_start = Instant::now();
+    eprintln!("loadclient: window start");
+    tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+    let after = snapshot(&shared);
+    let window = window_start.elapsed().as_secs_f64();
+    let cpu_after = own_cpu_seconds();
+    eprintln!("loadclient: window end ({window:.3} s)");
+    // Give a sampling script time to read the server's counters before the teardown.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // 3. Tear down: DELETE every WHEP session, close every connection.
+    let mut ends = Vec::with_capacity(sessions.len());
+    for session in sessions {
+        let http = http.clone();
+        ends.push(tokio::spawn(async move { session.end(http).await }));
+    }
+    let mut delete_errors = Vec::new();
+    for end in ends {
+        match end.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => delete_errors.push(e),
+            Err(e) => delete_errors.push(e.to_string()),
+        }
+    }
+
+    // 4. Summary (connected viewers only for rates).
+    let mut kbps = Vec::new();
+    let mut fps = Vec::new();
+    let (mut packets_window, mut expected_window, mut unique_window) = (0u64, 0u64, 0u64);
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        packets_window += a.packets - b.packets;
+        if !ok[i] {
+            continue;
+        }
+        kbps.push((a.bytes - b.bytes) as f64 * 8.0 / window / 1000.0);
+        fps.push((a.video_frames - b.video_frames) as f64 / window);
+        expected_window += a.expected - b.expected;
+        unique_window += a.unique - b.unique;
+    }
+    let (mut packets_total, mut bytes_total, mut lost_total, mut expected_total, mut dups) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for s in &shared {
+        if let Ok(c) = s.counters.lock() {
+            packets_total += c.packets;
+            bytes_total += c.bytes;
+            expected_total += c.video_seq.expected() + c.audio_seq.expected();
+            lost_total += c.video_seq.lost() + c.audio_seq.lost();
+            dups += c.video_seq.duplicates + c.audio_seq.duplicates;
+        }
+    }
+    let pct = |part: u64, whole: u64| {
+        if whole == 0 {
+            0.0
+        } else {
+            (part as f64 * 100.0 / whole as f64 * 1000.0).round() / 1000.0
+        }
+    };
+    // Milestones as they are now (a viewer's first audio packet may follow its first video).
+    let timelines = self::timelines(&shared);
+    let pick = |f: fn(&viewer::Timeline) -> Option<f64>| -> Vec<f64> {
+        timelines
+            .iter()
+            .zip(&ok)
+            .filter(|(_, ok)| **ok)
+            .filter_map(|(t, _)| f(t))
+            .collect()
+    };
+    let failures: Vec<&String> = timelines
+        .iter()
+        .filter_map(|t| t.failure.as_ref())
+        .collect();
+    let summary = json!({
+        "server": args.server,
+        "stream": args.stream,
+        "viewers": args.viewers,
+        "connected": connected,
+        "failed": args.viewers - connected,
+        "failures": failures.iter().take(5).collect::<Vec<_>>(),
+        "setup_ms": setup_ms,
+        "stagger_ms": args.stagger_ms,
+        "window_s": (window * 1000.0).round() / 1000.0,
+        "kbps_per_viewer": min_avg_max(&kbps),
+        "video_fps_per_viewer": min_avg_max(&fps),
+        "client_cpu_pct_window": match (cpu_before, cpu_after) {
+            (Some(b), Some(a)) => json!(round1((a - b) / window * 100.0)),
+            _ => Value::Null,
+        },
+        "packets_window": packets_window,
+        "loss_pct_window": pct(expected_window.saturating_sub(unique_window), expected_window),
+        "packets_total": packets_total,
+        "bytes_total": bytes_total,
+        "loss_pct_total": pct(lost_total, expected_total),
+        "duplicates_total": dups,
+        "first_video_packet_is_keyframe": pick(|t| t.first_video_is_keyframe.map(|k| if k { 1.0 } else { 0.0 })).iter().filter(|&&k| k > 0.0).count(),
+        "ms_after_post": {
+            "answer": p50_max(&pick(|t| t.answer_ms)),
+            "ice_connected": p50_max(&pick(|t| t.ice_connected_ms)),
+            "dtls_connected": p50_max(&pick(|t| t.connected_ms)),
+            "first_video_rtp": p50_max(&pick(|t| t.first_video_ms)),
+            "first_audio_rtp": p50_max(&pick(|t| t.first_audio_ms)),
+        },
+        "delete_errors": delete_errors.iter().take(5).collect::<Vec<_>>(),
+        "delete_error_count": delete_errors.len(),
+    });
+    println!("{summary}");
+    ExitCode::SUCCESS
+}
