@@ -224,6 +224,10 @@ run_row() {
         echo "!! pullcast died during the ${kbps}k/$n row: $(tail -5 "$WORK/pullcast-$tag.log")"
     fi
     # pullcast's warnings and errors, counted by message (timestamps and ids stripped).
+    # The server's own measurements of this row (find_all "webrtc"): latency it added per
+    # live video frame (RTMP message parsed → last RTP packet handed over) and first-frame
+    # times (connection up → first frame handed over).
+    api find_all '{}' >"$WORK/find_all-$tag.json" 2>/dev/null || true
     grep -E ' (WARN|ERROR) ' "$WORK/pullcast-$tag.log" | sed -E 's/^\[[^ ]+ //; s/[0-9a-f]{8}-[0-9a-f-]{27}/<id>/g' \
         | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/   pullcast log: /' || true
     grep -E 'failed' "$err" | head -n 3 | sed 's/^/   loadclient: /' || true
@@ -245,10 +249,14 @@ run_row() {
         fp50=$(jnum "$out" first_video_rtp p50); fmax=$(jnum "$out" first_video_rtp max)
         fpsmin=$(jnum "$out" video_fps_per_viewer min); fpsavg=$(jnum "$out" video_fps_per_viewer avg)
         cl_pct=$(jnum "$out" client_cpu_pct_window)
-        ROWS+=("$(printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s' \
+        local fa="$WORK/find_all-$tag.json" lp50 lp99 lcount ff50
+        lp50=$(jnum "$fa" frameLatencyMs p50); lp99=$(jnum "$fa" frameLatencyMs p99)
+        lcount=$(jnum "$fa" frameLatencyMs count); ff50=$(jnum "$fa" firstFrameMs p50)
+        ROWS+=("$(printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s' \
             "${kbps}k" "$n" "$conn/$n" "$sc_pct" "$rss" "$(fmt1 "$kmin") / $(fmt1 "$kavg")" \
             "$loss" "$(fmt1 "$fp50") / $(fmt1 "$fmax")" "$cl_pct" \
-            "$(fmt1 "$fpsmin") / $(fmt1 "$fpsavg")" "$busy")")
+            "$(fmt1 "$fpsmin") / $(fmt1 "$fpsavg")" "$busy" \
+            "${lp50:--} / ${lp99:--} (${lcount:-0})" "${ff50:--}")")
     elif [ "$n" -gt 0 ]; then
         ROWS+=("$(printf '%-8s %7s %9s %13s %20s   load client gave no summary: %s' \
             "${kbps}k" "$n" "?/$n" "$sc_pct" "$rss" "$(tail -1 "$err")")")
@@ -271,9 +279,10 @@ done
 
 echo
 echo "== fan-out: ${DURATION} s window per row, after every viewer has video + ${SETTLE_MS} ms; offers ${STAGGER_MS} ms apart; $(nproc) cores"
-printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s\n' \
+printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s\n' \
     bitrate viewers connected "pullcast CPU%" "pullcast RSS MiB" "kbit/s/viewer" "loss%" \
-    "1st RTP ms" "client CPU%" "video fps" "busy%"
-printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s\n' \
-    "(video)" "" "" "(1 core=100)" "(avg / peak)" "(min / avg)" "(window / all)" "(p50 / max)" "" "(min / avg)" "(mach.)"
+    "1st RTP ms" "client CPU%" "video fps" "busy%" "srv latency ms" "srv 1st ms"
+printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s\n' \
+    "(video)" "" "" "(1 core=100)" "(avg / peak)" "(min / avg)" "(window / all)" "(p50 / max)" "" "(min / avg)" "(mach.)" \
+    "(p50 / p99 (frames))" "(p50)"
 for row in "${ROWS[@]}"; do echo "$row"; done
