@@ -15,6 +15,7 @@ pub struct Settings {
     pub rest: RestSettings,
     pub limits: LimitSettings,
     pub capture: CaptureSettings,
+    pub record: RecordSettings,
     pub webrtc: WebRtcSettings,
     pub log: LogSettings,
 }
@@ -175,6 +176,36 @@ impl Default for WebRtcSettings {
             loopback_candidates: true,
             connect_timeout_ms: 10000,
             keyframe_request_interval_ms: 1000,
+        }
+    }
+}
+
+/// Recording (SPEC §4c).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordSettings {
+    /// Folder for recordings (created when missing), relative to the working directory.
+    pub folder: String,
+    /// File name template: `{streamName}`, `{mediaSessionId}`, `{startTime}`, `{endTime}`,
+    /// `{duration}`, `{audioCodec}`, `{videoCodec}`; `.mp4` is added.
+    pub template: String,
+    /// Record every pull that does not say `record` itself.
+    pub by_default: bool,
+    /// Longest fragment in ms: a crash loses at most about this much.
+    pub fragment_ms: u32,
+    /// Program run when a recording is finished, with the stream name and the file's
+    /// absolute path as its two arguments; empty for none.
+    pub hook: String,
+}
+
+impl Default for RecordSettings {
+    fn default() -> Self {
+        Self {
+            folder: "records".to_string(),
+            template: "stream-{mediaSessionId}".to_string(),
+            by_default: false,
+            fragment_ms: 1000,
+            hook: String::new(),
         }
     }
 }

@@ -18,6 +18,8 @@
 //!   in-process; still no I/O).
 //! - [`gop`] — the keyframe cache that lets a new viewer start at once.
 //! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
+//! - [`mp4`] — the fragmented MP4 writer for recordings: frames in, init + fragments out.
+//! - [`record`] — recording file names (templates, sanitising, 255-byte cap).
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
 //! - [`config`] — the configuration schema with its built-in defaults.
 //! - [`webrtc_sdp`] — a WebRTC viewer's decisions: the browser's offered H.264/Opus formats,
@@ -33,7 +35,9 @@ pub mod config;
 pub mod flv;
 pub mod gop;
 pub mod media;
+pub mod mp4;
 pub mod normalize;
+pub mod record;
 pub mod rtmp;
 pub mod stats;
 pub mod webrtc_sdp;

@@ -12,6 +12,7 @@
 
 pub mod http;
 pub mod messages;
+pub mod records;
 pub mod registry;
 pub mod settings;
 pub mod stream;

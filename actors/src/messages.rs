@@ -156,6 +156,18 @@ pub struct TranscodedAudio {
     pub frames: Vec<MediaFrame>,
 }
 
+/// What the capture's Recorder is doing.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct RecordingStatus {
+    /// The file being written (name in the recordings folder).
+    pub file: Option<String>,
+    /// Bytes written to it so far.
+    pub bytes: u64,
+    /// Why recording stopped (disk full, folder not writable, ...).
+    pub error: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------
 // AudioTranscoder
 // ---------------------------------------------------------------------------------------
@@ -351,6 +363,8 @@ pub struct CaptureSnapshot {
     pub started_at: SystemTime,
     pub subscribers: usize,
     pub on_demand: bool,
+    /// The recording, when `record` was asked.
+    pub recording: Option<RecordingStatus>,
     /// Server-added latency per video frame to WebRTC viewers.
     pub frame_latency: Option<LatencySummary>,
     /// Connection up → first frame, per WebRTC viewer.

@@ -100,7 +100,8 @@ impl Registry {
         let starter = self.starter.clone();
         let registry = ctx.address().recipient();
         let supervisor =
-            StreamSupervisor::new(id, request.clone(), settings, starter, Some(registry));
+            StreamSupervisor::new(id, request.clone(), settings, starter, Some(registry))
+                .with_record_settings(self.settings.record.clone());
         let telemetry = supervisor.telemetry();
         let supervisor = move |_: &mut Context<StreamSupervisor>| supervisor;
         let addr = match self

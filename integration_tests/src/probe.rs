@@ -40,3 +40,39 @@ pub fn probe_streams(url: &str, timeout: Duration) -> Vec<Value> {
 pub fn stream_of<'a>(streams: &'a [Value], codec_type: &str) -> Option<&'a Value> {
     streams.iter().find(|s| s["codec_type"] == codec_type)
 }
+
+/// Runs `ffprobe -v error -of json <args> <file>` and returns its JSON. Panics with
+/// ffprobe's output if it fails.
+pub fn probe_file(file: &std::path::Path, args: &[&str]) -> Value {
+    let ffprobe = require_tool("ffprobe");
+    let output = Command::new(ffprobe)
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        output.status.success(),
+        "ffprobe {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("ffprobe output is JSON")
+}
+
+/// Decodes `file` completely with `ffmpeg -v error -i FILE -f null -` and returns what it
+/// printed (empty when the file decodes without an error).
+pub fn decode_errors(file: &std::path::Path) -> String {
+    let ffmpeg = require_tool("ffmpeg");
+    let output = Command::new(ffmpeg)
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        text.push_str(&format!("\n(ffmpeg exited with {})", output.status));
+    }
+    text
+}

@@ -70,8 +70,9 @@ fn required_uri(map: &Map<String, Value>) -> Result<String, String> {
     }
 }
 
-/// Parses the body of `/pull/rtmp/pull`.
-pub fn parse_pull(body: &[u8]) -> Result<PullRequest, String> {
+/// Parses the body of `/pull/rtmp/pull`; `record_default` applies when the body does not
+/// say `record`.
+pub fn parse_pull(body: &[u8], record_default: bool) -> Result<PullRequest, String> {
     let map = parse_object(body)?;
     let uri = required_uri(&map)?;
     let url = RtmpUrl::parse(&uri).map_err(|e| format!("invalid uri: {e}"))?;
@@ -96,7 +97,7 @@ pub fn parse_pull(body: &[u8]) -> Result<PullRequest, String> {
         uri,
         url,
         local_stream_name,
-        record: flag(&map, "record", false)?,
+        record: flag(&map, "record", record_default)?,
         has_audio: flag(&map, "hasAudio", true)?,
         has_video: flag(&map, "hasVideo", true)?,
         on_demand: false,
@@ -189,6 +190,11 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
         "startTime": humantime::format_rfc3339_millis(s.started_at).to_string(),
         "subscribers": s.subscribers,
         "onDemand": s.on_demand,
+        "recording": s.recording.as_ref().map(|r| json!({
+            "file": r.file,
+            "bytes": r.bytes,
+            "error": r.error,
+        })),
         "webrtc": {
             "frameLatencyMs": s.frame_latency.map(latency_json),
             "firstFrameMs": s.first_frame.map(latency_json),
@@ -202,19 +208,37 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
 mod tests {
     use super::*;
 
+    fn parse_pull_default(body: &[u8]) -> Result<PullRequest, String> {
+        parse_pull(body, false)
+    }
+
+    #[test]
+    fn record_default_applies_only_when_the_body_is_silent() {
+        assert!(
+            parse_pull(br#"{"uri":"rtmp://h/live/s"}"#, true)
+                .unwrap()
+                .record
+        );
+        assert!(
+            !parse_pull(br#"{"uri":"rtmp://h/live/s","record":"false"}"#, true)
+                .unwrap()
+                .record
+        );
+    }
+
     #[test]
     fn minimal_and_full_pull_bodies() {
-        let r = parse_pull(br#"{"uri":"rtmp://h/live/s"}"#).unwrap();
+        let r = parse_pull_default(br#"{"uri":"rtmp://h/live/s"}"#).unwrap();
         assert_eq!(r.local_stream_name, "rtmp://h/live/s");
         assert!(!r.record && r.has_audio && r.has_video);
-        let r = parse_pull(
+        let r = parse_pull_default(
             br#"{"uri":"rtmp://h/live/s","localStreamName":"s1","record":"true","hasAudio":false,"hasVideo":"true","extra":1}"#,
         )
         .unwrap();
         assert_eq!(r.local_stream_name, "s1");
         assert!(r.record && !r.has_audio && r.has_video);
         assert!(
-            parse_pull(br#"{"uri":"rtmp://h/live/s","record":true}"#)
+            parse_pull_default(br#"{"uri":"rtmp://h/live/s","record":true}"#)
                 .unwrap()
                 .record
         );
@@ -240,7 +264,7 @@ mod tests {
             ),
             (&[0xff, 0xfe, 0x00][..], "UTF-8"),
         ] {
-            let err = parse_pull(body).unwrap_err();
+            let err = parse_pull(body, false).unwrap_err();
             assert!(err.contains(words), "{err}");
         }
     }

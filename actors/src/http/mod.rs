@@ -7,6 +7,7 @@
 pub mod access;
 pub mod dto;
 pub mod page;
+pub mod recordings;
 pub mod rest;
 pub mod tls;
 pub mod whep;
@@ -40,6 +41,7 @@ pub fn serve(
     let state = rest::ApiState {
         registry,
         max_body: settings.limits.max_request_body,
+        record_default: settings.record.by_default,
     };
     let bind = settings.server.bind.as_str();
     let http_port = settings.server.rest_http_port;
@@ -47,6 +49,9 @@ pub fn serve(
     let ws_port = settings.server.ws_port;
     let wss_port = settings.server.wss_port;
     let access = access::Access::new(&settings.rest);
+    let recordings = recordings::RecordingsState {
+        folder: std::path::PathBuf::from(&settings.record.folder),
+    };
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -56,6 +61,8 @@ pub fn serve(
             .configure(whep::configure)
             .app_data(web::Data::new(signalling.clone()))
             .configure(page::configure)
+            .app_data(web::Data::new(recordings.clone()))
+            .configure(recordings::configure)
             .default_service(web::to(rest::not_found))
     });
     if settings.server.http_workers > 0 {

@@ -21,6 +21,8 @@ use crate::registry::Registry;
 pub struct ApiState {
     pub registry: Addr<Registry>,
     pub max_body: usize,
+    /// `record.by_default`: whether a pull that does not say `record` records.
+    pub record_default: bool,
 }
 
 /// Mounts the API under `/rest-api`.
@@ -41,6 +43,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/pull/rtmp/terminate")
                     .route(web::post().to(terminate))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/records/find_all")
+                    .route(web::post().to(super::recordings::find_all))
                     .default_service(web::to(method_not_allowed)),
             )
             .default_service(web::to(not_found)),
@@ -120,7 +127,7 @@ async fn pull(state: web::Data<ApiState>, req: HttpRequest, payload: web::Payloa
         Ok(b) => b,
         Err(response) => return response,
     };
-    let request = match dto::parse_pull(&body) {
+    let request = match dto::parse_pull(&body, state.record_default) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };

@@ -7,6 +7,7 @@
 
 pub mod audio_transcoder;
 pub mod normalizer;
+pub mod recorder;
 pub mod rtmp_reader;
 pub mod supervisor;
 

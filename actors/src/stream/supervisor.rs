@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use log::{info, warn};
-use pullcast::config::CaptureSettings;
+use pullcast::config::{CaptureSettings, RecordSettings};
 use pullcast::flv::avc::profile_name;
 use pullcast::gop::GopCache;
 use pullcast::media::{CodecSet, MediaFrame, Track};
@@ -25,11 +25,12 @@ use crate::telemetry::{LatencySummary, SharedTelemetry};
 
 use super::audio_transcoder::AudioTranscoderActor;
 use super::normalizer::NormalizerActor;
+use super::recorder::Recorder;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, GetSnapshot, PullRequest,
-    ReaderEvent, SourceMedia, StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio,
-    TranscodedAudio, TranscoderConfig, Unsubscribe, VideoInfo,
+    ReaderEvent, RecordingStatus, SourceMedia, StopCapture, StopSource, Subscribe, SubscriberMedia,
+    TranscodeAudio, TranscodedAudio, TranscoderConfig, Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -78,6 +79,8 @@ pub struct StreamSupervisor {
     frame_rate: RateMeter,
     metadata: Vec<(String, MetaValue)>,
     telemetry: SharedTelemetry,
+    record_settings: RecordSettings,
+    recording: Option<RecordingStatus>,
     started_at: SystemTime,
     origin: Instant,
 }
@@ -112,9 +115,39 @@ impl StreamSupervisor {
             frame_rate: RateMeter::new(FRAME_RATE_WINDOW_MS),
             metadata: Vec::new(),
             telemetry: SharedTelemetry::default(),
+            record_settings: RecordSettings::default(),
+            recording: None,
             started_at: SystemTime::now(),
             origin: Instant::now(),
         }
+    }
+
+    /// Where and how this capture records, when its request says `record`.
+    pub fn with_record_settings(mut self, settings: RecordSettings) -> Self {
+        self.record_settings = settings;
+        self
+    }
+
+    fn start_recorder(&mut self, ctx: &mut Context<Self>) {
+        let arbiter = Arbiter::new();
+        let label = self.label();
+        let stream = self.request.local_stream_name.clone();
+        let (id, settings) = (self.id, self.record_settings.clone());
+        let status = ctx.address().recipient::<RecordingStatus>();
+        let recorder = Recorder::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            ctx.set_mailbox_capacity(4096);
+            Recorder::new(label, stream, id, settings, status)
+        });
+        self.recording = Some(RecordingStatus {
+            file: None,
+            bytes: 0,
+            error: None,
+        });
+        ctx.address().do_send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: recorder.recipient(),
+            delivery: Delivery::Original,
+        });
     }
 
     /// Where this capture's viewers record their measurements.
@@ -357,6 +390,7 @@ impl StreamSupervisor {
             started_at: self.started_at,
             subscribers: self.subscribers.len(),
             on_demand: self.request.on_demand,
+            recording: self.recording.clone(),
             frame_latency,
             first_frame,
             metadata: self.metadata.clone(),
@@ -377,6 +411,9 @@ impl Actor for StreamSupervisor {
             tags: normalizer.recipient(),
         });
         self.source = Some(source);
+        if self.request.record {
+            self.start_recorder(ctx);
+        }
         if self.request.on_demand {
             let first_viewer =
                 Duration::from_millis(self.settings.on_demand_linger_ms) + FIRST_VIEWER_GRACE;
@@ -491,6 +528,14 @@ impl Handler<Unsubscribe> for StreamSupervisor {
         if self.subscribers.remove(&msg.id).is_some() {
             self.subscribers_changed(ctx);
         }
+    }
+}
+
+impl Handler<RecordingStatus> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordingStatus, _ctx: &mut Self::Context) {
+        self.recording = Some(msg);
     }
 }
 

@@ -1,0 +1,89 @@
+//! Finding and fetching recordings: `POST /rest-api/records/find_all` lists them (name,
+//! stream, session, size, start, end, duration), and `GET /records/{file}` serves one with
+//! HTTP Range (so a browser `<video>` can seek), refusing any name that is not a plain
+//! `.mp4` file directly in the recordings folder.
+
+use std::path::PathBuf;
+
+use actix_files::NamedFile;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::rest::error;
+use crate::records;
+
+/// The recordings folder.
+#[derive(Clone)]
+pub struct RecordingsState {
+    pub folder: PathBuf,
+}
+
+/// Mounts `/records/{file}` (the listing is mounted by the REST scope).
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/records/{file}")
+            .route(web::get().to(download))
+            .route(web::head().to(download)),
+    );
+}
+
+/// `POST /rest-api/records/find_all`.
+pub async fn find_all(state: web::Data<RecordingsState>) -> HttpResponse {
+    let folder = state.folder.clone();
+    let listed = web::block(move || records::list(&folder)).await;
+    match listed {
+        Ok(Ok(list)) if list.is_empty() => error(StatusCode::NOT_FOUND, "no recordings"),
+        Ok(Ok(list)) => HttpResponse::Ok().json(list.iter().map(listed_json).collect::<Vec<_>>()),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot read the recordings folder: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn listed_json(l: &records::Listed) -> Value {
+    let side = l.sidecar.as_ref();
+    let iso = |ms: i64| {
+        std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_millis(ms.max(0) as u64))
+            .map(|t| humantime::format_rfc3339_millis(t).to_string())
+    };
+    json!({
+        "name": l.name,
+        "url": format!("/records/{}", l.name),
+        "size": l.size,
+        "stream": side.map(|s| s.stream.clone()),
+        "mediaSessionId": side.map(|s| s.media_session_id.clone()),
+        "startTime": side.and_then(|s| iso(s.start_ms)),
+        "endTime": side.and_then(|s| s.end_ms).and_then(iso),
+        "durationSeconds": side.and_then(|s| s.end_ms.map(|e| (e - s.start_ms) as f64 / 1000.0)),
+        "videoCodec": side.map(|s| s.video_codec.clone()),
+        "audioCodec": side.map(|s| s.audio_codec.clone()),
+    })
+}
+
+async fn download(
+    req: HttpRequest,
+    file: web::Path<String>,
+    state: web::Data<RecordingsState>,
+) -> HttpResponse {
+    let Some(path) = records::resolve(&state.folder, &file) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such recording (names come from /rest-api/records/find_all)",
+        );
+    };
+    match NamedFile::open_async(&path).await {
+        // The content type (video/mp4) is taken from the extension.
+        Ok(named) => named
+            .use_etag(true)
+            .use_last_modified(true)
+            .into_response(&req),
+        Err(e) => error(
+            StatusCode::NOT_FOUND,
+            &format!("cannot open the recording: {e}"),
+        ),
+    }
+}
