@@ -3,13 +3,18 @@
 # RTMP stream from nginx-rtmp (fed by ffmpeg), side by side with a peer doing the same job
 # (`ffmpeg -i rtmp://... -c copy -f null -`). All traffic on 127.0.0.1. See bench/README.md.
 #
-# Env: DURATION (seconds sampled, default 60), CARGO_TARGET_DIR (default
+# With RECORD=1 the capture also records (fragmented MP4, issue 4) and the peer becomes
+# `ffmpeg -i rtmp://... -c copy -f mp4 -movflags frag_keyframe+empty_moov FILE`, recording
+# the same source; the ratio of the two CPU figures is printed.
+#
+# Env: RECORD (0/1, default 0), DURATION (seconds sampled, default 60), CARGO_TARGET_DIR (default
 # /var/tmp/pullcast-target), SERVER_BIN (skip the build and use this binary), KEEP=1 (keep
 # the work folder with all logs).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-60}"
+RECORD="${RECORD:-0}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
 RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
@@ -112,7 +117,11 @@ field() { grep -o "\"$1\" *: *[0-9.]*" <<<"$2" | head -n1 | sed 's/.*: *//'; }
 
 echo "== pull"
 T0=$(now_ms)
-REPLY=$(api pull "{\"uri\":\"$URI\",\"localStreamName\":\"bench\"}")
+if [ "$RECORD" = 1 ]; then
+    REPLY=$(api pull "{\"uri\":\"$URI\",\"localStreamName\":\"bench\",\"record\":\"true\"}")
+else
+    REPLY=$(api pull "{\"uri\":\"$URI\",\"localStreamName\":\"bench\"}")
+fi
 processed() {
     LIST=$(api find_all '{}' || true)
     grep -Eq '"status" *: *"PROCESSED_REMOTE"' <<<"$LIST"
@@ -127,8 +136,16 @@ poll_processed() {
 poll_processed || die "no PROCESSED_REMOTE within 15 s (pull answered: $REPLY; find_all: ${LIST:-})"
 T_PROCESSED=$(( $(now_ms) - T0 ))
 
-echo "== peer: ffmpeg -i $URI -c copy -f null -"
-ffmpeg -hide_banner -nostdin -loglevel error -i "$URI" -c copy -f null - >"$WORK/reader.log" 2>&1 </dev/null &
+if [ "$RECORD" = 1 ]; then
+    PEER_LABEL="ffmpeg -c copy -f mp4 frag (peer)"
+    echo "== peer: ffmpeg -i $URI -c copy -f mp4 -movflags frag_keyframe+empty_moov $WORK/peer.mp4"
+    ffmpeg -hide_banner -nostdin -loglevel error -i "$URI" -c copy -f mp4 \
+        -movflags frag_keyframe+empty_moov "$WORK/peer.mp4" >"$WORK/reader.log" 2>&1 </dev/null &
+else
+    PEER_LABEL="ffmpeg -c copy -f null (peer)"
+    echo "== peer: ffmpeg -i $URI -c copy -f null -"
+    ffmpeg -hide_banner -nostdin -loglevel error -i "$URI" -c copy -f null - >"$WORK/reader.log" 2>&1 </dev/null &
+fi
 READER_PID=$!
 sleep 3 # let the peer connect and finish probing; both are then in steady state
 kill -0 "$READER_PID" 2>/dev/null || die "the ffmpeg reader exited: $(tail -5 "$WORK/reader.log")"
@@ -155,7 +172,8 @@ BYTES1=$(field bytesReceived "$LIST"); BITRATE=$(field bitrateKbps "$LIST")
 awk -v hz="$HZ" -v ms=$(( W1 - W0 )) -v n="$N" -v tp="$T_PROCESSED" \
     -v sc=$(( S_CPU1 - S_CPU0 )) -v rc=$(( R_CPU1 - R_CPU0 )) \
     -v ss="$S_RSS_SUM" -v sp="$S_RSS_PEAK" -v rs="$R_RSS_SUM" -v rp="$R_RSS_PEAK" \
-    -v label="$LABEL" -v b0="${BYTES0:-0}" -v b1="${BYTES1:-0}" -v br="${BITRATE:-?}" '
+    -v label="$LABEL" -v peer="$PEER_LABEL" -v rec="$RECORD" \
+    -v b0="${BYTES0:-0}" -v b1="${BYTES1:-0}" -v br="${BITRATE:-?}" '
 BEGIN {
     s = ms / 1000
     printf "\n== results (%.1f s window, one 4 Mbps 720p30 H.264 + AAC stream)\n", s
@@ -163,5 +181,9 @@ BEGIN {
     printf "pullcast bytesReceived: %d (%.0f during the window = %.0f kbit/s); bitrateKbps: %s\n", b1, b1 - b0, (b1 - b0) * 8 / s / 1000, br
     printf "%-34s %12s %14s %14s\n", "process", "CPU % (1 core)", "avg RSS (MiB)", "peak RSS (MiB)"
     printf "%-34s %12.2f %14.1f %14.1f\n", label, sc / hz / s * 100, ss / n / 1024, sp / 1024
-    printf "%-34s %12.2f %14.1f %14.1f\n", "ffmpeg -c copy -f null (peer)", rc / hz / s * 100, rs / n / 1024, rp / 1024
+    printf "%-34s %12.2f %14.1f %14.1f\n", peer, rc / hz / s * 100, rs / n / 1024, rp / 1024
+    if (rec == 1 && rc > 0) printf "recording CPU ratio pullcast / ffmpeg: %.2f (capture and recording together vs ffmpeg reading and recording)\n", sc / rc
 }'
+if [ "$RECORD" = 1 ]; then
+    echo "recordings: pullcast $(du -sh "$WORK/records" 2>/dev/null | cut -f1) in $(ls "$WORK/records" 2>/dev/null | grep -c '\.mp4$') file(s); ffmpeg $(du -sh "$WORK/peer.mp4" 2>/dev/null | cut -f1)"
+fi
