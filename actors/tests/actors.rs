@@ -587,3 +587,100 @@ async fn webrtc_subscribers_get_opus_from_one_transcoder_and_originals_get_aac()
     assert_eq!(aac.len(), aac_frames.len());
     assert_eq!(aac[3].data, aac_frames[3].slice(2..));
 }
+
+/// The Recorder on its own, driven by messages: a codec change closes the file and the next
+/// one starts; both files carry the frames of their configuration.
+#[actix::test]
+async fn recorder_starts_a_new_file_on_a_codec_change() {
+    use pullcast::config::RecordSettings;
+    use pullcast::flv::avc::parse_avc_decoder_config;
+    use pullcast::media::{CodecSet, MediaFrame};
+    use pullcast_server::stream::recorder::Recorder;
+
+    let folder = std::env::temp_dir().join(format!("pullcast-recorder-{}", Uuid::new_v4()));
+    let settings = RecordSettings {
+        folder: folder.to_string_lossy().into_owned(),
+        template: "{streamName}".to_string(),
+        ..RecordSettings::default()
+    };
+    struct Statuses(Arc<Mutex<Vec<RecordingStatus>>>);
+    impl Actor for Statuses {
+        type Context = Context<Self>;
+    }
+    impl Handler<RecordingStatus> for Statuses {
+        type Result = ();
+        fn handle(&mut self, msg: RecordingStatus, _: &mut Self::Context) {
+            self.0.lock().unwrap().push(msg);
+        }
+    }
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let status = Statuses(statuses.clone()).start().recipient();
+    let recorder = Recorder::new(
+        "test".into(),
+        "cam".into(),
+        Uuid::new_v4(),
+        settings,
+        status,
+    )
+    .start();
+
+    let header = avc_sequence_header();
+    let first = Arc::new(parse_avc_decoder_config(&header[5..]).unwrap());
+    // The same stream re-announced with another level: a new configuration.
+    let mut changed = (*first).clone();
+    changed.level = 40;
+    let changed = Arc::new(changed);
+    let frame = |dts: i64, key: bool| MediaFrame {
+        track: Track::Video,
+        pts: dts,
+        dts,
+        keyframe: key,
+        data: Bytes::from(if key {
+            vec![0, 0, 0, 1, 0x65, 0x88, 0x84]
+        } else {
+            vec![0, 0, 0, 1, 0x41, 0x9a]
+        }),
+        ingest_us: 0,
+    };
+    for (config, start) in [(first, 0i64), (changed, 10_000)] {
+        recorder.do_send(SubscriberMedia::Codecs(CodecSet {
+            video: Some(config),
+            audio: None,
+        }));
+        for i in 0..120 {
+            recorder.do_send(SubscriberMedia::Frame(frame(start + i * 33, i % 30 == 0)));
+        }
+    }
+    recorder.do_send(SubscriberMedia::Stopped {
+        reason: "test over".into(),
+    });
+    eventually(|| {
+        std::fs::read_dir(&folder)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "mp4"))
+                    .count()
+            })
+            .unwrap_or(0)
+            == 2
+    })
+    .await;
+    let mut names: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".mp4"))
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["cam-2.mp4", "cam.mp4"]);
+    for name in &names {
+        let bytes = std::fs::read(folder.join(name)).unwrap();
+        assert_eq!(&bytes[4..8], b"ftyp", "{name}");
+        assert!(
+            bytes.windows(4).any(|w| w == b"moof"),
+            "{name} has fragments"
+        );
+    }
+    assert!(statuses.lock().unwrap().iter().all(|s| s.error.is_none()));
+    let _ = std::fs::remove_dir_all(folder);
+}
