@@ -235,3 +235,48 @@ fn an_unwritable_folder_stops_the_recording_not_the_capture() {
     assert_eq!(c["status"], "PROCESSED_REMOTE", "{c}");
     let _ = std::fs::remove_file(blocker);
 }
+
+#[test]
+fn has_audio_false_records_video_only_and_duration_names_are_filled_at_the_end() {
+    let nginx = NginxRtmp::start();
+    let (_p, uri) = nginx.publish("hv", Publisher::builder().size(640, 360));
+    let pc = Pullcast::start(&[("PULLCAST_RECORD__TEMPLATE", "{streamName}-{duration}s")]);
+    let (status, body) = pc.pull(&json!({
+        "uri": uri, "localStreamName": "hv", "record": "true", "hasAudio": false
+    }));
+    assert_eq!(status, 200, "{body}");
+    let c = pc.wait_for(&uri, Duration::from_secs(15), "recording started", |c| {
+        c["recording"]["file"].is_string()
+    });
+    // While recording, the duration is not known yet.
+    assert_eq!(c["recording"]["file"], "hv-recordings.mp4", "{c}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(pc.terminate(&uri).0, 200);
+    let folder = pc.dir().join("records");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let file = loop {
+        let names: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".mp4"))
+            .collect();
+        if let [name] = names.as_slice() {
+            if name != "hv-recordings.mp4" {
+                break folder.join(name);
+            }
+        }
+        assert!(Instant::now() < deadline, "not renamed: {names:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let name = file.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name == "hv-4s.mp4" || name == "hv-5s.mp4", "{name}");
+    let p = probe_file(&file, &["-show_streams"]);
+    let kinds: Vec<&str> = p["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["video"], "hasAudio false records video only");
+}

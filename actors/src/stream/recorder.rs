@@ -51,6 +51,9 @@ pub struct Recorder {
     held: Vec<MediaFrame>,
     status: Recipient<RecordingStatus>,
     failed: bool,
+    /// Tracks the capture may carry (its request's hasAudio / hasVideo).
+    expect_audio: bool,
+    expect_video: bool,
 }
 
 impl Recorder {
@@ -74,7 +77,16 @@ impl Recorder {
             held: Vec::new(),
             status,
             failed: false,
+            expect_audio: true,
+            expect_video: true,
         }
+    }
+
+    /// Tracks the capture was asked to carry: a file does not wait for one it never will.
+    pub fn expecting(mut self, audio: bool, video: bool) -> Self {
+        self.expect_audio = audio;
+        self.expect_video = video;
+        self
     }
 
     /// Until a file is open, frames are held: a file starts once every track the source
@@ -107,8 +119,9 @@ impl Recorder {
             (Some(first), Some(last)) => last.dts - first.dts,
             _ => 0,
         };
-        let all_tracks = video_known && self.codecs.audio.is_some();
-        let ready = (all_tracks && keyframe_held) || span >= WAIT_FOR_TRACKS_MS;
+        let all_tracks = (video_known || !self.expect_video)
+            && (self.codecs.audio.is_some() || !self.expect_audio);
+        let ready = (all_tracks && (keyframe_held || !video_known)) || span >= WAIT_FOR_TRACKS_MS;
         if !ready || (video_known && !keyframe_held) {
             if self.held.len() > MAX_HELD {
                 self.held.remove(0);

@@ -133,10 +133,11 @@ impl StreamSupervisor {
         let label = self.label();
         let stream = self.request.local_stream_name.clone();
         let (id, settings) = (self.id, self.record_settings.clone());
+        let (has_audio, has_video) = (self.request.has_audio, self.request.has_video);
         let status = ctx.address().recipient::<RecordingStatus>();
         let recorder = Recorder::start_in_arbiter(&arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(4096);
-            Recorder::new(label, stream, id, settings, status)
+            Recorder::new(label, stream, id, settings, status).expecting(has_audio, has_video)
         });
         self.recording = Some(RecordingStatus {
             file: None,
