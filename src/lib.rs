@@ -40,4 +40,6 @@ pub mod normalize;
 pub mod record;
 pub mod rtmp;
 pub mod stats;
+#[cfg(test)]
+pub(crate) mod test_vectors;
 pub mod webrtc_sdp;

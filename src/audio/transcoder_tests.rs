@@ -6,9 +6,8 @@
 
 use super::*;
 use crate::flv::aac::parse_audio_specific_config;
-use fdk_aac::enc::{
-    AudioObjectType, BitRate, ChannelMode, Encoder as AacEncoder, EncoderParams, Transport,
-};
+use crate::test_vectors::{aac_sine, AacSine};
+use fdk_aac::enc::AudioObjectType;
 
 struct Encoded {
     config: Arc<AudioSpecificConfig>,
@@ -17,47 +16,16 @@ struct Encoded {
 
 /// `seconds` of a 1 kHz sine at `rate`, encoded as raw AAC frames with their pts in ms.
 fn encode(aot: AudioObjectType, rate: u32, channels: usize, bitrate: u32, seconds: f32) -> Encoded {
-    let encoder = AacEncoder::new(EncoderParams {
-        bit_rate: BitRate::Cbr(bitrate),
-        sample_rate: rate,
-        transport: Transport::Raw,
-        channels: if channels == 1 {
-            ChannelMode::Mono
-        } else {
-            ChannelMode::Stereo
-        },
-        audio_object_type: aot,
-    })
-    .unwrap();
-    let info = encoder.info().unwrap();
-    let asc = &info.confBuf[..info.confSize as usize];
-    let config = Arc::new(parse_audio_specific_config(asc).unwrap());
-    let frame_len = info.frameLength as usize; // samples per channel per input frame
-    let total = (rate as f32 * seconds) as usize;
-    let pcm: Vec<i16> = (0..total)
-        .flat_map(|i| {
-            let v = (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / rate as f32).sin();
-            vec![(v * 12000.0) as i16; channels]
-        })
-        .collect();
-    let mut frames = Vec::new();
-    let mut out = vec![0u8; 8192];
-    let mut n = 0usize;
-    for chunk in pcm.chunks(frame_len * channels) {
-        let r = encoder.encode(chunk, &mut out).unwrap();
-        if r.output_size > 0 {
-            let pts = (n * frame_len * 1000 / rate as usize) as i64 + 5_000;
-            frames.push(MediaFrame {
-                track: Track::Audio,
-                pts,
-                dts: pts,
-                keyframe: true,
-                data: Bytes::copy_from_slice(&out[..r.output_size]),
-                ingest_us: 0,
-            });
-            n += 1;
-        }
-    }
+    let (config, frames) = aac_sine(AacSine {
+        aot,
+        rate,
+        channels,
+        bitrate,
+        seconds,
+        frequency: 1000.0,
+        amplitude: 12000.0,
+        start_ms: 5_000,
+    });
     Encoded { config, frames }
 }
 

@@ -12,15 +12,14 @@ use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fdk_aac::enc::{
-    AudioObjectType, BitRate, ChannelMode, Encoder as AacEncoder, EncoderParams, Transport,
-};
+use fdk_aac::enc::AudioObjectType;
 
 use super::testutil::{fragments, walk_all};
 use super::*;
-use crate::flv::aac::{parse_audio_specific_config, AudioSpecificConfig};
+use crate::flv::aac::AudioSpecificConfig;
 use crate::flv::avc::{parse_avc_decoder_config, AvcConfig};
 use crate::media::{MediaFrame, Track};
+use crate::test_vectors::{aac_sine, AacSine};
 
 fn tool(name: &str, args: &[&str]) -> (String, String, bool) {
     let out = Command::new(name).args(args).output().unwrap_or_else(|e| {
@@ -211,46 +210,16 @@ fn fdk_audio(
     seconds: f32,
     start: i64,
 ) -> (Arc<AudioSpecificConfig>, Vec<MediaFrame>) {
-    let encoder = AacEncoder::new(EncoderParams {
-        bit_rate: BitRate::Cbr(if rate < 20_000 { 24_000 } else { 96_000 }),
-        sample_rate: rate,
-        transport: Transport::Raw,
-        channels: if channels == 1 {
-            ChannelMode::Mono
-        } else {
-            ChannelMode::Stereo
-        },
-        audio_object_type: AudioObjectType::Mpeg4LowComplexity,
+    aac_sine(AacSine {
+        aot: AudioObjectType::Mpeg4LowComplexity,
+        rate,
+        channels,
+        bitrate: if rate < 20_000 { 24_000 } else { 96_000 },
+        seconds,
+        frequency: 440.0,
+        amplitude: 10_000.0,
+        start_ms: start,
     })
-    .unwrap();
-    let info = encoder.info().unwrap();
-    let config =
-        Arc::new(parse_audio_specific_config(&info.confBuf[..info.confSize as usize]).unwrap());
-    let frame_len = info.frameLength as usize;
-    let total = (rate as f32 * seconds) as usize;
-    let pcm: Vec<i16> = (0..total)
-        .flat_map(|i| {
-            let v = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin();
-            vec![(v * 10_000.0) as i16; channels]
-        })
-        .collect();
-    let mut out = vec![0u8; 8192];
-    let mut frames = Vec::new();
-    for chunk in pcm.chunks(frame_len * channels) {
-        let r = encoder.encode(chunk, &mut out).unwrap();
-        if r.output_size > 0 {
-            let pts = start + (frames.len() * frame_len * 1000 / rate as usize) as i64;
-            frames.push(MediaFrame {
-                track: Track::Audio,
-                pts,
-                dts: pts,
-                keyframe: true,
-                data: Bytes::copy_from_slice(&out[..r.output_size]),
-                ingest_us: 0,
-            });
-        }
-    }
-    (config, frames)
 }
 
 /// Writes the frames (interleaved by dts, as a capture delivers them) to `dir/out.mp4`;
