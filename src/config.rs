@@ -36,6 +36,9 @@ pub struct ServerSettings {
     pub wss_port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
+    /// On SIGINT/SIGTERM: how long captures get to tell their viewers and close their
+    /// recordings before the process exits.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -47,6 +50,7 @@ impl Default for ServerSettings {
             ws_port: 8080,
             wss_port: 8443,
             http_workers: 0,
+            shutdown_timeout_ms: 10000,
         }
     }
 }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use actix::Actor;
-use log::{error, info};
+use std::time::Duration;
+
+use log::{error, info, warn};
+use pullcast_server::messages::Shutdown;
 use pullcast_server::registry::Registry;
 use pullcast_server::settings::{self, Settings, Source};
 use pullcast_server::webrtc::WebRtcEngine;
@@ -75,15 +78,53 @@ fn usage_error(message: &str) -> ExitCode {
 async fn run(settings: Settings) -> Result<(), String> {
     let registry = Registry::new(settings.clone(), stream::rtmp_source(), 0).start();
     let webrtc = WebRtcEngine::new(&settings)?;
-    let server = http::serve(&settings, registry, webrtc)?;
+    let server = http::serve(&settings, registry.clone(), webrtc)?;
     let s = &settings.server;
     info!(
         "REST API on http://{}:{}/rest-api and https://{}:{}/rest-api",
         s.bind, s.rest_http_port, s.bind, s.rest_https_port
     );
-    server
-        .await
-        .map_err(|e| format!("the HTTP server stopped: {e}"))?;
+    let handle = server.handle();
+    let mut server = actix::spawn(server);
+    tokio::select! {
+        signal = stop_signal() => info!("{signal}: shutting down"),
+        ended = &mut server => {
+            return match ended {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("the HTTP server stopped: {e}")),
+                Err(e) => Err(format!("the HTTP server failed: {e}")),
+            };
+        }
+    }
+    // Stop accepting, tell viewers STOPPED and close recordings, then stop serving.
+    handle.pause().await;
+    let limit = Duration::from_millis(settings.server.shutdown_timeout_ms);
+    let shutdown = registry.send(Shutdown {
+        reason: "the server is shutting down".to_string(),
+    });
+    match tokio::time::timeout(limit, shutdown).await {
+        Ok(_) => info!("every capture stopped"),
+        Err(_) => warn!("captures still stopping after {limit:?}; exiting anyway"),
+    }
+    handle.stop(true).await;
+    let _ = server.await;
     info!("stopped");
     Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM; says which.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!("cannot listen for SIGTERM ({e}); only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+    }
 }

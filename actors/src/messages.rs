@@ -52,6 +52,14 @@ pub struct Watch {
     pub name: String,
 }
 
+/// Stop every capture (SIGINT/SIGTERM): viewers are told `STOPPED`, recordings closed.
+/// Answered when all captures have stopped.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    pub reason: String,
+}
+
 /// A supervisor stopped on its own. Carries its id so a late notice never removes a newer
 /// capture of the same uri.
 #[derive(Message, Debug)]
@@ -167,6 +175,11 @@ pub struct RecordingStatus {
     /// Why recording stopped (disk full, folder not writable, ...).
     pub error: Option<String>,
 }
+
+/// Close the recording now (last fragment, rename, hook) and stop. Answered when done.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FinishRecording;
 
 // ---------------------------------------------------------------------------------------
 // AudioTranscoder

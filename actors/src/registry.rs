@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::messages::{
     CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, Pull, PullError,
-    PullRequest, StopCapture, Terminate, TerminateError, Watch, WatchError,
+    PullRequest, Shutdown, StopCapture, Terminate, TerminateError, Watch, WatchError,
 };
 use crate::stream::supervisor::StreamSupervisor;
 use crate::stream::SourceStarter;
@@ -229,6 +229,30 @@ impl Handler<Terminate> for Registry {
             reason: "terminated through the REST API".to_string(),
         });
         Ok(())
+    }
+}
+
+impl Handler<Shutdown> for Registry {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Shutdown, _ctx: &mut Self::Context) -> Self::Result {
+        info!(
+            "stopping {} capture(s): {}",
+            self.captures.len(),
+            msg.reason
+        );
+        let stops: Vec<_> = self
+            .captures
+            .drain(..)
+            .map(|c| {
+                c.addr.send(StopCapture {
+                    reason: msg.reason.clone(),
+                })
+            })
+            .collect();
+        Box::pin(async move {
+            join_all(stops).await;
+        })
     }
 }
 

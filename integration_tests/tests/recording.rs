@@ -280,3 +280,53 @@ fn has_audio_false_records_video_only_and_duration_names_are_filled_at_the_end()
         .collect();
     assert_eq!(kinds, vec!["video"], "hasAudio false records video only");
 }
+
+#[test]
+fn sigterm_closes_the_recording_cleanly_and_runs_the_hook() {
+    let nginx = NginxRtmp::start();
+    let (_p, uri) = nginx.publish("term", Publisher::builder().size(640, 360));
+    let hook_out = std::env::temp_dir().join(format!("pullcast-term-hook-{}", std::process::id()));
+    let hook = std::env::temp_dir().join(format!("pullcast-term-hook-{}.sh", std::process::id()));
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\necho \"$1|$2\" > {}\n", hook_out.display()),
+    )
+    .unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .unwrap();
+    let mut pc = Pullcast::start(&[("PULLCAST_RECORD__HOOK", hook.to_str().unwrap())]);
+    let c = record(&pc, &uri, "term");
+    let file = file_of(&pc, &c);
+    std::thread::sleep(Duration::from_secs(4));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pc.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while pc.is_alive() {
+        assert!(
+            Instant::now() < deadline,
+            "still running 15 s after SIGTERM\n{}",
+            pc.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The last fragment was written: the file decodes to its end without an error.
+    let errors = decode_errors(&file);
+    assert!(errors.trim().is_empty(), "ffmpeg decoding errors: {errors}");
+    let (video, _audio) = decoded_frames(&file);
+    assert!(video >= 100, "{video} frames for ~4 s");
+    // And the hook ran before the process ended.
+    let said = std::fs::read_to_string(&hook_out).unwrap_or_default();
+    assert!(
+        said.starts_with("term|"),
+        "hook output: {said:?}\n{}",
+        pc.log_tail()
+    );
+    let _ = std::fs::remove_file(hook_out);
+    let _ = std::fs::remove_file(hook);
+}

@@ -65,6 +65,9 @@ pub fn serve(
             .configure(recordings::configure)
             .default_service(web::to(rest::not_found))
     });
+    // Signals are the binary's business (graceful shutdown of captures first); open
+    // connections (WebSockets) get a short grace when the server finally stops.
+    server = server.disable_signals().shutdown_timeout(2);
     if settings.server.http_workers > 0 {
         server = server.workers(settings.server.http_workers);
     }

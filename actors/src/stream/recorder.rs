@@ -21,7 +21,7 @@ use pullcast::mp4::{FragmentedMp4Writer, Mp4Options};
 use pullcast::record::naming::{needs_final_rename, render, NameFields};
 use uuid::Uuid;
 
-use crate::messages::{RecordingStatus, SubscriberMedia};
+use crate::messages::{FinishRecording, RecordingStatus, SubscriberMedia};
 use crate::records::{self, Sidecar};
 
 /// How long (source ms of held media) a file waits for a track whose configuration has not
@@ -51,6 +51,8 @@ pub struct Recorder {
     held: Vec<MediaFrame>,
     status: Recipient<RecordingStatus>,
     failed: bool,
+    /// Hooks still running.
+    hooks: Vec<std::thread::JoinHandle<()>>,
     /// Tracks the capture may carry (its request's hasAudio / hasVideo).
     expect_audio: bool,
     expect_video: bool,
@@ -77,6 +79,7 @@ impl Recorder {
             held: Vec::new(),
             status,
             failed: false,
+            hooks: Vec::new(),
             expect_audio: true,
             expect_video: true,
         }
@@ -237,7 +240,10 @@ impl Recorder {
             path.display(),
             open.bytes
         );
-        run_hook(&self.settings.hook, &self.fields.stream_name, &path);
+        self.hooks.retain(|h| !h.is_finished());
+        if let Some(hook) = run_hook(&self.settings.hook, &self.fields.stream_name, &path) {
+            self.hooks.push(hook);
+        }
     }
 
     fn report(&self, error: Option<String>) {
@@ -288,13 +294,17 @@ fn unix_ms() -> i64 {
 
 /// Runs the hook with the stream name and the file's absolute path, on a thread of its own;
 /// a failure is logged, never fatal.
-fn run_hook(hook: &str, stream: &str, path: &std::path::Path) {
+fn run_hook(
+    hook: &str,
+    stream: &str,
+    path: &std::path::Path,
+) -> Option<std::thread::JoinHandle<()>> {
     if hook.is_empty() {
-        return;
+        return None;
     }
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let (hook, stream) = (hook.to_string(), stream.to_string());
-    std::thread::spawn(move || {
+    let handle = std::thread::spawn(move || {
         match std::process::Command::new(&hook)
             .arg(&stream)
             .arg(&absolute)
@@ -310,6 +320,7 @@ fn run_hook(hook: &str, stream: &str, path: &std::path::Path) {
             Err(e) => warn!("recording hook {hook} could not run: {e}"),
         }
     });
+    Some(handle)
 }
 
 impl Actor for Recorder {
@@ -319,6 +330,22 @@ impl Actor for Recorder {
         self.finish();
         // The recorder owns its thread.
         Arbiter::current().stop();
+    }
+}
+
+impl Handler<FinishRecording> for Recorder {
+    type Result = ();
+
+    /// Closes the file, waits (a bounded time) for its hook, and stops: for shutdown.
+    fn handle(&mut self, _msg: FinishRecording, ctx: &mut Self::Context) {
+        self.finish();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for hook in self.hooks.drain(..) {
+            while !hook.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        ctx.stop();
     }
 }
 

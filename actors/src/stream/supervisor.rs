@@ -28,9 +28,10 @@ use super::normalizer::NormalizerActor;
 use super::recorder::Recorder;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
-    AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, GetSnapshot, PullRequest,
-    ReaderEvent, RecordingStatus, SourceMedia, StopCapture, StopSource, Subscribe, SubscriberMedia,
-    TranscodeAudio, TranscodedAudio, TranscoderConfig, Unsubscribe, VideoInfo,
+    AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
+    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, SourceMedia, StopCapture, StopSource,
+    Subscribe, SubscriberMedia, TranscodeAudio, TranscodedAudio, TranscoderConfig, Unsubscribe,
+    VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -81,6 +82,7 @@ pub struct StreamSupervisor {
     telemetry: SharedTelemetry,
     record_settings: RecordSettings,
     recording: Option<RecordingStatus>,
+    recorder: Option<Addr<Recorder>>,
     started_at: SystemTime,
     origin: Instant,
 }
@@ -117,6 +119,7 @@ impl StreamSupervisor {
             telemetry: SharedTelemetry::default(),
             record_settings: RecordSettings::default(),
             recording: None,
+            recorder: None,
             started_at: SystemTime::now(),
             origin: Instant::now(),
         }
@@ -146,9 +149,10 @@ impl StreamSupervisor {
         });
         ctx.address().do_send(Subscribe {
             id: Uuid::new_v4(),
-            recipient: recorder.recipient(),
+            recipient: recorder.clone().recipient(),
             delivery: Delivery::Original,
         });
+        self.recorder = Some(recorder);
     }
 
     /// Where this capture's viewers record their measurements.
@@ -563,15 +567,25 @@ impl Handler<GetSnapshot> for StreamSupervisor {
 }
 
 impl Handler<StopCapture> for StreamSupervisor {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, msg: StopCapture, ctx: &mut Self::Context) {
+    /// Answered once the capture has stopped and its recording (if any) is closed.
+    fn handle(&mut self, msg: StopCapture, _ctx: &mut Self::Context) -> Self::Result {
         info!("{}: stopping: {}", self.label(), msg.reason);
         self.registry = None;
         if self.status != CaptureStatus::Failed {
             self.reason = Some(msg.reason);
         }
-        ctx.stop();
+        let recorder = self.recorder.take();
+        Box::pin(
+            async move {
+                if let Some(recorder) = recorder {
+                    let _ = recorder.send(FinishRecording).await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), _act, ctx| ctx.stop()),
+        )
     }
 }
 
