@@ -335,6 +335,14 @@ pub enum CaptureStatus {
     Failed,
 }
 
+/// One status transition of a capture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub at: SystemTime,
+    pub status: CaptureStatus,
+    pub reason: Option<String>,
+}
+
 /// H.264 details for reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoInfo {
@@ -378,6 +386,8 @@ pub struct CaptureSnapshot {
     pub on_demand: bool,
     /// The recording, when `record` was asked.
     pub recording: Option<RecordingStatus>,
+    /// The last status transitions, oldest first.
+    pub history: Vec<StatusChange>,
     /// Server-added latency per video frame to WebRTC viewers.
     pub frame_latency: Option<LatencySummary>,
     /// Connection up → first frame, per WebRTC viewer.

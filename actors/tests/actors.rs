@@ -684,3 +684,43 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
     assert!(statuses.lock().unwrap().iter().all(|s| s.error.is_none()));
     let _ = std::fs::remove_dir_all(folder);
 }
+
+#[actix::test]
+async fn find_all_keeps_the_status_history_with_reasons() {
+    let sources = Sources::default();
+    let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
+    let uri = "rtmp://origin/live/history";
+    registry
+        .send(Pull {
+            request: request(uri, None),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (events, tags) = sources.wait_for(1).await;
+    tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
+    tags.do_send(tag(Track::Audio, 21, Bytes::from_static(AAC_FRAME)));
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    events.do_send(ReaderEvent::Failed {
+        reason: "no media for 10000 ms: the source stalled".into(),
+    });
+    actix::clock::sleep(Duration::from_millis(50)).await;
+    let snap = snapshot_of(&registry, uri).await;
+    let seen: Vec<(CaptureStatus, Option<String>)> = snap
+        .history
+        .iter()
+        .map(|h| (h.status, h.reason.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (CaptureStatus::Pending, None),
+            (CaptureStatus::ProcessedRemote, None),
+            (
+                CaptureStatus::Failed,
+                Some("no media for 10000 ms: the source stalled".into())
+            ),
+        ]
+    );
+    assert!(snap.history.windows(2).all(|w| w[0].at <= w[1].at));
+}

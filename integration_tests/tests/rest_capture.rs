@@ -344,6 +344,23 @@ fn closed_port_fails_with_connection_refused_and_stays_listed() {
         .capture(&uri)
         .expect("a FAILED capture stays listed until terminated");
     assert_eq!(c["status"], "FAILED", "{c}");
+    // The history says how it got there, with the reason.
+    let history = c["history"].as_array().expect("history");
+    let statuses: Vec<&str> = history
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["PENDING", "FAILED"], "{c}");
+    assert!(history[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
+    assert!(
+        history
+            .iter()
+            .all(|h| h["time"].as_str().is_some_and(is_rfc3339)),
+        "{c}"
+    );
     let (status, body) = pc.terminate(&uri);
     assert_eq!(status, 200, "terminate: {body}");
     assert_error(&pc, "find_all after terminate", pc.find_all(), 404);

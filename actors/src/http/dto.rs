@@ -190,6 +190,11 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
         "startTime": humantime::format_rfc3339_millis(s.started_at).to_string(),
         "subscribers": s.subscribers,
         "onDemand": s.on_demand,
+        "history": s.history.iter().map(|h| json!({
+            "time": humantime::format_rfc3339_millis(h.at).to_string(),
+            "status": status_name(h.status),
+            "reason": h.reason,
+        })).collect::<Vec<_>>(),
         "recording": s.recording.as_ref().map(|r| json!({
             "file": r.file,
             "bytes": r.bytes,

@@ -7,7 +7,7 @@
 //! A slow subscriber therefore never slows the capture or any other subscriber. The
 //! supervisor does no I/O and no parsing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
@@ -29,13 +29,15 @@ use super::recorder::Recorder;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, SourceMedia, StopCapture, StopSource,
-    Subscribe, SubscriberMedia, TranscodeAudio, TranscodedAudio, TranscoderConfig, Unsubscribe,
-    VideoInfo,
+    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, SourceMedia, StatusChange, StopCapture,
+    StopSource, Subscribe, SubscriberMedia, TranscodeAudio, TranscodedAudio, TranscoderConfig,
+    Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
 const GOP_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Status transitions kept for `find_all`.
+const HISTORY_LEN: usize = 20;
 /// Window over which the frame rate is averaged.
 const FRAME_RATE_WINDOW_MS: i64 = 2000;
 /// Window over which the bitrate is averaged: longer than a typical 2 s GOP, so the burst of
@@ -83,6 +85,7 @@ pub struct StreamSupervisor {
     record_settings: RecordSettings,
     recording: Option<RecordingStatus>,
     recorder: Option<Addr<Recorder>>,
+    history: VecDeque<StatusChange>,
     started_at: SystemTime,
     origin: Instant,
 }
@@ -120,6 +123,11 @@ impl StreamSupervisor {
             record_settings: RecordSettings::default(),
             recording: None,
             recorder: None,
+            history: VecDeque::from([StatusChange {
+                at: SystemTime::now(),
+                status: CaptureStatus::Pending,
+                reason: None,
+            }]),
             started_at: SystemTime::now(),
             origin: Instant::now(),
         }
@@ -153,6 +161,20 @@ impl StreamSupervisor {
             delivery: Delivery::Original,
         });
         self.recorder = Some(recorder);
+    }
+
+    /// Changes the status and remembers the transition (the last [`HISTORY_LEN`]).
+    fn set_status(&mut self, status: CaptureStatus, reason: Option<String>) {
+        self.status = status;
+        self.reason = reason.clone();
+        if self.history.len() == HISTORY_LEN {
+            self.history.pop_front();
+        }
+        self.history.push_back(StatusChange {
+            at: SystemTime::now(),
+            status,
+            reason,
+        });
     }
 
     /// Where this capture's viewers record their measurements.
@@ -220,8 +242,7 @@ impl StreamSupervisor {
         }
         if self.status != CaptureStatus::ProcessedRemote {
             info!("{}: media is flowing", self.label());
-            self.status = CaptureStatus::ProcessedRemote;
-            self.reason = None;
+            self.set_status(CaptureStatus::ProcessedRemote, None);
         }
         self.gop.push(&frame);
         if frame.track == Track::Audio {
@@ -396,6 +417,7 @@ impl StreamSupervisor {
             subscribers: self.subscribers.len(),
             on_demand: self.request.on_demand,
             recording: self.recording.clone(),
+            history: self.history.iter().cloned().collect(),
             frame_latency,
             first_frame,
             metadata: self.metadata.clone(),
@@ -467,8 +489,7 @@ impl Handler<ReaderEvent> for StreamSupervisor {
             }
             ReaderEvent::Failed { reason } => {
                 warn!("{}: failed: {reason}", self.label());
-                self.status = CaptureStatus::Failed;
-                self.reason = Some(reason);
+                self.set_status(CaptureStatus::Failed, Some(reason));
                 self.source = None;
             }
         }
