@@ -20,6 +20,23 @@ fn record(pc: &Pullcast, uri: &str, name: &str) -> Value {
     })
 }
 
+/// A hook script that writes its two arguments as `stream|path` into the returned file.
+fn hook_script(tag: &str) -> (PathBuf, PathBuf) {
+    let base = std::env::temp_dir().join(format!("pullcast-hook-{tag}-{}", std::process::id()));
+    let out = base.with_extension("out");
+    let hook = base.with_extension("sh");
+    let script = format!("#!/bin/sh\necho \"$1|$2\" > {}\n", out.display());
+    std::fs::write(&hook, script).unwrap();
+    let made_executable = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .unwrap();
+    assert!(made_executable.success());
+    let _ = std::fs::remove_file(&out);
+    (hook, out)
+}
+
 fn file_of(pc: &Pullcast, c: &Value) -> PathBuf {
     pc.dir()
         .join("records")
@@ -53,18 +70,7 @@ fn decoded_frames(file: &Path) -> (u64, u64) {
 fn records_every_track_with_the_right_timing_and_lists_and_serves_it() {
     let nginx = NginxRtmp::start();
     let (_p, uri) = nginx.publish("rec", Publisher::builder());
-    let hook_out = std::env::temp_dir().join(format!("pullcast-hook-{}", std::process::id()));
-    let hook = std::env::temp_dir().join(format!("pullcast-hook-{}.sh", std::process::id()));
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\necho \"$1|$2\" > {}\n", hook_out.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&hook)
-        .status()
-        .unwrap();
+    let (hook, hook_out) = hook_script("rec");
     let pc = Pullcast::start(&[("PULLCAST_RECORD__HOOK", hook.to_str().unwrap())]);
     let c = record(&pc, &uri, "rec");
     let file = file_of(&pc, &c);
@@ -285,18 +291,7 @@ fn has_audio_false_records_video_only_and_duration_names_are_filled_at_the_end()
 fn sigterm_closes_the_recording_cleanly_and_runs_the_hook() {
     let nginx = NginxRtmp::start();
     let (_p, uri) = nginx.publish("term", Publisher::builder().size(640, 360));
-    let hook_out = std::env::temp_dir().join(format!("pullcast-term-hook-{}", std::process::id()));
-    let hook = std::env::temp_dir().join(format!("pullcast-term-hook-{}.sh", std::process::id()));
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\necho \"$1|$2\" > {}\n", hook_out.display()),
-    )
-    .unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&hook)
-        .status()
-        .unwrap();
+    let (hook, hook_out) = hook_script("term");
     let mut pc = Pullcast::start(&[("PULLCAST_RECORD__HOOK", hook.to_str().unwrap())]);
     let c = record(&pc, &uri, "term");
     let file = file_of(&pc, &c);
