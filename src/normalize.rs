@@ -394,14 +394,7 @@ mod tests {
         let mut seed = 0x2545_f491u32;
         for round in 0..5000u32 {
             let len = (round % 64) as usize;
-            let mut body: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
+            let mut body = crate::test_vectors::noise(&mut seed, len);
             // Keep the first byte plausible half the time so the deeper parsers are reached.
             if round % 2 == 0 && !body.is_empty() {
                 body[0] = if round % 4 == 0 { 0x17 } else { 0xaf };

@@ -1,5 +1,6 @@
 //! Test vectors made at test time (tests only): real AAC frames of a sine, encoded by the
-//! FDK encoder, stamped on a capture timeline. Shared by the audio and MP4 tests.
+//! FDK encoder, stamped on a capture timeline (shared by the audio and MP4 tests), and
+//! deterministic noise for the parsers' never-panic tests.
 
 #![allow(clippy::unwrap_used)]
 
@@ -71,4 +72,17 @@ pub fn aac_sine(spec: AacSine) -> (Arc<AudioSpecificConfig>, Vec<MediaFrame>) {
         }
     }
     (config, frames)
+}
+
+/// `len` bytes of deterministic noise from the xorshift32 generator in `state`, which
+/// advances, so successive calls give different bytes.
+pub fn noise(state: &mut u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 17;
+            *state ^= *state << 5;
+            *state as u8
+        })
+        .collect()
 }

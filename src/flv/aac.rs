@@ -612,14 +612,7 @@ mod tests {
         // Deterministic pseudo-random junk never panics.
         let mut x: u32 = 0x9e37_79b9;
         for len in 0..64 {
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            let data = crate::test_vectors::noise(&mut x, len);
             if let Ok(c) = parse_audio_specific_config(&data) {
                 let _ = adts_header(&c, len * 37);
             }

@@ -1097,12 +1097,7 @@ mod tests {
         let mut x: u32 = 0x1234_5678;
         for len in 0..200 {
             let mut nal = vec![0x67];
-            for _ in 0..len {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                nal.push(x as u8);
-            }
+            nal.extend(crate::test_vectors::noise(&mut x, len));
             let _ = parse_sps(&nal);
             let _ = parse_avc_decoder_config(&nal);
             let _ = avcc_to_annexb(&nal, (len % 6) as u8, &mut Vec::new());

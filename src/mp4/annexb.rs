@@ -127,13 +127,10 @@ mod tests {
         // Pseudo-random junk never panics, and the output is well-formed AVCC.
         let mut x: u32 = 0x1234_5678;
         for len in 0..300 {
-            let data: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    (x % 4) as u8 // many zeros and ones: many start codes
-                })
+            // Many zeros and ones: many start codes.
+            let data: Vec<u8> = crate::test_vectors::noise(&mut x, len)
+                .into_iter()
+                .map(|b| b % 4)
                 .collect();
             let out = convert(&data);
             let mut pos = 0;

@@ -495,14 +495,7 @@ mod tests {
         for _ in 0..2000 {
             let mut d = ChunkDecoder::new();
             let len = (seed % 300) as usize;
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
+            let bytes = crate::test_vectors::noise(&mut seed, len);
             d.push(&bytes);
             for _ in 0..50 {
                 match d.next_message() {

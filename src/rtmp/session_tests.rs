@@ -420,14 +420,7 @@ fn garbage_after_a_good_session_start_never_panics() {
     for round in 0..200 {
         let (mut client, _server, _) = started();
         let len = 1 + (round * 37) % 3000;
-        let noise: Vec<u8> = (0..len)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                seed as u8
-            })
-            .collect();
+        let noise = crate::test_vectors::noise(&mut seed, len);
         for piece in noise.chunks(1 + round % 200) {
             if client.handle_input(piece).is_err() {
                 break;
