@@ -122,14 +122,25 @@ async fn read_body(
     Ok(body.freeze())
 }
 
+/// Reads the body (see [`read_body`]) and parses it with `parse`; a parse error is a 400.
+async fn parse_body<T>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    parse: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Result<T, HttpResponse> {
+    let body = read_body(req, payload, limit).await?;
+    parse(&body).map_err(|e| error(StatusCode::BAD_REQUEST, &e))
+}
+
 async fn pull(state: web::Data<ApiState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
-    let body = match read_body(&req, payload, state.max_body).await {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    let request = match dto::parse_pull(&body, state.record_default) {
+    let record_default = state.record_default;
+    let parsed = parse_body(&req, payload, state.max_body, |body| {
+        dto::parse_pull(body, record_default)
+    });
+    let request = match parsed.await {
         Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        Err(response) => return response,
     };
     match state.registry.send(Pull { request }).await {
         Ok(Ok(snapshot)) => HttpResponse::Ok().json(dto::snapshot_json(&snapshot)),
@@ -144,12 +155,8 @@ async fn find_all(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let body = match read_body(&req, payload, state.max_body).await {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    if let Err(e) = dto::parse_find_all(&body) {
-        return error(StatusCode::BAD_REQUEST, &e);
+    if let Err(response) = parse_body(&req, payload, state.max_body, dto::parse_find_all).await {
+        return response;
     }
     match state.registry.send(FindAll).await {
         Ok(list) if list.is_empty() => error(StatusCode::NOT_FOUND, "no pulled streams"),
@@ -165,13 +172,9 @@ async fn terminate(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let body = match read_body(&req, payload, state.max_body).await {
-        Ok(b) => b,
-        Err(response) => return response,
-    };
-    let uri = match dto::parse_terminate(&body) {
+    let uri = match parse_body(&req, payload, state.max_body, dto::parse_terminate).await {
         Ok(uri) => uri,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        Err(response) => return response,
     };
     match state.registry.send(Terminate { uri: uri.clone() }).await {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({ "terminated": uri })),
