@@ -119,8 +119,19 @@ pub struct CaptureSettings {
     pub handshake_timeout_ms: u64,
     /// From `connect` sent to the `play` answer (or the first media).
     pub play_timeout_ms: u64,
-    /// No media for this long after `play` (or mid-stream) fails the capture.
+    /// No media for this long after `play` (or after the source stopped publishing) ends
+    /// the connection.
     pub media_timeout_ms: u64,
+    /// No media for this long while streaming: the source stalled; the connection is
+    /// dropped and the capture reconnects.
+    pub stall_timeout_ms: u64,
+    /// First delay before re-pulling a dropped source (jittered to ½–1× of it).
+    pub reconnect_initial_ms: u64,
+    /// Longest delay between re-pull attempts (the delay doubles up to it).
+    pub reconnect_max_ms: u64,
+    /// An on-demand capture whose source dropped gives up after this long without media;
+    /// its viewers get `FAILED`. (REST captures keep trying until terminated.)
+    pub on_demand_give_up_ms: u64,
     /// Chunk size we announce for what we send.
     pub chunk_size: u32,
     /// Buffer length we ask the server for (`SetBufferLength`), in ms.
@@ -141,6 +152,10 @@ impl Default for CaptureSettings {
             handshake_timeout_ms: 5000,
             play_timeout_ms: 10000,
             media_timeout_ms: 10000,
+            stall_timeout_ms: 5000,
+            reconnect_initial_ms: 1000,
+            reconnect_max_ms: 30000,
+            on_demand_give_up_ms: 20000,
             chunk_size: 4096,
             buffer_length_ms: 1000,
             subscriber_queue_frames: 512,

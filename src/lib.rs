@@ -20,6 +20,8 @@
 //! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
 //! - [`mp4`] — the fragmented MP4 writer for recordings: frames in, init + fragments out.
 //! - [`record`] — recording file names (templates, sanitising, 255-byte cap).
+//! - [`timeline`] — keeps frame times monotonic when a source restarts (reconnects).
+//! - [`backoff`] — jittered exponential retry delays for a dropped source.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
 //! - [`config`] — the configuration schema with its built-in defaults.
 //! - [`webrtc_sdp`] — a WebRTC viewer's decisions: the browser's offered H.264/Opus formats,
@@ -31,6 +33,7 @@
 //! `Ok(None)` / no output, never an error; errors mean the peer broke the protocol.
 
 pub mod audio;
+pub mod backoff;
 pub mod config;
 pub mod flv;
 pub mod gop;
@@ -42,4 +45,5 @@ pub mod rtmp;
 pub mod stats;
 #[cfg(test)]
 pub(crate) mod test_vectors;
+pub mod timeline;
 pub mod webrtc_sdp;

@@ -88,6 +88,8 @@ pub enum ReaderEvent {
     Status { message: String },
     /// Bytes received on the socket so far.
     Progress { bytes_received: u64 },
+    /// The server said the publisher left; the connection stays open for its return.
+    Unpublished { reason: String },
     /// The pull failed or ended; the reader has stopped.
     Failed { reason: String },
 }
@@ -96,6 +98,9 @@ pub enum ReaderEvent {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct SourceMedia {
+    /// Which connection of the capture this came from (the supervisor ignores media of
+    /// connections it has already given up on).
+    pub generation: u64,
     pub event: NormalizedEvent,
 }
 
@@ -253,8 +258,9 @@ pub enum SubscriberMedia {
     /// `Delivery::Original`, one 20 ms Opus packet for `Delivery::WebRtc` (`pts` in ms on
     /// the same timeline as the video).
     Frame(MediaFrame),
-    /// The capture is gone.
-    Stopped { reason: String },
+    /// The capture is gone; `failed` when it gave up (viewers report `FAILED`), not when it
+    /// was terminated.
+    Stopped { reason: String, failed: bool },
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,8 +337,21 @@ pub enum CaptureStatus {
     Pending,
     /// Media is flowing.
     ProcessedRemote,
-    /// The pull failed; see the reason.
+    /// Media flowed, then the source dropped; it is being pulled again (see the reason and
+    /// the retry).
+    Reconnecting,
+    /// The pull failed; see the reason. A REST capture keeps retrying (see the retry); an
+    /// on-demand one that gave up has ended.
     Failed,
+}
+
+/// The next attempt of a capture waiting to pull its source again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryInfo {
+    /// Attempts since media last flowed (1 = the first retry).
+    pub attempt: u32,
+    /// Milliseconds until it starts (0 once it is under way).
+    pub next_attempt_in_ms: u64,
 }
 
 /// One status transition of a capture.
@@ -388,6 +407,10 @@ pub struct CaptureSnapshot {
     pub recording: Option<RecordingStatus>,
     /// The last status transitions, oldest first.
     pub history: Vec<StatusChange>,
+    /// Times the source came back after a drop.
+    pub reconnects: u64,
+    /// While the source is being pulled again.
+    pub retry: Option<RetryInfo>,
     /// Server-added latency per video frame to WebRTC viewers.
     pub frame_latency: Option<LatencySummary>,
     /// Connection up → first frame, per WebRTC viewer.

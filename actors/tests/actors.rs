@@ -653,6 +653,7 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
     }
     recorder.do_send(SubscriberMedia::Stopped {
         reason: "test over".into(),
+        failed: false,
     });
     eventually(|| {
         std::fs::read_dir(&folder)
@@ -717,10 +718,248 @@ async fn find_all_keeps_the_status_history_with_reasons() {
             (CaptureStatus::Pending, None),
             (CaptureStatus::ProcessedRemote, None),
             (
-                CaptureStatus::Failed,
+                CaptureStatus::Reconnecting,
                 Some("no media for 10000 ms: the source stalled".into())
             ),
         ]
     );
     assert!(snap.history.windows(2).all(|w| w[0].at <= w[1].at));
+}
+
+fn subscriber(capacity: usize) -> (Arc<Mutex<Vec<SubscriberMedia>>>, Addr<Recorder>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let addr = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity,
+    }
+    .start();
+    (got, addr)
+}
+
+fn fast_retries() -> Settings {
+    let mut settings = Settings::default();
+    settings.capture.reconnect_initial_ms = 100;
+    settings.capture.reconnect_max_ms = 200;
+    settings
+}
+
+#[actix::test]
+async fn a_dropped_source_is_pulled_again_and_subscribers_continue_on_one_timeline() {
+    let sources = Sources::default();
+    let registry = Registry::new(fast_retries(), sources.starter(), 1).start();
+    let uri = "rtmp://origin/live/comeback";
+    registry
+        .send(Pull {
+            request: request(uri, None),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let handle = registry
+        .send(Watch { name: uri.into() })
+        .await
+        .unwrap()
+        .unwrap();
+    let (events, tags) = sources.wait_for(1).await;
+    let (got, viewer) = subscriber(1024);
+    handle
+        .subscribe
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+            delivery: Delivery::Original,
+        })
+        .await
+        .unwrap();
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    for i in 0..30u32 {
+        tags.do_send(tag(
+            Track::Video,
+            50_000 + i * 33,
+            video(i % 10 == 0, i as u8),
+        ));
+    }
+    eventually(|| frames(&got).len() == 30).await;
+    events.do_send(ReaderEvent::Failed {
+        reason: "the source 10.0.0.1:1935 closed the connection".into(),
+    });
+    // A frame the old connection still had in flight: ignored.
+    tags.do_send(tag(Track::Video, 51_000, video(false, 99)));
+    wait_for_status(&registry, uri, CaptureStatus::Reconnecting).await;
+    let snap = snapshot_of(&registry, uri).await;
+    assert_eq!(
+        snap.reason.as_deref(),
+        Some("the source 10.0.0.1:1935 closed the connection")
+    );
+    assert_eq!(snap.retry.as_ref().map(|r| r.attempt), Some(1));
+
+    // The retry (within 100 ms) gets a second connection; its timestamps restart at 0 and
+    // it starts mid-GOP.
+    let (events2, tags2) = sources.wait_for(2).await;
+    tags2.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    tags2.do_send(tag(Track::Video, 0, video(false, 100)));
+    for i in 1..20u32 {
+        tags2.do_send(tag(Track::Video, i * 33, video(i == 5, 100 + i as u8)));
+    }
+    eventually(|| frames(&got).len() == 30 + 15).await;
+    let all = frames(&got);
+    let resumed = &all[30..];
+    assert!(resumed[0].keyframe, "subscribers resume at a keyframe");
+    assert_eq!(resumed[0].data.last(), Some(&105));
+    assert!(
+        all.windows(2).all(|w| w[1].dts > w[0].dts),
+        "one monotonic timeline across the reconnect"
+    );
+    let snap = snapshot_of(&registry, uri).await;
+    assert_eq!(snap.status, CaptureStatus::ProcessedRemote);
+    assert_eq!(snap.reconnects, 1);
+    assert!(snap.retry.is_none());
+    let statuses: Vec<CaptureStatus> = snap.history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            CaptureStatus::Pending,
+            CaptureStatus::ProcessedRemote,
+            CaptureStatus::Reconnecting,
+            CaptureStatus::ProcessedRemote
+        ]
+    );
+    // No Stopped was sent to the subscriber through all this.
+    assert!(!got
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| matches!(m, SubscriberMedia::Stopped { .. })));
+    drop(events2);
+}
+
+/// Waits (up to 2 s) until the capture at `uri` has `status`.
+async fn wait_for_status(registry: &Addr<Registry>, uri: &str, status: CaptureStatus) {
+    for _ in 0..200 {
+        if snapshot_of(registry, uri).await.status == status {
+            return;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{uri} never reached {status:?}");
+}
+
+#[actix::test]
+async fn a_rest_capture_that_never_connected_keeps_retrying_with_a_failed_status() {
+    let sources = Sources::default();
+    let registry = Registry::new(fast_retries(), sources.starter(), 1).start();
+    let uri = "rtmp://origin/live/notyet";
+    registry
+        .send(Pull {
+            request: request(uri, None),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    for n in 1..=3 {
+        let (events, _) = sources.wait_for(n).await;
+        events.do_send(ReaderEvent::Failed {
+            reason: "connection refused by 127.0.0.1:1 (nothing listens there)".into(),
+        });
+    }
+    let (_, tags) = sources.wait_for(4).await;
+    let snap = snapshot_of(&registry, uri).await;
+    assert_eq!(snap.status, CaptureStatus::Failed);
+    assert_eq!(snap.retry.as_ref().map(|r| r.attempt), Some(3));
+    // The same failure three times is one transition.
+    assert_eq!(snap.history.len(), 2);
+    // Then the source appears.
+    tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
+    tags.do_send(tag(Track::Audio, 21, Bytes::from_static(AAC_FRAME)));
+    wait_for_status(&registry, uri, CaptureStatus::ProcessedRemote).await;
+}
+
+#[actix::test]
+async fn an_on_demand_capture_gives_up_and_its_viewers_get_failed() {
+    let sources = Sources::default();
+    let mut settings = fast_retries();
+    settings.capture.on_demand_give_up_ms = 400;
+    let registry = Registry::new(settings, sources.starter(), 1).start();
+    let uri = "rtmp://origin/live/gone";
+    let handle = registry
+        .send(Watch { name: uri.into() })
+        .await
+        .unwrap()
+        .unwrap();
+    let (got, viewer) = subscriber(1024);
+    handle
+        .subscribe
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+            delivery: Delivery::WebRtc,
+        })
+        .await
+        .unwrap();
+    let (events, tags) = sources.wait_for(1).await;
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    tags.do_send(tag(Track::Video, 0, video(true, 1)));
+    eventually(|| frames(&got).len() == 1).await;
+    events.do_send(ReaderEvent::Failed {
+        reason: "the source 10.0.0.1:1935 closed the connection".into(),
+    });
+    // Every retry fails; after 400 ms the capture gives up.
+    let mut n = 2;
+    let give_up = std::time::Instant::now();
+    while registry.send(FindAll).await.unwrap().len() == 1 {
+        if sources.contexts.lock().unwrap().len() >= n {
+            let (events, _) = sources.wait_for(n).await;
+            events.do_send(ReaderEvent::Failed {
+                reason: "connection refused by 10.0.0.1:1935 (nothing listens there)".into(),
+            });
+            n += 1;
+        }
+        assert!(give_up.elapsed() < Duration::from_secs(3), "never gave up");
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(give_up.elapsed() >= Duration::from_millis(350));
+    assert!(n > 2, "it retried before giving up");
+    eventually(|| {
+        got.lock().unwrap().iter().any(|m| {
+            matches!(m, SubscriberMedia::Stopped { failed: true, reason }
+                if reason.contains("did not come back within 400 ms"))
+        })
+    })
+    .await;
+}
+
+#[actix::test]
+async fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
+    let sources = Sources::default();
+    let registry = Registry::new(fast_retries(), sources.starter(), 1).start();
+    let handle = registry
+        .send(Watch {
+            name: "rtmp://origin/live/never".into(),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let (got, viewer) = subscriber(16);
+    handle
+        .subscribe
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+            delivery: Delivery::WebRtc,
+        })
+        .await
+        .unwrap();
+    let (events, _) = sources.wait_for(1).await;
+    events.do_send(ReaderEvent::Failed {
+        reason: "connection refused by 10.0.0.1:1935 (nothing listens there)".into(),
+    });
+    eventually(|| {
+        got.lock().unwrap().iter().any(|m| {
+            matches!(m, SubscriberMedia::Stopped { failed: true, reason }
+                if reason.starts_with("connection refused"))
+        })
+    })
+    .await;
+    assert!(registry.send(FindAll).await.unwrap().is_empty());
 }

@@ -125,6 +125,7 @@ fn status_name(status: CaptureStatus) -> &'static str {
     match status {
         CaptureStatus::Pending => "PENDING",
         CaptureStatus::ProcessedRemote => "PROCESSED_REMOTE",
+        CaptureStatus::Reconnecting => "RECONNECTING",
         CaptureStatus::Failed => "FAILED",
     }
 }
@@ -195,6 +196,11 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
             "status": status_name(h.status),
             "reason": h.reason,
         })).collect::<Vec<_>>(),
+        "reconnects": s.reconnects,
+        "retry": s.retry.as_ref().map(|r| json!({
+            "attempt": r.attempt,
+            "nextAttemptInMs": r.next_attempt_in_ms,
+        })),
         "recording": s.recording.as_ref().map(|r| json!({
             "file": r.file,
             "bytes": r.bytes,

@@ -18,16 +18,20 @@ pub struct NormalizerActor {
     label: String,
     normalizer: Normalizer,
     output: Recipient<SourceMedia>,
+    generation: u64,
     reported: HashSet<String>,
 }
 
 impl NormalizerActor {
-    /// `label` names the capture in log lines.
-    pub fn new(label: String, output: Recipient<SourceMedia>) -> Self {
+    /// `label` names the capture in log lines; `generation` numbers the connection whose
+    /// tags this normalizer gets (one normalizer per connection: a new connection starts
+    /// with a fresh timestamp and codec state).
+    pub fn new(label: String, output: Recipient<SourceMedia>, generation: u64) -> Self {
         Self {
             label,
             normalizer: Normalizer::new(),
             output,
+            generation,
             reported: HashSet::new(),
         }
     }
@@ -58,7 +62,10 @@ impl Handler<FlvTag> for NormalizerActor {
             if let NormalizedEvent::Frame(frame) = &mut event {
                 frame.ingest_us = tag.received_us;
             }
-            self.output.do_send(SourceMedia { event });
+            self.output.do_send(SourceMedia {
+                generation: self.generation,
+                event,
+            });
         }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! It moves bytes between the socket and the session, forwards FLV tags to the normalizer
 //! and connection events to the supervisor, and enforces the watchdogs (DNS + connect,
-//! handshake, play, no media). Whatever ends the connection is reported once as
+//! handshake, play, no media after play, stall mid-stream). When the server says the
+//! publisher left, the reader keeps the connection (a new publisher's media arrives on it)
+//! and tells the supervisor. Whatever ends the connection is reported once as
 //! `ReaderEvent::Failed` with a sentence an operator can act on; then the actor stops.
 //! It never parses media and never decides what the capture's status is.
 
@@ -75,6 +77,8 @@ enum Phase {
     Negotiating,
     AwaitingMedia,
     Streaming,
+    /// The publisher left; the server may send a new one's media on this connection.
+    Republish,
 }
 
 /// Runs the pull until it ends; returns why it ended.
@@ -157,7 +161,7 @@ async fn pull(
                 SessionEvent::Video { timestamp, data }
                 | SessionEvent::Audio { timestamp, data } => {
                     phase = Phase::Streaming;
-                    deadline = Instant::now() + ms(settings.media_timeout_ms);
+                    deadline = Instant::now() + ms(settings.stall_timeout_ms);
                     tags.do_send(FlvTag {
                         track,
                         timestamp,
@@ -167,9 +171,12 @@ async fn pull(
                 }
                 SessionEvent::Metadata(props) => events.do_send(ReaderEvent::Metadata(props)),
                 SessionEvent::Unpublished { description } => {
-                    let message = format!("the source stopped publishing ({description})");
-                    info!("{url}: {message}");
-                    events.do_send(ReaderEvent::Status { message });
+                    // The server keeps the connection; a new publisher's media comes on it.
+                    let reason = format!("the source stopped publishing ({description})");
+                    info!("{url}: {reason}; waiting for it on the open connection");
+                    phase = Phase::Republish;
+                    deadline = Instant::now() + ms(settings.media_timeout_ms);
+                    events.do_send(ReaderEvent::Unpublished { reason });
                 }
                 SessionEvent::Status { code, description } => {
                     debug!("{url}: status {code} {description}");
@@ -205,7 +212,11 @@ fn watchdog_reason(phase: Phase, s: &CaptureSettings) -> String {
             "no media received within {} ms after play (is anyone publishing the stream?)",
             s.media_timeout_ms
         ),
-        Phase::Streaming => format!("no media for {} ms: the source stalled", s.media_timeout_ms),
+        Phase::Streaming => format!("no media for {} ms: the source stalled", s.stall_timeout_ms),
+        Phase::Republish => format!(
+            "the source stopped publishing and did not return within {} ms",
+            s.media_timeout_ms
+        ),
     }
 }
 

@@ -2,6 +2,13 @@
 //! and the normalizer), holds its status, codec configuration and counters, keeps the frames
 //! since the last keyframe, and fans media out to subscribers.
 //!
+//! When the source drops it pulls it again with jittered exponential backoff
+//! (`pullcast::backoff`), one fresh reader + normalizer per connection, and keeps the
+//! subscribers: frames of the new connection are moved onto the capture's one monotonic
+//! timeline (`pullcast::timeline`), and every subscriber resumes at the next keyframe. A REST
+//! capture retries until it is terminated; an on-demand capture gives up after
+//! `on_demand_give_up_ms` and its viewers get `FAILED`.
+//!
 //! Fan-out is bounded: each subscriber's mailbox has a capacity, frames go out with
 //! `try_send`, and a subscriber whose mailbox is full misses frames until the next keyframe.
 //! A slow subscriber therefore never slows the capture or any other subscriber. The
@@ -12,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use log::{info, warn};
+use pullcast::backoff::Backoff;
 use pullcast::config::{CaptureSettings, RecordSettings};
 use pullcast::flv::avc::profile_name;
 use pullcast::gop::GopCache;
@@ -19,6 +27,7 @@ use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;
 use pullcast::stats::RateMeter;
+use pullcast::timeline::Timeline;
 use uuid::Uuid;
 
 use crate::telemetry::{LatencySummary, SharedTelemetry};
@@ -29,9 +38,9 @@ use super::recorder::Recorder;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, SourceMedia, StatusChange, StopCapture,
-    StopSource, Subscribe, SubscriberMedia, TranscodeAudio, TranscodedAudio, TranscoderConfig,
-    Unsubscribe, VideoInfo,
+    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, RetryInfo, SourceMedia, StatusChange,
+    StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio, TranscodedAudio,
+    TranscoderConfig, Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -88,6 +97,26 @@ pub struct StreamSupervisor {
     history: VecDeque<StatusChange>,
     started_at: SystemTime,
     origin: Instant,
+    /// The capture's one output timeline across reconnects.
+    timeline: Timeline,
+    backoff: Backoff,
+    /// Numbers the current connection; media of older ones is ignored.
+    generation: u64,
+    /// The pending re-pull and when it starts.
+    retry: Option<(SpawnHandle, Instant)>,
+    /// An on-demand capture's deadline for its dropped source to return.
+    give_up: Option<SpawnHandle>,
+    /// Media has flowed at least once.
+    streamed: bool,
+    /// When the source dropped (until media flows again).
+    lost_at: Option<Instant>,
+    reconnects: u64,
+    /// Bytes of the connections before the current one.
+    bytes_before: u64,
+    /// Viewers get `FAILED` (not `STOPPED`) when the capture ends.
+    end_failed: bool,
+    /// `StopCapture` arrived: no more retries.
+    stopping: bool,
 }
 
 impl StreamSupervisor {
@@ -102,7 +131,6 @@ impl StreamSupervisor {
         Self {
             id,
             request,
-            settings,
             starter,
             registry,
             source: None,
@@ -130,6 +158,18 @@ impl StreamSupervisor {
             }]),
             started_at: SystemTime::now(),
             origin: Instant::now(),
+            timeline: Timeline::new(),
+            backoff: Backoff::new(settings.reconnect_initial_ms, settings.reconnect_max_ms),
+            settings,
+            generation: 0,
+            retry: None,
+            give_up: None,
+            streamed: false,
+            lost_at: None,
+            reconnects: 0,
+            bytes_before: 0,
+            end_failed: false,
+            stopping: false,
         }
     }
 
@@ -163,8 +203,12 @@ impl StreamSupervisor {
         self.recorder = Some(recorder);
     }
 
-    /// Changes the status and remembers the transition (the last [`HISTORY_LEN`]).
+    /// Changes the status and remembers the transition (the last [`HISTORY_LEN`]); the same
+    /// status with the same reason again (a retry failing the same way) is not a transition.
     fn set_status(&mut self, status: CaptureStatus, reason: Option<String>) {
+        if status == self.status && reason == self.reason {
+            return;
+        }
         self.status = status;
         self.reason = reason.clone();
         if self.history.len() == HISTORY_LEN {
@@ -175,6 +219,80 @@ impl StreamSupervisor {
             status,
             reason,
         });
+    }
+
+    /// Starts one connection: a fresh normalizer and reader, numbered by `generation`.
+    fn start_source(&mut self, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        let normalizer =
+            NormalizerActor::new(self.label(), ctx.address().recipient(), self.generation).start();
+        let source = (self.starter)(SourceContext {
+            url: self.request.url.clone(),
+            settings: self.settings.clone(),
+            events: ctx.address().recipient(),
+            tags: normalizer.recipient(),
+        });
+        self.source = Some(source);
+    }
+
+    /// The source stopped delivering (its connection ended, or the publisher left): the next
+    /// frames start a new segment of the timeline, at a keyframe for every subscriber.
+    fn source_lost(&mut self, ctx: &mut Context<Self>) {
+        self.timeline.discontinuity();
+        // The cached frames end where the source did; what comes next may not start at a
+        // keyframe.
+        self.gop.clear();
+        let has_video = self.codecs.video.is_some();
+        for sub in self.subscribers.values_mut() {
+            sub.waiting_for_keyframe = has_video;
+        }
+        if self.lost_at.is_none() {
+            self.lost_at = Some(Instant::now());
+        }
+        if self.request.on_demand && self.give_up.is_none() {
+            let limit = self.settings.on_demand_give_up_ms;
+            self.give_up = Some(
+                ctx.run_later(Duration::from_millis(limit), move |act, ctx| {
+                    act.give_up = None;
+                    if act.status == CaptureStatus::ProcessedRemote {
+                        return;
+                    }
+                    let last = act.reason.clone().unwrap_or_default();
+                    act.fail_and_stop(
+                        ctx,
+                        format!("the source did not come back within {limit} ms ({last})"),
+                    );
+                }),
+            );
+        }
+    }
+
+    /// Schedules the next connection after the backoff delay.
+    fn schedule_retry(&mut self, ctx: &mut Context<Self>) {
+        // Jitter from the OS random source (uuid v4), in [0, 1].
+        let jitter = (Uuid::new_v4().as_u128() % 1_000_001) as f64 / 1_000_000.0;
+        let delay = Duration::from_millis(self.backoff.next_delay_ms(jitter));
+        info!(
+            "{}: pulling again in {} ms (attempt {})",
+            self.label(),
+            delay.as_millis(),
+            self.backoff.attempts()
+        );
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.retry = None;
+            if !act.stopping {
+                act.start_source(ctx);
+            }
+        });
+        self.retry = Some((handle, Instant::now() + delay));
+    }
+
+    /// Ends the capture as failed: viewers get `FAILED` with `reason`.
+    fn fail_and_stop(&mut self, ctx: &mut Context<Self>, reason: String) {
+        warn!("{}: giving up: {reason}", self.label());
+        self.set_status(CaptureStatus::Failed, Some(reason));
+        self.end_failed = true;
+        ctx.stop();
     }
 
     /// Where this capture's viewers record their measurements.
@@ -224,7 +342,7 @@ impl StreamSupervisor {
         }
     }
 
-    fn on_frame(&mut self, frame: MediaFrame, ctx: &mut Context<Self>) {
+    fn on_frame(&mut self, mut frame: MediaFrame, ctx: &mut Context<Self>) {
         let wanted = match frame.track {
             Track::Video => self.request.has_video,
             Track::Audio => self.request.has_audio,
@@ -233,6 +351,7 @@ impl StreamSupervisor {
             return;
         }
         let now = self.now_ms();
+        self.timeline.place(&mut frame, now);
         match frame.track {
             Track::Video => {
                 self.video_frames += 1;
@@ -241,7 +360,22 @@ impl StreamSupervisor {
             Track::Audio => self.audio_frames += 1,
         }
         if self.status != CaptureStatus::ProcessedRemote {
-            info!("{}: media is flowing", self.label());
+            match self.lost_at.take() {
+                Some(lost) if self.streamed => {
+                    self.reconnects += 1;
+                    info!(
+                        "{}: the source is back after {} ms; media is flowing again",
+                        self.label(),
+                        lost.elapsed().as_millis()
+                    );
+                }
+                _ => info!("{}: media is flowing", self.label()),
+            }
+            self.streamed = true;
+            self.backoff.reset();
+            if let Some(handle) = self.give_up.take() {
+                ctx.cancel_future(handle);
+            }
             self.set_status(CaptureStatus::ProcessedRemote, None);
         }
         self.gop.push(&frame);
@@ -418,6 +552,14 @@ impl StreamSupervisor {
             on_demand: self.request.on_demand,
             recording: self.recording.clone(),
             history: self.history.iter().cloned().collect(),
+            reconnects: self.reconnects,
+            retry: (self.backoff.attempts() > 0 && self.status != CaptureStatus::ProcessedRemote)
+                .then(|| RetryInfo {
+                    attempt: self.backoff.attempts(),
+                    next_attempt_in_ms: self.retry.as_ref().map_or(0, |(_, at)| {
+                        at.saturating_duration_since(Instant::now()).as_millis() as u64
+                    }),
+                }),
             frame_latency,
             first_frame,
             metadata: self.metadata.clone(),
@@ -430,14 +572,7 @@ impl Actor for StreamSupervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         info!("{}: pulling {}", self.label(), self.request.url);
-        let normalizer = NormalizerActor::new(self.label(), ctx.address().recipient()).start();
-        let source = (self.starter)(SourceContext {
-            url: self.request.url.clone(),
-            settings: self.settings.clone(),
-            events: ctx.address().recipient(),
-            tags: normalizer.recipient(),
-        });
-        self.source = Some(source);
+        self.start_source(ctx);
         if self.request.record {
             self.start_recorder(ctx);
         }
@@ -462,6 +597,7 @@ impl Actor for StreamSupervisor {
         for sub in self.subscribers.values() {
             sub.recipient.do_send(SubscriberMedia::Stopped {
                 reason: reason.clone(),
+                failed: self.end_failed,
             });
         }
         if let Some(registry) = &self.registry {
@@ -474,7 +610,7 @@ impl Actor for StreamSupervisor {
 impl Handler<ReaderEvent> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, event: ReaderEvent, _ctx: &mut Self::Context) {
+    fn handle(&mut self, event: ReaderEvent, ctx: &mut Self::Context) {
         match event {
             ReaderEvent::Connected { peer } => info!("{}: connected to {peer}", self.label()),
             ReaderEvent::HandshakeDone => log::debug!("{}: handshake done", self.label()),
@@ -482,15 +618,41 @@ impl Handler<ReaderEvent> for StreamSupervisor {
             ReaderEvent::Metadata(props) => self.metadata = props,
             ReaderEvent::Status { message } => info!("{}: {message}", self.label()),
             ReaderEvent::Progress { bytes_received } => {
-                let delta = bytes_received.saturating_sub(self.bytes_received);
-                self.bytes_received = bytes_received;
+                let total = self.bytes_before + bytes_received;
+                let delta = total.saturating_sub(self.bytes_received);
+                self.bytes_received = total;
                 let now = self.now_ms();
                 self.bitrate.add(now, delta);
             }
+            ReaderEvent::Unpublished { reason } => {
+                if self.streamed {
+                    let reason = format!("{reason}; waiting for it to return");
+                    self.set_status(CaptureStatus::Reconnecting, Some(reason));
+                }
+                self.source_lost(ctx);
+            }
             ReaderEvent::Failed { reason } => {
-                warn!("{}: failed: {reason}", self.label());
-                self.set_status(CaptureStatus::Failed, Some(reason));
                 self.source = None;
+                // Media still queued from this connection is stale now.
+                self.generation += 1;
+                self.bytes_before = self.bytes_received;
+                if self.stopping {
+                    return;
+                }
+                warn!("{}: source failed: {reason}", self.label());
+                if self.request.on_demand && !self.streamed {
+                    // A viewer asked for a name that does not play: tell it now.
+                    self.fail_and_stop(ctx, reason);
+                    return;
+                }
+                let status = if self.streamed {
+                    CaptureStatus::Reconnecting
+                } else {
+                    CaptureStatus::Failed
+                };
+                self.set_status(status, Some(reason));
+                self.source_lost(ctx);
+                self.schedule_retry(ctx);
             }
         }
     }
@@ -500,8 +662,8 @@ impl Handler<SourceMedia> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, media: SourceMedia, ctx: &mut Self::Context) {
-        if self.status == CaptureStatus::Failed {
-            // Late frames from a reader that has already given up.
+        if media.generation != self.generation {
+            // Late frames of a connection that has already ended.
             return;
         }
         match media.event {
@@ -594,9 +756,8 @@ impl Handler<StopCapture> for StreamSupervisor {
     fn handle(&mut self, msg: StopCapture, _ctx: &mut Self::Context) -> Self::Result {
         info!("{}: stopping: {}", self.label(), msg.reason);
         self.registry = None;
-        if self.status != CaptureStatus::Failed {
-            self.reason = Some(msg.reason);
-        }
+        self.stopping = true;
+        self.reason = Some(msg.reason);
         let recorder = self.recorder.take();
         Box::pin(
             async move {

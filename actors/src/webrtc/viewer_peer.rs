@@ -632,11 +632,16 @@ impl Handler<SubscriberMedia> for ViewerPeer {
                 Track::Video => self.on_video(ctx, frame),
                 Track::Audio => self.on_audio(ctx, frame),
             },
-            SubscriberMedia::Stopped { reason } => {
+            SubscriberMedia::Stopped { reason, failed } => {
                 // The capture is gone: nothing to unsubscribe from.
                 self.subscribed = false;
                 let viewer = self.id;
-                self.finish(ctx, ViewerEvent::Stopped { viewer, reason });
+                let event = if failed {
+                    ViewerEvent::Failed { viewer, reason }
+                } else {
+                    ViewerEvent::Stopped { viewer, reason }
+                };
+                self.finish(ctx, event);
             }
         }
     }
