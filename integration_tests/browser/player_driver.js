@@ -6,7 +6,10 @@
 // Spec: { "pageUrl": "http://127.0.0.1:P/", "name": "cam1" | "rtmp://…", "runMs": 5000,
 //         "stop": true, "timeoutMs": 30000 }
 // Prints one JSON line: {"ok": true, "statuses": [...], "firstFrameMs": n, "samples": [...],
-// "final": {...}, "reason": "..."} or {"ok": false, "error": "..."}. It decides nothing.
+// "final": {...}, "reason": "...", "sent": [...], "samePeerConnection": bool} or
+// {"ok": false, "error": "..."}. Samples and statuses carry `wall` (ms since the epoch) so a
+// test can line them up with what it did to the source; `sent` lists the signalling messages
+// the page sent (pings/pongs left out). It decides nothing.
 'use strict';
 
 const { launch } = require('./chromium');
@@ -27,8 +30,17 @@ async function main() {
       const t0 = performance.now();
       const now = () => Math.round(performance.now() - t0);
       const statuses = [];
+      const sent = [];
+      const realSend = WebSocket.prototype.send;
+      WebSocket.prototype.send = function (data) {
+        try {
+          const m = JSON.parse(data);
+          if (m.type !== 'ping' && m.type !== 'pong') sent.push({ wall: Date.now(), type: m.type });
+        } catch (e) { /* not JSON: not ours */ }
+        return realSend.call(this, data);
+      };
       const statusEl = document.getElementById('status');
-      new MutationObserver(() => statuses.push({ t: now(), status: statusEl.textContent,
+      new MutationObserver(() => statuses.push({ t: now(), wall: Date.now(), status: statusEl.textContent,
         reason: document.getElementById('reason').textContent })).observe(statusEl, { childList: true, characterData: true, subtree: true });
       // Chromium only measures the audio it plays: unmute (autoplay is allowed by the flags).
       document.getElementById('video').muted = false;
@@ -42,7 +54,7 @@ async function main() {
         await sleep(10);
       }
       const stream = window.pullcastPlayer.stream;
-      const out = { statuses, samples: [], firstFrameMs: null, connectedAt: null };
+      const out = { statuses, sent, samples: [], firstFrameMs: null, connectedAt: null };
       if (!stream) return out;
       const pc = stream.pc;
       async function stats() {
@@ -52,7 +64,7 @@ async function main() {
           if (x.type === 'inbound-rtp' && x.kind === 'video') v = x;
           if (x.type === 'inbound-rtp' && x.kind === 'audio') a = x;
         });
-        return { t: now(), framesDecoded: v.framesDecoded || 0, framesDropped: v.framesDropped || 0,
+        return { t: now(), wall: Date.now(), framesDecoded: v.framesDecoded || 0, framesDropped: v.framesDropped || 0,
           freezeCount: v.freezeCount || 0, width: v.frameWidth || 0, height: v.frameHeight || 0,
           totalSamplesReceived: a.totalSamplesReceived || 0, audioLevel: a.audioLevel || 0,
           connection: pc.connectionState };
@@ -74,6 +86,7 @@ async function main() {
         await sleep(250);
       }
       out.samples.push(await stats());
+      out.samePeerConnection = window.pullcastPlayer.stream === stream && stream.pc === pc;
       if (spec.stop) {
         document.getElementById('stop').click();
         const stopDeadline = performance.now() + 5000;

@@ -42,33 +42,51 @@ impl NginxRtmp {
              application live {{ live on; record off; }} }} }}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
-        let child = spawn_logged(
-            Command::new(&nginx).args(Self::base_args(&dir)),
-            &dir.join("stdout.log"),
-        );
         let mut me = NginxRtmp {
             dir,
             port,
             nginx,
-            child: Some(child),
+            child: None,
         };
+        me.run();
+        me
+    }
+
+    /// Starts nginx with the written config and waits (≤ 10 s) until it accepts.
+    fn run(&mut self) {
+        let child = spawn_logged(
+            Command::new(&self.nginx).args(Self::base_args(&self.dir)),
+            &self.dir.join("stdout.log"),
+        );
+        self.child = Some(child);
+        let port = self.port;
         let up = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
-            if let Some(status) = me.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 return Some(Err(status));
             }
             accepts(port).then_some(Ok(()))
         });
         match up {
-            Some(Ok(())) => me,
+            Some(Ok(())) => {}
             Some(Err(status)) => panic!(
                 "nginx exited ({status}) before listening on {port}:\n{}",
-                me.log_tail()
+                self.log_tail()
             ),
             None => panic!(
                 "nginx did not accept on 127.0.0.1:{port} within 10 s:\n{}",
-                me.log_tail()
+                self.log_tail()
             ),
         }
+    }
+
+    /// Stops nginx (every connection drops) and starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run();
     }
 
     fn base_args(dir: &TempDir) -> Vec<String> {
@@ -101,25 +119,38 @@ impl NginxRtmp {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Waits until nginx has logged a `publish` of stream `name` (the stream key, e.g.
-    /// `test` for `live/test`). Returns false on timeout.
-    pub fn wait_published(&self, name: &str, timeout: Duration) -> bool {
+    /// How many times nginx has logged a `publish` of stream `name` (the stream key, e.g.
+    /// `test` for `live/test`).
+    pub fn publish_count(&self, name: &str) -> usize {
         let needle = format!("publish: name='{name}'");
-        poll_until(timeout, Duration::from_millis(50), || {
-            std::fs::read_to_string(self.dir.join("error.log"))
-                .ok()
-                .filter(|log| log.contains(&needle))
+        std::fs::read_to_string(self.dir.join("error.log"))
+            .map(|log| log.matches(&needle).count())
+            .unwrap_or(0)
+    }
+
+    /// Waits until nginx has logged `at_least` publishes of stream `name`. Returns false on
+    /// timeout.
+    pub fn wait_published_count(&self, name: &str, at_least: usize, timeout: Duration) -> bool {
+        poll_until(timeout, Duration::from_millis(20), || {
+            (self.publish_count(name) >= at_least).then_some(())
         })
         .is_some()
     }
 
-    /// Starts `source` publishing on `live/<name>` and waits (≤ 10 s) until nginx has it.
-    /// Returns the publisher (killed on drop) and the stream's URL.
+    /// Waits until nginx has logged a `publish` of stream `name`. Returns false on timeout.
+    pub fn wait_published(&self, name: &str, timeout: Duration) -> bool {
+        self.wait_published_count(name, 1, timeout)
+    }
+
+    /// Starts `source` publishing on `live/<name>` and waits (≤ 10 s) until nginx has it
+    /// (also when the name was published before). Returns the publisher (killed on drop) and
+    /// the stream's URL.
     pub fn publish(&self, name: &str, source: PublisherBuilder) -> (Publisher, String) {
         let url = self.rtmp_url(&format!("live/{name}"));
+        let before = self.publish_count(name);
         let publisher = source.start(&url);
         assert!(
-            self.wait_published(name, Duration::from_secs(10)),
+            self.wait_published_count(name, before + 1, Duration::from_secs(10)),
             "ffmpeg did not publish {url}\n{}\n{}",
             self.log_tail(),
             publisher.log_tail()

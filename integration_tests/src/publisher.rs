@@ -79,6 +79,13 @@ impl PublisherBuilder {
         self
     }
 
+    /// A keyframe every `frames` frames (default: every 2 s).
+    pub fn gop(mut self, frames: u32) -> Self {
+        let v = self.video.as_mut().expect("gop() on an audio-only source");
+        v.gop = frames.max(1);
+        self
+    }
+
     /// Constant-ish video bitrate: `-b:v Nk -maxrate Nk -bufsize 2Nk`.
     pub fn video_bitrate_kbps(mut self, kbps: u32) -> Self {
         let v = self

@@ -92,7 +92,7 @@ pub enum SessionEvent {
     /// The publisher of the stream went away (`NetStream.Play.UnpublishNotify`); a live
     /// server may resume it later.
     Unpublished { description: String },
-    /// The stream ended (`NetStream.Play.Stop`, `.Complete`, `close`, `StreamEOF`).
+    /// The stream ended (`NetStream.Play.Stop`, `.Complete`, `close`).
     Ended { reason: String },
     /// The server refused something essential; the pull cannot succeed.
     Failed { reason: String },
@@ -375,8 +375,11 @@ impl PlaySession {
                 0,
             ),
             UserControlEventType::StreamEof => {
-                self.events.push_back(SessionEvent::Ended {
-                    reason: "the server ended the stream (StreamEOF)".to_string(),
+                // Not the end of the connection: nginx-rtmp sends it (alone, or with
+                // `NetStream.Play.UnpublishNotify`) when the publisher leaves, and keeps the
+                // player for the next publisher. A server that means it closes the socket.
+                self.events.push_back(SessionEvent::Unpublished {
+                    description: "StreamEOF".to_string(),
                 });
                 Ok(())
             }

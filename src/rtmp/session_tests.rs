@@ -441,3 +441,35 @@ fn garbage_instead_of_a_handshake_is_an_error_not_a_panic() {
     let _ = client.handle_input(&garbage);
     while client.poll_event().is_some() {}
 }
+
+#[test]
+fn stream_eof_is_not_the_end_of_the_connection() {
+    // What nginx-rtmp sends a player when the publisher leaves: StreamEOF (user control
+    // event 1) for stream 1, then UnpublishNotify. The session goes on; media follows.
+    let (mut client, mut server, _) = started();
+    server
+        .to_client
+        .extend(raw_message(2, 4, 0, 0, &[0, 1, 0, 0, 0, 1]));
+    server.to_client.extend(raw_message(
+        5,
+        20,
+        1,
+        0,
+        &status("NetStream.Play.UnpublishNotify", "status"),
+    ));
+    server
+        .to_client
+        .extend(raw_message(7, 9, 1, 40, &[0x17, 0, 0, 0, 0, 1]));
+    let events = pump(&mut client, &mut server);
+    let unpublished: Vec<&SessionEvent> = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Unpublished { .. }))
+        .collect();
+    assert_eq!(unpublished.len(), 2, "{events:?}");
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Ended { .. } | SessionEvent::Failed { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Video { timestamp: 40, .. })));
+}

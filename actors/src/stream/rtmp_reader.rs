@@ -170,6 +170,9 @@ async fn pull(
                     });
                 }
                 SessionEvent::Metadata(props) => events.do_send(ReaderEvent::Metadata(props)),
+                SessionEvent::Unpublished { .. } if phase == Phase::Republish => {
+                    // StreamEOF and UnpublishNotify both say it; once is enough.
+                }
                 SessionEvent::Unpublished { description } => {
                     // The server keeps the connection; a new publisher's media comes on it.
                     let reason = format!("the source stopped publishing ({description})");

@@ -309,6 +309,11 @@ impl StreamSupervisor {
     }
 
     fn on_codecs(&mut self, mut codecs: CodecSet) {
+        // A connection's normalizer never drops a track; a fresh one (after a reconnect)
+        // reports the tracks one at a time. A track not reported yet keeps its configuration,
+        // so a reconnect to the same source is not a codec change.
+        codecs.video = codecs.video.or_else(|| self.codecs.video.clone());
+        codecs.audio = codecs.audio.or_else(|| self.codecs.audio.clone());
         if !self.request.has_video {
             codecs.video = None;
         }
