@@ -67,10 +67,8 @@ fn play_through(
         let disturber = scope.spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(20);
             // The viewer's first frame went out (the server counts it).
-            while !pc
-                .capture(uri)
-                .is_some_and(|c| c["webrtc"]["firstFrameMs"]["count"].as_u64() >= Some(1))
-            {
+            let playing = |c: Value| c["webrtc"]["firstFrameMs"]["count"].as_u64() >= Some(1);
+            while !pc.capture(uri).is_some_and(playing) {
                 assert!(
                     Instant::now() < deadline,
                     "the browser never started playing"
