@@ -21,7 +21,7 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 BENCH_NAME=capture_cpu
 # shellcheck source=bench/lib.sh
-source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib
+source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib, start_nginx, stop_nginx
 for tool in ffmpeg nginx curl awk getconf; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
 done
@@ -36,11 +36,7 @@ cleanup() {
     for pid in "$READER_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null
     done
-    if [ -n "$NGINX_PID" ]; then
-        nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" -s stop 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$NGINX_PID" 2>/dev/null
-    fi
+    stop_nginx
     for pid in "$READER_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     done
@@ -66,19 +62,7 @@ fi
 [ -x "$BIN" ] || die "no server binary at $BIN"
 
 echo "== starting nginx-rtmp"
-RTMP_PORT=$(free_port)
-cat > "$WORK/nginx.conf" <<CONF
-load_module $RTMP_MODULE;
-daemon off; master_process on; worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log info;
-events { worker_connections 256; }
-rtmp { server { listen 127.0.0.1:$RTMP_PORT; chunk_size 4096;
-  application live { live on; record off; } } }
-CONF
-nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 </dev/null &
-NGINX_PID=$!
-wait_until 10 port_open "$RTMP_PORT" || die "nginx did not listen on $RTMP_PORT: $(tail -5 "$WORK/error.log")"
+start_nginx
 URI="rtmp://127.0.0.1:$RTMP_PORT/live/bench"
 
 echo "== publishing 1280x720 30 fps H.264 4 Mbps + AAC 48 kHz to $URI"

@@ -25,7 +25,7 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 BENCH_NAME=fanout
 # shellcheck source=bench/lib.sh
-source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib
+source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib, start_nginx, stop_nginx
 for tool in ffmpeg nginx curl awk getconf; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
 done
@@ -51,11 +51,7 @@ cleanup() {
     for pid in "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
         [ -n "$pid" ] && kill "$pid" 2>/dev/null
     done
-    if [ -n "$NGINX_PID" ]; then
-        nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" -s stop 2>/dev/null
-        for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$NGINX_PID" 2>/dev/null
-    fi
+    stop_nginx
     for pid in "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     done
@@ -98,19 +94,7 @@ fi
 
 # ---- nginx-rtmp ----------------------------------------------------------------------------
 echo "== starting nginx-rtmp"
-RTMP_PORT=$(free_port)
-cat > "$WORK/nginx.conf" <<CONF
-load_module $RTMP_MODULE;
-daemon off; master_process on; worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log info;
-events { worker_connections 256; }
-rtmp { server { listen 127.0.0.1:$RTMP_PORT; chunk_size 4096;
-  application live { live on; record off; } } }
-CONF
-nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 </dev/null &
-NGINX_PID=$!
-wait_until 10 port_open "$RTMP_PORT" || die "nginx did not listen on $RTMP_PORT: $(tail -5 "$WORK/error.log")"
+start_nginx
 
 start_publisher() { # start_publisher KBPS NAME
     local kbps=$1 name=$2
@@ -123,36 +107,6 @@ start_publisher() { # start_publisher KBPS NAME
     PUBLISHER_PID=$!
     published() { grep -q "publish: name='$name'" "$WORK/error.log" 2>/dev/null; }
     wait_until 10 published || die "ffmpeg did not publish $name: $(tail -5 "$WORK/publisher-$name.log")"
-}
-
-# start_server TAG: a fresh release pullcast on free ports (REST_PORT, SERVER_PID, API set).
-start_server() {
-    local tag=$1
-    REST_PORT=$(free_port)
-    UDP_BASE=$(( 20000 + RANDOM % 9000 )) # below the ephemeral range the load client binds in
-    mkdir -p "$WORK/tls"
-    (
-        cd "$WORK"
-        export RUST_LOG="${RUST_LOG:-warn}"
-        export PULLCAST_SERVER__BIND=127.0.0.1
-        export PULLCAST_SERVER__REST_HTTP_PORT="$REST_PORT"
-        export PULLCAST_SERVER__REST_HTTPS_PORT="$(free_port)"
-        export PULLCAST_SERVER__WS_PORT="$(free_port)"
-        export PULLCAST_SERVER__WSS_PORT="$(free_port)"
-        export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
-        export PULLCAST_WEBRTC__UDP_PORT="$UDP_BASE"
-        export PULLCAST_WEBRTC__UDP_PORT_COUNT=400
-        exec "$BIN" </dev/null >"$WORK/pullcast-$tag.log" 2>&1
-    ) &
-    SERVER_PID=$!
-    API="http://127.0.0.1:$REST_PORT/rest-api/pull/rtmp"
-    local code
-    ready() {
-        kill -0 "$SERVER_PID" 2>/dev/null || die "pullcast exited: $(tail -20 "$WORK/pullcast-$tag.log")"
-        code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' -X POST -d '{}' "$API/find_all" || true)
-        [ "$code" != 000 ]
-    }
-    wait_until 20 ready || die "pullcast did not answer within 20 s: $(tail -20 "$WORK/pullcast-$tag.log")"
 }
 
 api() { curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$2" "$API/$1"; }

@@ -43,3 +43,70 @@ cpu_ticks() {
     echo $(( ${12} + ${13} ))
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# ---- nginx-rtmp (the config of TESTING.md) ---------------------------------------------------
+# start_nginx: writes $WORK/nginx.conf on a free loopback port (sets RTMP_PORT the first time,
+# keeps it on a restart), starts nginx in the foreground, sets NGINX_PID, waits until it
+# listens. Needs WORK and RTMP_MODULE.
+start_nginx() {
+    RTMP_PORT="${RTMP_PORT:-$(free_port)}"
+    cat > "$WORK/nginx.conf" <<CONF
+load_module $RTMP_MODULE;
+daemon off; master_process on; worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/error.log info;
+events { worker_connections 256; }
+rtmp { server { listen 127.0.0.1:$RTMP_PORT; chunk_size 4096;
+  application live { live on; record off; } } }
+CONF
+    nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" >>"$WORK/nginx.out" 2>&1 </dev/null &
+    NGINX_PID=$!
+    wait_until 10 port_open "$RTMP_PORT" || die "nginx did not listen on $RTMP_PORT: $(tail -5 "$WORK/error.log")"
+}
+
+# stop_nginx: fast shutdown (its connections drop), then SIGKILL after 5 s.
+stop_nginx() {
+    [ -n "${NGINX_PID:-}" ] || return 0
+    nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" -s stop 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$NGINX_PID" 2>/dev/null
+    wait "$NGINX_PID" 2>/dev/null
+    NGINX_PID=""
+    return 0
+}
+
+# publish_count NAME: how many times nginx logged a publish of NAME.
+publish_count() { grep -c "publish: name='$1'" "$WORK/error.log" 2>/dev/null || true; }
+
+# ---- pullcast ------------------------------------------------------------------------------
+# start_server TAG: a fresh release pullcast ($BIN) on free ports, run in $WORK, logging to
+# $WORK/pullcast-TAG.log (RUST_LOG default warn); sets REST_PORT, SERVER_PID and API.
+start_server() {
+    local tag=$1
+    REST_PORT=$(free_port)
+    UDP_BASE=$(( 20000 + RANDOM % 9000 )) # below the ephemeral range the load client binds in
+    mkdir -p "$WORK/tls"
+    (
+        cd "$WORK"
+        export RUST_LOG="${RUST_LOG:-warn}"
+        export PULLCAST_SERVER__BIND=127.0.0.1
+        export PULLCAST_SERVER__REST_HTTP_PORT="$REST_PORT"
+        export PULLCAST_SERVER__REST_HTTPS_PORT="$(free_port)"
+        export PULLCAST_SERVER__WS_PORT="$(free_port)"
+        export PULLCAST_SERVER__WSS_PORT="$(free_port)"
+        export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
+        export PULLCAST_WEBRTC__UDP_PORT="$UDP_BASE"
+        export PULLCAST_WEBRTC__UDP_PORT_COUNT=400
+        exec "$BIN" </dev/null >"$WORK/pullcast-$tag.log" 2>&1
+    ) &
+    SERVER_PID=$!
+    API="http://127.0.0.1:$REST_PORT/rest-api/pull/rtmp"
+    local code
+    ready() {
+        kill -0 "$SERVER_PID" 2>/dev/null || die "pullcast exited: $(tail -20 "$WORK/pullcast-$tag.log")"
+        code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' -X POST -d '{}' "$API/find_all" || true)
+        [ "$code" != 000 ]
+    }
+    wait_until 20 ready || die "pullcast did not answer within 20 s: $(tail -20 "$WORK/pullcast-$tag.log")"
+}
+

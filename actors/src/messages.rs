@@ -345,6 +345,15 @@ pub enum CaptureStatus {
     Failed,
 }
 
+/// The latest return of a dropped source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeInfo {
+    /// When its first frame went out to the subscribers (the first keyframe, on video).
+    pub at: SystemTime,
+    /// From the drop to then.
+    pub gap_ms: u64,
+}
+
 /// The next attempt of a capture waiting to pull its source again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryInfo {
@@ -409,6 +418,8 @@ pub struct CaptureSnapshot {
     pub history: Vec<StatusChange>,
     /// Times the source came back after a drop.
     pub reconnects: u64,
+    /// The latest of those returns.
+    pub last_resume: Option<ResumeInfo>,
     /// While the source is being pulled again.
     pub retry: Option<RetryInfo>,
     /// Server-added latency per video frame to WebRTC viewers.

@@ -38,7 +38,7 @@ use super::recorder::Recorder;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, RetryInfo, SourceMedia, StatusChange,
+    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, ResumeInfo, RetryInfo, SourceMedia, StatusChange,
     StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio, TranscodedAudio,
     TranscoderConfig, Unsubscribe, VideoInfo,
 };
@@ -111,6 +111,9 @@ pub struct StreamSupervisor {
     /// When the source dropped (until media flows again).
     lost_at: Option<Instant>,
     reconnects: u64,
+    /// Since when subscribers wait for the source to come back (a keyframe, on video).
+    resume_from: Option<Instant>,
+    last_resume: Option<ResumeInfo>,
     /// Bytes of the connections before the current one.
     bytes_before: u64,
     /// Viewers get `FAILED` (not `STOPPED`) when the capture ends.
@@ -167,6 +170,8 @@ impl StreamSupervisor {
             streamed: false,
             lost_at: None,
             reconnects: 0,
+            resume_from: None,
+            last_resume: None,
             bytes_before: 0,
             end_failed: false,
             stopping: false,
@@ -248,6 +253,9 @@ impl StreamSupervisor {
         }
         if self.lost_at.is_none() {
             self.lost_at = Some(Instant::now());
+        }
+        if self.streamed && self.resume_from.is_none() {
+            self.resume_from = Some(Instant::now());
         }
         if self.request.on_demand && self.give_up.is_none() {
             let limit = self.settings.on_demand_give_up_ms;
@@ -384,6 +392,20 @@ impl StreamSupervisor {
             self.set_status(CaptureStatus::ProcessedRemote, None);
         }
         self.gop.push(&frame);
+        if let Some(since) = self.resume_from {
+            // Subscribers resume at a video keyframe (any frame when there is no video).
+            let resumes = match frame.track {
+                Track::Video => frame.keyframe,
+                Track::Audio => self.codecs.video.is_none(),
+            };
+            if resumes {
+                self.resume_from = None;
+                self.last_resume = Some(ResumeInfo {
+                    at: SystemTime::now(),
+                    gap_ms: since.elapsed().as_millis() as u64,
+                });
+            }
+        }
         if frame.track == Track::Audio {
             if let Some(t) = &self.transcoder {
                 t.addr.do_send(TranscodeAudio {
@@ -558,6 +580,7 @@ impl StreamSupervisor {
             recording: self.recording.clone(),
             history: self.history.iter().cloned().collect(),
             reconnects: self.reconnects,
+            last_resume: self.last_resume.clone(),
             retry: (self.backoff.attempts() > 0 && self.status != CaptureStatus::ProcessedRemote)
                 .then(|| RetryInfo {
                     attempt: self.backoff.attempts(),
