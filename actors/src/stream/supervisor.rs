@@ -38,9 +38,9 @@ use super::recorder::Recorder;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, ResumeInfo, RetryInfo, SourceMedia, StatusChange,
-    StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio, TranscodedAudio,
-    TranscoderConfig, Unsubscribe, VideoInfo,
+    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, ResumeInfo, RetryInfo, SourceMedia,
+    StatusChange, StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio,
+    TranscodedAudio, TranscoderConfig, Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
