@@ -67,10 +67,10 @@ CONF
 # stop_nginx: fast shutdown (its connections drop), then SIGKILL after 5 s.
 stop_nginx() {
     [ -n "${NGINX_PID:-}" ] || return 0
-    nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" -s stop 2>/dev/null
+    nginx -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" -s stop 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$NGINX_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$NGINX_PID" 2>/dev/null
-    wait "$NGINX_PID" 2>/dev/null
+    kill -9 "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
     NGINX_PID=""
     return 0
 }

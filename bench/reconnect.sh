@@ -85,7 +85,7 @@ kill_publisher() {
 
 api() { curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$2" "$API/$1"; }
 # The capture's lastResume.epochMs (empty before the first return).
-last_resume() { api find_all '{}' | grep -o '"lastResume":{[^}]*}' | grep -o '"epochMs":[0-9]*' | sed 's/.*://'; }
+last_resume() { { api find_all '{}' | grep -o '"lastResume":{[^}]*}' | grep -o '"epochMs":[0-9]*' | sed 's/.*://'; } || true; }
 
 echo "== nginx-rtmp, a 720p30 2.5 Mbit/s source (keyframe every $GOP frames), pullcast with its defaults"
 start_nginx
@@ -100,7 +100,7 @@ wait_until 15 sh -c "[ \"\$(curl -s -X POST -d '{}' $API/find_all | grep -o '\"s
     --seconds $(( TRIALS * (GAP_S + 8) + 30 )) --settle-ms 500 \
     >"$WORK/loadclient.json" 2>"$WORK/loadclient.err" &
 CLIENT_PID=$!
-wait_until 20 grep -q "window start" "$WORK/loadclient.err" \
+wait_until 20 grep -qs "window start" "$WORK/loadclient.err" \
     || die "the viewer did not connect: $(tail -5 "$WORK/loadclient.err")"
 
 echo "== $TRIALS trials: drop the source ($MODE) for ${GAP_S} s, bring it back"
@@ -137,8 +137,8 @@ sorted=$(printf '%s\n' "${results[@]}" | sort -n)
 median=$(awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }' <<<"$sorted")
 max=$(tail -n1 <<<"$sorted")
 min=$(head -n1 <<<"$sorted")
-reconnects=$(api find_all '{}' | grep -o '"reconnects":[0-9]*' | sed 's/.*://')
-viewers=$(api find_all '{}' | grep -o '"subscribers":[0-9]*' | sed 's/.*://')
+reconnects=$(api find_all '{}' | grep -o '"reconnects":[0-9]*' | sed 's/.*://' || true)
+viewers=$(api find_all '{}' | grep -o '"subscribers":[0-9]*' | sed 's/.*://' || true)
 echo
 echo "== results ($MODE restart, $TRIALS trials, ${GAP_S} s gap, GOP $GOP frames, default settings)"
 echo "reconnect time (source back → first frame sent to viewers): median $median ms, max $max ms, min $min ms"

@@ -7,7 +7,7 @@
 //!
 //! ## Code map
 //! - [`rtmp`] — the RTMP *client* side of a pull: URL parsing, our own chunk decoder, and a
-//!   play session that speaks `connect` / `createStream` / `FCSubscribe` / `play` and turns
+//!   play session that speaks `connect` / `createStream` + `FCSubscribe` / `play` and turns
 //!   bytes into [`rtmp::SessionEvent`]s. It borrows the handshake, the chunk serializer and the
 //!   message codecs from `rml_rtmp`, and replaces what `rml_rtmp` 0.8 gets wrong.
 //! - [`flv`] — FLV tag bodies: the tag headers, H.264 (AVC decoder configuration, SPS,

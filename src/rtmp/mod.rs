@@ -7,7 +7,7 @@
 //!   extended timestamp, and drops what it does not know; ours keeps one buffer per chunk
 //!   stream and checks the bytes before taking them as a timestamp.
 //! - [`aggregate`] splits aggregate messages (type 22) into their audio/video/data messages.
-//! - [`session`] is the play session: handshake, `connect`, `FCSubscribe`, `createStream`,
+//! - [`session`] is the play session: handshake, `connect`, `createStream`, `FCSubscribe`,
 //!   `play`, control messages and acknowledgements, bytes in and [`SessionEvent`]s out. It
 //!   accepts media on any message stream id, including 0.
 //!

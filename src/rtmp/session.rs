@@ -2,24 +2,50 @@
 //!
 //! Bytes from the socket go into [`PlaySession::handle_input`]; bytes to send come out of
 //! [`PlaySession::take_outbound`]; what happened comes out of [`PlaySession::poll_event`].
-//! The call flow is the one ffmpeg and Flash players use against nginx-rtmp, Wowza, SRS and
-//! FMS: handshake → `SetChunkSize` → `connect` → (`_result`) → `FCSubscribe` +
-//! `createStream` → (`_result` with the stream id) → `play` + `SetBufferLength` →
-//! `onStatus NetStream.Play.Start` → media. Along the way it answers pings, follows the
-//! peer's chunk size, acknowledges the *total* bytes received once per window, answers
-//! `SetPeerBandwidth` with our window size, and splits aggregate messages.
+//! The call flow is the one ffmpeg (`rtmpproto.c`) and librtmp use against nginx-rtmp, Wowza,
+//! SRS and FMS: handshake → `SetChunkSize` → `connect` → (`_result`) → Window Acknowledgement
+//! Size + `createStream` + `FCSubscribe` (sent together, in that order) → (`_result` with the
+//! stream id) → `play` + `SetBufferLength` → `onStatus NetStream.Play.Start` → media. Along
+//! the way it answers pings, follows the peer's chunk size, acknowledges the *total* bytes
+//! received once per window, answers `SetPeerBandwidth` with our window size, and splits
+//! aggregate messages.
+//!
+//! Commands from the server, on message stream 0 or the play stream alike:
+//! - `onStatus` (a command, or the data message some servers use for `NetStream.Data.Start`):
+//!   `NetStream.Play.Start` → [`SessionEvent::PlayStarted`]; `UnpublishNotify` →
+//!   `Unpublished`; `Stop`/`Complete` → `Ended`; `StreamNotFound`, `Play.Failed` and any
+//!   `error` level → `Failed` with the server's words; any other level (`status`, `warning`)
+//!   → `Status`.
+//! - `onFCSubscribe` (Wowza, Akamai, FMS answer `FCSubscribe` with it): an error there
+//!   (`StreamNotFound`, `Play.Failed`, `error` level) → `Failed`, else `Status`. A `_result`
+//!   or `_error` answering `FCSubscribe` is only a `Status`: servers that do not know the
+//!   call answer `_error`, and ffmpeg and librtmp ignore that too.
+//! - `onFCUnpublish`, `onFCUnsubscribe` → `Unpublished` (the server keeps the connection).
+//! - `onFCPublish`, `onUpstreamBase` → `Status` (informational).
+//! - `onBWDone`, `_onbwdone`, `|RtmpSampleAccess` → nothing (we run no bandwidth check).
+//! - `onBWCheck`, `_onbwcheck` with a transaction id > 0 → answered `_result` with that id
+//!   and a counter, as librtmp and Flash players do (the server measures the round trip).
+//! - `releaseStream`, `FCPublish`, `FCUnpublish` (a publisher's calls) → answered `_error`
+//!   `NetConnection.Call.Failed` if the transaction id is > 0, so the peer is not left
+//!   waiting; reported once as `Ignored`.
+//! - `_error` answering `connect`, `createStream` or `play` → `Failed`; `close` → `Ended`.
+//! - anything else → [`SessionEvent::Ignored`], once per name (and at most 64 distinct
+//!   reports a session); a command with a transaction id > 0 gets no answer.
 //!
 //! A [`SessionError`] means the connection cannot go on (broken handshake or chunk stream);
-//! anything wrong inside a single message is reported as an event and skipped.
+//! anything wrong inside a single message is reported as an event and skipped. AMF0 bodies
+//! are checked before `rml_amf0` decodes them: it recurses once per nesting level, so a
+//! deeply nested body would overflow the stack (an abort, not an error).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::io::Cursor;
 
 use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
-use rml_rtmp::rml_amf0::Amf0Value;
+use rml_rtmp::rml_amf0::{self, Amf0Value};
 use rml_rtmp::time::RtmpTimestamp;
 
 use super::aggregate::{split_aggregate, AGGREGATE_TYPE_ID};
@@ -30,6 +56,19 @@ use super::url::RtmpUrl;
 pub const OUR_WINDOW_ACK_SIZE: u32 = 2_500_000;
 /// The Flash version string sent in `connect` (what ffmpeg sends on Linux).
 const FLASH_VER: &str = "LNX 9,0,124,2";
+/// Distinct things reported as [`SessionEvent::Ignored`]; past this, one last report and then
+/// silence, so a server inventing command names grows neither memory nor the log.
+const MAX_REPORTED: usize = 64;
+/// Longest command name quoted in a report.
+const MAX_REPORTED_NAME: usize = 64;
+/// Deepest nesting of AMF0 objects and arrays we decode. `rml_amf0` parses them recursively,
+/// so a body of nested strict arrays (5 bytes a level) would overflow the stack long before
+/// the 16 MiB message limit. Status objects and metadata nest two or three levels.
+const MAX_AMF0_DEPTH: usize = 32;
+/// Most AMF0 values we decode from one message: a 16 MiB body of one-byte nulls would
+/// otherwise become 16 M values (about 1 GiB). Ample for the keyframe tables in the
+/// `onMetaData` of long recordings.
+const MAX_AMF0_VALUES: usize = 1 << 18;
 
 /// How to open the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +191,10 @@ pub struct PlaySession {
     transactions: u32,
     connect_tx: f64,
     create_stream_tx: f64,
+    fc_subscribe_tx: f64,
+    play_tx: f64,
+    /// Answers given to `onBWCheck`; the number each answer carries.
+    bw_checks: u32,
     stream_id: Option<u32>,
     reported: HashSet<String>,
 }
@@ -188,6 +231,9 @@ impl PlaySession {
             transactions: 0,
             connect_tx: 0.0,
             create_stream_tx: 0.0,
+            fc_subscribe_tx: 0.0,
+            play_tx: 0.0,
+            bw_checks: 0,
             stream_id: None,
             reported: HashSet::new(),
         })
@@ -291,6 +337,36 @@ impl PlaySession {
                 }
                 Ok(())
             }
+            // AMF0 data (18) and commands (20), and their AMF3-flagged twins (15, 17) that
+            // Flash-era peers fill with AMF0 anyway: decoded here, not by rml_rtmp, whose
+            // command decoder panics on fewer than three values.
+            15 | 18 => {
+                match decode_amf0(&message.payload) {
+                    Ok(values) => self.handle_data(values),
+                    Err(e) => self.report_keyed(
+                        &format!("undecodable data type {}", message.type_id),
+                        &format!("undecodable AMF0 data message ({e})"),
+                    ),
+                }
+                Ok(())
+            }
+            17 | 20 => {
+                let body = match message.payload.split_first() {
+                    // An AMF3 command starts with a format byte of 0 before its AMF0 values.
+                    Some((&0, rest)) if message.type_id == 17 => rest,
+                    _ => &message.payload[..],
+                };
+                match decode_amf0(body) {
+                    Ok(values) => self.handle_command_values(message.stream_id, values),
+                    Err(e) => {
+                        self.report_keyed(
+                            &format!("undecodable command type {}", message.type_id),
+                            &format!("undecodable AMF0 command message ({e})"),
+                        );
+                        Ok(())
+                    }
+                }
+            }
             _ => {
                 let payload = MessagePayload {
                     timestamp: RtmpTimestamp::new(message.timestamp),
@@ -301,10 +377,10 @@ impl PlaySession {
                 match payload.to_rtmp_message() {
                     Ok(parsed) => self.handle_control(parsed),
                     Err(e) => {
-                        self.report_once(&format!(
-                            "undecodable RTMP message of type {} ({e})",
-                            message.type_id
-                        ));
+                        self.report_keyed(
+                            &format!("undecodable type {}", message.type_id),
+                            &format!("undecodable RTMP message of type {} ({e})", message.type_id),
+                        );
                         Ok(())
                     }
                 }
@@ -341,17 +417,12 @@ impl PlaySession {
                 timestamp,
                 ..
             } => self.handle_user_control(event_type, timestamp),
-            RtmpMessage::Amf0Command {
-                command_name,
-                transaction_id,
-                additional_arguments,
-                ..
-            } => self.handle_command(&command_name, transaction_id, additional_arguments),
-            RtmpMessage::Amf0Data { values } => {
-                self.handle_data(values);
-                Ok(())
-            }
-            RtmpMessage::AudioData { .. } | RtmpMessage::VideoData { .. } => Ok(()),
+            // Media, AMF0 commands and data are taken apart in `handle_message`; these
+            // cannot come from rml_rtmp here.
+            RtmpMessage::Amf0Command { .. }
+            | RtmpMessage::Amf0Data { .. }
+            | RtmpMessage::AudioData { .. }
+            | RtmpMessage::VideoData { .. } => Ok(()),
             RtmpMessage::Unknown { type_id, .. } => {
                 self.report_once(&format!("RTMP message type {type_id}"));
                 Ok(())
@@ -387,13 +458,42 @@ impl PlaySession {
         }
     }
 
+    /// Splits a command message into name, transaction id, command object and arguments.
+    fn handle_command_values(
+        &mut self,
+        stream_id: u32,
+        values: Vec<Amf0Value>,
+    ) -> Result<(), SessionError> {
+        let mut values = values.into_iter();
+        let name = match values.next() {
+            // nginx-rtmp pads some strings with NULs.
+            Some(Amf0Value::Utf8String(name)) => name.trim_end_matches('\0').to_string(),
+            _ => {
+                self.report_once("command message without a name");
+                return Ok(());
+            }
+        };
+        // A missing or non-numeric transaction id reads as 0 (a notification), a missing
+        // command object as null.
+        let transaction = match values.next() {
+            Some(Amf0Value::Number(n)) => n,
+            _ => 0.0,
+        };
+        let object = values.next().unwrap_or(Amf0Value::Null);
+        self.handle_command(stream_id, &name, transaction, object, values.collect())
+    }
+
     fn handle_command(
         &mut self,
+        stream_id: u32,
         name: &str,
         transaction: f64,
+        object: Amf0Value,
         arguments: Vec<Amf0Value>,
     ) -> Result<(), SessionError> {
-        let info = status_info(&arguments);
+        // The info object is the first argument; a few servers put it in the command
+        // object's place instead.
+        let info = status_info(arguments.iter().chain(std::iter::once(&object)));
         match name {
             "_result" if transaction == self.connect_tx && self.state == State::Connecting => {
                 self.events.push_back(SessionEvent::Connected);
@@ -431,22 +531,98 @@ impl PlaySession {
                 });
                 Ok(())
             }
-            "_result" | "_error" | "onFCSubscribe" | "onFCUnsubscribe" | "onBWDone" => {
-                // Answers to FCSubscribe and friends are informational.
-                self.events.push_back(SessionEvent::Status {
-                    code: if info.code.is_empty() {
-                        name.to_string()
-                    } else {
-                        info.code.clone()
-                    },
-                    description: info.description,
+            // ffmpeg takes an `_error` answering `play` as fatal; the server will not play.
+            "_error" if transaction == self.play_tx && self.state == State::Playing => {
+                self.events.push_back(SessionEvent::Failed {
+                    reason: format!("the server refused play: {}", info.describe()),
                 });
+                Ok(())
+            }
+            // The answer to FCSubscribe, an Adobe-era extra: servers that do not know it
+            // answer `_error` (ffmpeg and librtmp ignore that too); `play` decides.
+            "_result" | "_error"
+                if transaction == self.fc_subscribe_tx && self.fc_subscribe_tx > 0.0 =>
+            {
+                self.events
+                    .push_back(status_event(&format!("{name} to FCSubscribe"), info));
+                Ok(())
+            }
+            // A late or duplicate answer nobody waits for.
+            "_result" | "_error" => {
+                self.events.push_back(status_event(name, info));
                 Ok(())
             }
             "onStatus" => {
                 self.handle_status(info);
                 Ok(())
             }
+            // Wowza, Akamai and FMS answer FCSubscribe with this; an error there is the
+            // refusal `play` would get, so the pull fails now with the server's words.
+            "onFCSubscribe" => {
+                let event = if info.code == "NetStream.Play.StreamNotFound" {
+                    SessionEvent::Failed {
+                        reason: format!("stream not found (onFCSubscribe {})", info.describe()),
+                    }
+                } else if is_failure(&info) {
+                    SessionEvent::Failed {
+                        reason: format!("the server refused FCSubscribe: {}", info.describe()),
+                    }
+                } else {
+                    status_event(name, info)
+                };
+                self.events.push_back(event);
+                Ok(())
+            }
+            // The server relays that the publisher stopped (FMS/Wowza edges), or dropped
+            // our subscription: like UnpublishNotify, it keeps the connection.
+            "onFCUnpublish" | "onFCUnsubscribe" => {
+                self.events.push_back(SessionEvent::Unpublished {
+                    description: format!("{name} ({})", info.describe()),
+                });
+                Ok(())
+            }
+            // Informational: a publisher started (relayed), or the CDN names its origin.
+            "onFCPublish" | "onUpstreamBase" => {
+                self.events.push_back(status_event(name, info));
+                Ok(())
+            }
+            // The server offers a bandwidth check; we run none (librtmp would call
+            // `_checkbw`), and the server needs no answer.
+            "onBWDone" | "_onbwdone" => Ok(()),
+            // The server measures the round trip of its calls: answer `_result` with the
+            // same transaction id and a counter, as librtmp and Flash players do. A
+            // transaction id of 0 asks for no answer.
+            "onBWCheck" | "_onbwcheck" => {
+                if transaction > 0.0 {
+                    let count = self.bw_checks;
+                    self.bw_checks = self.bw_checks.wrapping_add(1);
+                    self.send(
+                        command(
+                            "_result",
+                            transaction,
+                            Amf0Value::Null,
+                            vec![Amf0Value::Number(count as f64)],
+                        ),
+                        stream_id,
+                    )?;
+                }
+                Ok(())
+            }
+            // A publisher's calls: a player takes none. Answer `_error` when an answer is
+            // awaited (transaction id > 0) so the peer is not left hanging; never fail.
+            "releaseStream" | "FCPublish" | "FCUnpublish" => {
+                if transaction > 0.0 {
+                    self.send(call_failed(name, transaction), stream_id)?;
+                    self.report_once(&format!(
+                        "command '{name}' (a publisher's; answered _error)"
+                    ));
+                } else {
+                    self.report_once(&format!("command '{name}' (a publisher's)"));
+                }
+                Ok(())
+            }
+            // Flash players' permission to read raw samples; nothing for us to do.
+            "|RtmpSampleAccess" => Ok(()),
             "close" => {
                 self.events.push_back(SessionEvent::Ended {
                     reason: "the server closed the connection (close)".to_string(),
@@ -454,7 +630,7 @@ impl PlaySession {
                 Ok(())
             }
             other => {
-                self.report_once(&format!("command '{other}'"));
+                self.report_once(&format!("command '{}'", shorten(other)));
                 Ok(())
             }
         }
@@ -474,14 +650,14 @@ impl PlaySession {
             "NetStream.Play.Stop" | "NetStream.Play.Complete" => SessionEvent::Ended {
                 reason: format!("the server stopped the stream ({})", info.describe()),
             },
-            "NetStream.Play.Failed"
-            | "NetStream.Failed"
-            | "NetConnection.Connect.Rejected"
+            "NetConnection.Connect.Rejected"
             | "NetConnection.Connect.Failed"
             | "NetConnection.Connect.Closed" => SessionEvent::Failed {
                 reason: format!("the server reported {}", info.describe()),
             },
-            _ if info.level == "error" => SessionEvent::Failed {
+            // `NetStream.Play.Failed`, `NetStream.Failed` and any `error` level. Other levels
+            // (`status`, `warning` as in `NetStream.Play.InsufficientBW`) only inform.
+            _ if is_failure(&info) => SessionEvent::Failed {
                 reason: format!("the server reported {}", info.describe()),
             },
             _ => SessionEvent::Status {
@@ -506,8 +682,16 @@ impl PlaySession {
                 };
                 self.events.push_back(SessionEvent::Metadata(props));
             }
+            // Flash players' permission to read raw samples; nothing for us to do.
             Some(Amf0Value::Utf8String(s)) if s == "|RtmpSampleAccess" => {}
-            Some(Amf0Value::Utf8String(s)) => self.report_once(&format!("data message '{s}'")),
+            // Servers (rml_rtmp, Wowza) announce `NetStream.Data.Start` as a data message.
+            Some(Amf0Value::Utf8String(s)) if s == "onStatus" => {
+                let values: Vec<Amf0Value> = values.collect();
+                self.handle_status(status_info(&values));
+            }
+            Some(Amf0Value::Utf8String(s)) => {
+                self.report_once(&format!("data message '{}'", shorten(&s)))
+            }
             _ => self.report_once("data message without a name"),
         }
     }
@@ -523,17 +707,20 @@ impl PlaySession {
                 0,
             )?;
         }
-        // Akamai/Limelight-style CDNs and some Wowza setups want FCSubscribe before play;
-        // servers that do not know it answer _error or nothing, which is harmless.
+        self.create_stream_tx = self.next_transaction();
+        let tx = self.create_stream_tx;
+        self.send(command("createStream", tx, Amf0Value::Null, vec![]), 0)?;
+        // Akamai/Limelight-style CDNs and some Wowza setups want FCSubscribe before play.
+        // ffmpeg (rtmpproto.c) and librtmp send it right after createStream, in the same
+        // answer to connect's `_result`, with the next transaction id; so do we. Servers
+        // that do not know it answer `_error` or nothing, which is harmless.
         let stream = self.config.url.stream.clone();
-        let tx = self.next_transaction();
+        self.fc_subscribe_tx = self.next_transaction();
+        let tx = self.fc_subscribe_tx;
         self.send(
             command("FCSubscribe", tx, Amf0Value::Null, vec![string(&stream)]),
             0,
-        )?;
-        self.create_stream_tx = self.next_transaction();
-        let tx = self.create_stream_tx;
-        self.send(command("createStream", tx, Amf0Value::Null, vec![]), 0)
+        )
     }
 
     fn send_connect(&mut self) -> Result<(), SessionError> {
@@ -561,7 +748,8 @@ impl PlaySession {
         self.state = State::Playing;
         self.stream_id = Some(stream_id);
         let stream = self.config.url.stream.clone();
-        let tx = self.next_transaction();
+        self.play_tx = self.next_transaction();
+        let tx = self.play_tx;
         // Start -2: live if there is one, else recorded; duration -1: to the end.
         self.send(
             command(
@@ -617,11 +805,24 @@ impl PlaySession {
     }
 
     fn report_once(&mut self, what: &str) {
-        if self.reported.insert(what.to_string()) {
-            self.events.push_back(SessionEvent::Ignored {
-                what: what.to_string(),
-            });
+        self.report_keyed(what, what);
+    }
+
+    /// Reports `what` unless something with the same `key` was reported before; after
+    /// [`MAX_REPORTED`] distinct keys, says once that it stops reporting.
+    fn report_keyed(&mut self, key: &str, what: &str) {
+        if self.reported.contains(key) {
+            return;
         }
+        let what = if self.reported.len() < MAX_REPORTED {
+            self.reported.insert(key.to_string());
+            what.to_string()
+        } else if self.reported.insert(String::new()) {
+            format!("{what} (from now on, further kinds of ignored messages go unreported)")
+        } else {
+            return;
+        };
+        self.events.push_back(SessionEvent::Ignored { what });
     }
 }
 
@@ -636,6 +837,165 @@ fn command(name: &str, tx: f64, object: Amf0Value, args: Vec<Amf0Value>) -> Rtmp
 
 fn string(s: &str) -> Amf0Value {
     Amf0Value::Utf8String(s.to_string())
+}
+
+/// The `_error` a server gives for a call it does not take (`NetConnection.Call.Failed`).
+fn call_failed(name: &str, tx: f64) -> RtmpMessage {
+    let mut info = HashMap::new();
+    info.insert("level".to_string(), string("error"));
+    info.insert("code".to_string(), string("NetConnection.Call.Failed"));
+    info.insert(
+        "description".to_string(),
+        string(&format!("{name} is not supported: this client only plays")),
+    );
+    command("_error", tx, Amf0Value::Null, vec![Amf0Value::Object(info)])
+}
+
+/// A server-chosen name, cut to [`MAX_REPORTED_NAME`] characters and escaped for a log line.
+fn shorten(name: &str) -> String {
+    let mut short: String = name
+        .chars()
+        .take(MAX_REPORTED_NAME)
+        .collect::<String>()
+        .escape_debug()
+        .collect();
+    if name.chars().nth(MAX_REPORTED_NAME).is_some() {
+        short.push('…');
+    }
+    short
+}
+
+/// An informational [`SessionEvent::Status`] from a command and its info object.
+fn status_event(name: &str, info: StatusInfo) -> SessionEvent {
+    SessionEvent::Status {
+        code: if info.code.is_empty() {
+            name.to_string()
+        } else {
+            info.code
+        },
+        description: if info.description.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}: {}", info.description)
+        },
+    }
+}
+
+/// Whether an info object says the request failed: an `error` level, or a failure code some
+/// servers send with another level.
+fn is_failure(info: &StatusInfo) -> bool {
+    info.level == "error"
+        || matches!(
+            info.code.as_str(),
+            "NetStream.Play.StreamNotFound" | "NetStream.Play.Failed" | "NetStream.Failed"
+        )
+}
+
+/// Decodes an AMF0 body with `rml_amf0` once [`amf0_too_big`] has found it safe to.
+fn decode_amf0(data: &[u8]) -> Result<Vec<Amf0Value>, String> {
+    if let Some(why) = amf0_too_big(data) {
+        return Err(why);
+    }
+    rml_amf0::deserialize(&mut Cursor::new(data)).map_err(|e| e.to_string())
+}
+
+/// Walks an AMF0 body along the path `rml_amf0` 0.3 would take, without recursion, and
+/// says why it must not be handed to it: nested deeper than [`MAX_AMF0_DEPTH`] or more than
+/// [`MAX_AMF0_VALUES`] values. Where the bytes are malformed the walk stops and says
+/// nothing: `rml_amf0` stops at the same place with an error (it also rejects bad UTF-8,
+/// which the walk skips, so the walk never sees less than `rml_amf0` would parse).
+fn amf0_too_big(data: &[u8]) -> Option<String> {
+    enum Frame {
+        Object,
+        /// A strict array with this many values still to come.
+        Array(u32),
+    }
+    fn read_be(data: &[u8], pos: &mut usize, len: usize) -> Option<u32> {
+        let bytes = data.get(*pos..pos.checked_add(len)?)?;
+        *pos += len;
+        Some(bytes.iter().fold(0u32, |n, &b| (n << 8) | u32::from(b)))
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut pos = 0usize;
+    let mut values = 0usize;
+    loop {
+        // What comes before the next value: nothing, or an object property's name.
+        let in_property = match stack.last_mut() {
+            None => false,
+            Some(Frame::Array(left)) => {
+                if *left == 0 {
+                    stack.pop();
+                    continue;
+                }
+                *left -= 1;
+                false
+            }
+            Some(Frame::Object) => {
+                let label = read_be(data, &mut pos, 2)?;
+                if label == 0 {
+                    // An empty name must be the object's end marker.
+                    if data.get(pos) != Some(&0x09) {
+                        return None;
+                    }
+                    pos += 1;
+                    stack.pop();
+                    continue;
+                }
+                // rml_amf0 reads what there is of a truncated name.
+                pos = pos.saturating_add(label as usize).min(data.len());
+                true
+            }
+        };
+        let marker = data.get(pos).copied();
+        pos = pos.saturating_add(1);
+        match marker {
+            // No value: the end of the body, or of a strict array; an error in a property.
+            None | Some(0x09) => {
+                if in_property {
+                    return None;
+                }
+                stack.pop()?;
+                continue;
+            }
+            Some(_) => {
+                values += 1;
+                if values > MAX_AMF0_VALUES {
+                    return Some(format!("more than {MAX_AMF0_VALUES} AMF0 values"));
+                }
+            }
+        }
+        let frame = match marker {
+            Some(0x00) => {
+                read_be(data, &mut pos, 4)?;
+                read_be(data, &mut pos, 4)?;
+                None
+            }
+            Some(0x01) => {
+                read_be(data, &mut pos, 1)?;
+                None
+            }
+            Some(0x02) => {
+                let len = read_be(data, &mut pos, 2)?;
+                pos = pos.saturating_add(len as usize).min(data.len());
+                None
+            }
+            Some(0x03) => Some(Frame::Object),
+            Some(0x05) | Some(0x06) => None,
+            Some(0x08) => {
+                // The ECMA array's count, then properties as in an object.
+                read_be(data, &mut pos, 4)?;
+                Some(Frame::Object)
+            }
+            Some(0x0a) => Some(Frame::Array(read_be(data, &mut pos, 4)?)),
+            _ => return None,
+        };
+        if let Some(frame) = frame {
+            if stack.len() >= MAX_AMF0_DEPTH {
+                return Some(format!("AMF0 nested deeper than {MAX_AMF0_DEPTH} levels"));
+            }
+            stack.push(frame);
+        }
+    }
 }
 
 /// The `level` / `code` / `description` of a status or error info object.
@@ -657,9 +1017,10 @@ impl StatusInfo {
     }
 }
 
-fn status_info(arguments: &[Amf0Value]) -> StatusInfo {
+/// The first info object among `values`.
+fn status_info<'a>(values: impl IntoIterator<Item = &'a Amf0Value>) -> StatusInfo {
     let mut info = StatusInfo::default();
-    for value in arguments {
+    for value in values {
         if let Amf0Value::Object(map) = value {
             let text = |key: &str| match map.get(key) {
                 Some(Amf0Value::Utf8String(s)) => s.clone(),

@@ -27,6 +27,8 @@ struct FakeServer {
     events: Vec<ServerSessionEvent>,
     /// Bytes waiting to go to the client.
     to_client: Vec<u8>,
+    /// Every byte the client sent, handshake included.
+    from_client: Vec<u8>,
     auto_accept: bool,
 }
 
@@ -37,11 +39,13 @@ impl FakeServer {
             session: None,
             events: Vec::new(),
             to_client: Vec::new(),
+            from_client: Vec::new(),
             auto_accept,
         }
     }
 
     fn receive(&mut self, bytes: &[u8]) {
+        self.from_client.extend_from_slice(bytes);
         if self.session.is_none() {
             match self.handshake.process_bytes(bytes).unwrap() {
                 HandshakeProcessResult::InProgress { response_bytes } => {
@@ -139,6 +143,14 @@ fn stream_id(server: &FakeServer) -> u32 {
 fn connects_creates_a_stream_and_plays_with_the_query() {
     let (_client, server, events) = started();
     assert!(events.contains(&SessionEvent::HandshakeComplete));
+    // rml_rtmp's server also sends `onStatus NetStream.Data.Start` as a data message.
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            SessionEvent::Ignored { .. } | SessionEvent::Failed { .. }
+        )),
+        "{events:?}"
+    );
     assert!(events.contains(&SessionEvent::Connected));
     assert!(events
         .iter()
@@ -472,4 +484,687 @@ fn stream_eof_is_not_the_end_of_the_connection() {
     assert!(events
         .iter()
         .any(|e| matches!(e, SessionEvent::Video { timestamp: 40, .. })));
+}
+
+// ---------------------------------------------------------------------------------------
+// Commands from the server: FCSubscribe and the rest of the Adobe-era calls.
+// ---------------------------------------------------------------------------------------
+
+/// A command the client sent: name, transaction id, message stream id, values after the
+/// command object.
+#[derive(Debug, Clone, PartialEq)]
+struct Sent {
+    name: String,
+    tx: f64,
+    stream_id: u32,
+    args: Vec<Amf0Value>,
+}
+
+/// The messages in bytes the client sent, from a decoder at `chunk_size` that follows the
+/// client's SetChunkSize.
+fn client_messages(bytes: &[u8], chunk_size: u32) -> Vec<RawMessage> {
+    let mut d = ChunkDecoder::new();
+    d.set_chunk_size(chunk_size).unwrap();
+    d.push(bytes);
+    let mut messages = Vec::new();
+    while let Some(m) = d.next_message().unwrap() {
+        if m.type_id == 1 {
+            let size = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+            d.set_chunk_size(size).unwrap();
+        }
+        messages.push(m);
+    }
+    messages
+}
+
+fn commands(messages: &[RawMessage]) -> Vec<Sent> {
+    messages
+        .iter()
+        .filter(|m| m.type_id == 20)
+        .map(|m| {
+            let mut values =
+                rml_rtmp::rml_amf0::deserialize(&mut std::io::Cursor::new(&m.payload[..]))
+                    .unwrap()
+                    .into_iter();
+            let name = match values.next() {
+                Some(Amf0Value::Utf8String(s)) => s,
+                other => panic!("command without a name: {other:?}"),
+            };
+            let tx = match values.next() {
+                Some(Amf0Value::Number(n)) => n,
+                other => panic!("command without a transaction id: {other:?}"),
+            };
+            let object = values.next();
+            if name != "connect" {
+                assert_eq!(object, Some(Amf0Value::Null), "{name}: command object");
+            }
+            Sent {
+                name,
+                tx,
+                stream_id: m.stream_id,
+                args: values.collect(),
+            }
+        })
+        .collect()
+}
+
+/// Everything the client has sent since the handshake (C0+C1 and C2: 3073 bytes).
+fn sent_since_handshake(server: &FakeServer) -> Vec<RawMessage> {
+    client_messages(&server.from_client[3073..], 128)
+}
+
+/// The commands waiting in the client's outbound queue (after `started()`, at 4096).
+fn answers(client: &mut PlaySession) -> Vec<Sent> {
+    commands(&client_messages(&client.take_outbound(), 4096))
+}
+
+fn sent_tx(server: &FakeServer, name: &str) -> f64 {
+    commands(&sent_since_handshake(server))
+        .into_iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("the client sent no {name}"))
+        .tx
+}
+
+fn info(level: &str, code: &str, description: &str) -> Amf0Value {
+    let mut map = HashMap::new();
+    map.insert("level".to_string(), string(level));
+    map.insert("code".to_string(), string(code));
+    map.insert("description".to_string(), string(description));
+    Amf0Value::Object(map)
+}
+
+/// An AMF0 command body: name, transaction id, null, arguments.
+fn call(name: &str, tx: f64, args: Vec<Amf0Value>) -> Vec<u8> {
+    let mut values = vec![string(name), Amf0Value::Number(tx), Amf0Value::Null];
+    values.extend(args);
+    amf0(values)
+}
+
+/// Frames a message of any length at the client's receive chunk size (4096) after
+/// `started()`: one type-0 chunk, then type-3 continuations.
+fn chunked(csid: u8, type_id: u8, stream_id: u32, ts: u32, body: &[u8]) -> Vec<u8> {
+    let mut v = raw_message(csid, type_id, stream_id, ts, &[]);
+    v[4..7].copy_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    for (i, piece) in body.chunks(4096).enumerate() {
+        if i > 0 {
+            v.push(0xc0 | csid);
+        }
+        v.extend_from_slice(piece);
+    }
+    v
+}
+
+const VIDEO: [u8; 6] = [0x17, 0, 0, 0, 0, 1];
+
+/// Queues `bodies` as command messages (message stream 0 and 1 alternately), then a video
+/// message; delivers them; returns the events other than that video, and checks that the
+/// video still came out.
+fn deliver_commands(
+    client: &mut PlaySession,
+    server: &mut FakeServer,
+    bodies: &[Vec<u8>],
+) -> Vec<SessionEvent> {
+    for (i, body) in bodies.iter().enumerate() {
+        server
+            .to_client
+            .extend(chunked(5, 20, (i % 2) as u32, 0, body));
+    }
+    server.to_client.extend(raw_message(7, 9, 1, 4321, &VIDEO));
+    let mut events = pump_raw(client, server);
+    let video = SessionEvent::Video {
+        timestamp: 4321,
+        data: Bytes::from_static(&VIDEO),
+    };
+    assert_eq!(events.last(), Some(&video), "the session broke: {events:?}");
+    events.pop();
+    events
+}
+
+#[test]
+fn fc_subscribe_goes_out_after_create_stream_like_ffmpeg_and_librtmp() {
+    // ffmpeg's rtmpproto.c and librtmp answer connect's _result with (window ack size),
+    // createStream, then FCSubscribe <playpath>; play follows createStream's _result. A
+    // player sends no releaseStream / FCPublish.
+    let (_client, server, _) = started();
+    let sent = sent_since_handshake(&server);
+    assert_eq!(sent[0].type_id, 1, "SetChunkSize comes first");
+    let names: Vec<String> = commands(&sent).into_iter().map(|c| c.name).collect();
+    assert_eq!(names, ["connect", "createStream", "FCSubscribe", "play"]);
+    let cmds = commands(&sent);
+    let txs: Vec<f64> = cmds.iter().map(|c| c.tx).collect();
+    assert_eq!(txs, [1.0, 2.0, 3.0, 4.0]);
+    let fc = &cmds[2];
+    assert_eq!(fc.stream_id, 0);
+    assert_eq!(fc.args, vec![string("cam?token=7")]);
+    assert_eq!(cmds[3].stream_id, stream_id(&server));
+    // The window acknowledgement size goes before createStream, as ffmpeg sends it.
+    let window = sent.iter().position(|m| m.type_id == 5).unwrap();
+    let create = sent
+        .iter()
+        .position(|m| m.type_id == 20 && m.payload.windows(12).any(|w| w == b"createStream"))
+        .unwrap();
+    assert!(window < create);
+}
+
+#[test]
+fn on_fc_subscribe_start_informs_and_its_errors_fail_with_the_servers_words() {
+    let (mut client, mut server, _) = started();
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[
+            call(
+                "onFCSubscribe",
+                0.0,
+                vec![info(
+                    "status",
+                    "NetStream.Play.Start",
+                    "FCSubscribe to stream cam.",
+                )],
+            ),
+            call(
+                "onFCSubscribe",
+                0.0,
+                vec![info(
+                    "error",
+                    "NetStream.Play.StreamNotFound",
+                    "No such stream: cam",
+                )],
+            ),
+            call(
+                "onFCSubscribe",
+                0.0,
+                vec![info("error", "NetStream.Play.Failed", "Upstream is down")],
+            ),
+            call(
+                "onFCSubscribe",
+                0.0,
+                vec![info("error", "Akamai.Vendor.Refused", "token expired")],
+            ),
+            call(
+                "onFCSubscribe",
+                0.0,
+                vec![info("warning", "NetStream.Play.InsufficientBW", "slow")],
+            ),
+        ],
+    );
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert!(
+        matches!(&events[0], SessionEvent::Status { code, description }
+            if code == "NetStream.Play.Start" && description.contains("FCSubscribe to stream cam.")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], SessionEvent::Failed { reason }
+            if reason.contains("stream not found") && reason.contains("No such stream: cam")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[2], SessionEvent::Failed { reason }
+            if reason.contains("refused FCSubscribe") && reason.contains("Upstream is down")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[3], SessionEvent::Failed { reason } if reason.contains("token expired")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[4], SessionEvent::Status { code, .. } if code == "NetStream.Play.InsufficientBW"),
+        "{events:?}"
+    );
+    assert!(answers(&mut client).is_empty());
+}
+
+#[test]
+fn an_error_answering_fc_subscribe_is_harmless_but_one_answering_play_fails() {
+    let (mut client, mut server, _) = started();
+    let fc = sent_tx(&server, "FCSubscribe");
+    let play = sent_tx(&server, "play");
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[
+            // What FMS / Red5 answer for a method they do not have.
+            call(
+                "_error",
+                fc,
+                vec![info(
+                    "error",
+                    "NetConnection.Call.Failed",
+                    "Method not found (FCSubscribe)",
+                )],
+            ),
+            call("_result", fc, vec![]),
+        ],
+    );
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, SessionEvent::Status { .. })),
+        "{events:?}"
+    );
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[call(
+            "_error",
+            play,
+            vec![info("error", "NetStream.Play.Failed", "not allowed")],
+        )],
+    );
+    assert!(
+        matches!(&events[..], [SessionEvent::Failed { reason }]
+            if reason.contains("refused play") && reason.contains("not allowed")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn fc_unpublish_and_fc_unsubscribe_mean_the_publisher_left_not_the_end() {
+    let (mut client, mut server, _) = started();
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[
+            call(
+                "onFCUnpublish",
+                0.0,
+                vec![info(
+                    "status",
+                    "NetStream.Unpublish.Success",
+                    "cam is now unpublished",
+                )],
+            ),
+            call(
+                "onFCUnsubscribe",
+                0.0,
+                vec![info("status", "NetStream.Play.Stop", "unsubscribed")],
+            ),
+            // No info object at all.
+            call("onFCUnpublish", 0.0, vec![]),
+        ],
+    );
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert!(
+        matches!(&events[0], SessionEvent::Unpublished { description }
+            if description.contains("onFCUnpublish") && description.contains("cam is now unpublished")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], SessionEvent::Unpublished { description } if description.contains("onFCUnsubscribe")),
+        "{events:?}"
+    );
+    assert!(matches!(&events[2], SessionEvent::Unpublished { .. }));
+    assert!(answers(&mut client).is_empty());
+}
+
+#[test]
+fn informational_and_housekeeping_commands_are_taken_quietly() {
+    let (mut client, mut server, _) = started();
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[
+            call(
+                "onFCPublish",
+                0.0,
+                vec![info(
+                    "status",
+                    "NetStream.Publish.Start",
+                    "cam is now published",
+                )],
+            ),
+            call(
+                "onUpstreamBase",
+                0.0,
+                vec![string("rtmp://origin.example/live")],
+            ),
+            // Servers call it after connect; with a transaction id librtmp would call _checkbw.
+            call("onBWDone", 0.0, vec![Amf0Value::Number(8192.0)]),
+            call("onBWDone", 3.0, vec![]),
+            call("_onbwdone", 0.0, vec![Amf0Value::Number(100.0)]),
+            // Wowza sends it as a data message, some servers as a command.
+            call(
+                "|RtmpSampleAccess",
+                0.0,
+                vec![Amf0Value::Boolean(true), Amf0Value::Boolean(true)],
+            ),
+            // The bandwidth check without a transaction id asks for no answer.
+            call("onBWCheck", 0.0, vec![]),
+        ],
+    );
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(&events[0], SessionEvent::Status { code, description }
+            if code == "NetStream.Publish.Start" && description.contains("onFCPublish")),
+        "{events:?}"
+    );
+    assert!(
+        matches!(&events[1], SessionEvent::Status { code, .. } if code == "onUpstreamBase"),
+        "{events:?}"
+    );
+    assert!(answers(&mut client).is_empty(), "nothing is answered");
+}
+
+#[test]
+fn bandwidth_checks_are_answered_with_the_same_transaction_id() {
+    let (mut client, mut server, _) = started();
+    // FMS's server-side bandwidth check sends a payload and times the _result.
+    let payload = Amf0Value::StrictArray(vec![Amf0Value::Number(1.5); 600]);
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[
+            call("onBWCheck", 7.0, vec![payload]),
+            call("_onbwcheck", 9.0, vec![]),
+            call("onBWCheck", 0.0, vec![]),
+        ],
+    );
+    assert!(events.is_empty(), "{events:?}");
+    let answers = answers(&mut client);
+    assert_eq!(
+        answers,
+        vec![
+            Sent {
+                name: "_result".into(),
+                tx: 7.0,
+                stream_id: 0,
+                args: vec![Amf0Value::Number(0.0)],
+            },
+            // Delivered on message stream 1 (`deliver_commands` alternates): answered there.
+            Sent {
+                name: "_result".into(),
+                tx: 9.0,
+                stream_id: 1,
+                args: vec![Amf0Value::Number(1.0)],
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_publishers_commands_are_answered_error_when_awaited_and_never_fail() {
+    let (mut client, mut server, _) = started();
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[
+            call("releaseStream", 5.0, vec![string("cam")]),
+            call("FCPublish", 6.0, vec![string("cam")]),
+            call("FCUnpublish", 0.0, vec![string("cam")]),
+            call("FCPublish", 8.0, vec![string("cam")]),
+        ],
+    );
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            SessionEvent::Failed { .. }
+                | SessionEvent::Ended { .. }
+                | SessionEvent::Unpublished { .. }
+        )),
+        "{events:?}"
+    );
+    // Reported once per name.
+    let ignored: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Ignored { what } => Some(what),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ignored.len(), 3, "{events:?}");
+    assert!(ignored[0].contains("releaseStream"));
+    assert!(ignored[1].contains("FCPublish"));
+    assert!(ignored[2].contains("FCUnpublish"));
+    let answers = answers(&mut client);
+    let txs: Vec<(f64, u32)> = answers.iter().map(|a| (a.tx, a.stream_id)).collect();
+    assert_eq!(txs, [(5.0, 0), (6.0, 1), (8.0, 1)]);
+    for answer in &answers {
+        assert_eq!(answer.name, "_error");
+        let Amf0Value::Object(map) = &answer.args[0] else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(map.get("level"), Some(&string("error")));
+        assert_eq!(map.get("code"), Some(&string("NetConnection.Call.Failed")));
+    }
+}
+
+#[test]
+fn on_status_levels_and_close() {
+    let (mut client, mut server, _) = started();
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[
+            call(
+                "onStatus",
+                0.0,
+                vec![info(
+                    "warning",
+                    "NetStream.Play.InsufficientBW",
+                    "slow link",
+                )],
+            ),
+            call(
+                "onStatus",
+                0.0,
+                vec![info("warning", "Vendor.Something.Odd", "odd")],
+            ),
+            call(
+                "onStatus",
+                0.0,
+                vec![info("status", "NetStream.Play.Reset", "reset")],
+            ),
+            call(
+                "onStatus",
+                0.0,
+                vec![info("error", "Vendor.Broken", "broken")],
+            ),
+            call("close", 0.0, vec![]),
+        ],
+    );
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert!(
+        matches!(&events[0], SessionEvent::Status { code, .. } if code == "NetStream.Play.InsufficientBW")
+    );
+    assert!(
+        matches!(&events[1], SessionEvent::Status { code, .. } if code == "Vendor.Something.Odd")
+    );
+    assert!(
+        matches!(&events[2], SessionEvent::Status { code, .. } if code == "NetStream.Play.Reset")
+    );
+    assert!(
+        matches!(&events[3], SessionEvent::Failed { reason } if reason.contains("Vendor.Broken: broken"))
+    );
+    assert!(matches!(&events[4], SessionEvent::Ended { .. }));
+}
+
+#[test]
+fn a_flood_of_one_unknown_command_is_reported_once_and_not_answered() {
+    let (mut client, mut server, _) = started();
+    let bodies: Vec<Vec<u8>> = (0..500)
+        .map(|i| {
+            call(
+                "onVendorPing",
+                (i % 3) as f64,
+                vec![Amf0Value::Number(i as f64)],
+            )
+        })
+        .collect();
+    let events = deliver_commands(&mut client, &mut server, &bodies);
+    assert_eq!(
+        events,
+        vec![SessionEvent::Ignored {
+            what: "command 'onVendorPing'".into()
+        }]
+    );
+    assert!(answers(&mut client).is_empty());
+}
+
+#[test]
+fn reports_of_distinct_unknown_commands_are_bounded() {
+    let (mut client, mut server, start) = started();
+    let long = "x".repeat(5000);
+    let mut bodies = vec![call(&long, 0.0, vec![])];
+    bodies.extend((0..300).map(|i| call(&format!("onThing{i}"), 0.0, vec![])));
+    let events = deliver_commands(&mut client, &mut server, &bodies);
+    assert!(
+        events
+            .iter()
+            .all(|e| matches!(e, SessionEvent::Ignored { .. })),
+        "{events:?}"
+    );
+    // MAX_REPORTED distinct reports in the session's life, the next one saying that
+    // reporting stops, however many names the server makes up.
+    let before = start
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Ignored { .. }))
+        .count();
+    assert_eq!(events.len() + before, MAX_REPORTED + 1, "{events:?}");
+    let SessionEvent::Ignored { what } = &events[0] else {
+        unreachable!()
+    };
+    assert!(what.chars().count() < 100, "{what}");
+    let Some(SessionEvent::Ignored { what }) = events.last() else {
+        unreachable!()
+    };
+    assert!(what.contains("unreported"), "{what}");
+    let events = deliver_commands(
+        &mut client,
+        &mut server,
+        &[call("onYetAnother", 0.0, vec![])],
+    );
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn garbage_amf_in_a_command_does_not_break_the_session() {
+    let (mut client, mut server, _) = started();
+    let whole = status("NetStream.Play.Start", "status");
+    let mut bad_marker = call("onStatus", 0.0, vec![]);
+    bad_marker.push(0x42);
+    let bodies = vec![
+        // Truncated in the middle of the info object, of a number, of a string.
+        whole[..whole.len() - 9].to_vec(),
+        whole[..14].to_vec(),
+        whole[..5].to_vec(),
+        bad_marker,
+        // No name, a name only (rml_rtmp 0.8 panics on fewer than three values), nothing.
+        amf0(vec![Amf0Value::Number(1.0), Amf0Value::Null]),
+        amf0(vec![string("onBWDone")]),
+        amf0(vec![string("close_me_not"), Amf0Value::Number(2.0)]),
+        vec![],
+        // An object property without a value.
+        vec![
+            0x02, 0, 1, b'x', 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x03, 0, 1, b'a', 0, 0, 9,
+        ],
+    ];
+    let events = deliver_commands(&mut client, &mut server, &bodies);
+    assert!(
+        events.iter().all(|e| matches!(
+            e,
+            SessionEvent::Ignored { .. } | SessionEvent::Status { .. }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Ignored { what } if what.contains("undecodable AMF0 command"))),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(
+            |e| matches!(e, SessionEvent::Ignored { what } if what.contains("without a name"))
+        ),
+        "{events:?}"
+    );
+    assert!(answers(&mut client).is_empty());
+}
+
+#[test]
+fn deeply_nested_or_huge_amf_is_refused_not_a_stack_overflow() {
+    // rml_amf0 recurses once per level: 200 000 nested strict arrays (1 MB) abort the
+    // process with a stack overflow if they reach it.
+    let (mut client, mut server, _) = started();
+    let mut arrays = call("onStatus", 0.0, vec![]);
+    for _ in 0..200_000 {
+        arrays.extend_from_slice(&[0x0a, 0, 0, 0, 1]);
+    }
+    let mut objects = call("onStatus", 0.0, vec![]);
+    objects.push(0x03);
+    for _ in 0..200_000 {
+        objects.extend_from_slice(&[0, 1, b'a', 0x03]);
+    }
+    let nulls = vec![0x05; 1 << 20];
+    let events = deliver_commands(&mut client, &mut server, &[arrays, objects, nulls.clone()]);
+    // Undecodable commands are reported once, whatever is wrong with them.
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(
+        matches!(&events[0], SessionEvent::Ignored { what } if what.contains("nested deeper than 32")),
+        "{events:?}"
+    );
+    // Data messages go through the same check.
+    server.to_client.extend(chunked(5, 18, 1, 0, &nulls));
+    let events = pump_raw(&mut client, &mut server);
+    assert!(
+        matches!(&events[..], [SessionEvent::Ignored { what }] if what.contains("more than")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn amf0_walk_agrees_with_rml_amf0() {
+    // Within the limits, what rml_amf0 serializes passes and decodes back.
+    let mut nested = Amf0Value::Number(1.0);
+    for depth in 0..MAX_AMF0_DEPTH {
+        nested = if depth % 2 == 0 {
+            Amf0Value::StrictArray(vec![string("a"), nested])
+        } else {
+            let mut map = HashMap::new();
+            map.insert("k".to_string(), nested);
+            map.insert("n".to_string(), Amf0Value::Null);
+            Amf0Value::Object(map)
+        };
+    }
+    let values = vec![
+        string("onMetaData"),
+        nested.clone(),
+        Amf0Value::Boolean(true),
+    ];
+    let bytes = amf0(values.clone());
+    assert_eq!(amf0_too_big(&bytes), None);
+    assert_eq!(decode_amf0(&bytes).unwrap(), values);
+    // One level more is refused.
+    let deeper = amf0(vec![Amf0Value::StrictArray(vec![nested])]);
+    assert!(amf0_too_big(&deeper).unwrap().contains("nested deeper"));
+    // ECMA arrays count as objects.
+    let mut ecma = vec![];
+    for _ in 0..=MAX_AMF0_DEPTH {
+        ecma.extend_from_slice(&[0x08, 0, 0, 0, 1, 0, 1, b'k']);
+    }
+    assert!(amf0_too_big(&ecma).is_some());
+    // Noise never panics either way.
+    let mut seed = 0x0bad_cafe_u32;
+    for round in 0..2000 {
+        let noise = crate::test_vectors::noise(&mut seed, 1 + round % 300);
+        let _ = amf0_too_big(&noise);
+        let _ = decode_amf0(&noise);
+    }
+}
+
+#[test]
+fn amf3_flagged_commands_are_read_as_amf0() {
+    // Type 17 carries a 0 format byte, then AMF0.
+    let (mut client, mut server, _) = started();
+    let mut body = vec![0];
+    body.extend(status("NetStream.Play.UnpublishNotify", "status"));
+    server.to_client.extend(raw_message(5, 17, 1, 0, &body));
+    let events = pump_raw(&mut client, &mut server);
+    assert!(
+        matches!(&events[..], [SessionEvent::Unpublished { .. }]),
+        "{events:?}"
+    );
 }
