@@ -20,6 +20,8 @@
 //! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
 //! - [`mp4`] — the fragmented MP4 writer for recordings: frames in, init + fragments out.
 //! - [`record`] — recording file names (templates, sanitising, 255-byte cap).
+//! - [`video`] — B-frame detection and the per-capture transcode to Constrained Baseline
+//!   (OpenH264 in-process) for WebRTC viewers.
 //! - [`timeline`] — keeps frame times monotonic when a source restarts (reconnects).
 //! - [`backoff`] — jittered exponential retry delays for a dropped source.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
@@ -46,4 +48,5 @@ pub mod stats;
 #[cfg(test)]
 pub(crate) mod test_vectors;
 pub mod timeline;
+pub mod video;
 pub mod webrtc_sdp;

@@ -86,3 +86,30 @@ pub fn noise(state: &mut u32, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// `src/video/testdata/bframes_160x96.flv`: 45 frames of ffmpeg's `testsrc2` at 160x96,
+/// 30 fps, encoded by x264 (High profile, 3 B-frames, B-pyramid, keyframe every 30 frames)
+/// into an FLV file by ffmpeg 5.1:
+/// `ffmpeg -f lavfi -i testsrc2=size=160x96:rate=30 -frames:v 45 -c:v libx264 -profile:v high
+/// -preset veryfast -g 30 -bf 3 -x264-params b-pyramid=normal:b-adapt=0:scenecut=0
+/// -pix_fmt yuv420p -f flv bframes_160x96.flv`.
+pub fn bframes_flv() -> Vec<u8> {
+    include_bytes!("video/testdata/bframes_160x96.flv").to_vec()
+}
+
+/// The tags of an FLV *file*: (tag type 8/9/18, timestamp, body). Test code only: it trusts
+/// its input.
+pub fn flv_file_tags(file: &[u8]) -> Vec<(u8, u32, Bytes)> {
+    let header_len = u32::from_be_bytes([file[5], file[6], file[7], file[8]]) as usize;
+    let mut at = header_len + 4;
+    let mut tags = Vec::new();
+    while at + 11 <= file.len() {
+        let kind = file[at] & 0x1f;
+        let size = u32::from_be_bytes([0, file[at + 1], file[at + 2], file[at + 3]]) as usize;
+        let ts = u32::from_be_bytes([file[at + 7], file[at + 4], file[at + 5], file[at + 6]]);
+        let body = Bytes::copy_from_slice(&file[at + 11..at + 11 + size]);
+        tags.push((kind, ts, body));
+        at += 11 + size + 4;
+    }
+    tags
+}

@@ -1,0 +1,192 @@
+//! [`BFrameTranscoder`]: H.264 with B-frames in, Constrained Baseline H.264 without B-frames
+//! out, for browsers over WebRTC.
+//!
+//! WebRTC receivers expect every frame to be decodable and displayable as it arrives; a
+//! stream with B-frames (frames whose presentation comes after later-decoded ones) makes
+//! Chromium drop frames, freeze and ask for keyframes. One transcoder per capture decodes
+//! the source (OpenH264, which reorders to display order) and re-encodes each picture as
+//! Constrained Baseline (I and P frames only), so the output's decode order is its display
+//! order. Each output frame gets the smallest presentation time still pending: times stay
+//! the source's, and they only move forward.
+//!
+//! Pure: Annex-B access units in (keyframes carrying SPS/PPS, as the normalizer makes them),
+//! Annex-B access units out; no I/O, no clock, no threads of its own.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use bytes::Bytes;
+use openh264::decoder::{Decoder, DecoderConfig, Flush};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
+    RateControlMode, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::{OpenH264API, Timestamp};
+
+use crate::media::{MediaFrame, Track};
+
+/// What the transcoder produces.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TranscodeSettings {
+    /// Target bitrate of the output, bits per second.
+    pub bitrate_bps: u32,
+    /// The source's frame rate (rate control budgets per frame), frames per second.
+    pub frame_rate: f32,
+    /// A keyframe at least this often, in frames (new viewers start at one).
+    pub keyframe_interval: u32,
+}
+
+impl Default for TranscodeSettings {
+    fn default() -> Self {
+        Self {
+            bitrate_bps: 2_500_000,
+            frame_rate: 30.0,
+            keyframe_interval: 60,
+        }
+    }
+}
+
+/// Decodes B-frame H.264 and re-encodes it without B-frames.
+pub struct BFrameTranscoder {
+    settings: TranscodeSettings,
+    decoder: Decoder,
+    encoder: Option<Encoder>,
+    /// Presentation times (and ingest stamps) of the frames fed in and not yet out.
+    pending: BinaryHeap<Reverse<(i64, u64)>>,
+    /// The last output time: never go back.
+    last_pts: Option<i64>,
+    /// Output from a keyframe on: until the first picture, and after `request_keyframe`.
+    force_keyframe: bool,
+    /// Nothing comes out before the decoder has seen a keyframe.
+    seen_keyframe: bool,
+    decode_errors: u64,
+}
+
+impl BFrameTranscoder {
+    pub fn new(settings: TranscodeSettings) -> Result<Self, String> {
+        Ok(Self {
+            settings,
+            decoder: new_decoder()?,
+            encoder: None,
+            pending: BinaryHeap::new(),
+            last_pts: None,
+            force_keyframe: true,
+            seen_keyframe: false,
+            decode_errors: 0,
+        })
+    }
+
+    /// Frames the decoder could not decode (concealed or dropped) so far.
+    pub fn decode_errors(&self) -> u64 {
+        self.decode_errors
+    }
+
+    /// The next output frame will be a keyframe (a viewer asked for one).
+    pub fn request_keyframe(&mut self) {
+        self.force_keyframe = true;
+    }
+
+    /// The source restarted or changed configuration: forget the pictures in flight and
+    /// start again at the next keyframe.
+    pub fn reset(&mut self) -> Result<(), String> {
+        self.decoder = new_decoder()?;
+        self.pending.clear();
+        self.force_keyframe = true;
+        self.seen_keyframe = false;
+        Ok(())
+    }
+
+    /// Feeds one access unit; returns the frames that are ready (zero or one; a picture is
+    /// held back while later-decoded frames may still precede it).
+    pub fn push(&mut self, frame: &MediaFrame) -> Result<Vec<MediaFrame>, String> {
+        if frame.track != Track::Video {
+            return Ok(Vec::new());
+        }
+        if !self.seen_keyframe {
+            if !frame.keyframe {
+                return Ok(Vec::new());
+            }
+            self.seen_keyframe = true;
+        }
+        self.pending.push(Reverse((frame.pts, frame.ingest_us)));
+        let decoded = match self.decoder.decode(&frame.data) {
+            Ok(picture) => picture,
+            Err(_) => {
+                // A corrupt or concealed picture: its time is dropped with it.
+                self.decode_errors += 1;
+                self.pending.pop();
+                return Ok(Vec::new());
+            }
+        };
+        let Some(picture) = decoded else {
+            return Ok(Vec::new());
+        };
+        let Some(Reverse((mut pts, ingest_us))) = self.pending.pop() else {
+            return Ok(Vec::new());
+        };
+        if let Some(last) = self.last_pts {
+            pts = pts.max(last + 1);
+        }
+        let (width, height) = picture.dimensions();
+        let settings = self.settings;
+        let encoder = match self.encoder.as_mut() {
+            Some(e) => e,
+            None => self.encoder.insert(new_encoder(&settings)?),
+        };
+        if self.force_keyframe {
+            encoder.force_intra_frame();
+            self.force_keyframe = false;
+        }
+        let millis = u64::try_from(pts).unwrap_or(0);
+        let stream = encoder
+            .encode_at(&picture, Timestamp::from_millis(millis))
+            .map_err(|e| format!("H.264 encoding of a {width}x{height} picture failed: {e}"))?;
+        let keyframe = match stream.frame_type() {
+            FrameType::IDR | FrameType::I => true,
+            FrameType::P | FrameType::IPMixed => false,
+            FrameType::Skip | FrameType::Invalid => return Ok(Vec::new()),
+        };
+        let data = stream.to_vec();
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.last_pts = Some(pts);
+        Ok(vec![MediaFrame {
+            track: Track::Video,
+            pts,
+            dts: pts,
+            keyframe,
+            data: Bytes::from(data),
+            ingest_us,
+        }])
+    }
+}
+
+fn new_decoder() -> Result<Decoder, String> {
+    // Without flushing after each frame, OpenH264 hands pictures out in display order.
+    let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+    Decoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| format!("cannot create the H.264 decoder: {e}"))
+}
+
+fn new_encoder(s: &TranscodeSettings) -> Result<Encoder, String> {
+    let config = EncoderConfig::new()
+        .profile(Profile::Baseline)
+        .usage_type(UsageType::CameraVideoRealTime)
+        .rate_control_mode(RateControlMode::Bitrate)
+        .bitrate(BitRate::from_bps(s.bitrate_bps.max(100_000)))
+        .max_frame_rate(FrameRate::from_hz(s.frame_rate.clamp(1.0, 60.0)))
+        .skip_frames(false)
+        .intra_frame_period(IntraFramePeriod::from_num_frames(
+            s.keyframe_interval.max(1),
+        ))
+        .complexity(Complexity::Low)
+        .num_threads(1);
+    Encoder::with_api_config(OpenH264API::from_source(), config)
+        .map_err(|e| format!("cannot create the H.264 encoder: {e}"))
+}
+
+#[cfg(test)]
+#[path = "transcode_tests.rs"]
+mod tests;
