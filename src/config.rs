@@ -143,6 +143,9 @@ pub struct CaptureSettings {
     pub on_demand_linger_ms: u64,
     /// Opus bitrate of the audio sent to WebRTC viewers (bits per second).
     pub opus_bitrate: u32,
+    /// Bitrate of the Constrained Baseline video WebRTC viewers get when the source has
+    /// B-frames (one transcode per capture), bits per second.
+    pub bframe_transcode_bitrate: u32,
 }
 
 impl Default for CaptureSettings {
@@ -161,6 +164,7 @@ impl Default for CaptureSettings {
             subscriber_queue_frames: 512,
             on_demand_linger_ms: 10000,
             opus_bitrate: 96000,
+            bframe_transcode_bitrate: 2_500_000,
         }
     }
 }

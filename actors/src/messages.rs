@@ -169,6 +169,15 @@ pub struct TranscodedAudio {
     pub frames: Vec<MediaFrame>,
 }
 
+/// B-frame-free video from the capture's VideoTranscoder, for its WebRTC subscribers.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TranscodedVideo {
+    pub frames: Vec<MediaFrame>,
+    /// Made from the keyframe cache at start, not from live frames.
+    pub backlog: bool,
+}
+
 /// What the capture's Recorder is doing.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
@@ -203,6 +212,25 @@ pub struct TranscoderConfig {
 pub struct TranscodeAudio {
     pub frame: MediaFrame,
 }
+
+// ---------------------------------------------------------------------------------------
+// VideoTranscoderActor
+// ---------------------------------------------------------------------------------------
+
+/// Original access units (with B-frames) to transcode, in decode order.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TranscodeVideo {
+    pub frames: Vec<MediaFrame>,
+    /// These are the keyframe cache fed at start: all are decoded, only the latest picture
+    /// is encoded (as a keyframe), so the first viewer sees the current picture at once.
+    pub backlog: bool,
+}
+
+/// The source restarted or its video configuration changed: drop the pictures in flight.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ResetVideoTranscode;
 
 // ---------------------------------------------------------------------------------------
 // RtmpReader (and any stand-in source)
@@ -418,6 +446,12 @@ pub struct CaptureSnapshot {
     pub history: Vec<StatusChange>,
     /// Times the source came back after a drop.
     pub reconnects: u64,
+    /// Whether the video has B-frames (`None`: not known yet).
+    pub b_frames: Option<bool>,
+    /// What showed it.
+    pub b_frames_evidence: Option<String>,
+    /// The B-frame transcode for WebRTC viewers is running.
+    pub video_transcoding: bool,
     /// The latest of those returns.
     pub last_resume: Option<ResumeInfo>,
     /// While the source is being pulled again.

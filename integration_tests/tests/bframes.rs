@@ -42,7 +42,7 @@ fn a_b_frame_source_plays_smoothly_in_chromium_and_records_untouched() {
         &json!({
             "pageUrl": format!("{}/", pc.http_root()),
             "viewers": [{ "whepPath": "/whep/bframes" }],
-            "runMs": 11_500,
+            "runMs": 13_000,
             "pollMs": 10,
             "sampleMs": 250,
             "deleteAtEnd": true,
@@ -53,12 +53,23 @@ fn a_b_frame_source_plays_smoothly_in_chromium_and_records_untouched() {
     let v = &result["viewers"][0];
     let timeline = v["timeline"].as_array().unwrap();
     let ctx = || format!("viewer: {v}\n{}", pc.log_tail());
-    // Ten seconds, starting 1 s in (past the first keyframe's burst).
-    let (from, to) = (1000, 11_000);
+    // Ten seconds, starting 2.5 s in (past the instant-start burst of the cached GOP).
+    let (from, to) = (2500, 12_500);
     let decoded = at(timeline, to, "framesDecoded") - at(timeline, from, "framesDecoded");
     let dropped = at(timeline, to, "framesDropped") - at(timeline, from, "framesDropped");
     let freezes = at(timeline, to, "freezeCount");
-    eprintln!("B-frame source in Chromium: {decoded} frames decoded in 10 s, {dropped} dropped, {freezes} freezes");
+    let first = v["firstFrameMs"].as_u64();
+    eprintln!(
+        "B-frame source in Chromium: first frame {first:?} ms after connected; {decoded} frames decoded in 10 s, {dropped} dropped, {freezes} freezes"
+    );
+    // The transcoder starts with the first viewer, from the cached keyframe.
+    assert!(
+        first.is_some_and(|ms| ms < 500),
+        "first frame {first:?} ms after the connection was up\n{}",
+        ctx()
+    );
+    let c = pc.capture(&uri).unwrap();
+    assert_eq!(c["bFrames"]["detected"], true, "{c}");
     assert!(
         (285..=315).contains(&decoded),
         "framesDecoded {decoded} in 10 s (expected 300 ± 5 %)\n{}",

@@ -21,7 +21,7 @@ use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
     RateControlMode, UsageType,
 };
-use openh264::formats::YUVSource;
+use openh264::formats::{YUVBuffer, YUVSource};
 use openh264::{OpenH264API, Timestamp};
 
 use crate::media::{MediaFrame, Track};
@@ -100,47 +100,116 @@ impl BFrameTranscoder {
     /// Feeds one access unit; returns the frames that are ready (zero or one; a picture is
     /// held back while later-decoded frames may still precede it).
     pub fn push(&mut self, frame: &MediaFrame) -> Result<Vec<MediaFrame>, String> {
-        if frame.track != Track::Video {
+        if !self.accepts(frame) {
             return Ok(Vec::new());
         }
-        if !self.seen_keyframe {
-            if !frame.keyframe {
-                return Ok(Vec::new());
-            }
-            self.seen_keyframe = true;
-        }
         self.pending.push(Reverse((frame.pts, frame.ingest_us)));
-        let decoded = match self.decoder.decode(&frame.data) {
-            Ok(picture) => picture,
-            Err(_) => {
-                // A corrupt or concealed picture: its time is dropped with it.
-                self.decode_errors += 1;
-                self.pending.pop();
-                return Ok(Vec::new());
-            }
+        let Ok(decoded) = self.decoder.decode(&frame.data) else {
+            // A corrupt or concealed picture: its time is dropped with it.
+            self.decode_errors += 1;
+            self.pending.pop();
+            return Ok(Vec::new());
         };
         let Some(picture) = decoded else {
             return Ok(Vec::new());
         };
-        let Some(Reverse((mut pts, ingest_us))) = self.pending.pop() else {
+        let Some(Reverse((pts, ingest_us))) = self.pending.pop() else {
             return Ok(Vec::new());
         };
-        if let Some(last) = self.last_pts {
-            pts = pts.max(last + 1);
+        let mut out = Output {
+            settings: &self.settings,
+            encoder: &mut self.encoder,
+            force_keyframe: &mut self.force_keyframe,
+            last_pts: &mut self.last_pts,
+        };
+        out.encode(&picture, pts, ingest_us)
+    }
+
+    /// Feeds the keyframe cache when the transcoder starts for a first viewer: every frame
+    /// is decoded (later ones refer to them) but only the latest picture is encoded, as a
+    /// keyframe — the viewer sees the current picture at once, without a fast-forward burst.
+    pub fn push_backlog(&mut self, frames: &[MediaFrame]) -> Result<Vec<MediaFrame>, String> {
+        let mut latest: Option<(YUVBuffer, i64, u64)> = None;
+        for frame in frames {
+            if !self.accepts(frame) {
+                continue;
+            }
+            self.pending.push(Reverse((frame.pts, frame.ingest_us)));
+            match self.decoder.decode(&frame.data) {
+                Err(_) => {
+                    self.decode_errors += 1;
+                    self.pending.pop();
+                }
+                Ok(None) => {}
+                Ok(Some(picture)) => {
+                    if let Some(Reverse((pts, ingest_us))) = self.pending.pop() {
+                        latest = copy_i420(&picture).map(|copy| (copy, pts, ingest_us));
+                    }
+                }
+            }
         }
+        let Some((picture, pts, ingest_us)) = latest else {
+            return Ok(Vec::new());
+        };
+        self.force_keyframe = true;
+        let mut out = Output {
+            settings: &self.settings,
+            encoder: &mut self.encoder,
+            force_keyframe: &mut self.force_keyframe,
+            last_pts: &mut self.last_pts,
+        };
+        out.encode(&picture, pts, ingest_us)
+    }
+
+    /// Video, and from a keyframe on.
+    fn accepts(&mut self, frame: &MediaFrame) -> bool {
+        if frame.track != Track::Video {
+            return false;
+        }
+        if !self.seen_keyframe {
+            if !frame.keyframe {
+                return false;
+            }
+            self.seen_keyframe = true;
+        }
+        true
+    }
+}
+
+/// The encoding half, borrowed apart from the decoder (whose picture is being encoded).
+struct Output<'a> {
+    settings: &'a TranscodeSettings,
+    encoder: &'a mut Option<Encoder>,
+    force_keyframe: &'a mut bool,
+    last_pts: &'a mut Option<i64>,
+}
+
+impl Output<'_> {
+    fn encode(
+        &mut self,
+        picture: &impl YUVSource,
+        pts: i64,
+        ingest_us: u64,
+    ) -> Result<Vec<MediaFrame>, String> {
         let (width, height) = picture.dimensions();
-        let settings = self.settings;
+        if width % 2 != 0 || height % 2 != 0 {
+            return Err(format!(
+                "cannot re-encode a {width}x{height} picture (odd sizes are not supported)"
+            ));
+        }
+        // Never back, also when the source's times stumble.
+        let pts = self.last_pts.map_or(pts, |last| pts.max(last + 1));
         let encoder = match self.encoder.as_mut() {
             Some(e) => e,
-            None => self.encoder.insert(new_encoder(&settings)?),
+            None => self.encoder.insert(new_encoder(self.settings)?),
         };
-        if self.force_keyframe {
+        if *self.force_keyframe {
             encoder.force_intra_frame();
-            self.force_keyframe = false;
+            *self.force_keyframe = false;
         }
         let millis = u64::try_from(pts).unwrap_or(0);
         let stream = encoder
-            .encode_at(&picture, Timestamp::from_millis(millis))
+            .encode_at(picture, Timestamp::from_millis(millis))
             .map_err(|e| format!("H.264 encoding of a {width}x{height} picture failed: {e}"))?;
         let keyframe = match stream.frame_type() {
             FrameType::IDR | FrameType::I => true,
@@ -151,7 +220,7 @@ impl BFrameTranscoder {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        self.last_pts = Some(pts);
+        *self.last_pts = Some(pts);
         Ok(vec![MediaFrame {
             track: Track::Video,
             pts,
@@ -161,6 +230,25 @@ impl BFrameTranscoder {
             ingest_us,
         }])
     }
+}
+
+/// An owned copy of a decoded picture (I420, no padding); `None` for odd sizes.
+fn copy_i420(p: &impl YUVSource) -> Option<YUVBuffer> {
+    let (w, h) = p.dimensions();
+    if w % 2 != 0 || h % 2 != 0 {
+        return None;
+    }
+    let (sy, su, sv) = p.strides();
+    let mut data = Vec::with_capacity(w * h * 3 / 2);
+    for row in 0..h {
+        data.extend_from_slice(p.y().get(row * sy..row * sy + w)?);
+    }
+    for (plane, stride) in [(p.u(), su), (p.v(), sv)] {
+        for row in 0..h / 2 {
+            data.extend_from_slice(plane.get(row * stride..row * stride + w / 2)?);
+        }
+    }
+    Some(YUVBuffer::from_vec(data, w, h))
 }
 
 fn new_decoder() -> Result<Decoder, String> {

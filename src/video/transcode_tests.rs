@@ -165,3 +165,27 @@ fn garbage_and_audio_are_harmless() {
     }
     assert!(out.len() > 30, "{}", out.len());
 }
+
+#[test]
+fn a_backlog_gives_one_keyframe_of_the_latest_picture_then_live_frames_continue() {
+    let source = source_frames();
+    let mut t = transcoder();
+    // The cache at start: keyframe 0 and the 20 frames after it (decode order).
+    let first = t.push_backlog(&source[..21]).unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(first[0].keyframe);
+    let latest_shown = first[0].pts;
+    // Live frames follow; their times continue after the backlog picture's, never back.
+    let mut out = first.clone();
+    for f in &source[21..] {
+        out.extend(t.push(f).unwrap());
+    }
+    assert!(out.len() > 15, "{}", out.len());
+    assert!(out.windows(2).all(|w| w[1].pts > w[0].pts));
+    assert!(out[1].pts > latest_shown);
+    // The whole output decodes.
+    let mut check = Decoder::new().unwrap();
+    for f in &out {
+        assert!(check.decode(&f.data).unwrap().is_some());
+    }
+}

@@ -197,6 +197,11 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
             "reason": h.reason,
         })).collect::<Vec<_>>(),
         "reconnects": s.reconnects,
+        "bFrames": {
+            "detected": s.b_frames,
+            "evidence": s.b_frames_evidence,
+            "transcodingForWebrtc": s.video_transcoding,
+        },
         "lastResume": s.last_resume.as_ref().map(|r| json!({
             "time": humantime::format_rfc3339_millis(r.at).to_string(),
             "epochMs": r.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),

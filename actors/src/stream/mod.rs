@@ -10,6 +10,7 @@ pub mod normalizer;
 pub mod recorder;
 pub mod rtmp_reader;
 pub mod supervisor;
+pub mod video_transcoder;
 
 use std::sync::Arc;
 

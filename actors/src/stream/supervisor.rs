@@ -28,6 +28,8 @@ use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;
 use pullcast::stats::RateMeter;
 use pullcast::timeline::Timeline;
+use pullcast::video::transcode::TranscodeSettings;
+use pullcast::video::BFrameDetector;
 use uuid::Uuid;
 
 use crate::telemetry::{LatencySummary, SharedTelemetry};
@@ -35,12 +37,14 @@ use crate::telemetry::{LatencySummary, SharedTelemetry};
 use super::audio_transcoder::AudioTranscoderActor;
 use super::normalizer::NormalizerActor;
 use super::recorder::Recorder;
+use super::video_transcoder::VideoTranscoderActor;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, ResumeInfo, RetryInfo, SourceMedia,
-    StatusChange, StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio,
-    TranscodedAudio, TranscoderConfig, Unsubscribe, VideoInfo,
+    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, ResetVideoTranscode, ResumeInfo,
+    RetryInfo, SourceMedia, StatusChange, StopCapture, StopSource, Subscribe, SubscriberMedia,
+    TranscodeAudio, TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig,
+    Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -69,6 +73,13 @@ struct Transcoder {
     arbiter: Arbiter,
 }
 
+/// The capture's one B-frame → Constrained Baseline transcoder, while it has B-frames and
+/// WebRTC subscribers.
+struct VideoTranscoder {
+    addr: Addr<VideoTranscoderActor>,
+    arbiter: Arbiter,
+}
+
 /// Supervises one capture.
 pub struct StreamSupervisor {
     id: Uuid,
@@ -83,6 +94,11 @@ pub struct StreamSupervisor {
     gop: GopCache,
     subscribers: HashMap<Uuid, SubscriberState>,
     transcoder: Option<Transcoder>,
+    /// Whether the source has B-frames (decided once).
+    bframes: BFrameDetector,
+    video_transcoder: Option<VideoTranscoder>,
+    /// The transcoded frames since their latest keyframe (instant start for WebRTC viewers).
+    transcoded_gop: GopCache,
     linger: Option<SpawnHandle>,
     bytes_received: u64,
     video_frames: u64,
@@ -143,6 +159,9 @@ impl StreamSupervisor {
             gop: GopCache::new(GOP_CACHE_MAX_BYTES),
             subscribers: HashMap::new(),
             transcoder: None,
+            bframes: BFrameDetector::new(),
+            video_transcoder: None,
+            transcoded_gop: GopCache::new(GOP_CACHE_MAX_BYTES),
             linger: None,
             bytes_received: 0,
             video_frames: 0,
@@ -247,6 +266,10 @@ impl StreamSupervisor {
         // The cached frames end where the source did; what comes next may not start at a
         // keyframe.
         self.gop.clear();
+        self.transcoded_gop.clear();
+        if let Some(t) = &self.video_transcoder {
+            t.addr.do_send(ResetVideoTranscode);
+        }
         let has_video = self.codecs.video.is_some();
         for sub in self.subscribers.values_mut() {
             sub.waiting_for_keyframe = has_video;
@@ -316,7 +339,7 @@ impl StreamSupervisor {
         format!("capture {} ({})", self.request.local_stream_name, self.id)
     }
 
-    fn on_codecs(&mut self, mut codecs: CodecSet) {
+    fn on_codecs(&mut self, mut codecs: CodecSet, ctx: &mut Context<Self>) {
         // A connection's normalizer never drops a track; a fresh one (after a reconnect)
         // reports the tracks one at a time. A track not reported yet keeps its configuration,
         // so a reconnect to the same source is not a codec change.
@@ -336,9 +359,14 @@ impl StreamSupervisor {
             self.label(),
             describe(&codecs)
         );
-        if codecs.video != self.codecs.video {
+        let video_changed = codecs.video != self.codecs.video;
+        if video_changed {
             // Cached frames belong to the old configuration.
             self.gop.clear();
+            self.transcoded_gop.clear();
+            if let Some(t) = &self.video_transcoder {
+                t.addr.do_send(ResetVideoTranscode);
+            }
         }
         if codecs.audio != self.codecs.audio {
             if let (Some(t), Some(config)) = (&self.transcoder, &codecs.audio) {
@@ -348,6 +376,13 @@ impl StreamSupervisor {
             }
         }
         self.codecs = codecs.clone();
+        if video_changed {
+            if let Some(avc) = &codecs.video {
+                if self.bframes.on_config(avc) {
+                    self.bframes_found(ctx);
+                }
+            }
+        }
         for sub in self.subscribers.values() {
             // Rare and essential: queued even past the mailbox bound.
             sub.recipient
@@ -415,7 +450,21 @@ impl StreamSupervisor {
             // AAC goes to the subscribers that take the original; WebRTC gets Opus.
             self.fan_out(&frame, Some(Delivery::Original), ctx);
         } else {
-            self.fan_out(&frame, None, ctx);
+            if self.bframes.on_frame(&frame) {
+                self.bframes_found(ctx);
+            }
+            if self.webrtc_video_transcoded() {
+                // The original (B-frames and all) for recordings; WebRTC gets the transcode.
+                if let Some(t) = &self.video_transcoder {
+                    t.addr.do_send(TranscodeVideo {
+                        frames: vec![frame.clone()],
+                        backlog: false,
+                    });
+                }
+                self.fan_out(&frame, Some(Delivery::Original), ctx);
+            } else {
+                self.fan_out(&frame, None, ctx);
+            }
         }
     }
 
@@ -459,11 +508,8 @@ impl StreamSupervisor {
     /// Starts or stops the transcoder and the on-demand linger timer after the set of
     /// subscribers changed.
     fn subscribers_changed(&mut self, ctx: &mut Context<Self>) {
-        let webrtc = self
-            .subscribers
-            .values()
-            .filter(|s| s.delivery == Delivery::WebRtc)
-            .count();
+        let webrtc = self.webrtc_subscribers();
+        self.update_video_transcoder(ctx);
         if webrtc > 0 && self.transcoder.is_none() && self.request.has_audio {
             self.start_transcoder(ctx);
         } else if webrtc == 0 {
@@ -483,6 +529,77 @@ impl StreamSupervisor {
                 );
             } else if let Some(handle) = self.linger.take() {
                 ctx.cancel_future(handle);
+            }
+        }
+    }
+
+    /// WebRTC viewers get transcoded video (the source has B-frames).
+    fn webrtc_video_transcoded(&self) -> bool {
+        self.request.has_video && self.bframes.decided() == Some(true)
+    }
+
+    fn webrtc_subscribers(&self) -> usize {
+        self.subscribers
+            .values()
+            .filter(|s| s.delivery == Delivery::WebRtc)
+            .count()
+    }
+
+    fn bframes_found(&mut self, ctx: &mut Context<Self>) {
+        info!(
+            "{}: the video has B-frames ({}); WebRTC viewers get a Constrained Baseline transcode, recordings the original",
+            self.label(),
+            self.bframes.evidence().unwrap_or("")
+        );
+        self.update_video_transcoder(ctx);
+    }
+
+    /// Runs the video transcoder while the capture has B-frames and WebRTC subscribers.
+    fn update_video_transcoder(&mut self, ctx: &mut Context<Self>) {
+        let wanted = self.webrtc_video_transcoded() && self.webrtc_subscribers() > 0;
+        if wanted && self.video_transcoder.is_none() {
+            let arbiter = Arbiter::new();
+            let label = self.label();
+            let output = ctx.address().recipient::<TranscodedVideo>();
+            let settings = TranscodeSettings {
+                bitrate_bps: self.settings.bframe_transcode_bitrate,
+                frame_rate: self
+                    .codecs
+                    .video
+                    .as_ref()
+                    .and_then(|v| v.sps_info.as_ref())
+                    .and_then(|s| s.frame_rate)
+                    .unwrap_or(30.0) as f32,
+                keyframe_interval: 60,
+            };
+            let addr = VideoTranscoderActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                ctx.set_mailbox_capacity(1024);
+                VideoTranscoderActor::new(label, settings, output)
+            });
+            // Start from the cached keyframe: the first viewer need not wait for the next.
+            let backlog: Vec<MediaFrame> = self
+                .gop
+                .frames()
+                .iter()
+                .filter(|f| f.track == Track::Video)
+                .cloned()
+                .collect();
+            if !backlog.is_empty() {
+                addr.do_send(TranscodeVideo {
+                    frames: backlog,
+                    backlog: true,
+                });
+            }
+            info!(
+                "{}: video transcoder (B-frames → Constrained Baseline) started",
+                self.label()
+            );
+            self.video_transcoder = Some(VideoTranscoder { addr, arbiter });
+        } else if !wanted {
+            if let Some(t) = self.video_transcoder.take() {
+                info!("{}: video transcoder stopped", self.label());
+                t.arbiter.stop();
+                self.transcoded_gop.clear();
             }
         }
     }
@@ -580,6 +697,9 @@ impl StreamSupervisor {
             recording: self.recording.clone(),
             history: self.history.iter().cloned().collect(),
             reconnects: self.reconnects,
+            b_frames: self.bframes.decided(),
+            b_frames_evidence: self.bframes.evidence().map(str::to_string),
+            video_transcoding: self.video_transcoder.is_some(),
             last_resume: self.last_resume.clone(),
             retry: (self.backoff.attempts() > 0 && self.status != CaptureStatus::ProcessedRemote)
                 .then(|| RetryInfo {
@@ -616,6 +736,9 @@ impl Actor for StreamSupervisor {
             source.do_send(StopSource);
         }
         if let Some(t) = self.transcoder.take() {
+            t.arbiter.stop();
+        }
+        if let Some(t) = self.video_transcoder.take() {
             t.arbiter.stop();
         }
         let reason = self
@@ -695,7 +818,7 @@ impl Handler<SourceMedia> for StreamSupervisor {
             return;
         }
         match media.event {
-            NormalizedEvent::CodecChange(codecs) => self.on_codecs(codecs),
+            NormalizedEvent::CodecChange(codecs) => self.on_codecs(codecs, ctx),
             NormalizedEvent::Frame(frame) => self.on_frame(frame, ctx),
         }
     }
@@ -710,9 +833,15 @@ impl Handler<Subscribe> for StreamSupervisor {
             recipient.do_send(SubscriberMedia::Codecs(self.codecs.clone()));
         }
         // Instant start: the frames since the latest keyframe, at once. WebRTC subscribers
-        // get the cached video only; their audio is Opus, which starts live.
+        // get the cached video only (the transcoded one when the source has B-frames);
+        // their audio is Opus, which starts live.
         let mut waiting_for_keyframe = self.codecs.video.is_some();
-        for frame in self.gop.frames() {
+        let cache = if msg.delivery == Delivery::WebRtc && self.webrtc_video_transcoded() {
+            self.transcoded_gop.frames()
+        } else {
+            self.gop.frames()
+        };
+        for frame in cache {
             if msg.delivery == Delivery::WebRtc && frame.track == Track::Audio {
                 continue;
             }
@@ -764,6 +893,21 @@ impl Handler<TranscodedAudio> for StreamSupervisor {
             return;
         }
         for frame in &msg.frames {
+            self.fan_out(frame, Some(Delivery::WebRtc), ctx);
+        }
+    }
+}
+
+impl Handler<TranscodedVideo> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TranscodedVideo, ctx: &mut Self::Context) {
+        if self.video_transcoder.is_none() {
+            // Late output of a transcoder that was just stopped.
+            return;
+        }
+        for frame in &msg.frames {
+            self.transcoded_gop.push(frame);
             self.fan_out(frame, Some(Delivery::WebRtc), ctx);
         }
     }

@@ -1,0 +1,115 @@
+//! `VideoTranscoderActor`: the one B-frame → Constrained Baseline transcoder of a capture, on
+//! its own thread.
+//!
+//! The supervisor starts it when a capture with B-frames has its first WebRTC viewer and
+//! stops it with the last, feeds it the original access units, and gets `TranscodedVideo`
+//! back to fan out to WebRTC viewers (recordings keep the original). It wraps the pure
+//! `pullcast::video::transcode::BFrameTranscoder`; a frame that fails is logged (once per
+//! kind of failure) and skipped.
+
+use std::collections::HashSet;
+
+use actix::prelude::*;
+use log::{info, warn};
+use pullcast::video::transcode::{BFrameTranscoder, TranscodeSettings};
+
+use crate::messages::{ResetVideoTranscode, TranscodeVideo, TranscodedVideo};
+
+/// B-frames → no B-frames, for one capture.
+pub struct VideoTranscoderActor {
+    label: String,
+    transcoder: Option<BFrameTranscoder>,
+    output: Recipient<TranscodedVideo>,
+    reported: HashSet<String>,
+}
+
+impl VideoTranscoderActor {
+    pub fn new(
+        label: String,
+        settings: TranscodeSettings,
+        output: Recipient<TranscodedVideo>,
+    ) -> Self {
+        let mut me = Self {
+            label,
+            transcoder: None,
+            output,
+            reported: HashSet::new(),
+        };
+        match BFrameTranscoder::new(settings) {
+            Ok(t) => me.transcoder = Some(t),
+            Err(e) => me.report(e),
+        }
+        me
+    }
+
+    fn report(&mut self, problem: String) {
+        if self.reported.len() < 16 && self.reported.insert(problem.clone()) {
+            warn!(
+                "{}: video transcoding: {problem} (reported once)",
+                self.label
+            );
+        }
+    }
+}
+
+impl Actor for VideoTranscoderActor {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Some(t) = &self.transcoder {
+            if t.decode_errors() > 0 {
+                info!(
+                    "{}: video transcoder stopped ({} pictures could not be decoded)",
+                    self.label,
+                    t.decode_errors()
+                );
+            }
+        }
+    }
+}
+
+impl Handler<TranscodeVideo> for VideoTranscoderActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TranscodeVideo, _ctx: &mut Self::Context) {
+        let Some(t) = self.transcoder.as_mut() else {
+            return;
+        };
+        let mut frames = Vec::new();
+        let mut problem = None;
+        if msg.backlog {
+            match t.push_backlog(&msg.frames) {
+                Ok(out) => frames.extend(out),
+                Err(e) => problem = Some(e),
+            }
+        } else {
+            for frame in &msg.frames {
+                match t.push(frame) {
+                    Ok(out) => frames.extend(out),
+                    Err(e) => problem = Some(e),
+                }
+            }
+        }
+        if let Some(e) = problem {
+            self.report(e);
+        }
+        if !frames.is_empty() {
+            self.output.do_send(TranscodedVideo {
+                frames,
+                backlog: msg.backlog,
+            });
+        }
+    }
+}
+
+impl Handler<ResetVideoTranscode> for VideoTranscoderActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ResetVideoTranscode, _ctx: &mut Self::Context) {
+        if let Some(t) = self.transcoder.as_mut() {
+            if let Err(e) = t.reset() {
+                self.report(e);
+            }
+        }
+    }
+}
