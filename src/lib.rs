@@ -26,6 +26,8 @@
 //! - [`backoff`] — jittered exponential retry delays for a dropped source.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
 //! - [`config`] — the configuration schema with its built-in defaults.
+//! - [`lipsync`] — what a viewer's RTCP sender reports say, so browsers align audio and video
+//!   by the source's timestamps.
 //! - [`webrtc_sdp`] — a WebRTC viewer's decisions: the browser's offered H.264/Opus formats,
 //!   the format to answer with, RTP timestamps from pts, keyframe-request rate limits.
 //!
@@ -39,6 +41,7 @@ pub mod backoff;
 pub mod config;
 pub mod flv;
 pub mod gop;
+pub mod lipsync;
 pub mod media;
 pub mod mp4;
 pub mod normalize;

@@ -97,19 +97,11 @@ pub fn bframes_flv() -> Vec<u8> {
     include_bytes!("video/testdata/bframes_160x96.flv").to_vec()
 }
 
-/// The tags of an FLV *file*: (tag type 8/9/18, timestamp, body). Test code only: it trusts
-/// its input.
+/// The tags of an FLV *file*: (tag type 8/9/18, timestamp, body).
 pub fn flv_file_tags(file: &[u8]) -> Vec<(u8, u32, Bytes)> {
-    let header_len = u32::from_be_bytes([file[5], file[6], file[7], file[8]]) as usize;
-    let mut at = header_len + 4;
-    let mut tags = Vec::new();
-    while at + 11 <= file.len() {
-        let kind = file[at] & 0x1f;
-        let size = u32::from_be_bytes([0, file[at + 1], file[at + 2], file[at + 3]]) as usize;
-        let ts = u32::from_be_bytes([file[at + 7], file[at + 4], file[at + 5], file[at + 6]]);
-        let body = Bytes::copy_from_slice(&file[at + 11..at + 11 + size]);
-        tags.push((kind, ts, body));
-        at += 11 + size + 4;
-    }
-    tags
+    crate::flv::file::read_flv_file(file)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.kind, t.timestamp, t.body))
+        .collect()
 }

@@ -165,6 +165,22 @@ pub fn parse_offer(sdp: &str) -> Result<OfferSummary, SdpError> {
     Ok(summary)
 }
 
+/// The Opus `a=fmtp` of our answer: what the browser offered, plus `stereo=1;sprop-stereo=1`
+/// (RFC 7587 §7.1) — we send stereo, and without them browsers decode it as mono.
+pub fn opus_answer_fmtp(offered: &str) -> String {
+    let mut params: Vec<&str> = offered
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let key = p.split('=').next().unwrap_or("").trim();
+            key != "stereo" && key != "sprop-stereo"
+        })
+        .collect();
+    params.extend(["stereo=1", "sprop-stereo=1"]);
+    params.join(";")
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -304,7 +320,13 @@ impl RtpClock {
 
     /// The RTP timestamp of `pts_ms`.
     pub fn timestamp(&self, pts_ms: i64) -> u32 {
-        let ticks = (i128::from(pts_ms) * i128::from(self.rate)).div_euclid(1000);
+        self.timestamp_us(i128::from(pts_ms) * 1000)
+    }
+
+    /// The RTP timestamp of a time in microseconds on the capture's timeline (sender reports
+    /// name instants between frames).
+    pub fn timestamp_us(&self, pts_us: i128) -> u32 {
+        let ticks = (pts_us * i128::from(self.rate)).div_euclid(1_000_000);
         // Modulo 2^32, also for negative times.
         let wrapped = ticks.rem_euclid(1 << 32) as u32;
         self.base.wrapping_add(wrapped)
@@ -420,6 +442,15 @@ a=rtpmap:9 G722/8000\r\n";
         let opus = s.opus.unwrap();
         assert_eq!((opus.payload_type, opus.channels), (111, 2));
         assert_eq!(opus.fmtp, "minptime=10;useinbandfec=1");
+        assert_eq!(
+            opus_answer_fmtp(&opus.fmtp),
+            "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1"
+        );
+        assert_eq!(opus_answer_fmtp(""), "stereo=1;sprop-stereo=1");
+        assert_eq!(
+            opus_answer_fmtp("stereo=0; useinbandfec=1"),
+            "useinbandfec=1;stereo=1;sprop-stereo=1"
+        );
     }
 
     #[test]

@@ -6,14 +6,19 @@
 //!   with `-listen 1`);
 //! - [`Pullcast`] — the server binary under test, built once per test process;
 //! - [`SilentTcpListener`] — a TCP peer that accepts and never answers;
-//! - [`browser`] — headless Chromium (playwright-core) running a page-side script, e.g. WHEP viewers.
+//! - [`browser`] — headless Chromium (playwright-core) running a page-side script, e.g. WHEP viewers;
+//! - [`aac_vectors`] — HE-AAC sources ffmpeg cannot encode (FDK encoder → our FLV file →
+//!   `ffmpeg -c copy` to nginx);
+//! - [`cpu_load`] — how busy the machine was during a measurement, ours versus others'.
 //!
 //! Rules the harness keeps: a missing tool is a loud panic, never a skipped test; every child
 //! process is killed on `Drop` (so a failing test leaves nothing behind); every wait has a
 //! deadline; each peer keeps its log in its own temporary folder, and the folder is kept (and
 //! its path printed) when the test panics.
 
+pub mod aac_vectors;
 pub mod browser;
+pub mod cpu_load;
 pub mod http;
 pub mod nginx;
 pub mod ports;

@@ -39,6 +39,9 @@ struct Audio {
 pub struct PublisherBuilder {
     video: Option<Video>,
     audio: Option<Audio>,
+    /// Black frames with a white flash, and silence with a 1 kHz beep, for 100 ms at the
+    /// start of every second (lip-sync tests) instead of the test pattern and the sine.
+    flash_and_beep: bool,
 }
 
 impl Default for PublisherBuilder {
@@ -58,6 +61,7 @@ impl Default for PublisherBuilder {
                 channels: 2,
                 bitrate_kbps: 128,
             }),
+            flash_and_beep: false,
         }
     }
 }
@@ -83,6 +87,13 @@ impl PublisherBuilder {
     pub fn gop(mut self, frames: u32) -> Self {
         let v = self.video.as_mut().expect("gop() on an audio-only source");
         v.gop = frames.max(1);
+        self
+    }
+
+    /// A white flash and a 1 kHz beep together for 100 ms at the start of every second, on
+    /// black and silence (sample-exact beep from `aevalsrc`, flash drawn by `drawbox`).
+    pub fn flash_and_beep(mut self) -> Self {
+        self.flash_and_beep = true;
         self
     }
 
@@ -154,19 +165,27 @@ impl PublisherBuilder {
             a.push("-f".into());
             a.push("lavfi".into());
             a.push("-i".into());
-            a.push(format!(
-                "testsrc2=size={}x{}:rate={}",
-                v.width, v.height, v.fps
-            ));
+            a.push(if self.flash_and_beep {
+                format!(
+                    "color=c=black:s={}x{}:r={},format=yuv420p,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(mod(t,1),0.1)'",
+                    v.width, v.height, v.fps
+                )
+            } else {
+                format!("testsrc2=size={}x{}:rate={}", v.width, v.height, v.fps)
+            });
         }
         if let Some(au) = &self.audio {
             a.push("-f".into());
             a.push("lavfi".into());
             a.push("-i".into());
-            a.push(format!(
-                "sine=frequency=1000:sample_rate={}",
-                au.sample_rate
-            ));
+            a.push(if self.flash_and_beep {
+                format!(
+                    "aevalsrc=exprs='if(lt(mod(t,1),0.1),0.5*sin(2*PI*1000*t),0)':s={}",
+                    au.sample_rate
+                )
+            } else {
+                format!("sine=frequency=1000:sample_rate={}", au.sample_rate)
+            });
         }
         if let Some(v) = &self.video {
             let gop = v.gop.to_string();

@@ -2,7 +2,7 @@
 //!
 //! It holds what every viewer's peer connection is built from — the setting engine (mDNS
 //! off, loopback candidates, 1:1 NAT public IPs, ICE timeouts), the UDP port pool, the
-//! interceptor chain recipe (NACK responder, RTCP sender reports, keyframe requests to the
+//! interceptor chain recipe (NACK responder, RTCP receiver reports, keyframe requests to the
 //! application) — and the arbiters (threads) the [`ViewerPeer`] actors and their connection
 //! drivers run on. [`WebRtcEngine::start_viewer`] is the one way to create a viewer.
 //!
@@ -20,12 +20,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use log::{debug, warn};
 use pullcast::config::Settings;
-use pullcast::webrtc_sdp::{self, H264Format, OfferSummary, OpusFormat};
+use pullcast::webrtc_sdp::{self, opus_answer_fmtp, H264Format, OfferSummary, OpusFormat};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::ReceiverReportBuilder;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_nack, configure_rtcp_reports,
-};
+use rtc::peer_connection::configuration::interceptor_registry::configure_nack;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
 };
@@ -115,7 +114,7 @@ impl ViewerCodecs {
             mime_type: MIME_TYPE_OPUS.to_owned(),
             clock_rate: 48_000,
             channels: 2,
-            sdp_fmtp_line: a.fmtp.clone(),
+            sdp_fmtp_line: opus_answer_fmtp(&a.fmtp),
             rtcp_feedback: vec![],
         })
     }
@@ -268,7 +267,9 @@ impl WebRtcEngine {
                 .map_err(|e| format!("cannot register Opus: {e}"))?;
         }
         let registry = configure_nack(Registry::new(), &mut media_engine);
-        let registry = configure_rtcp_reports(registry);
+        // Receiver reports from the interceptor; sender reports are the ViewerPeer's own
+        // (one capture-time anchor for both tracks: lip-sync, see `pullcast::lipsync`).
+        let registry = registry.with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
         // Last in the chain, so the other interceptors have seen every inbound RTCP packet.
         let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
         Ok((media_engine, registry))

@@ -14,6 +14,11 @@
 //! by subscribing again (codecs + GOP from the cache), at most once per
 //! `webrtc.keyframe_request_interval_ms`.
 //!
+//! RTCP sender reports are ours, not the interceptor's: every `SENDER_REPORT_EVERY` each track
+//! reports the capture time of "now" through one [`pullcast::lipsync::SyncAnchor`] shared by
+//! both tracks (a frame's pts and its arrival at the server), so the browser aligns audio and
+//! video as the source had them, whatever the transcodes' delays.
+//!
 //! Writes are awaited inside the actor (`ctx.wait`), so a slow connection fills this actor's
 //! bounded mailbox and the capture skips it to the next keyframe; nothing here may block the
 //! capture, panic on input or unwrap network data.
@@ -24,15 +29,18 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use bytes::Bytes;
 use log::{debug, info, warn};
+use pullcast::lipsync::SyncAnchor;
 use pullcast::media::{MediaFrame, Track};
 use pullcast::webrtc_sdp::{KeyframeRequestLimiter, RtpClock};
 use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::shared::time::SystemInstant;
 use tokio::sync::Notify;
 use uuid::Uuid;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -73,6 +81,9 @@ struct PeerStateChanged(RTCPeerConnectionState);
 #[rtype(result = "()")]
 struct KeyframeRequested;
 
+/// How often each track sends an RTCP sender report (browsers need two before they sync).
+const SENDER_REPORT_EVERY: Duration = Duration::from_millis(500);
+
 /// One outgoing track of this viewer.
 struct OutTrack {
     track: Arc<TrackLocalStaticRTP>,
@@ -81,6 +92,9 @@ struct OutTrack {
     payload_type: u8,
     sequence: u16,
     clock: RtpClock,
+    /// RTP packets and payload octets sent (for sender reports; wrap as RFC 3550 says).
+    packets: u32,
+    octets: u32,
 }
 
 impl OutTrack {
@@ -95,6 +109,8 @@ impl OutTrack {
             ..Default::default()
         };
         self.sequence = self.sequence.wrapping_add(1);
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(payload.len() as u32);
         rtp::Packet { header, payload }
     }
 }
@@ -153,6 +169,8 @@ pub struct ViewerPeer {
     connected_at: Option<Instant>,
     /// `telemetry::now_us` at the last subscription (see `subscribe`).
     live_after_us: u64,
+    /// Capture time ↔ server clock for the sender reports of both tracks.
+    anchor: Option<SyncAnchor>,
 }
 
 impl ViewerPeer {
@@ -187,6 +205,7 @@ impl ViewerPeer {
             created: Instant::now(),
             connected_at: None,
             live_after_us: 0,
+            anchor: None,
         }
     }
 
@@ -229,6 +248,43 @@ impl ViewerPeer {
         self.subscribed = true;
     }
 
+    /// One sender report per track that has sent media, naming the capture time of now.
+    fn send_sender_reports(&mut self, ctx: &mut Context<Self>) {
+        let Some(anchor) = self.anchor else {
+            return;
+        };
+        let now = now_us();
+        let ntp_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, SystemInstant::unix2ntp);
+        for track in [self.video.as_ref(), self.audio.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if track.packets == 0 {
+                continue;
+            }
+            let report = SenderReport {
+                ssrc: track.ssrc,
+                ntp_time,
+                rtp_time: anchor.rtp_time(&track.clock, now),
+                packet_count: track.packets,
+                octet_count: track.octets,
+                ..Default::default()
+            };
+            let out = track.track.clone();
+            let id = self.id;
+            ctx.spawn(
+                async move {
+                    if let Err(e) = out.write_rtcp(vec![Box::new(report)]).await {
+                        debug!("viewer {id}: sender report not sent: {e}");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+
     fn unsubscribe(&mut self) {
         if self.subscribed {
             self.capture
@@ -251,6 +307,7 @@ impl ViewerPeer {
         );
         self.events
             .do_send(ViewerEvent::Connected { viewer: self.id });
+        ctx.run_interval(SENDER_REPORT_EVERY, |act, ctx| act.send_sender_reports(ctx));
         // Keyframe requests from the browser.
         if let Some(video) = &self.video {
             let track = video.track.clone();
@@ -287,6 +344,7 @@ impl ViewerPeer {
             return;
         }
         let timestamp = video.clock.timestamp(frame.pts);
+        self.anchor.get_or_insert_with(|| anchor_of(&frame));
         let last = payloads.len() - 1;
         let packets: Vec<rtp::Packet> = payloads
             .into_iter()
@@ -310,6 +368,7 @@ impl ViewerPeer {
         }
         self.last_audio_pts = Some(frame.pts);
         let timestamp = audio.clock.timestamp(frame.pts);
+        self.anchor.get_or_insert_with(|| anchor_of(&frame));
         let packet = audio.packet(timestamp, false, frame.data);
         let track = audio.track.clone();
         let counts_as_playing = !self.capture_has_video || self.video.is_none();
@@ -514,6 +573,8 @@ async fn add_track(
         payload_type: 0,
         sequence,
         clock,
+        packets: 0,
+        octets: 0,
     })
 }
 
@@ -659,5 +720,17 @@ impl Handler<StopViewer> for ViewerPeer {
                 reason: msg.reason,
             },
         );
+    }
+}
+
+/// The anchor a frame gives: its pts and when its source message arrived (now, if unknown).
+fn anchor_of(frame: &MediaFrame) -> SyncAnchor {
+    SyncAnchor {
+        pts_ms: frame.pts,
+        arrival_us: if frame.ingest_us > 0 {
+            frame.ingest_us
+        } else {
+            now_us()
+        },
     }
 }
