@@ -76,25 +76,8 @@ published() { grep -q "publish: name='bench'" "$WORK/error.log" 2>/dev/null; }
 wait_until 10 published || die "ffmpeg did not publish: $(tail -5 "$WORK/publisher.log")"
 
 echo "== starting pullcast ($BIN)"
-REST_PORT=$(free_port)
-mkdir -p "$WORK/tls"
-(
-    cd "$WORK"
-    export RUST_LOG="${RUST_LOG:-info}"
-    export PULLCAST_SERVER__BIND=127.0.0.1
-    export PULLCAST_SERVER__REST_HTTP_PORT="$REST_PORT"
-    export PULLCAST_SERVER__REST_HTTPS_PORT="$(free_port)"
-    export PULLCAST_SERVER__WS_PORT="$(free_port)"
-    export PULLCAST_SERVER__WSS_PORT="$(free_port)"
-    export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
-    exec "$BIN" </dev/null >"$WORK/pullcast.log" 2>&1
-) &
-SERVER_PID=$!
-API="http://127.0.0.1:$REST_PORT/rest-api/pull/rtmp"
+RUST_LOG="${RUST_LOG:-info}" start_server capture
 api() { curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$2" "$API/$1"; }
-http_code() { curl -s --max-time 2 -o /dev/null -w '%{http_code}' -X POST -d '{}' "$API/find_all" || true; }
-ready() { kill -0 "$SERVER_PID" 2>/dev/null || die "pullcast exited: $(tail -20 "$WORK/pullcast.log")"; [ "$(http_code)" != 000 ]; }
-wait_until 20 ready || die "pullcast did not answer within 20 s: $(tail -20 "$WORK/pullcast.log")"
 
 # The value of a numeric JSON field in a find_all answer (the only capture).
 field() { grep -o "\"$1\" *: *[0-9.]*" <<<"$2" | head -n1 | sed 's/.*: *//'; }
@@ -142,7 +125,7 @@ W0=$(now_ms)
 S_RSS_SUM=0 S_RSS_PEAK=0 R_RSS_SUM=0 R_RSS_PEAK=0 N=0
 for _ in $(seq "$DURATION"); do
     sleep 1
-    kill -0 "$SERVER_PID" 2>/dev/null || die "pullcast exited during the run: $(tail -20 "$WORK/pullcast.log")"
+    kill -0 "$SERVER_PID" 2>/dev/null || die "pullcast exited during the run: $(tail -20 "$WORK/pullcast-capture.log")"
     s=$(rss_kib "$SERVER_PID"); r=$(rss_kib "$READER_PID")
     S_RSS_SUM=$(( S_RSS_SUM + s )); R_RSS_SUM=$(( R_RSS_SUM + r )); N=$(( N + 1 ))
     if [ "$s" -gt "$S_RSS_PEAK" ]; then S_RSS_PEAK=$s; fi

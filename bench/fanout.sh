@@ -81,16 +81,7 @@ fmt1() { [ -z "$1" ] || [ "$1" = null ] && echo "-" || printf '%.0f' "$1"; }
 machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
 
 # ---- build ---------------------------------------------------------------------------------
-if [ -n "${SERVER_BIN:-}" ] && [ -n "${CLIENT_BIN:-}" ]; then
-    BIN="$SERVER_BIN"
-else
-    echo "== building the release server and load client"
-    cargo build --release -p pullcast-server -p pullcast-loadclient --bin pullcast --bin pullcast-loadclient
-    BIN="${SERVER_BIN:-$CARGO_TARGET_DIR/release/pullcast}"
-    CLIENT_BIN="${CLIENT_BIN:-$CARGO_TARGET_DIR/release/pullcast-loadclient}"
-fi
-[ -x "$BIN" ] || die "no server binary at $BIN"
-[ -x "$CLIENT_BIN" ] || die "no load client binary at $CLIENT_BIN"
+build_server_and_client
 
 # ---- nginx-rtmp ----------------------------------------------------------------------------
 echo "== starting nginx-rtmp"

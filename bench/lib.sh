@@ -110,3 +110,18 @@ start_server() {
     wait_until 20 ready || die "pullcast did not answer within 20 s: $(tail -20 "$WORK/pullcast-$tag.log")"
 }
 
+
+# build_server_and_client: the release pullcast and load client (skipped when SERVER_BIN and
+# CLIENT_BIN are both given); sets BIN and CLIENT_BIN and checks both exist.
+build_server_and_client() {
+    if [ -n "${SERVER_BIN:-}" ] && [ -n "${CLIENT_BIN:-}" ]; then
+        BIN="$SERVER_BIN"
+    else
+        echo "== building the release server and load client"
+        cargo build --release -p pullcast-server -p pullcast-loadclient --bin pullcast --bin pullcast-loadclient
+        BIN="${SERVER_BIN:-$CARGO_TARGET_DIR/release/pullcast}"
+        CLIENT_BIN="${CLIENT_BIN:-$CARGO_TARGET_DIR/release/pullcast-loadclient}"
+    fi
+    [ -x "$BIN" ] || die "no server binary at $BIN"
+    [ -x "$CLIENT_BIN" ] || die "no load client binary at $CLIENT_BIN"
+}

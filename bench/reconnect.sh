@@ -48,16 +48,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- build ---------------------------------------------------------------------------------
-if [ -n "${SERVER_BIN:-}" ] && [ -n "${CLIENT_BIN:-}" ]; then
-    BIN="$SERVER_BIN"
-else
-    echo "== building the release server and load client"
-    cargo build --release -p pullcast-server -p pullcast-loadclient --bin pullcast --bin pullcast-loadclient
-    BIN="${SERVER_BIN:-$CARGO_TARGET_DIR/release/pullcast}"
-    CLIENT_BIN="${CLIENT_BIN:-$CARGO_TARGET_DIR/release/pullcast-loadclient}"
-fi
-[ -x "$BIN" ] || die "no server binary at $BIN"
-[ -x "$CLIENT_BIN" ] || die "no load client binary at $CLIENT_BIN"
+build_server_and_client
 
 NAME=bench
 start_publisher() { # starts ffmpeg and waits until nginx logs the new publish

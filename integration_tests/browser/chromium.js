@@ -21,4 +21,45 @@ function launch() {
   });
 }
 
-module.exports = { launch, LAUNCH_ARGS };
+// The driver's spec: the first argument, or standard input.
+async function readSpec() {
+  if (process.argv[2]) return JSON.parse(process.argv[2]);
+  const chunks = [];
+  for await (const c of process.stdin) chunks.push(c);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+}
+
+// Reads the spec, opens spec.pageUrl (any answer: the page only gives the in-page calls
+// their origin), runs `inPage(spec)` there and prints its result as one JSON line with
+// "ok": true (plus the page's last console lines and the browser version), or
+// {"ok": false, "error": ...}. A hard limit of spec.timeoutMs (default `defaultTimeoutMs`)
+// ends the driver with {"ok": false}.
+async function runDriver(inPage, defaultTimeoutMs) {
+  let browser;
+  const spec = await readSpec();
+  const limit = spec.timeoutMs ?? defaultTimeoutMs;
+  const hardLimit = setTimeout(() => {
+    console.log(JSON.stringify({ ok: false, error: `driver timed out after ${limit} ms` }));
+    process.exit(2);
+  }, limit);
+  try {
+    browser = await launch();
+    const page = await browser.newPage();
+    const consoleLines = [];
+    page.on('console', (m) => consoleLines.push(m.text()));
+    await page.goto(spec.pageUrl, { waitUntil: 'domcontentloaded' }).catch(() => {});
+    const result = await page.evaluate(inPage, spec);
+    result.ok = true;
+    result.console = consoleLines.slice(-20);
+    result.chromium = browser.version();
+    console.log(JSON.stringify(result));
+  } catch (e) {
+    console.log(JSON.stringify({ ok: false, error: String((e && e.stack) || e) }));
+    process.exitCode = 1;
+  } finally {
+    clearTimeout(hardLimit);
+    if (browser) await browser.close().catch(() => {});
+  }
+}
+
+module.exports = { launch, runDriver, LAUNCH_ARGS };

@@ -21,14 +21,7 @@
 // It must not decide pass/fail, and it needs /usr/bin/chromium (or $CHROMIUM) and playwright-core.
 'use strict';
 
-const { launch } = require('./chromium');
-
-async function readSpec() {
-  if (process.argv[2]) return JSON.parse(process.argv[2]);
-  const chunks = [];
-  for await (const c of process.stdin) chunks.push(c);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-}
+const { runDriver } = require('./chromium');
 
 // Runs inside the page.
 async function runInPage(spec) {
@@ -223,32 +216,4 @@ async function runInPage(spec) {
   return out;
 }
 
-async function main() {
-  let browser;
-  const spec = await readSpec();
-  const hardLimit = setTimeout(() => {
-    console.log(JSON.stringify({ ok: false, error: `driver timed out after ${spec.timeoutMs ?? 30000} ms` }));
-    process.exit(2);
-  }, spec.timeoutMs ?? 30000);
-  try {
-    browser = await launch();
-    const page = await browser.newPage();
-    const consoleLines = [];
-    page.on('console', (m) => consoleLines.push(m.text()));
-    // Any answer is fine: the page only gives the WHEP calls their origin.
-    await page.goto(spec.pageUrl, { waitUntil: 'domcontentloaded' }).catch(() => {});
-    const result = await page.evaluate(runInPage, spec);
-    result.ok = true;
-    result.console = consoleLines.slice(-20);
-    result.chromium = browser.version();
-    console.log(JSON.stringify(result));
-  } catch (e) {
-    console.log(JSON.stringify({ ok: false, error: String(e && e.stack || e) }));
-    process.exitCode = 1;
-  } finally {
-    clearTimeout(hardLimit);
-    if (browser) await browser.close().catch(() => {});
-  }
-}
-
-main();
+runDriver(runInPage, 30000);

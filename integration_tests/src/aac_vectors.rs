@@ -15,13 +15,12 @@
 //! The sine has ffmpeg's `sine` filter's default amplitude (1/8 of full scale) in every
 //! channel: −18.06 dBFS peak, −21.07 dBFS RMS.
 
-use std::process::{Child, Command};
 use std::time::Duration;
 
 use fdk_aac::enc::{AudioObjectType, BitRate, ChannelMode, Encoder, EncoderParams, Transport};
 
 use crate::nginx::NginxRtmp;
-use crate::process::{kill_tree, require_tool, spawn_logged, tail};
+use crate::publisher::Publisher;
 use crate::tempdir::TempDir;
 
 /// Frequency of every test sine (ffmpeg's `sine` default too).
@@ -212,87 +211,34 @@ pub fn flv_audio_file(track: &AacTrack) -> Vec<u8> {
     out
 }
 
-/// ffmpeg re-publishing an FLV file in real time, looped, without re-encoding
-/// (`-re -stream_loop -1 -i FILE -c copy -f flv URL`). Killed on drop; its folder (the file,
-/// the command line and ffmpeg's log) is kept when the test panics.
-pub struct FlvFilePublisher {
-    dir: TempDir,
-    url: String,
-    child: Option<Child>,
-}
-
-impl FlvFilePublisher {
-    /// Writes `track` as an FLV file into a fresh folder and publishes it on nginx's
-    /// `live/<name>`; returns once nginx has logged the publish (≤ 10 s), with the stream's
-    /// URL.
-    pub fn publish_track(nginx: &NginxRtmp, name: &str, track: &AacTrack) -> (Self, String) {
-        let dir = TempDir::new("flv-publisher");
-        let file = dir.join(&format!("{name}.flv"));
-        std::fs::write(&file, flv_audio_file(track))
-            .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
-        let ffmpeg = require_tool("ffmpeg");
-        let url = nginx.rtmp_url(&format!("live/{name}"));
-        let before = nginx.publish_count(name);
-        let mut cmd = Command::new(ffmpeg);
-        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"])
-            .args(["-stream_loop", "-1", "-i"])
-            .arg(&file)
-            .args(["-c", "copy", "-f", "flv"])
-            .arg(&url);
-        std::fs::write(dir.join("cmdline.txt"), format!("{cmd:?}\n"))
-            .unwrap_or_else(|e| panic!("write cmdline.txt: {e}"));
-        let child = spawn_logged(&mut cmd, &dir.join("ffmpeg.log"));
-        let me = FlvFilePublisher {
-            dir,
-            url: url.clone(),
-            child: Some(child),
-        };
-        assert!(
-            nginx.wait_published_count(name, before + 1, Duration::from_secs(10)),
-            "ffmpeg did not publish {url}\n{}\n{}",
-            nginx.log_tail(),
-            me.log_tail()
-        );
-        (me, url)
-    }
-
-    /// The URL it publishes to.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// True while ffmpeg runs.
-    pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
-    }
-
-    /// The command line and the last lines ffmpeg logged.
-    pub fn log_tail(&self) -> String {
-        format!(
-            "--- ffmpeg ({}) ---\n{}{}",
-            self.dir.path().display(),
-            std::fs::read_to_string(self.dir.join("cmdline.txt")).unwrap_or_default(),
-            tail(&self.dir.join("ffmpeg.log"), 30)
-        )
-    }
-
-    /// Kills ffmpeg. Idempotent.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            kill_tree(&mut child);
-        }
-    }
-}
-
-impl Drop for FlvFilePublisher {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("{}", self.log_tail());
-        }
-        self.stop();
-    }
+/// Writes `track` as an FLV file into a fresh folder and has ffmpeg re-publish it in real
+/// time, looped, without re-encoding (`-re -stream_loop -1 -i FILE -c copy -f flv URL`) on
+/// nginx's `live/<name>`; returns once nginx has logged the publish (≤ 10 s), with the
+/// stream's URL. The publisher is killed on drop; its folder (the file, the command line and
+/// ffmpeg's log) is kept when the test panics.
+pub fn publish_flv_track(nginx: &NginxRtmp, name: &str, track: &AacTrack) -> (Publisher, String) {
+    let dir = TempDir::new("flv-publisher");
+    let file = dir.join(&format!("{name}.flv"));
+    std::fs::write(&file, flv_audio_file(track))
+        .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
+    let url = nginx.rtmp_url(&format!("live/{name}"));
+    let before = nginx.publish_count(name);
+    let args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]
+        .into_iter()
+        .chain(["-stream_loop", "-1", "-i"])
+        .map(String::from)
+        .chain([file.display().to_string()])
+        .chain(["-c", "copy", "-f", "flv"].map(String::from))
+        .chain([url.clone()])
+        .collect();
+    let publisher = Publisher::spawn_in(dir, args, &url);
+    assert!(
+        nginx.wait_published_count(name, before + 1, Duration::from_secs(10)),
+        "ffmpeg did not publish {url}\n{}\n{}",
+        nginx.log_tail(),
+        publisher.log_tail()
+    );
+    (publisher, url)
 }
 
 #[cfg(test)]

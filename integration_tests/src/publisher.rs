@@ -296,8 +296,13 @@ impl Publisher {
     }
 
     fn spawn(args: Vec<String>, url: &str) -> Publisher {
+        Publisher::spawn_in(TempDir::new("ffmpeg"), args, url)
+    }
+
+    /// ffmpeg with `args` (the output URL included), its command line and log in `dir`
+    /// (which may hold its input files too). Killed on drop; `dir` is kept when a test panics.
+    pub fn spawn_in(dir: TempDir, args: Vec<String>, url: &str) -> Publisher {
         let ffmpeg = require_tool("ffmpeg");
-        let dir = TempDir::new("ffmpeg");
         std::fs::write(
             dir.join("cmdline.txt"),
             format!("ffmpeg {}\n", args.join(" ")),

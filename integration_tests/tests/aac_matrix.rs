@@ -22,7 +22,7 @@
 use std::time::{Duration, Instant};
 
 use pullcast_integration_tests::aac_vectors::{
-    he_aac_sine, FlvFilePublisher, HeAacSine, HeProfile, Signalling, SINE_AMPLITUDE, SINE_HZ,
+    he_aac_sine, publish_flv_track, HeAacSine, HeProfile, Signalling, SINE_AMPLITUDE, SINE_HZ,
 };
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::cpu_load::CpuLoad;
@@ -142,7 +142,7 @@ fn variants() -> Vec<Variant> {
 /// A publisher of either kind, kept alive for the test.
 enum Running {
     Ffmpeg(Publisher),
-    File(FlvFilePublisher),
+    File(Publisher),
 }
 
 impl Running {
@@ -172,7 +172,7 @@ fn start_source(nginx: &NginxRtmp, v: &Variant) -> (Running, String) {
                 track.frame_samples,
                 track.delay_samples
             );
-            let (p, uri) = FlvFilePublisher::publish_track(nginx, v.name, &track);
+            let (p, uri) = publish_flv_track(nginx, v.name, &track);
             (Running::File(p), uri)
         }
     }

@@ -54,6 +54,40 @@ fn watch_statuses(pc: &Pullcast, uri: &str, for_ms: u64, outage: &mut Outage) {
     }
 }
 
+/// Takes the source away with `drop_source`, watches `find_all` for 3 s, brings it back
+/// with `bring_back` (which returns once nginx has the new publish) and watches 1.5 s more.
+/// Both steps get `peers` (what they stop and start).
+fn outage<P>(
+    pc: &Pullcast,
+    uri: &str,
+    peers: &mut P,
+    drop_source: impl FnOnce(&mut P),
+    bring_back: impl FnOnce(&mut P) -> Publisher,
+) -> Outage {
+    let mut outage = Outage {
+        lost_at: wall_ms(),
+        back_at: 0,
+        statuses_seen: Vec::new(),
+        reasons_seen: Vec::new(),
+        publisher: None,
+    };
+    drop_source(peers);
+    watch_statuses(pc, uri, 3000, &mut outage);
+    outage.publisher = Some(bring_back(peers));
+    outage.back_at = wall_ms();
+    watch_statuses(pc, uri, 1500, &mut outage);
+    outage
+}
+
+fn assert_reconnecting_seen(outage: &Outage) {
+    assert!(
+        outage.statuses_seen.iter().any(|s| s == "RECONNECTING"),
+        "find_all never showed RECONNECTING: {:?} {:?}",
+        outage.statuses_seen,
+        outage.reasons_seen
+    );
+}
+
 /// Plays `name` in Chromium for `run_ms` while `disturb` runs (once the viewer has played
 /// for 2 s). Returns the driver's result and what `disturb` reported.
 fn play_through(
@@ -195,27 +229,15 @@ fn a_chromium_viewer_keeps_playing_through_a_publisher_restart_and_the_recording
 
     let (result, outage) = play_through(&pc, &uri, "comeback", 12_000, || {
         let mut publisher = publisher;
-        let mut outage = Outage {
-            lost_at: wall_ms(),
-            back_at: 0,
-            statuses_seen: Vec::new(),
-            reasons_seen: Vec::new(),
-            publisher: None,
-        };
-        publisher.stop();
-        watch_statuses(&pc, &uri, 3000, &mut outage);
-        let (publisher, _) = nginx.publish("comeback", Publisher::builder());
-        outage.back_at = wall_ms();
-        outage.publisher = Some(publisher);
-        watch_statuses(&pc, &uri, 1500, &mut outage);
-        outage
+        outage(
+            &pc,
+            &uri,
+            &mut publisher,
+            |p| p.stop(),
+            |_| nginx.publish("comeback", Publisher::builder()).0,
+        )
     });
-    assert!(
-        outage.statuses_seen.iter().any(|s| s == "RECONNECTING"),
-        "find_all never showed RECONNECTING: {:?} {:?}",
-        outage.statuses_seen,
-        outage.reasons_seen
-    );
+    assert_reconnecting_seen(&outage);
     assert!(
         outage
             .reasons_seen
@@ -275,31 +297,22 @@ fn a_chromium_viewer_keeps_playing_through_an_nginx_restart() {
     pc.wait_for_status(&uri, "PROCESSED_REMOTE", Duration::from_secs(10));
 
     let (result, outage) = play_through(&pc, &uri, "restart", 12_000, || {
-        let mut publisher = publisher;
-        let lost_at = wall_ms();
-        nginx.stop();
-        publisher.stop();
-        let mut outage = Outage {
-            lost_at,
-            back_at: 0,
-            statuses_seen: Vec::new(),
-            reasons_seen: Vec::new(),
-            publisher: None,
-        };
-        watch_statuses(&pc, &uri, 3000, &mut outage);
-        nginx.restart();
-        let (publisher, _) = nginx.publish("restart", source());
-        outage.back_at = wall_ms();
-        outage.publisher = Some(publisher);
-        watch_statuses(&pc, &uri, 1500, &mut outage);
-        outage
+        let mut peers = (&mut nginx, publisher);
+        outage(
+            &pc,
+            &uri,
+            &mut peers,
+            |(nginx, publisher)| {
+                nginx.stop();
+                publisher.stop();
+            },
+            |(nginx, _)| {
+                nginx.restart();
+                nginx.publish("restart", source()).0
+            },
+        )
     });
-    assert!(
-        outage.statuses_seen.iter().any(|s| s == "RECONNECTING"),
-        "find_all never showed RECONNECTING: {:?} {:?}",
-        outage.statuses_seen,
-        outage.reasons_seen
-    );
+    assert_reconnecting_seen(&outage);
     assert_viewer_survived(&result, &outage);
     let c = pc.capture(&uri).unwrap();
     assert_eq!(c["status"], "PROCESSED_REMOTE", "{c}");
