@@ -134,6 +134,16 @@ pub struct Unsubscribe {
     pub id: Uuid,
 }
 
+/// A subscriber's decoder needs a keyframe (a browser's PLI/FIR). The capture answers that
+/// subscriber only: a fresh keyframe from the video transcoder when WebRTC video is
+/// transcoded, else the cached frames from the latest keyframe again. The subscription (and
+/// the capture's transcoders) stay as they are.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RequestKeyframe {
+    pub id: Uuid,
+}
+
 /// Ask for the capture's current state.
 #[derive(Message, Debug)]
 #[rtype(result = "CaptureSnapshot")]
@@ -226,6 +236,11 @@ pub struct TranscodeVideo {
     /// is encoded (as a keyframe), so the first viewer sees the current picture at once.
     pub backlog: bool,
 }
+
+/// Make the next transcoded frame a keyframe (a viewer asked for one).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct ForceKeyframe;
 
 /// The source restarted or its video configuration changed: drop the pictures in flight.
 #[derive(Message, Debug, Clone)]
@@ -329,6 +344,7 @@ pub struct CaptureHandle {
     pub local_stream_name: String,
     pub subscribe: Recipient<Subscribe>,
     pub unsubscribe: Recipient<Unsubscribe>,
+    pub keyframe: Recipient<RequestKeyframe>,
     /// Where viewers record frame latency and first-frame times.
     pub telemetry: SharedTelemetry,
 }

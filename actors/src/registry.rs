@@ -188,7 +188,8 @@ impl Handler<Watch> for Registry {
             uri: entry.uri,
             local_stream_name: entry.local_stream_name,
             subscribe: entry.addr.clone().recipient(),
-            unsubscribe: entry.addr.recipient(),
+            unsubscribe: entry.addr.clone().recipient(),
+            keyframe: entry.addr.recipient(),
             telemetry: entry.telemetry,
         })
     }

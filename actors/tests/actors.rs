@@ -963,3 +963,59 @@ async fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
     .await;
     assert!(registry.send(FindAll).await.unwrap().is_empty());
 }
+
+#[actix::test]
+async fn a_keyframe_request_replays_the_cache_to_that_subscriber_only() {
+    let sources = Sources::default();
+    let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
+    let uri = "rtmp://origin/live/pli";
+    registry
+        .send(Pull {
+            request: request(uri, None),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let handle = registry
+        .send(Watch { name: uri.into() })
+        .await
+        .unwrap()
+        .unwrap();
+    let (got_a, a) = subscriber(1024);
+    let (got_b, b) = subscriber(1024);
+    let (id_a, id_b) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, addr) in [(id_a, &a), (id_b, &b)] {
+        handle
+            .subscribe
+            .send(Subscribe {
+                id,
+                recipient: addr.clone().recipient(),
+                delivery: Delivery::WebRtc,
+            })
+            .await
+            .unwrap();
+    }
+    let (_events, tags) = sources.wait_for(1).await;
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    for i in 0..6u32 {
+        tags.do_send(tag(Track::Video, i * 33, video(i == 0, i as u8)));
+    }
+    eventually(|| frames(&got_a).len() == 6 && frames(&got_b).len() == 6).await;
+    handle
+        .keyframe
+        .send(RequestKeyframe { id: id_a })
+        .await
+        .unwrap();
+    tags.do_send(tag(Track::Video, 6 * 33, video(false, 6)));
+    eventually(|| frames(&got_a).len() == 13 && frames(&got_b).len() == 7).await;
+    let replay: Vec<u8> = frames(&got_a)[6..12]
+        .iter()
+        .map(|f| *f.data.last().unwrap())
+        .collect();
+    assert_eq!(replay, [0, 1, 2, 3, 4, 5], "the cached GOP, from its keyframe");
+    assert!(frames(&got_a)[6].keyframe);
+    // Still subscribed, both of them; nothing was re-sent to B.
+    let snap = snapshot_of(&registry, uri).await;
+    assert_eq!(snap.subscribers, 2);
+    assert_eq!(*frames(&got_b)[6].data.last().unwrap(), 6);
+}

@@ -41,10 +41,10 @@ use super::video_transcoder::VideoTranscoderActor;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, ResetVideoTranscode, ResumeInfo,
-    RetryInfo, SourceMedia, StatusChange, StopCapture, StopSource, Subscribe, SubscriberMedia,
-    TranscodeAudio, TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig,
-    Unsubscribe, VideoInfo,
+    ForceKeyframe, GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe,
+    ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, StatusChange, StopCapture, StopSource,
+    Subscribe, SubscriberMedia, TranscodeAudio, TranscodeVideo, TranscodedAudio, TranscodedVideo,
+    TranscoderConfig, Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -863,6 +863,45 @@ impl Handler<Subscribe> for StreamSupervisor {
             },
         );
         self.subscribers_changed(ctx);
+    }
+}
+
+impl Handler<RequestKeyframe> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestKeyframe, _ctx: &mut Self::Context) {
+        let transcoded = self.webrtc_video_transcoded();
+        if self.codecs.video.is_none() {
+            return;
+        }
+        let Some(sub) = self.subscribers.get_mut(&msg.id) else {
+            return;
+        };
+        let webrtc = sub.delivery == Delivery::WebRtc;
+        if webrtc && transcoded {
+            if let Some(t) = &self.video_transcoder {
+                // A fresh keyframe for everyone watching the transcode, times moving forward.
+                t.addr.do_send(ForceKeyframe);
+                sub.waiting_for_keyframe = true;
+                return;
+            }
+        }
+        // The cached video from the latest keyframe, to this subscriber only.
+        let cache = if webrtc && transcoded {
+            self.transcoded_gop.frames()
+        } else {
+            self.gop.frames()
+        };
+        sub.waiting_for_keyframe = true;
+        for frame in cache.iter().filter(|f| f.track == Track::Video) {
+            let sent = sub
+                .recipient
+                .try_send(SubscriberMedia::Frame(frame.clone()))
+                .is_ok();
+            if sent && frame.keyframe {
+                sub.waiting_for_keyframe = false;
+            }
+        }
     }
 }
 

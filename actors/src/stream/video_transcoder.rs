@@ -13,7 +13,7 @@ use actix::prelude::*;
 use log::{info, warn};
 use pullcast::video::transcode::{BFrameTranscoder, TranscodeSettings};
 
-use crate::messages::{ResetVideoTranscode, TranscodeVideo, TranscodedVideo};
+use crate::messages::{ForceKeyframe, ResetVideoTranscode, TranscodeVideo, TranscodedVideo};
 
 /// B-frames → no B-frames, for one capture.
 pub struct VideoTranscoderActor {
@@ -110,6 +110,16 @@ impl Handler<ResetVideoTranscode> for VideoTranscoderActor {
             if let Err(e) = t.reset() {
                 self.report(e);
             }
+        }
+    }
+}
+
+impl Handler<ForceKeyframe> for VideoTranscoderActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ForceKeyframe, _ctx: &mut Self::Context) {
+        if let Some(t) = self.transcoder.as_mut() {
+            t.request_keyframe();
         }
     }
 }

@@ -10,9 +10,9 @@
 //! H.264 access units go out untouched, packetized here (FU-A, STAP-A with the SPS/PPS
 //! that precede every IDR); Opus packets go out one per RTP packet. RTP timestamps are the
 //! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_sdp`), the
-//! payload type is the one negotiated on the sender. A keyframe request (PLI/FIR) is answered
-//! by subscribing again (codecs + GOP from the cache), at most once per
-//! `webrtc.keyframe_request_interval_ms`.
+//! payload type is the one negotiated on the sender. A keyframe request (PLI/FIR) is passed
+//! to the capture (`RequestKeyframe`: a fresh keyframe from the B-frame transcoder, else the
+//! cached GOP again), at most once per `webrtc.keyframe_request_interval_ms`.
 //!
 //! RTCP sender reports are ours, not the interceptor's: every `SENDER_REPORT_EVERY` each track
 //! reports the capture time of "now" through one [`pullcast::lipsync::SyncAnchor`] shared by
@@ -53,7 +53,8 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::engine::{PortLease, ViewerCodecs, WebRtcEngine};
 use crate::messages::{
-    CaptureHandle, Delivery, StopViewer, Subscribe, SubscriberMedia, Unsubscribe, ViewerEvent,
+    CaptureHandle, Delivery, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia, Unsubscribe,
+    ViewerEvent,
 };
 use crate::telemetry::now_us;
 
@@ -663,16 +664,18 @@ impl Handler<PeerStateChanged> for ViewerPeer {
 impl Handler<KeyframeRequested> for ViewerPeer {
     type Result = ();
 
-    fn handle(&mut self, _msg: KeyframeRequested, ctx: &mut Self::Context) {
+    fn handle(&mut self, _msg: KeyframeRequested, _ctx: &mut Self::Context) {
         if self.phase != Phase::Connected || !self.limiter.allow(self.engine.now_ms()) {
             return;
         }
-        debug!(
-            "{}: keyframe requested; replaying from the cached keyframe",
-            self.label()
-        );
-        self.unsubscribe();
-        self.subscribe(ctx);
+        debug!("{}: keyframe requested; asking the capture", self.label());
+        // What comes next starts at a keyframe; frames replayed from the cache are old on
+        // purpose and do not count as latency.
+        self.waiting_for_keyframe = true;
+        self.live_after_us = now_us();
+        self.capture
+            .keyframe
+            .do_send(RequestKeyframe { id: self.id });
     }
 }
 
