@@ -143,10 +143,30 @@ async function refresh() {
     const tr = document.createElement('tr');
     tr.appendChild(cell(c.localStreamName));
     tr.appendChild(cell(c.uri));
-    const st = cell(c.status + (c.reason ? ` — ${c.reason}` : ''));
+    const retry = c.retry
+      ? ` (retry ${c.retry.attempt}${c.retry.nextAttemptInMs ? `, next in ${(c.retry.nextAttemptInMs / 1000).toFixed(1)} s` : ''})`
+      : '';
+    const st = cell(c.status + retry + (c.reason ? ` — ${c.reason}` : ''));
     st.className = c.status;
+    // Why a stream flapped: its last status transitions.
+    if (Array.isArray(c.history) && c.history.length > 1) {
+      const details = document.createElement('details');
+      const summary = document.createElement('summary');
+      summary.textContent = `history (${c.history.length})${c.reconnects ? `, ${c.reconnects} reconnect(s)` : ''}`;
+      details.appendChild(summary);
+      for (const h of c.history) {
+        const line = document.createElement('div');
+        line.textContent = `${h.time} ${h.status}${h.reason ? ` — ${h.reason}` : ''}`;
+        line.className = h.status;
+        details.appendChild(line);
+      }
+      st.appendChild(details);
+    }
     tr.appendChild(st);
-    tr.appendChild(cell(c.video ? `${c.video.codec} ${c.video.profile} ${c.video.width}×${c.video.height} ${c.video.frameRate ?? ''}` : '—'));
+    const bframes = c.bFrames && c.bFrames.detected
+      ? (c.bFrames.transcodingForWebrtc ? ' · B-frames, transcoded for WebRTC' : ' · B-frames')
+      : '';
+    tr.appendChild(cell(c.video ? `${c.video.codec} ${c.video.profile} ${c.video.width}×${c.video.height} ${c.video.frameRate ?? ''}${bframes}` : '—'));
     tr.appendChild(cell(c.audio ? `${c.audio.profile} ${c.audio.sampleRate} Hz ${c.audio.channels} ch` : '—'));
     tr.appendChild(cell(String(c.bitrateKbps)));
     tr.appendChild(cell(String(c.subscribers)));

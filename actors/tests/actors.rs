@@ -1012,7 +1012,11 @@ async fn a_keyframe_request_replays_the_cache_to_that_subscriber_only() {
         .iter()
         .map(|f| *f.data.last().unwrap())
         .collect();
-    assert_eq!(replay, [0, 1, 2, 3, 4, 5], "the cached GOP, from its keyframe");
+    assert_eq!(
+        replay,
+        [0, 1, 2, 3, 4, 5],
+        "the cached GOP, from its keyframe"
+    );
     assert!(frames(&got_a)[6].keyframe);
     // Still subscribed, both of them; nothing was re-sent to B.
     let snap = snapshot_of(&registry, uri).await;
