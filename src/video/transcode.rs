@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use bytes::Bytes;
-use openh264::decoder::{Decoder, DecoderConfig, Flush};
+use openh264::decoder::{DecodedYUV, Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, Profile,
     RateControlMode, UsageType,
@@ -49,80 +49,70 @@ impl Default for TranscodeSettings {
 
 /// Decodes B-frame H.264 and re-encodes it without B-frames.
 pub struct BFrameTranscoder {
-    settings: TranscodeSettings,
+    decoding: Decoding,
+    encoding: Encoding,
+}
+
+/// The decoding half: pictures in display order, each with its presentation time.
+struct Decoding {
     decoder: Decoder,
-    encoder: Option<Encoder>,
     /// Presentation times (and ingest stamps) of the frames fed in and not yet out.
     pending: BinaryHeap<Reverse<(i64, u64)>>,
+    /// Nothing comes out before the decoder has seen a keyframe.
+    seen_keyframe: bool,
+    errors: u64,
+}
+
+/// The encoding half: Constrained Baseline access units with forward-only times.
+struct Encoding {
+    settings: TranscodeSettings,
+    encoder: Option<Encoder>,
     /// The last output time: never go back.
     last_pts: Option<i64>,
     /// Output from a keyframe on: until the first picture, and after `request_keyframe`.
     force_keyframe: bool,
-    /// Nothing comes out before the decoder has seen a keyframe.
-    seen_keyframe: bool,
-    decode_errors: u64,
 }
 
 impl BFrameTranscoder {
     pub fn new(settings: TranscodeSettings) -> Result<Self, String> {
         Ok(Self {
-            settings,
-            decoder: new_decoder()?,
-            encoder: None,
-            pending: BinaryHeap::new(),
-            last_pts: None,
-            force_keyframe: true,
-            seen_keyframe: false,
-            decode_errors: 0,
+            decoding: Decoding::new()?,
+            encoding: Encoding {
+                settings,
+                encoder: None,
+                last_pts: None,
+                force_keyframe: true,
+            },
         })
     }
 
     /// Frames the decoder could not decode (concealed or dropped) so far.
     pub fn decode_errors(&self) -> u64 {
-        self.decode_errors
+        self.decoding.errors
     }
 
     /// The next output frame will be a keyframe (a viewer asked for one).
     pub fn request_keyframe(&mut self) {
-        self.force_keyframe = true;
+        self.encoding.force_keyframe = true;
     }
 
     /// The source restarted or changed configuration: forget the pictures in flight and
     /// start again at the next keyframe.
     pub fn reset(&mut self) -> Result<(), String> {
-        self.decoder = new_decoder()?;
-        self.pending.clear();
-        self.force_keyframe = true;
-        self.seen_keyframe = false;
+        let errors = self.decoding.errors;
+        self.decoding = Decoding::new()?;
+        self.decoding.errors = errors;
+        self.encoding.force_keyframe = true;
         Ok(())
     }
 
     /// Feeds one access unit; returns the frames that are ready (zero or one; a picture is
     /// held back while later-decoded frames may still precede it).
     pub fn push(&mut self, frame: &MediaFrame) -> Result<Vec<MediaFrame>, String> {
-        if !self.accepts(frame) {
-            return Ok(Vec::new());
+        match self.decoding.decode(frame) {
+            Some((picture, pts, ingest_us)) => self.encoding.encode(&picture, pts, ingest_us),
+            None => Ok(Vec::new()),
         }
-        self.pending.push(Reverse((frame.pts, frame.ingest_us)));
-        let Ok(decoded) = self.decoder.decode(&frame.data) else {
-            // A corrupt or concealed picture: its time is dropped with it.
-            self.decode_errors += 1;
-            self.pending.pop();
-            return Ok(Vec::new());
-        };
-        let Some(picture) = decoded else {
-            return Ok(Vec::new());
-        };
-        let Some(Reverse((pts, ingest_us))) = self.pending.pop() else {
-            return Ok(Vec::new());
-        };
-        let mut out = Output {
-            settings: &self.settings,
-            encoder: &mut self.encoder,
-            force_keyframe: &mut self.force_keyframe,
-            last_pts: &mut self.last_pts,
-        };
-        out.encode(&picture, pts, ingest_us)
     }
 
     /// Feeds the keyframe cache when the transcoder starts for a first viewer: every frame
@@ -131,60 +121,54 @@ impl BFrameTranscoder {
     pub fn push_backlog(&mut self, frames: &[MediaFrame]) -> Result<Vec<MediaFrame>, String> {
         let mut latest: Option<(YUVBuffer, i64, u64)> = None;
         for frame in frames {
-            if !self.accepts(frame) {
-                continue;
-            }
-            self.pending.push(Reverse((frame.pts, frame.ingest_us)));
-            match self.decoder.decode(&frame.data) {
-                Err(_) => {
-                    self.decode_errors += 1;
-                    self.pending.pop();
-                }
-                Ok(None) => {}
-                Ok(Some(picture)) => {
-                    if let Some(Reverse((pts, ingest_us))) = self.pending.pop() {
-                        latest = copy_i420(&picture).map(|copy| (copy, pts, ingest_us));
-                    }
-                }
+            if let Some((picture, pts, ingest_us)) = self.decoding.decode(frame) {
+                latest = copy_i420(&picture).map(|copy| (copy, pts, ingest_us));
             }
         }
         let Some((picture, pts, ingest_us)) = latest else {
             return Ok(Vec::new());
         };
-        self.force_keyframe = true;
-        let mut out = Output {
-            settings: &self.settings,
-            encoder: &mut self.encoder,
-            force_keyframe: &mut self.force_keyframe,
-            last_pts: &mut self.last_pts,
-        };
-        out.encode(&picture, pts, ingest_us)
+        self.encoding.force_keyframe = true;
+        self.encoding.encode(&picture, pts, ingest_us)
+    }
+}
+
+impl Decoding {
+    fn new() -> Result<Self, String> {
+        Ok(Self {
+            decoder: new_decoder()?,
+            pending: BinaryHeap::new(),
+            seen_keyframe: false,
+            errors: 0,
+        })
     }
 
-    /// Video, and from a keyframe on.
-    fn accepts(&mut self, frame: &MediaFrame) -> bool {
+    /// Decodes one video access unit (from a keyframe on); returns the picture it releases,
+    /// if any, with the smallest pending presentation time and that frame's ingest stamp.
+    fn decode(&mut self, frame: &MediaFrame) -> Option<(DecodedYUV<'_>, i64, u64)> {
         if frame.track != Track::Video {
-            return false;
+            return None;
         }
         if !self.seen_keyframe {
             if !frame.keyframe {
-                return false;
+                return None;
             }
             self.seen_keyframe = true;
         }
-        true
+        self.pending.push(Reverse((frame.pts, frame.ingest_us)));
+        let Ok(decoded) = self.decoder.decode(&frame.data) else {
+            // A corrupt or concealed picture: its time is dropped with it.
+            self.errors += 1;
+            self.pending.pop();
+            return None;
+        };
+        let picture = decoded?;
+        let Reverse((pts, ingest_us)) = self.pending.pop()?;
+        Some((picture, pts, ingest_us))
     }
 }
 
-/// The encoding half, borrowed apart from the decoder (whose picture is being encoded).
-struct Output<'a> {
-    settings: &'a TranscodeSettings,
-    encoder: &'a mut Option<Encoder>,
-    force_keyframe: &'a mut bool,
-    last_pts: &'a mut Option<i64>,
-}
-
-impl Output<'_> {
+impl Encoding {
     fn encode(
         &mut self,
         picture: &impl YUVSource,
@@ -201,11 +185,11 @@ impl Output<'_> {
         let pts = self.last_pts.map_or(pts, |last| pts.max(last + 1));
         let encoder = match self.encoder.as_mut() {
             Some(e) => e,
-            None => self.encoder.insert(new_encoder(self.settings)?),
+            None => self.encoder.insert(new_encoder(&self.settings)?),
         };
-        if *self.force_keyframe {
+        if self.force_keyframe {
             encoder.force_intra_frame();
-            *self.force_keyframe = false;
+            self.force_keyframe = false;
         }
         let millis = u64::try_from(pts).unwrap_or(0);
         let stream = encoder
@@ -220,7 +204,7 @@ impl Output<'_> {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        *self.last_pts = Some(pts);
+        self.last_pts = Some(pts);
         Ok(vec![MediaFrame {
             track: Track::Video,
             pts,
