@@ -440,23 +440,7 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     assert!(snap.on_demand);
     assert_eq!(snap.local_stream_name, uri);
     // A viewer comes and goes; 200 ms later the capture is gone, its source stopped.
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let viewer = Recorder {
-        got: got.clone(),
-        delay: Duration::ZERO,
-        capacity: 16,
-    }
-    .start();
-    let id = Uuid::new_v4();
-    handle
-        .subscribe
-        .send(Subscribe {
-            id,
-            recipient: viewer.recipient(),
-            delivery: Delivery::WebRtc,
-        })
-        .await
-        .unwrap();
+    let (_got, id) = subscribe_recorder(&handle, 16, Delivery::WebRtc).await;
     actix::clock::sleep(Duration::from_millis(400)).await;
     assert_eq!(
         registry.send(FindAll).await.unwrap().len(),
@@ -726,7 +710,13 @@ async fn find_all_keeps_the_status_history_with_reasons() {
     assert!(snap.history.windows(2).all(|w| w[0].at <= w[1].at));
 }
 
-fn subscriber(capacity: usize) -> (Arc<Mutex<Vec<SubscriberMedia>>>, Addr<Recorder>) {
+/// Subscribes a new recording subscriber (mailbox of `capacity`) to the watched capture;
+/// returns what it receives and its subscriber id.
+async fn subscribe_recorder(
+    handle: &CaptureHandle,
+    capacity: usize,
+    delivery: Delivery,
+) -> (Arc<Mutex<Vec<SubscriberMedia>>>, Uuid) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let addr = Recorder {
         got: got.clone(),
@@ -734,7 +724,17 @@ fn subscriber(capacity: usize) -> (Arc<Mutex<Vec<SubscriberMedia>>>, Addr<Record
         capacity,
     }
     .start();
-    (got, addr)
+    let id = Uuid::new_v4();
+    handle
+        .subscribe
+        .send(Subscribe {
+            id,
+            recipient: addr.recipient(),
+            delivery,
+        })
+        .await
+        .unwrap();
+    (got, id)
 }
 
 fn fast_retries() -> Settings {
@@ -762,16 +762,7 @@ async fn a_dropped_source_is_pulled_again_and_subscribers_continue_on_one_timeli
         .unwrap()
         .unwrap();
     let (events, tags) = sources.wait_for(1).await;
-    let (got, viewer) = subscriber(1024);
-    handle
-        .subscribe
-        .send(Subscribe {
-            id: Uuid::new_v4(),
-            recipient: viewer.recipient(),
-            delivery: Delivery::Original,
-        })
-        .await
-        .unwrap();
+    let (got, _) = subscribe_recorder(&handle, 1024, Delivery::Original).await;
     tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
     for i in 0..30u32 {
         tags.do_send(tag(
@@ -887,16 +878,7 @@ async fn an_on_demand_capture_gives_up_and_its_viewers_get_failed() {
         .await
         .unwrap()
         .unwrap();
-    let (got, viewer) = subscriber(1024);
-    handle
-        .subscribe
-        .send(Subscribe {
-            id: Uuid::new_v4(),
-            recipient: viewer.recipient(),
-            delivery: Delivery::WebRtc,
-        })
-        .await
-        .unwrap();
+    let (got, _) = subscribe_recorder(&handle, 1024, Delivery::WebRtc).await;
     let (events, tags) = sources.wait_for(1).await;
     tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
     tags.do_send(tag(Track::Video, 0, video(true, 1)));
@@ -940,16 +922,7 @@ async fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
         .await
         .unwrap()
         .unwrap();
-    let (got, viewer) = subscriber(16);
-    handle
-        .subscribe
-        .send(Subscribe {
-            id: Uuid::new_v4(),
-            recipient: viewer.recipient(),
-            delivery: Delivery::WebRtc,
-        })
-        .await
-        .unwrap();
+    let (got, _) = subscribe_recorder(&handle, 16, Delivery::WebRtc).await;
     let (events, _) = sources.wait_for(1).await;
     events.do_send(ReaderEvent::Failed {
         reason: "connection refused by 10.0.0.1:1935 (nothing listens there)".into(),
@@ -981,20 +954,8 @@ async fn a_keyframe_request_replays_the_cache_to_that_subscriber_only() {
         .await
         .unwrap()
         .unwrap();
-    let (got_a, a) = subscriber(1024);
-    let (got_b, b) = subscriber(1024);
-    let (id_a, id_b) = (Uuid::new_v4(), Uuid::new_v4());
-    for (id, addr) in [(id_a, &a), (id_b, &b)] {
-        handle
-            .subscribe
-            .send(Subscribe {
-                id,
-                recipient: addr.clone().recipient(),
-                delivery: Delivery::WebRtc,
-            })
-            .await
-            .unwrap();
-    }
+    let (got_a, id_a) = subscribe_recorder(&handle, 1024, Delivery::WebRtc).await;
+    let (got_b, _) = subscribe_recorder(&handle, 1024, Delivery::WebRtc).await;
     let (_events, tags) = sources.wait_for(1).await;
     tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
     for i in 0..6u32 {
