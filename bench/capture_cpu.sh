@@ -16,37 +16,17 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-60}"
 RECORD="${RECORD:-0}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
-RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 BENCH_NAME=capture_cpu
 # shellcheck source=bench/lib.sh
 source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib, start_nginx, stop_nginx
-for tool in ffmpeg nginx curl awk getconf; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
-done
-[ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE is missing (apt-get install libnginx-mod-rtmp)"
+require_peers ffmpeg nginx curl awk getconf
 [[ "$DURATION" =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 2 ] || die "DURATION must be an integer ≥ 2"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pullcast-bench.XXXXXX")"
 NGINX_PID="" PUBLISHER_PID="" SERVER_PID="" READER_PID=""
 
-cleanup() {
-    set +e
-    for pid in "$READER_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    done
-    stop_nginx
-    for pid in "$READER_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
-        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    done
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "logs kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
+cleanup() { stop_bench "$READER_PID" "$SERVER_PID" "$PUBLISHER_PID"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

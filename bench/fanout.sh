@@ -20,16 +20,11 @@ BITRATES="${BITRATES:-600 2500}"
 STAGGER_MS="${STAGGER_MS:-50}"
 SETTLE_MS="${SETTLE_MS:-3000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
-RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 BENCH_NAME=fanout
 # shellcheck source=bench/lib.sh
 source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib, start_nginx, stop_nginx
-for tool in ffmpeg nginx curl awk getconf; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
-done
-[ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE is missing (apt-get install libnginx-mod-rtmp)"
+require_peers ffmpeg nginx curl awk getconf
 [[ "$DURATION" =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 2 ] || die "DURATION must be an integer ≥ 2"
 for n in $VIEWERS; do [[ "$n" =~ ^[0-9]+$ ]] || die "VIEWERS: $n is not a number"; done
 for b in $BITRATES; do [[ "$b" =~ ^[0-9]+$ ]] || die "BITRATES: $b is not a number (kbit/s)"; done
@@ -46,22 +41,7 @@ stop_pid() { # stop_pid PID: TERM, up to 3 s, then KILL
     wait "$pid" 2>/dev/null || true
 }
 
-cleanup() {
-    set +e
-    for pid in "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
-        [ -n "$pid" ] && kill "$pid" 2>/dev/null
-    done
-    stop_nginx
-    for pid in "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
-        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    done
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "logs kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
+cleanup() { stop_bench "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

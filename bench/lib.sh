@@ -5,6 +5,31 @@
 
 die() { echo "${BENCH_NAME:-bench}: $*" >&2; exit 1; }
 
+# nginx's RTMP module as Debian's libnginx-mod-rtmp installs it; nginx lives in /usr/sbin.
+RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
+
+# require_peers TOOL...: each tool on PATH and nginx's RTMP module, or die naming the packages.
+require_peers() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
+    done
+    [ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE is missing (apt-get install libnginx-mod-rtmp)"
+}
+
+# stop_bench PID...: the exit trap of a benchmark — TERM these processes, stop nginx, KILL
+# what is left, reap, and remove $WORK unless KEEP=1.
+stop_bench() {
+    set +e
+    local pid
+    for pid in "$@"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
+    stop_nginx
+    for pid in "$@"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+
 # A loopback port nobody listens on (checked in /proc/net/tcp), never handed out twice.
 TAKEN=" "
 free_port() {

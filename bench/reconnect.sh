@@ -19,31 +19,18 @@ TRIALS="${TRIALS:-10}"
 GAP_S="${GAP_S:-3}"
 GOP="${GOP:-60}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
-RTMP_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
-case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 BENCH_NAME=reconnect
 # shellcheck source=bench/lib.sh
 source bench/lib.sh # die, free_port, wait_until, now_ms, start_nginx, stop_nginx, start_server, publish_count
-for tool in ffmpeg nginx curl awk sort; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install ffmpeg nginx libnginx-mod-rtmp curl)"
-done
-[ -f "$RTMP_MODULE" ] || die "$RTMP_MODULE is missing (apt-get install libnginx-mod-rtmp)"
+require_peers ffmpeg nginx curl awk sort
 case "$MODE" in publisher | nginx) ;; *) die "MODE must be publisher or nginx" ;; esac
 [[ "$TRIALS" =~ ^[0-9]+$ ]] && [ "$TRIALS" -ge 1 ] || die "TRIALS must be a positive integer"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pullcast-reconnect.XXXXXX")"
 NGINX_PID="" PUBLISHER_PID="" SERVER_PID="" CLIENT_PID=""
 
-cleanup() {
-    set +e
-    for pid in "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; do
-        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    done
-    stop_nginx
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
+cleanup() { stop_bench "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
