@@ -10,7 +10,9 @@
 # STAGGER_MS (between two viewers' offers, default 50), SETTLE_MS (after the last viewer
 # gets video, before the window, default 3000), CARGO_TARGET_DIR (default
 # /var/tmp/pullcast-target), SERVER_BIN / CLIENT_BIN (skip the build), KEEP=1 (keep the
-# work folder with every log and JSON summary).
+# work folder with every log and JSON summary), BFRAMES (default 0: Constrained Baseline;
+# N > 0: High profile with N B-frames and B-pyramid, so every viewer goes through the
+# capture's B-frame transcode and *srv 1st ms* is the transcoder's first frame).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,6 +20,7 @@ DURATION="${DURATION:-20}"
 VIEWERS="${VIEWERS:-1 10 50 100}"
 BITRATES="${BITRATES:-600 2500}"
 STAGGER_MS="${STAGGER_MS:-50}"
+BFRAMES="${BFRAMES:-0}"
 SETTLE_MS="${SETTLE_MS:-3000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
 
@@ -27,6 +30,7 @@ source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, 
 require_peers ffmpeg nginx curl awk getconf
 [[ "$DURATION" =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 2 ] || die "DURATION must be an integer ≥ 2"
 for n in $VIEWERS; do [[ "$n" =~ ^[0-9]+$ ]] || die "VIEWERS: $n is not a number"; done
+[[ "$BFRAMES" =~ ^[0-9]+$ ]] || die "BFRAMES must be a number of B-frames (0 = none)"
 for b in $BITRATES; do [[ "$b" =~ ^[0-9]+$ ]] || die "BITRATES: $b is not a number (kbit/s)"; done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pullcast-fanout.XXXXXX")"
@@ -67,11 +71,17 @@ build_server_and_client
 echo "== starting nginx-rtmp"
 start_nginx
 
+if [ "$BFRAMES" -gt 0 ]; then
+    PROFILE=(-profile:v high -bf "$BFRAMES" -b_strategy 0 -x264-params b-pyramid=normal)
+else
+    PROFILE=(-tune zerolatency -profile:v baseline -bf 0)
+fi
+
 start_publisher() { # start_publisher KBPS NAME
     local kbps=$1 name=$2
     ffmpeg -hide_banner -nostdin -loglevel warning -re \
         -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=1000:sample_rate=48000 \
-        -c:v libx264 -preset veryfast -tune zerolatency -g 60 -profile:v baseline -bf 0 -pix_fmt yuv420p \
+        -c:v libx264 -preset veryfast -g 60 "${PROFILE[@]}" -pix_fmt yuv420p \
         -b:v "${kbps}k" -maxrate "${kbps}k" -bufsize "$(( kbps * 2 ))k" \
         -c:a aac -b:a 128k -ar 48000 -ac 2 -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/$name" \
         >"$WORK/publisher-$name.log" 2>&1 </dev/null &
