@@ -605,6 +605,19 @@ impl Handler<Negotiate> for ViewerPeer {
                     act.video = video;
                     act.audio = audio;
                     act.phase = Phase::Answered;
+                    // For debugging a viewer's streams (and the lip-sync test): which SSRC
+                    // carries what, and where its RTP clock starts (pts 0 on the capture).
+                    let describe = |t: &Option<OutTrack>| {
+                        t.as_ref().map_or("none".to_string(), |t| {
+                            format!("ssrc {} rtp base {}", t.ssrc, t.clock.base)
+                        })
+                    };
+                    info!(
+                        "{}: RTP video {}, audio {}",
+                        act.label(),
+                        describe(&act.video),
+                        describe(&act.audio)
+                    );
                     let timeout = act.engine.settings().webrtc.connect_timeout_ms;
                     ctx.run_later(Duration::from_millis(timeout), move |act, ctx| {
                         if act.phase == Phase::Answered {
