@@ -76,3 +76,76 @@ pub fn decode_errors(file: &std::path::Path) -> String {
     }
     text
 }
+
+/// Runs `ffmpeg -nostdin -i FILE <args> -f null -` and returns what it printed on stdout and
+/// stderr. Panics if ffmpeg fails.
+fn ffmpeg_analyse(file: &std::path::Path, args: &[&str]) -> String {
+    let ffmpeg = require_tool("ffmpeg");
+    let output = Command::new(ffmpeg)
+        .args(["-hide_banner", "-nostats", "-nostdin", "-i"])
+        .arg(file)
+        .args(args)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "ffmpeg analysing {} failed: {text}",
+        file.display()
+    );
+    text
+}
+
+/// Times (s, on the file's timeline) at which the picture turns bright: a frame whose mean
+/// luma is over half scale after one that is not (`signalstats`).
+pub fn flash_onsets(file: &std::path::Path) -> Vec<f64> {
+    let text = ffmpeg_analyse(
+        file,
+        &[
+            "-map",
+            "0:v:0",
+            "-vf",
+            "signalstats,metadata=mode=print:key=lavfi.signalstats.YAVG:file=-",
+        ],
+    );
+    let mut onsets = Vec::new();
+    let (mut time, mut bright) = (None, false);
+    for line in text.lines() {
+        if let Some(t) = line.split("pts_time:").nth(1) {
+            time = t
+                .split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<f64>().ok());
+        } else if let Some(y) = line.strip_prefix("lavfi.signalstats.YAVG=") {
+            let now_bright = y.trim().parse::<f64>().is_ok_and(|y| y > 128.0);
+            if let (true, false, Some(t)) = (now_bright, bright, time) {
+                onsets.push(t);
+            }
+            bright = now_bright;
+        }
+    }
+    onsets
+}
+
+/// Times (s, on the file's timeline) at which sound starts after at least 30 ms under
+/// −20 dBFS (`silencedetect`'s `silence_end`).
+pub fn sound_onsets(file: &std::path::Path) -> Vec<f64> {
+    let text = ffmpeg_analyse(
+        file,
+        &[
+            "-map",
+            "0:a:0",
+            "-af",
+            "silencedetect=noise=-20dB:duration=0.03",
+        ],
+    );
+    text.lines()
+        .filter_map(|l| l.split("silence_end: ").nth(1))
+        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect()
+}

@@ -322,6 +322,25 @@ impl Pullcast {
         )
     }
 
+    /// The path of the recording `file` (a name from `find_all`'s `recording.file`) once it is
+    /// in the records folder, after its capture stopped; panics after 10 s.
+    pub fn finished_recording(&self, file: &str) -> PathBuf {
+        let path = self.dir().join("records").join(file);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} missing\n{}",
+                path.display(),
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Let the writer's last flush land.
+        std::thread::sleep(Duration::from_millis(500));
+        path
+    }
+
     /// `POST /pull/rtmp/find_all {}`: status and body.
     pub fn find_all(&self) -> (u16, Value) {
         self.post("/pull/rtmp/find_all", "{}")

@@ -84,17 +84,7 @@ fn a_b_frame_source_plays_smoothly_in_chromium_and_records_untouched() {
     // The recording keeps the source's B-frames and decodes cleanly.
     let (status, _) = pc.terminate(&uri);
     assert_eq!(status, 200);
-    let path = pc.dir().join("records").join(&file);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} missing",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let path = pc.finished_recording(&file);
     let errors = decode_errors(&path);
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
     let probe = probe_file(&path, &["-show_streams"]);

@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
+use pullcast_integration_tests::probe::{decode_errors, flash_onsets, sound_onsets};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
@@ -96,11 +97,21 @@ fn audio_and_video_play_out_within_40_ms_of_each_other_in_chromium() {
     let source = Publisher::builder().flash_and_beep().bframes(3);
     let (_publisher, uri) = nginx.publish("avsync", source);
     let pc = Pullcast::start(&[]);
-    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": "avsync" }));
+    let (status, body) = pc.pull(&json!({
+        "uri": uri, "localStreamName": "avsync", "record": true
+    }));
     assert_eq!(status, 200, "{body}");
-    pc.wait_for(&uri, Duration::from_secs(15), "video and audio", |c| {
-        c["video"]["width"].is_u64() && c["audio"]["sampleRate"].is_u64()
-    });
+    let c = pc.wait_for(
+        &uri,
+        Duration::from_secs(15),
+        "recording video and audio",
+        |c| {
+            c["video"]["width"].is_u64()
+                && c["audio"]["sampleRate"].is_u64()
+                && c["recording"]["file"].is_string()
+        },
+    );
+    let file = c["recording"]["file"].as_str().unwrap().to_string();
     let result = run_driver(
         "lipsync_driver.js",
         &json!({
@@ -204,5 +215,36 @@ fn audio_and_video_play_out_within_40_ms_of_each_other_in_chromium() {
         worst <= LIMIT_MS,
         "A/V offset up to {worst:.1} ms (limit {LIMIT_MS})\n{}",
         ctx()
+    );
+
+    // The recording of the same capture keeps sync too: every flash in the file starts with
+    // its beep.
+    let (status, _) = pc.terminate(&uri);
+    assert_eq!(status, 200);
+    let path = pc.finished_recording(&file);
+    let errors = decode_errors(&path);
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    let (flashes, beeps) = (flash_onsets(&path), sound_onsets(&path));
+    let offsets: Vec<i64> = flashes
+        .iter()
+        .filter_map(|f| {
+            let beep = beeps
+                .iter()
+                .min_by(|a, b| (*a - f).abs().total_cmp(&(*b - f).abs()))?;
+            ((beep - f).abs() < 0.5).then(|| ((f - beep) * 1000.0).round() as i64)
+        })
+        .collect();
+    eprintln!("recording: flash − beep (ms) for each second: {offsets:?}");
+    assert!(
+        offsets.len() + 2 >= flashes.len() && offsets.len() >= 45,
+        "{} flashes, {} beeps, {} paired in the recording",
+        flashes.len(),
+        beeps.len(),
+        offsets.len()
+    );
+    let worst = offsets.iter().map(|o| o.abs()).max().unwrap_or(0);
+    assert!(
+        worst <= LIMIT_MS as i64,
+        "recording: flash and beep up to {worst} ms apart: {offsets:?}"
     );
 }

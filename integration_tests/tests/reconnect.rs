@@ -257,13 +257,7 @@ fn a_chromium_viewer_keeps_playing_through_a_publisher_restart_and_the_recording
     );
     let (status, _) = pc.terminate(&uri);
     assert_eq!(status, 200);
-    let path = pc.dir().join("records").join(&file);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "{} missing", path.display());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    let path = pc.finished_recording(&file);
     let errors = decode_errors(&path);
     assert!(errors.trim().is_empty(), "decode errors: {errors}");
     let probe = probe_file(&path, &["-show_format"]);
