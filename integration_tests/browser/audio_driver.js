@@ -174,13 +174,8 @@ async function runInPage(spec) {
   async function whepDelete(v) {
     if (!v.location || v.deleted) return;
     v.deleted = true;
-    try {
-      const r = await fetch(v.location, { method: 'DELETE' });
-      v.result.deleteStatus = r.status;
-    } catch (e) {
-      v.result.deleteStatus = 0;
-      v.result.errors.push('DELETE: ' + e);
-    }
+    v.result.deleteStatus = await whep.end(v.location);
+    if (v.result.deleteStatus === 0) v.result.errors.push('DELETE: no answer');
   }
 
   async function startStream(cfg, index) {
@@ -224,57 +219,19 @@ async function runInPage(spec) {
       sink.connect(ctx.destination);
       v.analyser = analyser;
     };
-    let connectedAt = null;
-    const connected = new Promise((resolve) => {
-      pc.onconnectionstatechange = () => {
-        result.states.push([now(), pc.connectionState]);
-        if (pc.connectionState === 'connected' && connectedAt === null) {
-          connectedAt = performance.now();
-          resolve(true);
-        }
-        if (pc.connectionState === 'failed') resolve(false);
-      };
+    const c = await whep.connect(pc, cfg.whepPath, {
+      connectTimeoutMs: spec.connectTimeoutMs ?? 10000,
+      onState: (state) => result.states.push([now(), state]),
     });
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    let resp;
-    try {
-      resp = await fetch(cfg.whepPath, {
-        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer.sdp,
-      });
-    } catch (e) {
-      result.errors.push('POST: ' + e);
+    v.location = c.location;
+    if (!whep.report(c, result)) {
       pc.close();
       v.pc = null;
       return v;
     }
-    result.postStatus = resp.status;
-    const text = await resp.text();
-    if (resp.status !== 201) {
-      result.postBody = text;
-      pc.close();
-      v.pc = null;
-      return v;
-    }
-    const loc = resp.headers.get('Location');
-    result.location = loc;
-    v.location = loc ? new URL(loc, location.href).href : null;
-    result.answerAudio = text.split(/\r?\n/).filter((l) => /^a=(rtpmap|fmtp):/.test(l));
-    try {
-      await pc.setRemoteDescription({ type: 'answer', sdp: text });
-    } catch (e) {
-      result.errors.push('setRemoteDescription: ' + e);
-      result.postBody = text;
-      pc.close();
-      v.pc = null;
-      return v;
-    }
-    const ok = await Promise.race([connected, sleep(spec.connectTimeoutMs ?? 10000).then(() => false)]);
-    if (!ok) {
-      result.errors.push('not connected: ' + pc.connectionState);
-      return v;
-    }
-    result.connectedMs = Math.round(connectedAt - posted);
+    result.answerAudio = c.text.split(/\r?\n/).filter((l) => /^a=(rtpmap|fmtp):/.test(l));
+    if (c.failed) return v;
+    result.connectedMs = Math.round(c.connectedAt - posted);
     return v;
   }
 

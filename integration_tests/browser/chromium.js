@@ -3,6 +3,7 @@
 // no background traffic. Shared by the driver scripts.
 'use strict';
 
+const path = require('path');
 const { chromium } = require('playwright-core');
 
 const LAUNCH_ARGS = [
@@ -30,7 +31,8 @@ async function readSpec() {
 }
 
 // Reads the spec, opens spec.pageUrl (any answer: the page only gives the in-page calls
-// their origin), runs `inPage(spec)` there and prints its result as one JSON line with
+// their origin), adds the shared in-page WHEP client (`window.whep`, whep_client.js), runs
+// `inPage(spec)` there and prints its result as one JSON line with
 // "ok": true (plus the page's last console lines and the browser version), or
 // {"ok": false, "error": ...}. A hard limit of spec.timeoutMs (default `defaultTimeoutMs`)
 // ends the driver with {"ok": false}.
@@ -48,6 +50,7 @@ async function runDriver(inPage, defaultTimeoutMs) {
     const consoleLines = [];
     page.on('console', (m) => consoleLines.push(m.text()));
     await page.goto(spec.pageUrl, { waitUntil: 'domcontentloaded' }).catch(() => {});
+    await page.addScriptTag({ path: path.join(__dirname, 'whep_client.js') });
     const result = await page.evaluate(inPage, spec);
     result.ok = true;
     result.console = consoleLines.slice(-20);

@@ -23,20 +23,7 @@ async function runInPage(spec) {
   const pc = new RTCPeerConnection();
   pc.addTransceiver('video', { direction: 'recvonly' });
   const audioTransceiver = pc.addTransceiver('audio', { direction: 'recvonly' });
-  const video = document.createElement('video');
-  video.muted = true; video.autoplay = true; video.playsInline = true;
-  const audio = document.createElement('audio');
-  audio.autoplay = true;
-  document.body.appendChild(video);
-  document.body.appendChild(audio);
-  pc.ontrack = (ev) => {
-    // One MediaStream per track, as a player page does; the msid stream id of the SDP still
-    // puts both in one sync group.
-    const stream = new MediaStream([ev.track]);
-    const el = ev.track.kind === 'video' ? video : audio;
-    el.srcObject = stream;
-    el.play().catch(() => {});
-  };
+  const { video } = whep.playTracks(pc);
   const canvas = new OffscreenCanvas(16, 9);
   const g = canvas.getContext('2d', { willReadFrequently: true });
   let bright = false;
@@ -52,22 +39,9 @@ async function runInPage(spec) {
   };
   video.requestVideoFrameCallback(onFrame);
 
-  const connected = new Promise((resolve) => {
-    pc.onconnectionstatechange = () => {
-      if (pc.connectionState === 'connected') { out.connectedAt = performance.now(); resolve(true); }
-      if (pc.connectionState === 'failed') resolve(false);
-    };
-  });
-  const offer = await pc.createOffer();
-  await pc.setLocalDescription(offer);
-  const resp = await fetch(spec.whepPath, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer.sdp });
-  const answer = await resp.text();
-  if (resp.status !== 201) { out.errors.push(`POST ${resp.status}: ${answer}`); return out; }
-  await pc.setRemoteDescription({ type: 'answer', sdp: answer });
-  if (!(await Promise.race([connected, sleep(10000).then(() => false)]))) {
-    out.errors.push('not connected: ' + pc.connectionState);
-    return out;
-  }
+  const c = await whep.connect(pc, spec.whepPath);
+  if (c.failed) throw new Error(c.error ?? `POST ${c.status}: ${c.text}`);
+  out.connectedAt = c.connectedAt;
   const start = performance.now();
   let lastStats = start;
   let lastPlayout = null;
@@ -98,6 +72,7 @@ async function runInPage(spec) {
     }
     await sleep(10);
   }
+  await whep.end(c.location);
   pc.close();
   if (out.errors.length) throw new Error(out.errors.join('; '));
   return out;

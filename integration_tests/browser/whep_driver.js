@@ -68,13 +68,8 @@ async function runInPage(spec) {
   async function whepDelete(v) {
     if (!v.location || v.deleted) return;
     v.deleted = true;
-    try {
-      const r = await fetch(v.location, { method: 'DELETE' });
-      v.result.deleteStatus = r.status;
-    } catch (e) {
-      v.result.deleteStatus = 0;
-      v.result.errors.push('DELETE: ' + e);
-    }
+    v.result.deleteStatus = await whep.end(v.location);
+    if (v.result.deleteStatus === 0) v.result.errors.push('DELETE: no answer');
   }
 
   async function startViewer(cfg, index) {
@@ -88,72 +83,33 @@ async function runInPage(spec) {
     v.pc = pc;
     pc.addTransceiver('video', { direction: 'recvonly' });
     pc.addTransceiver('audio', { direction: 'recvonly' });
-    const video = document.createElement('video');
-    video.muted = true; video.autoplay = true; video.playsInline = true;
+    const { video } = whep.playTracks(pc);
     video.width = 320; video.height = 180;
-    const audio = document.createElement('audio');
-    audio.autoplay = true;
-    document.body.appendChild(video);
-    document.body.appendChild(audio);
-    pc.ontrack = (ev) => {
-      const stream = new MediaStream([ev.track]);
-      if (ev.track.kind === 'video') { video.srcObject = stream; video.play().catch(() => {}); }
-      else { audio.srcObject = stream; audio.play().catch(() => {}); }
-    };
+    // The first displayed frame, whenever it comes (it can come before connect() returns).
     let connectedAt = null;
-    const connected = new Promise((resolve) => {
-      pc.onconnectionstatechange = () => {
-        result.states.push([now(), pc.connectionState]);
-        if (pc.connectionState === 'connected' && connectedAt === null) {
-          connectedAt = performance.now();
-          resolve(true);
-        }
-        if (pc.connectionState === 'failed') resolve(false);
-      };
-    });
+    let firstFrameAt = null;
+    const firstFrameDisplayed = () => {
+      if (connectedAt !== null && firstFrameAt !== null) {
+        result.firstFrameCallbackMs = Math.round(firstFrameAt - connectedAt);
+      }
+    };
     if ('requestVideoFrameCallback' in video) {
-      video.requestVideoFrameCallback((when) => {
-        if (connectedAt !== null) result.firstFrameCallbackMs = Math.round(when - connectedAt);
-      });
+      video.requestVideoFrameCallback((when) => { firstFrameAt = when; firstFrameDisplayed(); });
     }
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    const posted = performance.now();
-    let resp;
-    try {
-      resp = await fetch(cfg.whepPath, {
-        method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer.sdp,
-      });
-    } catch (e) {
-      result.errors.push('POST: ' + e);
+    const c = await whep.connect(pc, cfg.whepPath, {
+      connectTimeoutMs: spec.connectTimeoutMs ?? 10000,
+      onState: (state) => result.states.push([now(), state]),
+    });
+    v.location = c.location;
+    if (!whep.report(c, result)) {
       pc.close();
       return v;
     }
-    result.postStatus = resp.status;
-    const text = await resp.text();
-    if (resp.status !== 201) {
-      result.postBody = text;
-      pc.close();
-      return v;
-    }
-    const loc = resp.headers.get('Location');
-    result.location = loc;
-    v.location = loc ? new URL(loc, location.href).href : null;
-    result.answerCandidates = (text.match(/^a=candidate:/gm) || []).length;
-    try {
-      await pc.setRemoteDescription({ type: 'answer', sdp: text });
-    } catch (e) {
-      result.errors.push('setRemoteDescription: ' + e);
-      result.postBody = text;
-      pc.close();
-      return v;
-    }
-    const ok = await Promise.race([connected, sleep(spec.connectTimeoutMs ?? 10000).then(() => false)]);
-    if (!ok) {
-      result.errors.push('not connected: ' + pc.connectionState);
-      return v;
-    }
-    result.connectedMs = Math.round(connectedAt - posted);
+    result.answerCandidates = (c.text.match(/^a=candidate:/gm) || []).length;
+    if (c.failed) return v;
+    connectedAt = c.connectedAt;
+    firstFrameDisplayed();
+    result.connectedMs = Math.round(connectedAt - c.postedAt);
     // First decoded frame, polled finely.
     const deadline = performance.now() + 5000;
     while (performance.now() < deadline) {
