@@ -124,6 +124,27 @@ fn request(uri: &str, name: Option<&str>) -> PullRequest {
     }
 }
 
+/// A REST pull of `uri` (no local name), which the registry accepts.
+async fn pull(registry: &Addr<Registry>, uri: &str) {
+    registry
+        .send(Pull {
+            request: request(uri, None),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// [`pull`], then the handle a viewer of `uri` gets.
+async fn pull_and_watch(registry: &Addr<Registry>, uri: &str) -> CaptureHandle {
+    pull(registry, uri).await;
+    registry
+        .send(Watch { name: uri.into() })
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn snapshot_of(registry: &Addr<Registry>, uri: &str) -> CaptureSnapshot {
     let all = registry.send(FindAll).await.unwrap();
     all.into_iter().find(|s| s.uri == uri).unwrap()
@@ -241,13 +262,7 @@ async fn a_failed_source_shows_failed_with_its_reason_and_stays_listed() {
     let sources = Sources::default();
     let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/x";
-    registry
-        .send(Pull {
-            request: request(uri, None),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    pull(&registry, uri).await;
     let (events, tags) = sources.wait_for(1).await;
     events.do_send(ReaderEvent::Failed {
         reason: "connection refused by 127.0.0.1:1".into(),
@@ -675,13 +690,7 @@ async fn find_all_keeps_the_status_history_with_reasons() {
     let sources = Sources::default();
     let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/history";
-    registry
-        .send(Pull {
-            request: request(uri, None),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    pull(&registry, uri).await;
     let (events, tags) = sources.wait_for(1).await;
     tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
     tags.do_send(tag(Track::Audio, 21, Bytes::from_static(AAC_FRAME)));
@@ -749,18 +758,7 @@ async fn a_dropped_source_is_pulled_again_and_subscribers_continue_on_one_timeli
     let sources = Sources::default();
     let registry = Registry::new(fast_retries(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/comeback";
-    registry
-        .send(Pull {
-            request: request(uri, None),
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    let handle = registry
-        .send(Watch { name: uri.into() })
-        .await
-        .unwrap()
-        .unwrap();
+    let handle = pull_and_watch(&registry, uri).await;
     let (events, tags) = sources.wait_for(1).await;
     let (got, _) = subscribe_recorder(&handle, 1024, Delivery::Original).await;
     tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
@@ -841,13 +839,7 @@ async fn a_rest_capture_that_never_connected_keeps_retrying_with_a_failed_status
     let sources = Sources::default();
     let registry = Registry::new(fast_retries(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/notyet";
-    registry
-        .send(Pull {
-            request: request(uri, None),
-        })
-        .await
-        .unwrap()
-        .unwrap();
+    pull(&registry, uri).await;
     for n in 1..=3 {
         let (events, _) = sources.wait_for(n).await;
         events.do_send(ReaderEvent::Failed {
@@ -942,18 +934,7 @@ async fn a_keyframe_request_replays_the_cache_to_that_subscriber_only() {
     let sources = Sources::default();
     let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/pli";
-    registry
-        .send(Pull {
-            request: request(uri, None),
-        })
-        .await
-        .unwrap()
-        .unwrap();
-    let handle = registry
-        .send(Watch { name: uri.into() })
-        .await
-        .unwrap()
-        .unwrap();
+    let handle = pull_and_watch(&registry, uri).await;
     let (got_a, id_a) = subscribe_recorder(&handle, 1024, Delivery::WebRtc).await;
     let (got_b, _) = subscribe_recorder(&handle, 1024, Delivery::WebRtc).await;
     let (_events, tags) = sources.wait_for(1).await;
