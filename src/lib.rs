@@ -24,6 +24,7 @@
 //!   (OpenH264 in-process) for WebRTC viewers.
 //! - [`timeline`] — keeps frame times monotonic when a source restarts (reconnects).
 //! - [`backoff`] — jittered exponential retry delays for a dropped source.
+//! - [`report_once`] — log each distinct problem of a stream once, with a bound.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
 //! - [`config`] — the configuration schema with its built-in defaults.
 //! - [`lipsync`] — what a viewer's RTCP sender reports say, so browsers align audio and video
@@ -46,6 +47,7 @@ pub mod media;
 pub mod mp4;
 pub mod normalize;
 pub mod record;
+pub mod report_once;
 pub mod rtmp;
 pub mod stats;
 #[cfg(test)]

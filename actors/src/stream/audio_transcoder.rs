@@ -5,7 +5,7 @@
 //! pure `pullcast::audio::transcoder::AudioTranscoder`; a frame that fails is logged (once per
 //! kind of failure) and skipped.
 
-use std::collections::HashSet;
+use pullcast::report_once::ReportOnce;
 
 use actix::prelude::*;
 use log::warn;
@@ -19,7 +19,7 @@ pub struct AudioTranscoderActor {
     bitrate: u32,
     transcoder: Option<AudioTranscoder>,
     output: Recipient<TranscodedAudio>,
-    reported: HashSet<String>,
+    reported: ReportOnce,
 }
 
 impl AudioTranscoderActor {
@@ -29,12 +29,12 @@ impl AudioTranscoderActor {
             bitrate,
             transcoder: None,
             output,
-            reported: HashSet::new(),
+            reported: ReportOnce::new(16),
         }
     }
 
     fn report(&mut self, problem: String) {
-        if self.reported.len() < 16 && self.reported.insert(problem.clone()) {
+        if self.reported.first_time(&problem) {
             warn!(
                 "{}: audio transcoding: {problem} (reported once)",
                 self.label

@@ -4,7 +4,7 @@
 //! logged — once per distinct problem, so a broken source cannot flood the log — and
 //! dropped; the capture goes on. No parsing happens here.
 
-use std::collections::HashSet;
+use pullcast::report_once::ReportOnce;
 
 use actix::prelude::*;
 use log::warn;
@@ -19,7 +19,7 @@ pub struct NormalizerActor {
     normalizer: Normalizer,
     output: Recipient<SourceMedia>,
     generation: u64,
-    reported: HashSet<String>,
+    reported: ReportOnce,
 }
 
 impl NormalizerActor {
@@ -32,7 +32,7 @@ impl NormalizerActor {
             normalizer: Normalizer::new(),
             output,
             generation,
-            reported: HashSet::new(),
+            reported: ReportOnce::new(32),
         }
     }
 }
@@ -51,7 +51,7 @@ impl Handler<FlvTag> for NormalizerActor {
         };
         if let Err(e) = result {
             let text = e.to_string();
-            if self.reported.len() < 32 && self.reported.insert(text.clone()) {
+            if self.reported.first_time(&text) {
                 warn!(
                     "{}: {text} (further identical problems are not logged)",
                     self.label

@@ -7,7 +7,7 @@
 //! `pullcast::video::transcode::BFrameTranscoder`; a frame that fails is logged (once per
 //! kind of failure) and skipped.
 
-use std::collections::HashSet;
+use pullcast::report_once::ReportOnce;
 
 use actix::prelude::*;
 use log::{info, warn};
@@ -20,7 +20,7 @@ pub struct VideoTranscoderActor {
     label: String,
     transcoder: Option<BFrameTranscoder>,
     output: Recipient<TranscodedVideo>,
-    reported: HashSet<String>,
+    reported: ReportOnce,
 }
 
 impl VideoTranscoderActor {
@@ -33,7 +33,7 @@ impl VideoTranscoderActor {
             label,
             transcoder: None,
             output,
-            reported: HashSet::new(),
+            reported: ReportOnce::new(16),
         };
         match BFrameTranscoder::new(settings) {
             Ok(t) => me.transcoder = Some(t),
@@ -43,7 +43,7 @@ impl VideoTranscoderActor {
     }
 
     fn report(&mut self, problem: String) {
-        if self.reported.len() < 16 && self.reported.insert(problem.clone()) {
+        if self.reported.first_time(&problem) {
             warn!(
                 "{}: video transcoding: {problem} (reported once)",
                 self.label
