@@ -171,13 +171,6 @@ async function runInPage(spec) {
     };
   }
 
-  async function whepDelete(v) {
-    if (!v.location || v.deleted) return;
-    v.deleted = true;
-    v.result.deleteStatus = await whep.end(v.location);
-    if (v.result.deleteStatus === 0) v.result.errors.push('DELETE: no answer');
-  }
-
   async function startStream(cfg, index) {
     const result = {
       index, label: cfg.label ?? null, postStatus: null, postBody: null, location: null,
@@ -265,7 +258,7 @@ async function runInPage(spec) {
       measuredMs: Math.round(performance.now() - measureStart),
       contextAdvancedMs: Math.round((ctx.currentTime - contextStart) * 1000),
     });
-    for (const v of streams) await whepDelete(v);
+    for (const v of streams) await whep.endViewer(v);
     for (const v of streams) if (v.pc) v.pc.close();
     context.batches[context.batches.length - 1].totalMs = Math.round(performance.now() - batchStart);
     results.push(...streams.map((v) => v.result));

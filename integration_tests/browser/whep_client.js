@@ -86,6 +86,15 @@ window.whep = {
     return { video, audio };
   },
 
+  // Ends a driver's viewer `v` ({ location, deleted, result }) once: DELETE, with the status
+  // in result.deleteStatus and an error when no answer came.
+  async endViewer(v) {
+    if (!v.location || v.deleted) return;
+    v.deleted = true;
+    v.result.deleteStatus = await this.end(v.location);
+    if (v.result.deleteStatus === 0) v.result.errors.push('DELETE: no answer');
+  },
+
   // DELETEs a session (its absolute `location`); the HTTP status, 0 when no answer came.
   async end(sessionUrl) {
     try {

@@ -65,13 +65,6 @@ async function runInPage(spec) {
     };
   }
 
-  async function whepDelete(v) {
-    if (!v.location || v.deleted) return;
-    v.deleted = true;
-    v.result.deleteStatus = await whep.end(v.location);
-    if (v.result.deleteStatus === 0) v.result.errors.push('DELETE: no answer');
-  }
-
   async function startViewer(cfg, index) {
     const result = {
       index, postStatus: null, postBody: null, location: null, errors: [],
@@ -136,7 +129,7 @@ async function runInPage(spec) {
         v.result.closedAtMs = t;
         v.pc.close();
         v.closed = true;
-        await whepDelete(v);
+        await whep.endViewer(v);
       }
     }
     for (const v of viewers) {
@@ -153,7 +146,7 @@ async function runInPage(spec) {
   const out = { viewers: viewers.map((v) => v.result) };
   if (spec.deleteAtEnd ?? true) {
     // DELETE first (the browser's connections stay open), then look at the server.
-    for (const v of viewers) await whepDelete(v);
+    for (const v of viewers) await whep.endViewer(v);
     if (spec.findAllAfterDelete) {
       const until = performance.now() + 5000;
       let list = null;

@@ -86,6 +86,29 @@ pub fn exclusive() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Plays `name` on the player page of the server at `http_root` (player_driver.js: WebSocket
+/// signalling, Play, `run_ms` of samples, then Stop if `stop`) and returns the driver's
+/// result; the driver gives up after `timeout_ms`, this call 20 s later.
+pub fn play_on_player_page(
+    http_root: &str,
+    name: &str,
+    run_ms: u64,
+    stop: bool,
+    timeout_ms: u64,
+) -> Value {
+    run_driver(
+        "player_driver.js",
+        &serde_json::json!({
+            "pageUrl": format!("{http_root}/"),
+            "name": name,
+            "runMs": run_ms,
+            "stop": stop,
+            "timeoutMs": timeout_ms,
+        }),
+        Duration::from_millis(timeout_ms + 20_000),
+    )
+}
+
 /// Runs `node <browser_dir>/<script> '<spec>'` and returns the JSON object it prints last.
 /// Panics (with the driver's output) if it fails, times out or prints no JSON, or if the
 /// object says `"ok": false`.

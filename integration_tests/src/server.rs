@@ -322,14 +322,17 @@ impl Pullcast {
         )
     }
 
-    /// The path of the recording `file` (a name from `find_all`'s `recording.file`) once it is
-    /// in the records folder, after its capture stopped; panics after 10 s.
-    pub fn finished_recording(&self, file: &str) -> PathBuf {
+    /// Terminates the capture of `uri`, waits for its recording `file` (a name from
+    /// `find_all`'s `recording.file`) to be complete in the records folder and asserts that
+    /// ffmpeg decodes it without an error; returns its path. Panics after 10 s.
+    pub fn terminate_and_check_recording(&self, uri: &str, file: &str) -> PathBuf {
+        let (status, body) = self.terminate(uri);
+        assert_eq!(status, 200, "terminate {uri}: {body}");
         let path = self.dir().join("records").join(file);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while !path.exists() {
             assert!(
-                std::time::Instant::now() < deadline,
+                Instant::now() < deadline,
                 "{} missing\n{}",
                 path.display(),
                 self.log_tail()
@@ -338,6 +341,12 @@ impl Pullcast {
         }
         // Let the writer's last flush land.
         std::thread::sleep(Duration::from_millis(500));
+        let errors = crate::probe::decode_errors(&path);
+        assert!(
+            errors.trim().is_empty(),
+            "{}: decode errors: {errors}",
+            path.display()
+        );
         path
     }
 

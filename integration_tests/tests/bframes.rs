@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
-use pullcast_integration_tests::probe::{decode_errors, probe_file};
+use pullcast_integration_tests::probe::probe_file;
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
@@ -82,11 +82,7 @@ fn a_b_frame_source_plays_smoothly_in_chromium_and_records_untouched() {
     assert!(freezes <= 1, "freezeCount {freezes}\n{}", ctx());
 
     // The recording keeps the source's B-frames and decodes cleanly.
-    let (status, _) = pc.terminate(&uri);
-    assert_eq!(status, 200);
-    let path = pc.finished_recording(&file);
-    let errors = decode_errors(&path);
-    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    let path = pc.terminate_and_check_recording(&uri, &file);
     let probe = probe_file(&path, &["-show_streams"]);
     let video = probe["streams"]
         .as_array()

@@ -22,7 +22,7 @@
 use std::time::Duration;
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
-use pullcast_integration_tests::probe::{decode_errors, flash_onsets, sound_onsets};
+use pullcast_integration_tests::probe::{flash_onsets, sound_onsets};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
@@ -219,11 +219,7 @@ fn audio_and_video_play_out_within_40_ms_of_each_other_in_chromium() {
 
     // The recording of the same capture keeps sync too: every flash in the file starts with
     // its beep.
-    let (status, _) = pc.terminate(&uri);
-    assert_eq!(status, 200);
-    let path = pc.finished_recording(&file);
-    let errors = decode_errors(&path);
-    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    let path = pc.terminate_and_check_recording(&uri, &file);
     let (flashes, beeps) = (flash_onsets(&path), sound_onsets(&path));
     let offsets: Vec<i64> = flashes
         .iter()

@@ -8,9 +8,9 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use pullcast_integration_tests::browser::{exclusive, run_driver};
+use pullcast_integration_tests::browser::{exclusive, play_on_player_page};
 use pullcast_integration_tests::ports::SilentTcpListener;
-use pullcast_integration_tests::probe::{decode_errors, probe_file};
+use pullcast_integration_tests::probe::probe_file;
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
@@ -112,17 +112,7 @@ fn play_through(
             std::thread::sleep(Duration::from_secs(2));
             disturb()
         });
-        let result = run_driver(
-            "player_driver.js",
-            &json!({
-                "pageUrl": format!("{}/", pc.http_root()),
-                "name": name,
-                "runMs": run_ms,
-                "stop": true,
-                "timeoutMs": run_ms + 40_000,
-            }),
-            Duration::from_millis(run_ms + 60_000),
-        );
+        let result = play_on_player_page(&pc.http_root(), name, run_ms, true, run_ms + 40_000);
         (result, disturber.join().unwrap())
     })
 }
@@ -258,11 +248,7 @@ fn a_chromium_viewer_keeps_playing_through_a_publisher_restart_and_the_recording
         c["recording"]["file"], file,
         "the recording continues in the same file: {c}"
     );
-    let (status, _) = pc.terminate(&uri);
-    assert_eq!(status, 200);
-    let path = pc.finished_recording(&file);
-    let errors = decode_errors(&path);
-    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    let path = pc.terminate_and_check_recording(&uri, &file);
     let probe = probe_file(&path, &["-show_format"]);
     let duration: f64 = probe["format"]["duration"]
         .as_str()
@@ -389,17 +375,7 @@ fn an_on_demand_capture_whose_source_never_returns_gives_up_and_fails_its_viewer
             std::thread::sleep(Duration::from_millis(1500));
             publisher.stop();
         });
-        run_driver(
-            "player_driver.js",
-            &json!({
-                "pageUrl": format!("{}/", pc.http_root()),
-                "name": uri,
-                "runMs": 8000,
-                "stop": false,
-                "timeoutMs": 40000,
-            }),
-            Duration::from_secs(60),
-        )
+        play_on_player_page(&pc.http_root(), &uri, 8000, false, 40_000)
     });
     let statuses: Vec<&Value> = result["statuses"].as_array().unwrap().iter().collect();
     assert!(

@@ -6,22 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use pullcast_integration_tests::browser::{exclusive, run_driver};
+use pullcast_integration_tests::browser::{exclusive, play_on_player_page};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
 fn play(pc: &Pullcast, name: &str, run_ms: u64) -> Value {
-    run_driver(
-        "player_driver.js",
-        &json!({
-            "pageUrl": format!("{}/", pc.http_root()),
-            "name": name,
-            "runMs": run_ms,
-            "stop": true,
-            "timeoutMs": 40000,
-        }),
-        Duration::from_secs(60),
-    )
+    play_on_player_page(&pc.http_root(), name, run_ms, true, 40_000)
 }
 
 fn statuses(result: &Value) -> Vec<String> {
@@ -196,17 +186,7 @@ fn terminate_ends_the_viewers_with_stopped_and_a_reason() {
             }
             panic!("the browser never subscribed");
         });
-        run_driver(
-            "player_driver.js",
-            &json!({
-                "pageUrl": format!("{}/", pc.http_root()),
-                "name": "ending",
-                "runMs": 5000,
-                "stop": false,
-                "timeoutMs": 40000,
-            }),
-            Duration::from_secs(60),
-        )
+        play_on_player_page(&pc.http_root(), "ending", 5000, false, 40_000)
     });
     let final_status = &result["final"];
     assert_eq!(final_status["status"], "STOPPED", "{result}");
