@@ -11,6 +11,20 @@ use std::collections::HashSet;
 pub struct ReportOnce {
     seen: HashSet<String>,
     limit: usize,
+    /// A new problem came after the limit was reached.
+    overflowed: bool,
+}
+
+/// What to do with a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Seen for the first time: report it.
+    First,
+    /// New, but the limit is reached: report it, saying that further new ones will not be
+    /// (given once).
+    FirstOverLimit,
+    /// Reported before, or over the limit already said: stay quiet.
+    Quiet,
 }
 
 impl ReportOnce {
@@ -19,15 +33,29 @@ impl ReportOnce {
         Self {
             seen: HashSet::new(),
             limit,
+            overflowed: false,
+        }
+    }
+
+    /// What to do with `problem` (see [`Verdict`]).
+    pub fn verdict(&mut self, problem: &str) -> Verdict {
+        if self.seen.contains(problem) {
+            Verdict::Quiet
+        } else if self.seen.len() < self.limit {
+            self.seen.insert(problem.to_string());
+            Verdict::First
+        } else if !self.overflowed {
+            self.overflowed = true;
+            Verdict::FirstOverLimit
+        } else {
+            Verdict::Quiet
         }
     }
 
     /// True the first time `problem` is seen (while fewer than the limit were remembered):
     /// log it then, and only then.
     pub fn first_time(&mut self, problem: &str) -> bool {
-        self.seen.len() < self.limit
-            && !self.seen.contains(problem)
-            && self.seen.insert(problem.to_string())
+        self.verdict(problem) == Verdict::First
     }
 }
 
@@ -43,5 +71,14 @@ mod tests {
         assert!(r.first_time("b"));
         assert!(!r.first_time("c"), "past the limit");
         assert!(!r.first_time("b"));
+    }
+
+    #[test]
+    fn past_the_limit_the_first_new_problem_says_so_once() {
+        let mut r = ReportOnce::new(1);
+        assert_eq!(r.verdict("a"), Verdict::First);
+        assert_eq!(r.verdict("b"), Verdict::FirstOverLimit);
+        assert_eq!(r.verdict("c"), Verdict::Quiet);
+        assert_eq!(r.verdict("a"), Verdict::Quiet);
     }
 }

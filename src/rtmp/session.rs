@@ -37,7 +37,7 @@
 //! are checked before `rml_amf0` decodes them: it recurses once per nesting level, so a
 //! deeply nested body would overflow the stack (an abort, not an error).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Cursor;
 
@@ -51,6 +51,7 @@ use rml_rtmp::time::RtmpTimestamp;
 use super::aggregate::{split_aggregate, AGGREGATE_TYPE_ID};
 use super::chunk::{ChunkDecoder, RawMessage};
 use super::url::RtmpUrl;
+use crate::report_once::{ReportOnce, Verdict};
 
 /// The window acknowledgement size we announce to the server.
 pub const OUR_WINDOW_ACK_SIZE: u32 = 2_500_000;
@@ -196,7 +197,7 @@ pub struct PlaySession {
     /// Answers given to `onBWCheck`; the number each answer carries.
     bw_checks: u32,
     stream_id: Option<u32>,
-    reported: HashSet<String>,
+    reported: ReportOnce,
 }
 
 impl fmt::Debug for PlaySession {
@@ -235,7 +236,7 @@ impl PlaySession {
             play_tx: 0.0,
             bw_checks: 0,
             stream_id: None,
-            reported: HashSet::new(),
+            reported: ReportOnce::new(MAX_REPORTED),
         })
     }
 
@@ -811,16 +812,12 @@ impl PlaySession {
     /// Reports `what` unless something with the same `key` was reported before; after
     /// [`MAX_REPORTED`] distinct keys, says once that it stops reporting.
     fn report_keyed(&mut self, key: &str, what: &str) {
-        if self.reported.contains(key) {
-            return;
-        }
-        let what = if self.reported.len() < MAX_REPORTED {
-            self.reported.insert(key.to_string());
-            what.to_string()
-        } else if self.reported.insert(String::new()) {
-            format!("{what} (from now on, further kinds of ignored messages go unreported)")
-        } else {
-            return;
+        let what = match self.reported.verdict(key) {
+            Verdict::First => what.to_string(),
+            Verdict::FirstOverLimit => {
+                format!("{what} (from now on, further kinds of ignored messages go unreported)")
+            }
+            Verdict::Quiet => return,
         };
         self.events.push_back(SessionEvent::Ignored { what });
     }
