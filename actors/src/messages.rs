@@ -184,8 +184,6 @@ pub struct TranscodedAudio {
 #[rtype(result = "()")]
 pub struct TranscodedVideo {
     pub frames: Vec<MediaFrame>,
-    /// Made from the keyframe cache at start, not from live frames.
-    pub backlog: bool,
 }
 
 /// What the capture's Recorder is doing.
@@ -227,14 +225,19 @@ pub struct TranscodeAudio {
 // VideoTranscoderActor
 // ---------------------------------------------------------------------------------------
 
-/// Original access units (with B-frames) to transcode, in decode order.
+/// One live original access unit (with B-frames) to transcode, in decode order.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct TranscodeVideo {
+    pub frame: MediaFrame,
+}
+
+/// The keyframe cache, fed once at start, in decode order: all is decoded, only the latest
+/// picture is encoded (as a keyframe), so the first viewer sees the current picture at once.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct TranscodeBacklog {
     pub frames: Vec<MediaFrame>,
-    /// These are the keyframe cache fed at start: all are decoded, only the latest picture
-    /// is encoded (as a keyframe), so the first viewer sees the current picture at once.
-    pub backlog: bool,
 }
 
 /// Make the next transcoded frame a keyframe (a viewer asked for one).

@@ -43,8 +43,8 @@ use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
     ForceKeyframe, GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe,
     ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, StatusChange, StopCapture, StopSource,
-    Subscribe, SubscriberMedia, TranscodeAudio, TranscodeVideo, TranscodedAudio, TranscodedVideo,
-    TranscoderConfig, Unsubscribe, VideoInfo,
+    Subscribe, SubscriberMedia, TranscodeAudio, TranscodeBacklog, TranscodeVideo, TranscodedAudio,
+    TranscodedVideo, TranscoderConfig, Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -118,12 +118,10 @@ pub struct StreamSupervisor {
     backoff: Backoff,
     /// Numbers the current connection; media of older ones is ignored.
     generation: u64,
-    /// The pending re-pull and when it starts.
-    retry: Option<(SpawnHandle, Instant)>,
+    /// When the pending re-pull starts.
+    retry_at: Option<Instant>,
     /// An on-demand capture's deadline for its dropped source to return.
     give_up: Option<SpawnHandle>,
-    /// Media has flowed at least once.
-    streamed: bool,
     /// When the source dropped (until media flows again).
     lost_at: Option<Instant>,
     reconnects: u64,
@@ -184,9 +182,8 @@ impl StreamSupervisor {
             backoff: Backoff::new(settings.reconnect_initial_ms, settings.reconnect_max_ms),
             settings,
             generation: 0,
-            retry: None,
+            retry_at: None,
             give_up: None,
-            streamed: false,
             lost_at: None,
             reconnects: 0,
             resume_from: None,
@@ -277,7 +274,7 @@ impl StreamSupervisor {
         if self.lost_at.is_none() {
             self.lost_at = Some(Instant::now());
         }
-        if self.streamed && self.resume_from.is_none() {
+        if self.has_streamed() && self.resume_from.is_none() {
             self.resume_from = Some(Instant::now());
         }
         if self.request.on_demand && self.give_up.is_none() {
@@ -309,13 +306,13 @@ impl StreamSupervisor {
             delay.as_millis(),
             self.backoff.attempts()
         );
-        let handle = ctx.run_later(delay, |act, ctx| {
-            act.retry = None;
+        ctx.run_later(delay, |act, ctx| {
+            act.retry_at = None;
             if !act.stopping {
                 act.start_source(ctx);
             }
         });
-        self.retry = Some((handle, Instant::now() + delay));
+        self.retry_at = Some(Instant::now() + delay);
     }
 
     /// Ends the capture as failed: viewers get `FAILED` with `reason`.
@@ -400,6 +397,7 @@ impl StreamSupervisor {
         }
         let now = self.now_ms();
         self.timeline.place(&mut frame, now);
+        let had_media = self.has_streamed();
         match frame.track {
             Track::Video => {
                 self.video_frames += 1;
@@ -409,7 +407,7 @@ impl StreamSupervisor {
         }
         if self.status != CaptureStatus::ProcessedRemote {
             match self.lost_at.take() {
-                Some(lost) if self.streamed => {
+                Some(lost) if had_media => {
                     self.reconnects += 1;
                     info!(
                         "{}: the source is back after {} ms; media is flowing again",
@@ -419,7 +417,6 @@ impl StreamSupervisor {
                 }
                 _ => info!("{}: media is flowing", self.label()),
             }
-            self.streamed = true;
             self.backoff.reset();
             if let Some(handle) = self.give_up.take() {
                 ctx.cancel_future(handle);
@@ -457,8 +454,7 @@ impl StreamSupervisor {
                 // The original (B-frames and all) for recordings; WebRTC gets the transcode.
                 if let Some(t) = &self.video_transcoder {
                     t.addr.do_send(TranscodeVideo {
-                        frames: vec![frame.clone()],
-                        backlog: false,
+                        frame: frame.clone(),
                     });
                 }
                 self.fan_out(&frame, Some(Delivery::Original), ctx);
@@ -533,6 +529,42 @@ impl StreamSupervisor {
         }
     }
 
+    /// Sends the cached frames since the latest keyframe to `recipient` (with `try_send`;
+    /// video only when `video_only`): for a WebRTC subscriber of a source with B-frames the
+    /// transcoded ones, else the original. True when a keyframe went out.
+    fn replay_cache(
+        &self,
+        recipient: &Recipient<SubscriberMedia>,
+        delivery: Delivery,
+        video_only: bool,
+    ) -> bool {
+        let cache = if delivery == Delivery::WebRtc && self.webrtc_video_transcoded() {
+            self.transcoded_gop.frames()
+        } else {
+            self.gop.frames()
+        };
+        let mut keyframe_sent = false;
+        for frame in cache {
+            if video_only && frame.track != Track::Video {
+                continue;
+            }
+            if recipient
+                .try_send(SubscriberMedia::Frame(frame.clone()))
+                .is_ok()
+                && frame.track == Track::Video
+                && frame.keyframe
+            {
+                keyframe_sent = true;
+            }
+        }
+        keyframe_sent
+    }
+
+    /// Media has flowed at least once.
+    fn has_streamed(&self) -> bool {
+        self.video_frames + self.audio_frames > 0
+    }
+
     /// WebRTC viewers get transcoded video (the source has B-frames).
     fn webrtc_video_transcoded(&self) -> bool {
         self.request.has_video && self.bframes.decided() == Some(true)
@@ -585,10 +617,7 @@ impl StreamSupervisor {
                 .cloned()
                 .collect();
             if !backlog.is_empty() {
-                addr.do_send(TranscodeVideo {
-                    frames: backlog,
-                    backlog: true,
-                });
+                addr.do_send(TranscodeBacklog { frames: backlog });
             }
             info!(
                 "{}: video transcoder (B-frames → Constrained Baseline) started",
@@ -704,7 +733,7 @@ impl StreamSupervisor {
             retry: (self.backoff.attempts() > 0 && self.status != CaptureStatus::ProcessedRemote)
                 .then(|| RetryInfo {
                     attempt: self.backoff.attempts(),
-                    next_attempt_in_ms: self.retry.as_ref().map_or(0, |(_, at)| {
+                    next_attempt_in_ms: self.retry_at.map_or(0, |at| {
                         at.saturating_duration_since(Instant::now()).as_millis() as u64
                     }),
                 }),
@@ -776,7 +805,7 @@ impl Handler<ReaderEvent> for StreamSupervisor {
                 self.bitrate.add(now, delta);
             }
             ReaderEvent::Unpublished { reason } => {
-                if self.streamed {
+                if self.has_streamed() {
                     let reason = format!("{reason}; waiting for it to return");
                     self.set_status(CaptureStatus::Reconnecting, Some(reason));
                 }
@@ -791,12 +820,12 @@ impl Handler<ReaderEvent> for StreamSupervisor {
                     return;
                 }
                 warn!("{}: source failed: {reason}", self.label());
-                if self.request.on_demand && !self.streamed {
+                if self.request.on_demand && !self.has_streamed() {
                     // A viewer asked for a name that does not play: tell it now.
                     self.fail_and_stop(ctx, reason);
                     return;
                 }
-                let status = if self.streamed {
+                let status = if self.has_streamed() {
                     CaptureStatus::Reconnecting
                 } else {
                     CaptureStatus::Failed
@@ -833,27 +862,10 @@ impl Handler<Subscribe> for StreamSupervisor {
             recipient.do_send(SubscriberMedia::Codecs(self.codecs.clone()));
         }
         // Instant start: the frames since the latest keyframe, at once. WebRTC subscribers
-        // get the cached video only (the transcoded one when the source has B-frames);
-        // their audio is Opus, which starts live.
-        let mut waiting_for_keyframe = self.codecs.video.is_some();
-        let cache = if msg.delivery == Delivery::WebRtc && self.webrtc_video_transcoded() {
-            self.transcoded_gop.frames()
-        } else {
-            self.gop.frames()
-        };
-        for frame in cache {
-            if msg.delivery == Delivery::WebRtc && frame.track == Track::Audio {
-                continue;
-            }
-            if recipient
-                .try_send(SubscriberMedia::Frame(frame.clone()))
-                .is_ok()
-                && frame.track == Track::Video
-                && frame.keyframe
-            {
-                waiting_for_keyframe = false;
-            }
-        }
+        // get the cached video only; their audio is Opus, which starts live.
+        let video_only = msg.delivery == Delivery::WebRtc;
+        let keyframe_sent = self.replay_cache(&recipient, msg.delivery, video_only);
+        let waiting_for_keyframe = self.codecs.video.is_some() && !keyframe_sent;
         self.subscribers.insert(
             msg.id,
             SubscriberState {
@@ -870,37 +882,24 @@ impl Handler<RequestKeyframe> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: RequestKeyframe, _ctx: &mut Self::Context) {
-        let transcoded = self.webrtc_video_transcoded();
         if self.codecs.video.is_none() {
             return;
         }
-        let Some(sub) = self.subscribers.get_mut(&msg.id) else {
+        let Some(sub) = self.subscribers.get(&msg.id) else {
             return;
         };
-        let webrtc = sub.delivery == Delivery::WebRtc;
-        if webrtc && transcoded {
-            if let Some(t) = &self.video_transcoder {
+        let (recipient, delivery) = (sub.recipient.clone(), sub.delivery);
+        let keyframe_sent = match &self.video_transcoder {
+            Some(t) if delivery == Delivery::WebRtc && self.webrtc_video_transcoded() => {
                 // A fresh keyframe for everyone watching the transcode, times moving forward.
                 t.addr.do_send(ForceKeyframe);
-                sub.waiting_for_keyframe = true;
-                return;
+                false
             }
-        }
-        // The cached video from the latest keyframe, to this subscriber only.
-        let cache = if webrtc && transcoded {
-            self.transcoded_gop.frames()
-        } else {
-            self.gop.frames()
+            // The cached video from the latest keyframe, to this subscriber only.
+            _ => self.replay_cache(&recipient, delivery, true),
         };
-        sub.waiting_for_keyframe = true;
-        for frame in cache.iter().filter(|f| f.track == Track::Video) {
-            let sent = sub
-                .recipient
-                .try_send(SubscriberMedia::Frame(frame.clone()))
-                .is_ok();
-            if sent && frame.keyframe {
-                sub.waiting_for_keyframe = false;
-            }
+        if let Some(sub) = self.subscribers.get_mut(&msg.id) {
+            sub.waiting_for_keyframe = !keyframe_sent;
         }
     }
 }

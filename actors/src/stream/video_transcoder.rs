@@ -11,9 +11,12 @@ use pullcast::report_once::ReportOnce;
 
 use actix::prelude::*;
 use log::{info, warn};
+use pullcast::media::MediaFrame;
 use pullcast::video::transcode::{BFrameTranscoder, TranscodeSettings};
 
-use crate::messages::{ForceKeyframe, ResetVideoTranscode, TranscodeVideo, TranscodedVideo};
+use crate::messages::{
+    ForceKeyframe, ResetVideoTranscode, TranscodeBacklog, TranscodeVideo, TranscodedVideo,
+};
 
 /// B-frames → no B-frames, for one capture.
 pub struct VideoTranscoderActor {
@@ -40,6 +43,15 @@ impl VideoTranscoderActor {
             Err(e) => me.report(e),
         }
         me
+    }
+
+    /// Sends what the transcoder made, or reports why it could not.
+    fn send(&mut self, out: Result<Vec<MediaFrame>, String>) {
+        match out {
+            Ok(frames) if !frames.is_empty() => self.output.do_send(TranscodedVideo { frames }),
+            Ok(_) => {}
+            Err(e) => self.report(e),
+        }
     }
 
     fn report(&mut self, problem: String) {
@@ -72,32 +84,20 @@ impl Handler<TranscodeVideo> for VideoTranscoderActor {
     type Result = ();
 
     fn handle(&mut self, msg: TranscodeVideo, _ctx: &mut Self::Context) {
-        let Some(t) = self.transcoder.as_mut() else {
-            return;
-        };
-        let mut frames = Vec::new();
-        let mut problem = None;
-        if msg.backlog {
-            match t.push_backlog(&msg.frames) {
-                Ok(out) => frames.extend(out),
-                Err(e) => problem = Some(e),
-            }
-        } else {
-            for frame in &msg.frames {
-                match t.push(frame) {
-                    Ok(out) => frames.extend(out),
-                    Err(e) => problem = Some(e),
-                }
-            }
+        if let Some(t) = self.transcoder.as_mut() {
+            let out = t.push(&msg.frame);
+            self.send(out);
         }
-        if let Some(e) = problem {
-            self.report(e);
-        }
-        if !frames.is_empty() {
-            self.output.do_send(TranscodedVideo {
-                frames,
-                backlog: msg.backlog,
-            });
+    }
+}
+
+impl Handler<TranscodeBacklog> for VideoTranscoderActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: TranscodeBacklog, _ctx: &mut Self::Context) {
+        if let Some(t) = self.transcoder.as_mut() {
+            let out = t.push_backlog(&msg.frames);
+            self.send(out);
         }
     }
 }
