@@ -88,8 +88,6 @@ pub enum ReaderEvent {
     Status { message: String },
     /// Bytes received on the socket so far.
     Progress { bytes_received: u64 },
-    /// The server said the publisher left; the connection stays open for its return.
-    Unpublished { reason: String },
     /// The pull failed or ended; the reader has stopped.
     Failed { reason: String },
 }
@@ -102,6 +100,18 @@ pub struct SourceMedia {
     /// connections it has already given up on).
     pub generation: u64,
     pub event: NormalizedEvent,
+}
+
+/// The server said the publisher left; the connection stays open for its return. Passed on
+/// by the normalizer after every frame the reader got before it, so a frame still in flight
+/// is never taken for the source's return.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct SourceUnpublished {
+    /// Which connection of the capture said it.
+    pub generation: u64,
+    /// What the server said, for the status.
+    pub reason: String,
 }
 
 /// Add a subscriber (viewer, recorder). It gets the codec configuration and the frames since
@@ -170,6 +180,15 @@ pub struct FlvTag {
     pub body: Bytes,
     /// When the reader parsed the message (`telemetry::now_us`).
     pub received_us: u64,
+}
+
+/// The server said the publisher left (StreamEOF, UnpublishNotify, onFCUnpublish). The
+/// reader sends it on the tags' path, so it reaches the supervisor after their frames.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct PublisherLeft {
+    /// What the server said.
+    pub reason: String,
 }
 
 /// Opus frames from the capture's AudioTranscoder, for its WebRTC subscribers.

@@ -100,6 +100,11 @@ impl Sources {
         let ctx = &guard[n - 1];
         (ctx.events.clone(), ctx.tags.clone())
     }
+
+    /// Where connection `n` (from 1) says the publisher left.
+    fn publisher_left(&self, n: usize) -> Recipient<PublisherLeft> {
+        self.contexts.lock().unwrap()[n - 1].publisher_left.clone()
+    }
 }
 
 async fn eventually(mut check: impl FnMut() -> bool) {
@@ -821,6 +826,63 @@ async fn a_dropped_source_is_pulled_again_and_subscribers_continue_on_one_timeli
         .iter()
         .any(|m| matches!(m, SubscriberMedia::Stopped { .. })));
     drop(events2);
+}
+
+#[actix::test]
+async fn a_publisher_that_leaves_is_reconnecting_until_new_media_comes_and_nothing_in_flight_is_lost(
+) {
+    let sources = Sources::default();
+    let registry = Registry::new(fast_retries(), sources.starter(), 1).start();
+    let uri = "rtmp://origin/live/republish";
+    let handle = pull_and_watch(&registry, uri).await;
+    let (_events, tags) = sources.wait_for(1).await;
+    let (got, _) = subscribe_recorder(&handle, 1024, Delivery::Original).await;
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    for i in 0..60u32 {
+        tags.do_send(tag(Track::Video, i * 33, video(i % 30 == 0, i as u8)));
+    }
+    // Sent right behind the tags, as the reader does on StreamEOF: the frames still queued
+    // for the normalizer come first and are not taken for the source's return.
+    sources.publisher_left(1).do_send(PublisherLeft {
+        reason: "the source stopped publishing (StreamEOF)".into(),
+    });
+    wait_for_status(&registry, uri, CaptureStatus::Reconnecting).await;
+    actix::clock::sleep(Duration::from_millis(100)).await;
+    let snap = snapshot_of(&registry, uri).await;
+    assert_eq!(snap.status, CaptureStatus::Reconnecting);
+    assert_eq!(
+        snap.reason.as_deref(),
+        Some("the source stopped publishing (StreamEOF); waiting for it to return")
+    );
+    assert_eq!(snap.reconnects, 0);
+    assert_eq!(
+        frames(&got).len(),
+        60,
+        "every frame before the news delivered"
+    );
+    // No retry: the connection stays open for the publisher's return.
+    assert!(snap.retry.is_none());
+
+    // A new publisher on the same connection: its timestamps restart at 0.
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    for i in 0..10u32 {
+        tags.do_send(tag(Track::Video, i * 33, video(i == 0, 200 + i as u8)));
+    }
+    eventually(|| frames(&got).len() == 70).await;
+    let snap = snapshot_of(&registry, uri).await;
+    assert_eq!(snap.status, CaptureStatus::ProcessedRemote);
+    assert_eq!(snap.reconnects, 1);
+    let all = frames(&got);
+    assert!(all[60].keyframe);
+    assert!(
+        all.windows(2).all(|w| w[1].dts > w[0].dts),
+        "one monotonic timeline across the publisher's return"
+    );
+    assert_eq!(
+        sources.contexts.lock().unwrap().len(),
+        1,
+        "no new connection"
+    );
 }
 
 /// Waits (up to 2 s) until the capture at `uri` has `status`.

@@ -1,6 +1,7 @@
 //! `NormalizerActor`: wraps the pure `pullcast::normalize::Normalizer` for one capture.
 //!
-//! FLV tags in (from the reader), normalized events out (to the supervisor). A bad tag is
+//! FLV tags in (from the reader), normalized events out (to the supervisor). The reader's
+//! "publisher left" comes the same way and is passed on in its place among the frames. A bad tag is
 //! logged — once per distinct problem, so a broken source cannot flood the log — and
 //! dropped; the capture goes on. No parsing happens here.
 
@@ -11,13 +12,14 @@ use log::warn;
 use pullcast::media::Track;
 use pullcast::normalize::{NormalizedEvent, Normalizer};
 
-use crate::messages::{FlvTag, SourceMedia};
+use crate::messages::{FlvTag, PublisherLeft, SourceMedia, SourceUnpublished};
 
 /// Tags → frames for one capture.
 pub struct NormalizerActor {
     label: String,
     normalizer: Normalizer,
     output: Recipient<SourceMedia>,
+    unpublished: Recipient<SourceUnpublished>,
     generation: u64,
     reported: ReportOnce,
 }
@@ -26,11 +28,17 @@ impl NormalizerActor {
     /// `label` names the capture in log lines; `generation` numbers the connection whose
     /// tags this normalizer gets (one normalizer per connection: a new connection starts
     /// with a fresh timestamp and codec state).
-    pub fn new(label: String, output: Recipient<SourceMedia>, generation: u64) -> Self {
+    pub fn new(
+        label: String,
+        output: Recipient<SourceMedia>,
+        unpublished: Recipient<SourceUnpublished>,
+        generation: u64,
+    ) -> Self {
         Self {
             label,
             normalizer: Normalizer::new(),
             output,
+            unpublished,
             generation,
             reported: ReportOnce::new(32),
         }
@@ -67,5 +75,17 @@ impl Handler<FlvTag> for NormalizerActor {
                 event,
             });
         }
+    }
+}
+
+impl Handler<PublisherLeft> for NormalizerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: PublisherLeft, _ctx: &mut Self::Context) {
+        // Every frame of the tags before it has been sent on: it arrives after them.
+        self.unpublished.do_send(SourceUnpublished {
+            generation: self.generation,
+            reason: msg.reason,
+        });
     }
 }

@@ -5,7 +5,7 @@
 //! and connection events to the supervisor, and enforces the watchdogs (DNS + connect,
 //! handshake, play, no media after play, stall mid-stream). When the server says the
 //! publisher left, the reader keeps the connection (a new publisher's media arrives on it)
-//! and tells the supervisor. Whatever ends the connection is reported once as
+//! and says so on the tags' path, so the news cannot overtake the frames before it. Whatever ends the connection is reported once as
 //! `ReaderEvent::Failed` with a sentence an operator can act on; then the actor stops.
 //! It never parses media and never decides what the capture's status is.
 
@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::SourceContext;
-use crate::messages::{FlvTag, ReaderEvent, StopSource};
+use crate::messages::{FlvTag, PublisherLeft, ReaderEvent, StopSource};
 use crate::telemetry::now_us;
 
 /// How often the byte counter is reported to the supervisor.
@@ -52,8 +52,7 @@ impl Actor for RtmpReader {
             return;
         };
         let events = source.events.clone();
-        let pull =
-            async move { pull(&source.url, &source.settings, &source.events, &source.tags).await };
+        let pull = async move { pull(&source).await };
         ctx.spawn(pull.into_actor(self).map(move |reason, _act, ctx| {
             events.do_send(ReaderEvent::Failed { reason });
             ctx.stop();
@@ -82,12 +81,14 @@ enum Phase {
 }
 
 /// Runs the pull until it ends; returns why it ended.
-async fn pull(
-    url: &RtmpUrl,
-    settings: &CaptureSettings,
-    events: &Recipient<ReaderEvent>,
-    tags: &Recipient<FlvTag>,
-) -> String {
+async fn pull(source: &SourceContext) -> String {
+    let SourceContext {
+        url,
+        settings,
+        events,
+        tags,
+        publisher_left,
+    } = source;
     let mut stream = match connect(url, settings).await {
         Ok(s) => s,
         Err(reason) => return reason,
@@ -179,7 +180,7 @@ async fn pull(
                     info!("{url}: {reason}; waiting for it on the open connection");
                     phase = Phase::Republish;
                     deadline = Instant::now() + ms(settings.media_timeout_ms);
-                    events.do_send(ReaderEvent::Unpublished { reason });
+                    publisher_left.do_send(PublisherLeft { reason });
                 }
                 SessionEvent::Status { code, description } => {
                     debug!("{url}: status {code} {description}");

@@ -42,9 +42,9 @@ use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
     ForceKeyframe, GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe,
-    ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, StatusChange, StopCapture, StopSource,
-    Subscribe, SubscriberMedia, TranscodeAudio, TranscodeBacklog, TranscodeVideo, TranscodedAudio,
-    TranscodedVideo, TranscoderConfig, Unsubscribe, VideoInfo,
+    ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, SourceUnpublished, StatusChange,
+    StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio, TranscodeBacklog,
+    TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig, Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -245,13 +245,19 @@ impl StreamSupervisor {
     /// Starts one connection: a fresh normalizer and reader, numbered by `generation`.
     fn start_source(&mut self, ctx: &mut Context<Self>) {
         self.generation += 1;
-        let normalizer =
-            NormalizerActor::new(self.label(), ctx.address().recipient(), self.generation).start();
+        let normalizer = NormalizerActor::new(
+            self.label(),
+            ctx.address().recipient(),
+            ctx.address().recipient(),
+            self.generation,
+        )
+        .start();
         let source = (self.starter)(SourceContext {
             url: self.request.url.clone(),
             settings: self.settings.clone(),
             events: ctx.address().recipient(),
-            tags: normalizer.recipient(),
+            tags: normalizer.clone().recipient(),
+            publisher_left: normalizer.recipient(),
         });
         self.source = Some(source);
     }
@@ -804,13 +810,6 @@ impl Handler<ReaderEvent> for StreamSupervisor {
                 let now = self.now_ms();
                 self.bitrate.add(now, delta);
             }
-            ReaderEvent::Unpublished { reason } => {
-                if self.has_streamed() {
-                    let reason = format!("{reason}; waiting for it to return");
-                    self.set_status(CaptureStatus::Reconnecting, Some(reason));
-                }
-                self.source_lost(ctx);
-            }
             ReaderEvent::Failed { reason } => {
                 self.source = None;
                 // Media still queued from this connection is stale now.
@@ -850,6 +849,21 @@ impl Handler<SourceMedia> for StreamSupervisor {
             NormalizedEvent::CodecChange(codecs) => self.on_codecs(codecs, ctx),
             NormalizedEvent::Frame(frame) => self.on_frame(frame, ctx),
         }
+    }
+}
+
+impl Handler<SourceUnpublished> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SourceUnpublished, ctx: &mut Self::Context) {
+        if msg.generation != self.generation {
+            return;
+        }
+        if self.has_streamed() {
+            let reason = format!("{}; waiting for it to return", msg.reason);
+            self.set_status(CaptureStatus::Reconnecting, Some(reason));
+        }
+        self.source_lost(ctx);
     }
 }
 
