@@ -88,8 +88,6 @@ pub enum ReaderEvent {
     Status { message: String },
     /// Bytes received on the socket so far.
     Progress { bytes_received: u64 },
-    /// The pull failed or ended; the reader has stopped.
-    Failed { reason: String },
 }
 
 /// Media from the normalizer.
@@ -102,16 +100,13 @@ pub struct SourceMedia {
     pub event: NormalizedEvent,
 }
 
-/// The server said the publisher left; the connection stays open for its return. Passed on
-/// by the normalizer after every frame the reader got before it, so a frame still in flight
-/// is never taken for the source's return.
+/// The reader's `MediaEnd`, passed on by the normalizer after the frames before it.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct SourceUnpublished {
-    /// Which connection of the capture said it.
+pub struct SourceMediaEnded {
+    /// Which connection of the capture it is about.
     pub generation: u64,
-    /// What the server said, for the status.
-    pub reason: String,
+    pub end: MediaEnd,
 }
 
 /// Add a subscriber (viewer, recorder). It gets the codec configuration and the frames since
@@ -182,13 +177,18 @@ pub struct FlvTag {
     pub received_us: u64,
 }
 
-/// The server said the publisher left (StreamEOF, UnpublishNotify, onFCUnpublish). The
-/// reader sends it on the tags' path, so it reaches the supervisor after their frames.
-#[derive(Message, Debug, Clone)]
+/// The media of the connection stopped. The reader says it on the tags' path, so the
+/// normalizer passes it on (as `SourceMediaEnded`) after every frame before it: the
+/// supervisor neither takes a frame still in flight for the source's return nor drops the
+/// last frames of a connection that closed.
+#[derive(Message, Debug, Clone, PartialEq)]
 #[rtype(result = "()")]
-pub struct PublisherLeft {
-    /// What the server said.
-    pub reason: String,
+pub enum MediaEnd {
+    /// The server said the publisher left (StreamEOF, UnpublishNotify, onFCUnpublish); the
+    /// connection stays open for its return.
+    PublisherLeft { reason: String },
+    /// The pull failed or ended; the reader has stopped.
+    ConnectionEnded { reason: String },
 }
 
 /// Opus frames from the capture's AudioTranscoder, for its WebRTC subscribers.

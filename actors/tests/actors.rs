@@ -101,9 +101,28 @@ impl Sources {
         (ctx.events.clone(), ctx.tags.clone())
     }
 
-    /// Where connection `n` (from 1) says the publisher left.
-    fn publisher_left(&self, n: usize) -> Recipient<PublisherLeft> {
-        self.contexts.lock().unwrap()[n - 1].publisher_left.clone()
+    /// Connection `n` (from 1) says the publisher left, in line with its tags.
+    fn publisher_left(&self, n: usize, reason: &str) {
+        self.end(
+            n,
+            MediaEnd::PublisherLeft {
+                reason: reason.into(),
+            },
+        );
+    }
+
+    /// Connection `n` (from 1) ends, in line with its tags, as a reader does when it stops.
+    fn end_connection(&self, n: usize, reason: &str) {
+        self.end(
+            n,
+            MediaEnd::ConnectionEnded {
+                reason: reason.into(),
+            },
+        );
+    }
+
+    fn end(&self, n: usize, end: MediaEnd) {
+        self.contexts.lock().unwrap()[n - 1].media_end.do_send(end);
     }
 }
 
@@ -268,10 +287,8 @@ async fn a_failed_source_shows_failed_with_its_reason_and_stays_listed() {
     let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/x";
     pull(&registry, uri).await;
-    let (events, tags) = sources.wait_for(1).await;
-    events.do_send(ReaderEvent::Failed {
-        reason: "connection refused by 127.0.0.1:1".into(),
-    });
+    let (_events, tags) = sources.wait_for(1).await;
+    sources.end_connection(1, "connection refused by 127.0.0.1:1");
     // Late media from the dead reader does not revive it.
     tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
     tags.do_send(tag(Track::Audio, 20, Bytes::from_static(AAC_FRAME)));
@@ -696,13 +713,11 @@ async fn find_all_keeps_the_status_history_with_reasons() {
     let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/history";
     pull(&registry, uri).await;
-    let (events, tags) = sources.wait_for(1).await;
+    let (_events, tags) = sources.wait_for(1).await;
     tags.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
     tags.do_send(tag(Track::Audio, 21, Bytes::from_static(AAC_FRAME)));
     actix::clock::sleep(Duration::from_millis(50)).await;
-    events.do_send(ReaderEvent::Failed {
-        reason: "no media for 10000 ms: the source stalled".into(),
-    });
+    sources.end_connection(1, "no media for 10000 ms: the source stalled");
     actix::clock::sleep(Duration::from_millis(50)).await;
     let snap = snapshot_of(&registry, uri).await;
     let seen: Vec<(CaptureStatus, Option<String>)> = snap
@@ -764,7 +779,7 @@ async fn a_dropped_source_is_pulled_again_and_subscribers_continue_on_one_timeli
     let registry = Registry::new(fast_retries(), sources.starter(), 1).start();
     let uri = "rtmp://origin/live/comeback";
     let handle = pull_and_watch(&registry, uri).await;
-    let (events, tags) = sources.wait_for(1).await;
+    let (_events, tags) = sources.wait_for(1).await;
     let (got, _) = subscribe_recorder(&handle, 1024, Delivery::Original).await;
     tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
     for i in 0..30u32 {
@@ -774,13 +789,16 @@ async fn a_dropped_source_is_pulled_again_and_subscribers_continue_on_one_timeli
             video(i % 10 == 0, i as u8),
         ));
     }
-    eventually(|| frames(&got).len() == 30).await;
-    events.do_send(ReaderEvent::Failed {
-        reason: "the source 10.0.0.1:1935 closed the connection".into(),
-    });
-    // A frame the old connection still had in flight: ignored.
+    // The end right behind the frames, as a reader sends it: every frame before it arrives.
+    sources.end_connection(1, "the source 10.0.0.1:1935 closed the connection");
+    // A tag after the end (a reader sends none): ignored.
     tags.do_send(tag(Track::Video, 51_000, video(false, 99)));
     wait_for_status(&registry, uri, CaptureStatus::Reconnecting).await;
+    assert_eq!(
+        frames(&got).len(),
+        30,
+        "nothing lost at the end of a connection"
+    );
     let snap = snapshot_of(&registry, uri).await;
     assert_eq!(
         snap.reason.as_deref(),
@@ -843,9 +861,7 @@ async fn a_publisher_that_leaves_is_reconnecting_until_new_media_comes_and_nothi
     }
     // Sent right behind the tags, as the reader does on StreamEOF: the frames still queued
     // for the normalizer come first and are not taken for the source's return.
-    sources.publisher_left(1).do_send(PublisherLeft {
-        reason: "the source stopped publishing (StreamEOF)".into(),
-    });
+    sources.publisher_left(1, "the source stopped publishing (StreamEOF)");
     wait_for_status(&registry, uri, CaptureStatus::Reconnecting).await;
     actix::clock::sleep(Duration::from_millis(100)).await;
     let snap = snapshot_of(&registry, uri).await;
@@ -903,10 +919,11 @@ async fn a_rest_capture_that_never_connected_keeps_retrying_with_a_failed_status
     let uri = "rtmp://origin/live/notyet";
     pull(&registry, uri).await;
     for n in 1..=3 {
-        let (events, _) = sources.wait_for(n).await;
-        events.do_send(ReaderEvent::Failed {
-            reason: "connection refused by 127.0.0.1:1 (nothing listens there)".into(),
-        });
+        sources.wait_for(n).await;
+        sources.end_connection(
+            n,
+            "connection refused by 127.0.0.1:1 (nothing listens there)",
+        );
     }
     let (_, tags) = sources.wait_for(4).await;
     let snap = snapshot_of(&registry, uri).await;
@@ -933,22 +950,21 @@ async fn an_on_demand_capture_gives_up_and_its_viewers_get_failed() {
         .unwrap()
         .unwrap();
     let (got, _) = subscribe_recorder(&handle, 1024, Delivery::WebRtc).await;
-    let (events, tags) = sources.wait_for(1).await;
+    let (_events, tags) = sources.wait_for(1).await;
     tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
     tags.do_send(tag(Track::Video, 0, video(true, 1)));
     eventually(|| frames(&got).len() == 1).await;
-    events.do_send(ReaderEvent::Failed {
-        reason: "the source 10.0.0.1:1935 closed the connection".into(),
-    });
+    sources.end_connection(1, "the source 10.0.0.1:1935 closed the connection");
     // Every retry fails; after 400 ms the capture gives up.
     let mut n = 2;
     let give_up = std::time::Instant::now();
     while registry.send(FindAll).await.unwrap().len() == 1 {
         if sources.contexts.lock().unwrap().len() >= n {
-            let (events, _) = sources.wait_for(n).await;
-            events.do_send(ReaderEvent::Failed {
-                reason: "connection refused by 10.0.0.1:1935 (nothing listens there)".into(),
-            });
+            sources.wait_for(n).await;
+            sources.end_connection(
+                n,
+                "connection refused by 10.0.0.1:1935 (nothing listens there)",
+            );
             n += 1;
         }
         assert!(give_up.elapsed() < Duration::from_secs(3), "never gave up");
@@ -977,10 +993,11 @@ async fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
         .unwrap()
         .unwrap();
     let (got, _) = subscribe_recorder(&handle, 16, Delivery::WebRtc).await;
-    let (events, _) = sources.wait_for(1).await;
-    events.do_send(ReaderEvent::Failed {
-        reason: "connection refused by 10.0.0.1:1935 (nothing listens there)".into(),
-    });
+    sources.wait_for(1).await;
+    sources.end_connection(
+        1,
+        "connection refused by 10.0.0.1:1935 (nothing listens there)",
+    );
     eventually(|| {
         got.lock().unwrap().iter().any(|m| {
             matches!(m, SubscriberMedia::Stopped { failed: true, reason }

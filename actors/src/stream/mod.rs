@@ -18,7 +18,7 @@ use actix::prelude::*;
 use pullcast::config::CaptureSettings;
 use pullcast::rtmp::RtmpUrl;
 
-use crate::messages::{FlvTag, PublisherLeft, ReaderEvent, StopSource};
+use crate::messages::{FlvTag, MediaEnd, ReaderEvent, StopSource};
 
 /// Everything a source needs to start: what to pull and where to report.
 pub struct SourceContext {
@@ -28,8 +28,9 @@ pub struct SourceContext {
     pub events: Recipient<ReaderEvent>,
     /// Tags go to the normalizer.
     pub tags: Recipient<FlvTag>,
-    /// The publisher left: to the normalizer too, in line with the tags.
-    pub publisher_left: Recipient<PublisherLeft>,
+    /// The end of the media (publisher left, connection ended): to the normalizer too, in
+    /// line with the tags.
+    pub media_end: Recipient<MediaEnd>,
 }
 
 /// Starts a source for a capture and returns how to stop it.

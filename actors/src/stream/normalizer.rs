@@ -1,7 +1,8 @@
 //! `NormalizerActor`: wraps the pure `pullcast::normalize::Normalizer` for one capture.
 //!
 //! FLV tags in (from the reader), normalized events out (to the supervisor). The reader's
-//! "publisher left" comes the same way and is passed on in its place among the frames. A bad tag is
+//! `MediaEnd` (publisher left, connection ended) comes the same way and is passed on in its
+//! place after the frames. A bad tag is
 //! logged — once per distinct problem, so a broken source cannot flood the log — and
 //! dropped; the capture goes on. No parsing happens here.
 
@@ -12,14 +13,14 @@ use log::warn;
 use pullcast::media::Track;
 use pullcast::normalize::{NormalizedEvent, Normalizer};
 
-use crate::messages::{FlvTag, PublisherLeft, SourceMedia, SourceUnpublished};
+use crate::messages::{FlvTag, MediaEnd, SourceMedia, SourceMediaEnded};
 
 /// Tags → frames for one capture.
 pub struct NormalizerActor {
     label: String,
     normalizer: Normalizer,
     output: Recipient<SourceMedia>,
-    unpublished: Recipient<SourceUnpublished>,
+    ended: Recipient<SourceMediaEnded>,
     generation: u64,
     reported: ReportOnce,
 }
@@ -31,14 +32,14 @@ impl NormalizerActor {
     pub fn new(
         label: String,
         output: Recipient<SourceMedia>,
-        unpublished: Recipient<SourceUnpublished>,
+        ended: Recipient<SourceMediaEnded>,
         generation: u64,
     ) -> Self {
         Self {
             label,
             normalizer: Normalizer::new(),
             output,
-            unpublished,
+            ended,
             generation,
             reported: ReportOnce::new(32),
         }
@@ -78,14 +79,14 @@ impl Handler<FlvTag> for NormalizerActor {
     }
 }
 
-impl Handler<PublisherLeft> for NormalizerActor {
+impl Handler<MediaEnd> for NormalizerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: PublisherLeft, _ctx: &mut Self::Context) {
+    fn handle(&mut self, end: MediaEnd, _ctx: &mut Self::Context) {
         // Every frame of the tags before it has been sent on: it arrives after them.
-        self.unpublished.do_send(SourceUnpublished {
+        self.ended.do_send(SourceMediaEnded {
             generation: self.generation,
-            reason: msg.reason,
+            end,
         });
     }
 }

@@ -6,7 +6,7 @@
 //! handshake, play, no media after play, stall mid-stream). When the server says the
 //! publisher left, the reader keeps the connection (a new publisher's media arrives on it)
 //! and says so on the tags' path, so the news cannot overtake the frames before it. Whatever ends the connection is reported once as
-//! `ReaderEvent::Failed` with a sentence an operator can act on; then the actor stops.
+//! `MediaEnd::ConnectionEnded` with a sentence an operator can act on; then the actor stops.
 //! It never parses media and never decides what the capture's status is.
 
 use std::net::SocketAddr;
@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use super::SourceContext;
-use crate::messages::{FlvTag, PublisherLeft, ReaderEvent, StopSource};
+use crate::messages::{FlvTag, MediaEnd, ReaderEvent, StopSource};
 use crate::telemetry::now_us;
 
 /// How often the byte counter is reported to the supervisor.
@@ -51,10 +51,10 @@ impl Actor for RtmpReader {
             ctx.stop();
             return;
         };
-        let events = source.events.clone();
+        let media_end = source.media_end.clone();
         let pull = async move { pull(&source).await };
         ctx.spawn(pull.into_actor(self).map(move |reason, _act, ctx| {
-            events.do_send(ReaderEvent::Failed { reason });
+            media_end.do_send(MediaEnd::ConnectionEnded { reason });
             ctx.stop();
         }));
     }
@@ -87,7 +87,7 @@ async fn pull(source: &SourceContext) -> String {
         settings,
         events,
         tags,
-        publisher_left,
+        media_end,
     } = source;
     let mut stream = match connect(url, settings).await {
         Ok(s) => s,
@@ -180,7 +180,7 @@ async fn pull(source: &SourceContext) -> String {
                     info!("{url}: {reason}; waiting for it on the open connection");
                     phase = Phase::Republish;
                     deadline = Instant::now() + ms(settings.media_timeout_ms);
-                    publisher_left.do_send(PublisherLeft { reason });
+                    media_end.do_send(MediaEnd::PublisherLeft { reason });
                 }
                 SessionEvent::Status { code, description } => {
                     debug!("{url}: status {code} {description}");

@@ -41,10 +41,11 @@ use super::video_transcoder::VideoTranscoderActor;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    ForceKeyframe, GetSnapshot, PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe,
-    ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, SourceUnpublished, StatusChange,
-    StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio, TranscodeBacklog,
-    TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig, Unsubscribe, VideoInfo,
+    ForceKeyframe, GetSnapshot, MediaEnd, PullRequest, ReaderEvent, RecordingStatus,
+    RequestKeyframe, ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, SourceMediaEnded,
+    StatusChange, StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio,
+    TranscodeBacklog, TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig,
+    Unsubscribe, VideoInfo,
 };
 
 /// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
@@ -257,9 +258,36 @@ impl StreamSupervisor {
             settings: self.settings.clone(),
             events: ctx.address().recipient(),
             tags: normalizer.clone().recipient(),
-            publisher_left: normalizer.recipient(),
+            media_end: normalizer.recipient(),
         });
         self.source = Some(source);
+    }
+
+    /// The reader stopped (the pull failed or the connection ended); every frame it got was
+    /// handled before this. Retries after the backoff delay, or fails an on-demand capture
+    /// that never played.
+    fn connection_ended(&mut self, reason: String, ctx: &mut Context<Self>) {
+        self.source = None;
+        // Nothing more comes from this connection; a guard against anything that still would.
+        self.generation += 1;
+        self.bytes_before = self.bytes_received;
+        if self.stopping {
+            return;
+        }
+        warn!("{}: source failed: {reason}", self.label());
+        if self.request.on_demand && !self.has_streamed() {
+            // A viewer asked for a name that does not play: tell it now.
+            self.fail_and_stop(ctx, reason);
+            return;
+        }
+        let status = if self.has_streamed() {
+            CaptureStatus::Reconnecting
+        } else {
+            CaptureStatus::Failed
+        };
+        self.set_status(status, Some(reason));
+        self.source_lost(ctx);
+        self.schedule_retry(ctx);
     }
 
     /// The source stopped delivering (its connection ended, or the publisher left): the next
@@ -796,7 +824,7 @@ impl Actor for StreamSupervisor {
 impl Handler<ReaderEvent> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, event: ReaderEvent, ctx: &mut Self::Context) {
+    fn handle(&mut self, event: ReaderEvent, _ctx: &mut Self::Context) {
         match event {
             ReaderEvent::Connected { peer } => info!("{}: connected to {peer}", self.label()),
             ReaderEvent::HandshakeDone => log::debug!("{}: handshake done", self.label()),
@@ -809,29 +837,6 @@ impl Handler<ReaderEvent> for StreamSupervisor {
                 self.bytes_received = total;
                 let now = self.now_ms();
                 self.bitrate.add(now, delta);
-            }
-            ReaderEvent::Failed { reason } => {
-                self.source = None;
-                // Media still queued from this connection is stale now.
-                self.generation += 1;
-                self.bytes_before = self.bytes_received;
-                if self.stopping {
-                    return;
-                }
-                warn!("{}: source failed: {reason}", self.label());
-                if self.request.on_demand && !self.has_streamed() {
-                    // A viewer asked for a name that does not play: tell it now.
-                    self.fail_and_stop(ctx, reason);
-                    return;
-                }
-                let status = if self.has_streamed() {
-                    CaptureStatus::Reconnecting
-                } else {
-                    CaptureStatus::Failed
-                };
-                self.set_status(status, Some(reason));
-                self.source_lost(ctx);
-                self.schedule_retry(ctx);
             }
         }
     }
@@ -852,18 +857,24 @@ impl Handler<SourceMedia> for StreamSupervisor {
     }
 }
 
-impl Handler<SourceUnpublished> for StreamSupervisor {
+impl Handler<SourceMediaEnded> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: SourceUnpublished, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: SourceMediaEnded, ctx: &mut Self::Context) {
         if msg.generation != self.generation {
+            // About a connection the supervisor has already given up on.
             return;
         }
-        if self.has_streamed() {
-            let reason = format!("{}; waiting for it to return", msg.reason);
-            self.set_status(CaptureStatus::Reconnecting, Some(reason));
+        match msg.end {
+            MediaEnd::PublisherLeft { reason } => {
+                if self.has_streamed() {
+                    let reason = format!("{reason}; waiting for it to return");
+                    self.set_status(CaptureStatus::Reconnecting, Some(reason));
+                }
+                self.source_lost(ctx);
+            }
+            MediaEnd::ConnectionEnded { reason } => self.connection_ended(reason, ctx),
         }
-        self.source_lost(ctx);
     }
 }
 
