@@ -37,13 +37,31 @@ pub struct TranscodeSettings {
     pub keyframe_interval: u32,
 }
 
+impl TranscodeSettings {
+    /// The frame rate assumed when the source declares none.
+    pub const FALLBACK_FRAME_RATE: f64 = 30.0;
+    /// Seconds between keyframes of the output.
+    pub const KEYFRAME_SECONDS: f64 = 2.0;
+
+    /// Settings for a source whose declared frame rate (SPS timing, else `onMetaData`) is
+    /// `frame_rate`: the encoder budgets bits per frame at that rate, and a keyframe comes
+    /// every [`Self::KEYFRAME_SECONDS`] whatever the rate.
+    pub fn for_source(bitrate_bps: u32, frame_rate: Option<f64>) -> Self {
+        let fps = frame_rate
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .unwrap_or(Self::FALLBACK_FRAME_RATE)
+            .clamp(1.0, 120.0);
+        Self {
+            bitrate_bps,
+            frame_rate: fps as f32,
+            keyframe_interval: (fps * Self::KEYFRAME_SECONDS).round().max(1.0) as u32,
+        }
+    }
+}
+
 impl Default for TranscodeSettings {
     fn default() -> Self {
-        Self {
-            bitrate_bps: 2_500_000,
-            frame_rate: 30.0,
-            keyframe_interval: 60,
-        }
+        Self::for_source(2_500_000, None)
     }
 }
 

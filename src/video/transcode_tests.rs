@@ -49,6 +49,54 @@ fn nal_types(au: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn settings_follow_the_declared_frame_rate_with_a_keyframe_every_two_seconds() {
+    let at = |fps| TranscodeSettings::for_source(2_000_000, fps);
+    assert_eq!(
+        at(Some(25.0)),
+        TranscodeSettings {
+            bitrate_bps: 2_000_000,
+            frame_rate: 25.0,
+            keyframe_interval: 50,
+        }
+    );
+    assert_eq!(
+        (
+            at(Some(59.94)).frame_rate,
+            at(Some(59.94)).keyframe_interval
+        ),
+        (59.94, 120)
+    );
+    assert_eq!(
+        (
+            at(Some(29.97)).keyframe_interval,
+            at(Some(15.0)).keyframe_interval
+        ),
+        (60, 30)
+    );
+    // Nothing declared, or nonsense declared: 30 fps.
+    for fps in [
+        None,
+        Some(0.0),
+        Some(-5.0),
+        Some(f64::NAN),
+        Some(f64::INFINITY),
+    ] {
+        assert_eq!(
+            (at(fps).frame_rate, at(fps).keyframe_interval),
+            (30.0, 60),
+            "{fps:?}"
+        );
+    }
+    // A silly rate is held to a sane one.
+    assert_eq!(at(Some(1000.0)).frame_rate, 120.0);
+    assert_eq!(at(Some(0.2)).keyframe_interval, 2);
+    assert_eq!(
+        TranscodeSettings::default(),
+        TranscodeSettings::for_source(2_500_000, None)
+    );
+}
+
+#[test]
 fn the_vector_really_has_b_frames() {
     let frames = source_frames();
     assert_eq!(frames.len(), 45);

@@ -627,17 +627,10 @@ impl StreamSupervisor {
             let arbiter = Arbiter::new();
             let label = self.label();
             let output = ctx.address().recipient::<TranscodedVideo>();
-            let settings = TranscodeSettings {
-                bitrate_bps: self.settings.bframe_transcode_bitrate,
-                frame_rate: self
-                    .codecs
-                    .video
-                    .as_ref()
-                    .and_then(|v| v.sps_info.as_ref())
-                    .and_then(|s| s.frame_rate)
-                    .unwrap_or(30.0) as f32,
-                keyframe_interval: 60,
-            };
+            let settings = TranscodeSettings::for_source(
+                self.settings.bframe_transcode_bitrate,
+                self.declared_frame_rate(),
+            );
             let addr = VideoTranscoderActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
                 ctx.set_mailbox_capacity(1024);
                 VideoTranscoderActor::new(label, settings, output)
@@ -707,6 +700,16 @@ impl StreamSupervisor {
         }));
     }
 
+    /// The frame rate the source declares: its SPS timing, else its `onMetaData`.
+    fn declared_frame_rate(&self) -> Option<f64> {
+        self.codecs
+            .video
+            .as_ref()
+            .and_then(|v| v.sps_info.as_ref())
+            .and_then(|s| s.frame_rate)
+            .or_else(|| metadata_number(&self.metadata, &["framerate", "fps"]))
+    }
+
     fn snapshot(&mut self) -> CaptureSnapshot {
         let now = self.now_ms();
         let measured_fps = self.frame_rate.per_second(now);
@@ -718,9 +721,8 @@ impl StreamSupervisor {
                 level: level_name(avc.level),
                 width: sps.map_or(0, |s| s.width),
                 height: sps.map_or(0, |s| s.height),
-                frame_rate: sps
-                    .and_then(|s| s.frame_rate)
-                    .or_else(|| metadata_number(&self.metadata, &["framerate", "fps"]))
+                frame_rate: self
+                    .declared_frame_rate()
                     .or((measured_fps > 0.0).then_some(measured_fps))
                     .map(|f| (f * 100.0).round() / 100.0),
             }
