@@ -333,6 +333,34 @@ impl RtpClock {
     }
 }
 
+/// A viewer's video times on its RTP timeline, never backwards. Live frames keep their pts;
+/// a frame that is not after the last one sent — the keyframe cache replayed to answer a
+/// PLI — goes out [`Self::REPLAY_STEP_US`] after it. So the replayed GOP reaches the
+/// receiver as a burst to decode at once (its reference chain rebuilt up to now), and the
+/// track's RTP timestamps only move forward, as receivers' jitter buffers and timing
+/// estimators assume. Live frames after a replay keep their own pts again.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardTime {
+    last_us: Option<i128>,
+}
+
+impl ForwardTime {
+    /// How far apart replayed frames go out, in µs (9 ticks of the 90 kHz clock; a 60-frame
+    /// GOP fits in 6 ms, well inside one frame interval of the live stream).
+    pub const REPLAY_STEP_US: i128 = 100;
+
+    /// The time (µs, for [`RtpClock::timestamp_us`]) to stamp a frame of `pts_ms` with.
+    pub fn place(&mut self, pts_ms: i64) -> i128 {
+        let pts_us = i128::from(pts_ms) * 1000;
+        let at = match self.last_us {
+            Some(last) if pts_us <= last => last + Self::REPLAY_STEP_US,
+            _ => pts_us,
+        };
+        self.last_us = Some(at);
+        at
+    }
+}
+
 /// Lets a keyframe request (PLI/FIR) through at most once per `interval_ms`.
 #[derive(Debug, Clone)]
 pub struct KeyframeRequestLimiter {
@@ -546,6 +574,35 @@ a=rtpmap:9 G722/8000\r\n";
             u64::from(RtpClock::video(0).timestamp(pts)) * 48_000,
             u64::from(RtpClock::opus(0).timestamp(pts)) * 90_000
         );
+    }
+
+    #[test]
+    fn a_replayed_gop_goes_out_just_after_the_last_frame_and_live_frames_keep_their_pts() {
+        let mut t = ForwardTime::default();
+        // Live: 0, 33, 66, 100 ms.
+        let live: Vec<i128> = [0, 33, 66, 100].iter().map(|&p| t.place(p)).collect();
+        assert_eq!(live, [0, 33_000, 66_000, 100_000]);
+        // A PLI: the cached GOP (keyframe at 0) comes again, then live goes on at 133 ms.
+        let replay: Vec<i128> = [0, 33, 66, 100].iter().map(|&p| t.place(p)).collect();
+        assert_eq!(replay, [100_100, 100_200, 100_300, 100_400]);
+        assert_eq!(t.place(133), 133_000);
+        // A replay longer than a frame interval: live frames it overtook are squeezed in
+        // after it, and once the live pts is ahead again they keep it.
+        let mut t = ForwardTime::default();
+        t.place(10_000);
+        for pts in 0..400 {
+            t.place(pts);
+        }
+        assert_eq!(t.place(10_033), 10_040_100);
+        assert_eq!(t.place(10_066), 10_066_000);
+        // Stamped on the RTP clock: strictly increasing.
+        let clock = RtpClock::video(7);
+        let mut t = ForwardTime::default();
+        let stamps: Vec<u32> = [0, 33, 0, 33, 66]
+            .iter()
+            .map(|&p| clock.timestamp_us(t.place(p)))
+            .collect();
+        assert!(stamps.windows(2).all(|w| w[1] > w[0]), "{stamps:?}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! H.264 access units go out untouched, packetized here (FU-A, STAP-A with the SPS/PPS
 //! that precede every IDR); Opus packets go out one per RTP packet. RTP timestamps are the
-//! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_sdp`), the
+//! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_sdp`), never
+//! backwards (a replayed GOP goes out just after the last frame sent, `ForwardTime`); the
 //! payload type is the one negotiated on the sender. A keyframe request (PLI/FIR) is passed
 //! to the capture (`RequestKeyframe`: a fresh keyframe from the B-frame transcoder, else the
 //! cached GOP again), at most once per `webrtc.keyframe_request_interval_ms`.
@@ -31,7 +32,7 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 use pullcast::lipsync::SyncAnchor;
 use pullcast::media::{MediaFrame, Track};
-use pullcast::webrtc_sdp::{KeyframeRequestLimiter, RtpClock};
+use pullcast::webrtc_sdp::{ForwardTime, KeyframeRequestLimiter, RtpClock};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
@@ -93,6 +94,9 @@ struct OutTrack {
     payload_type: u8,
     sequence: u16,
     clock: RtpClock,
+    /// Keeps the video timestamps moving forward through a keyframe-cache replay (audio skips
+    /// replayed frames instead).
+    time: ForwardTime,
     /// RTP packets and payload octets sent (for sender reports; wrap as RFC 3550 says).
     packets: u32,
     octets: u32,
@@ -344,7 +348,7 @@ impl ViewerPeer {
         if payloads.is_empty() {
             return;
         }
-        let timestamp = video.clock.timestamp(frame.pts);
+        let timestamp = video.clock.timestamp_us(video.time.place(frame.pts));
         self.anchor.get_or_insert_with(|| anchor_of(&frame));
         let last = payloads.len() - 1;
         let packets: Vec<rtp::Packet> = payloads
@@ -574,6 +578,7 @@ async fn add_track(
         payload_type: 0,
         sequence,
         clock,
+        time: ForwardTime::default(),
         packets: 0,
         octets: 0,
     })
