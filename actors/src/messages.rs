@@ -472,6 +472,8 @@ pub struct CaptureSnapshot {
     pub audio: Option<AudioInfo>,
     pub bytes_received: u64,
     pub video_frames: u64,
+    /// Video keyframes received (a viewer can start at once after the first).
+    pub video_keyframes: u64,
     pub audio_frames: u64,
     pub bitrate_kbps: f64,
     pub measured_fps: f64,

@@ -42,6 +42,31 @@ async function main() {
       const statusEl = document.getElementById('status');
       new MutationObserver(() => statuses.push({ t: now(), wall: Date.now(), status: statusEl.textContent,
         reason: document.getElementById('reason').textContent })).observe(statusEl, { childList: true, characterData: true, subtree: true });
+      // First-frame time, connection 'connected' → first decoded video frame, taken on every
+      // peer connection the page makes: the event's own time, then getStats every 10 ms
+      // (the page's PLAYING comes later, at the server's first video write).
+      const firstFrame = { connectedAt: null, decodedAt: null };
+      const RealPeerConnection = window.RTCPeerConnection;
+      window.RTCPeerConnection = class extends RealPeerConnection {
+        constructor(...args) {
+          super(...args);
+          this.addEventListener('connectionstatechange', () => {
+            if (this.connectionState !== 'connected' || firstFrame.connectedAt !== null) return;
+            firstFrame.connectedAt = now();
+            (async () => {
+              const deadline = performance.now() + 10000;
+              while (performance.now() < deadline && this.connectionState === 'connected') {
+                let decoded = 0;
+                (await this.getStats()).forEach((x) => {
+                  if (x.type === 'inbound-rtp' && x.kind === 'video') decoded = x.framesDecoded || 0;
+                });
+                if (decoded > 0) { firstFrame.decodedAt = now(); return; }
+                await sleep(10);
+              }
+            })();
+          });
+        }
+      };
       // Chromium only measures the audio it plays: unmute (autoplay is allowed by the flags).
       document.getElementById('video').muted = false;
       document.getElementById('name').value = spec.name;
@@ -69,16 +94,11 @@ async function main() {
           totalSamplesReceived: a.totalSamplesReceived || 0, audioLevel: a.audioLevel || 0,
           connection: pc.connectionState };
       }
-      // First-frame time: connection 'connected' → first decoded frame.
       const firstDeadline = performance.now() + 10000;
-      while (performance.now() < firstDeadline) {
-        const s = await stats();
-        if (out.connectedAt === null && s.connection === 'connected') out.connectedAt = s.t;
-        if (s.framesDecoded > 0) {
-          out.firstFrameMs = out.connectedAt === null ? null : s.t - out.connectedAt;
-          break;
-        }
-        await sleep(10);
+      while (performance.now() < firstDeadline && firstFrame.decodedAt === null) await sleep(10);
+      out.connectedAt = firstFrame.connectedAt;
+      if (firstFrame.connectedAt !== null && firstFrame.decodedAt !== null) {
+        out.firstFrameMs = firstFrame.decodedAt - firstFrame.connectedAt;
       }
       const start = performance.now();
       while (performance.now() - start < (spec.runMs || 5000)) {

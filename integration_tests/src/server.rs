@@ -408,6 +408,22 @@ impl Pullcast {
         })
     }
 
+    /// Waits until the capture of `uri` is `PROCESSED_REMOTE` with its video described and a
+    /// keyframe received: from then on a new viewer starts at once from the capture's cache
+    /// (nginx-rtmp starts a player mid-GOP, so the first frames may not be decodable).
+    pub fn wait_for_keyframe(&self, uri: &str, timeout: Duration) -> Value {
+        self.wait_for(
+            uri,
+            timeout,
+            "PROCESSED_REMOTE with a video keyframe",
+            |c| {
+                c["status"] == "PROCESSED_REMOTE"
+                    && c["video"]["width"].as_u64().is_some()
+                    && c["videoKeyframes"].as_u64().unwrap_or(0) >= 1
+            },
+        )
+    }
+
     /// Kills the server. Idempotent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 const PROCESSED: Duration = Duration::from_secs(10);
 
 /// Fields every `find_all` element carries (SPEC §2 plus our additions).
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 19] = [
     "localMediaSessionId",
     "remoteMediaSessionId",
     "localStreamName",
@@ -29,6 +29,7 @@ const FIELDS: [&str; 18] = [
     "audio",
     "bytesReceived",
     "videoFrames",
+    "videoKeyframes",
     "audioFrames",
     "bitrateKbps",
     "startTime",
@@ -190,6 +191,13 @@ fn pulls_a_live_720p30_h264_aac_source() {
         (24.0..=36.0).contains(&video_fps),
         "videoFrames grow at {video_fps:.1}/s, want ~30\n{c}\n{}",
         pc.log_tail()
+    );
+    // The source has a keyframe every 60 frames (x264 -g 60, no scene cuts in testsrc2 that
+    // would add more than a few).
+    let (frames, keyframes) = (num(&c, "videoFrames"), num(&c, "videoKeyframes"));
+    assert!(
+        keyframes >= 1.0 && keyframes <= frames / 60.0 + 3.0,
+        "{keyframes} keyframes in {frames} frames with a 60-frame GOP\n{c}"
     );
     // 48000 Hz / 1024 samples per AAC frame = 46.9 frames/s.
     assert!(

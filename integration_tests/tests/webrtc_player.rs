@@ -31,7 +31,8 @@ fn player_page_plays_a_pulled_stream_over_websocket_signalling() {
     let pc = Pullcast::start(&[]);
     let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": "cam1" }));
     assert_eq!(status, 200, "{body}");
-    pc.wait_for_status(&uri, "PROCESSED_REMOTE", Duration::from_secs(10));
+    // A viewer starts at once from here on: the first-frame limit is about that start.
+    pc.wait_for_keyframe(&uri, Duration::from_secs(10));
 
     let result = play(&pc, "cam1", 5000);
     let seen = statuses(&result);

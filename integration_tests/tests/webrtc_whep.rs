@@ -18,13 +18,12 @@ const DRIVER_TIMEOUT: Duration = Duration::from_secs(90);
 /// Connection ready → first decoded frame, measured by the browser.
 const FIRST_FRAME_LIMIT_MS: u64 = 300;
 
-/// Pulls `uri` as `name` and waits until media flows with codecs known.
+/// Pulls `uri` as `name` and waits until a viewer can start at once (media flowing, video
+/// described, a keyframe cached): the first-frame limit is about that start.
 fn pull_as(pc: &Pullcast, uri: &str, name: &str) -> Value {
     let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": name }));
     assert_eq!(status, 200, "pull {uri}: {body}\n{}", pc.log_tail());
-    pc.wait_for(uri, PROCESSED, "PROCESSED_REMOTE with video", |c| {
-        c["status"] == "PROCESSED_REMOTE" && c["video"]["width"].as_u64().is_some()
-    })
+    pc.wait_for_keyframe(uri, PROCESSED)
 }
 
 /// Percent-encodes a stream name into one path segment.

@@ -185,6 +185,7 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
         "audio": audio,
         "bytesReceived": s.bytes_received,
         "videoFrames": s.video_frames,
+        "videoKeyframes": s.video_keyframes,
         "audioFrames": s.audio_frames,
         "bitrateKbps": s.bitrate_kbps,
         "measuredFps": s.measured_fps,

@@ -103,6 +103,7 @@ pub struct StreamSupervisor {
     linger: Option<SpawnHandle>,
     bytes_received: u64,
     video_frames: u64,
+    video_keyframes: u64,
     audio_frames: u64,
     bitrate: RateMeter,
     frame_rate: RateMeter,
@@ -164,6 +165,7 @@ impl StreamSupervisor {
             linger: None,
             bytes_received: 0,
             video_frames: 0,
+            video_keyframes: 0,
             audio_frames: 0,
             bitrate: RateMeter::new(BITRATE_WINDOW_MS),
             frame_rate: RateMeter::new(FRAME_RATE_WINDOW_MS),
@@ -435,6 +437,7 @@ impl StreamSupervisor {
         match frame.track {
             Track::Video => {
                 self.video_frames += 1;
+                self.video_keyframes += u64::from(frame.keyframe);
                 self.frame_rate.add(now, 1);
             }
             Track::Audio => self.audio_frames += 1,
@@ -753,6 +756,7 @@ impl StreamSupervisor {
             audio,
             bytes_received: self.bytes_received,
             video_frames: self.video_frames,
+            video_keyframes: self.video_keyframes,
             audio_frames: self.audio_frames,
             bitrate_kbps: (self.bitrate.per_second(now) * 8.0 / 1000.0).round(),
             measured_fps: (measured_fps * 10.0).round() / 10.0,
