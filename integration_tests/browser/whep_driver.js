@@ -134,7 +134,9 @@ async function runInPage(spec) {
     }
     for (const v of viewers) {
       if (!v.pc || v.closed || !v.location) continue;
-      v.result.timeline.push(sample(await inbound(v.pc), t));
+      // Stamped when the statistics arrived (getStats takes a while on a busy machine).
+      const st = await inbound(v.pc);
+      v.result.timeline.push(sample(st, Math.round(performance.now() - runStart)));
     }
     await sleep(sampleMs);
   }
