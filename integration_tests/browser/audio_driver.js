@@ -19,7 +19,9 @@
 //   fftSize       AnalyserNode fftSize (default 32768)
 //   batchSize     streams played at once (default: all); batches follow one another in the
 //                 same page and AudioContext, each ended (DELETE, close) before the next
-//   warmupMs      wait after a batch's connections are up before measuring it (default 2000)
+//   warmupMs      wait after a batch's connections are up before measuring it (default 2000);
+//                 then, up to 10 s more, until each stream has played one analyser window
+//                 + 200 ms
 //   snapshots     number of analyser snapshots per stream (default 6)
 //   snapshotEveryMs  time between snapshots (default: one analyser window, fftSize/sampleRate)
 //   windowMs      envelope window for the gap analysis (default 5)
@@ -239,6 +241,17 @@ async function runInPage(spec) {
     const streams = await Promise.all(batch.map((cfg, i) => startStream(cfg, first + i)));
     await sleep(warmupMs);
     const live = streams.filter((v) => v.pc && v.analyser);
+    // The first snapshot looks one analyser window back: start measuring once every stream
+    // has played at least that much plus 200 ms (a slow start on a busy machine would
+    // otherwise show up as a quiet gap). Up to 10 s more; a stream that never gets there is
+    // measured anyway and fails on its own numbers.
+    const enough = fftSize + 0.2 * sampleRate;
+    const playedDeadline = performance.now() + 10000;
+    while (performance.now() < playedDeadline) {
+      const played = await Promise.all(live.map((v) => audioStats(v.pc)));
+      if (played.every((a) => (a ? a.totalSamplesReceived : 0) >= enough)) break;
+      await sleep(50);
+    }
     for (const v of live) v.result.statsStart = await audioStats(v.pc);
     const measureStart = performance.now();
     const contextStart = ctx.currentTime;

@@ -89,8 +89,9 @@ fn he(profile: HeProfile, signalling: Signalling, rate: u32, bitrate: u32) -> So
         sample_rate: rate,
         channels: 2,
         bitrate,
-        // Longer than the test runs: the loop point (encoder priming) is never heard.
-        seconds: 40.0,
+        // Longer than the test runs, even slowed down (normally 25–30 s): the loop point
+        // (encoder priming) is never heard.
+        seconds: 120.0,
     })
 }
 

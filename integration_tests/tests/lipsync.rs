@@ -26,8 +26,9 @@ use pullcast_integration_tests::probe::{flash_onsets, sound_onsets};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
-/// Time the browser needs to line the tracks up after it starts playing.
-const WARM_UP_MS: f64 = 22_000.0;
+/// Time the browser needs to line the tracks up after it starts playing: measured 13–20 s
+/// here; 30 s leaves room for a slower start on a loaded machine.
+const WARM_UP_MS: f64 = 30_000.0;
 /// The window the offset must stay within the limit for.
 const WINDOW_MS: f64 = 31_000.0;
 const LIMIT_MS: f64 = 40.0;
@@ -118,9 +119,9 @@ fn audio_and_video_play_out_within_40_ms_of_each_other_in_chromium() {
             "pageUrl": format!("{}/", pc.http_root()),
             "whepPath": "/whep/avsync",
             "runMs": (WARM_UP_MS + WINDOW_MS + 1000.0) as u64,
-            "timeoutMs": 90_000,
+            "timeoutMs": 100_000,
         }),
-        Duration::from_secs(110),
+        Duration::from_secs(120),
     );
     let log = std::fs::read_to_string(pc.dir().join("pullcast.log")).unwrap();
     assert!(
