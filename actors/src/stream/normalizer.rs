@@ -2,9 +2,9 @@
 //!
 //! FLV tags in (from the reader), normalized events out (to the supervisor). The reader's
 //! `MediaEnd` (publisher left, connection ended) comes the same way and is passed on in its
-//! place after the frames. A bad tag is
-//! logged — once per distinct problem, so a broken source cannot flood the log — and
-//! dropped; the capture goes on. No parsing happens here.
+//! place, after the frames of the tags before it. A bad tag is logged — once per distinct
+//! problem, so a broken source cannot flood the log — and dropped; the capture goes on. No
+//! parsing happens here.
 
 use pullcast::report_once::ReportOnce;
 

@@ -5,7 +5,8 @@
 //! and connection events to the supervisor, and enforces the watchdogs (DNS + connect,
 //! handshake, play, no media after play, stall mid-stream). When the server says the
 //! publisher left, the reader keeps the connection (a new publisher's media arrives on it)
-//! and says so on the tags' path, so the news cannot overtake the frames before it. Whatever ends the connection is reported once as
+//! and says so on the tags' path, so the news cannot overtake the frames before it.
+//! Whatever ends the connection is reported once, on the same path, as
 //! `MediaEnd::ConnectionEnded` with a sentence an operator can act on; then the actor stops.
 //! It never parses media and never decides what the capture's status is.
 
