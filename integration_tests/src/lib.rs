@@ -9,7 +9,9 @@
 //! - [`browser`] — headless Chromium (playwright-core) running a page-side script, e.g. WHEP viewers;
 //! - [`aac_vectors`] — HE-AAC sources ffmpeg cannot encode (FDK encoder → our FLV file →
 //!   `ffmpeg -c copy` to nginx);
-//! - [`cpu_load`] — how busy the machine was during a measurement, ours versus others'.
+//! - [`cpu_load`] — how busy the machine was during a measurement, ours versus others';
+//! - [`webrtc_client`] — a non-browser WebRTC viewer (webrtc-rs, `bench/loadclient`) for
+//!   what Chromium cannot be made to do on demand (a keyframe request at a chosen moment).
 //!
 //! Rules the harness keeps: a missing tool is a loud panic, never a skipped test; every child
 //! process is killed on `Drop` (so a failing test leaves nothing behind); every wait has a
@@ -28,6 +30,7 @@ pub mod publisher;
 pub mod server;
 pub mod tempdir;
 pub mod wait;
+pub mod webrtc_client;
 
 pub use nginx::NginxRtmp;
 pub use ports::{free_port, SilentTcpListener};

@@ -24,13 +24,15 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Panics (in every test that needs it) with cargo's output if the build fails.
 pub fn server_binary() -> PathBuf {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BINARY.get_or_init(build_server) {
+    match BINARY.get_or_init(|| build_binary("pullcast-server", "pullcast")) {
         Ok(path) => path.clone(),
         Err(e) => panic!("{e}"),
     }
 }
 
-fn build_server() -> Result<PathBuf, String> {
+/// Builds binary `bin` of workspace package `package` into the tests' own target folder and
+/// profile; returns its path.
+pub(crate) fn build_binary(package: &str, bin: &str) -> Result<PathBuf, String> {
     // <target>/<profile>/deps/<test>-<hash>  →  <target>/<profile>/pullcast
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let profile_dir = exe
@@ -48,14 +50,7 @@ fn build_server() -> Result<PathBuf, String> {
     let logs = TempDir::new("cargo-build");
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace)
-        .args([
-            "build",
-            "-p",
-            "pullcast-server",
-            "--bin",
-            "pullcast",
-            "--target-dir",
-        ])
+        .args(["build", "-p", package, "--bin", bin, "--target-dir"])
         .arg(target_dir);
     if release {
         cmd.arg("--release");
@@ -66,20 +61,20 @@ fn build_server() -> Result<PathBuf, String> {
     let Some(status) = status else {
         kill_tree(&mut child);
         return Err(format!(
-            "`cargo build -p pullcast-server` did not finish within {BUILD_TIMEOUT:?}:\n{}",
+            "`cargo build -p {package}` did not finish within {BUILD_TIMEOUT:?}:\n{}",
             tail(&logs.join("build.log"), 40)
         ));
     };
     if !status.success() {
         return Err(format!(
-            "`cargo build -p pullcast-server --bin pullcast` failed ({status}):\n{}",
+            "`cargo build -p {package} --bin {bin}` failed ({status}):\n{}",
             tail(&logs.join("build.log"), 60)
         ));
     }
-    let binary = profile_dir.join("pullcast");
+    let binary = profile_dir.join(bin);
     if !binary.is_file() {
         return Err(format!(
-            "cargo built pullcast-server but {} does not exist",
+            "cargo built {package} but {} does not exist",
             binary.display()
         ));
     }

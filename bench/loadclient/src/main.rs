@@ -4,6 +4,7 @@
 //! ```text
 //! pullcast-loadclient --server http://127.0.0.1:8081 --stream bench --viewers 50 --seconds 20
 //!     [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] [--bind 127.0.0.1]
+//!     [--pli-after-ms 2000]
 //! ```
 //!
 //! Each viewer is its own `webrtc` peer connection (recvonly H.264 + Opus) that completes
@@ -12,7 +13,10 @@
 //! keyframe-cache burst of a new viewer passes), then measures a window of `--seconds`.
 //! The window's edges are announced on stderr (`loadclient: window start` / `window end`)
 //! so a script can sample the server's CPU over exactly that time. At the end every viewer
-//! DELETEs its WHEP session and one JSON summary goes to stdout.
+//! DELETEs its WHEP session and one JSON summary goes to stdout. With `--pli-after-ms`, each
+//! viewer sends one keyframe request (RTCP PLI) that long after its first video packet; the
+//! summary says how soon a keyframe came and with what RTP timestamp step, and counts video
+//! timestamps that went back.
 //!
 //! Runs on one current-thread tokio runtime (plus the blocking pool for the HTTP calls),
 //! so it uses at most one core next to the server.
@@ -39,11 +43,12 @@ struct Args {
     settle_ms: u64,
     connect_timeout_ms: u64,
     bind: SocketAddr,
+    pli_after_ms: Option<u64>,
 }
 
 const USAGE: &str = "usage: pullcast-loadclient --server http://HOST:PORT --stream NAME \
 --viewers N --seconds S [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] \
-[--bind 127.0.0.1]";
+[--bind 127.0.0.1] [--pli-after-ms MS]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -55,6 +60,7 @@ fn parse_args() -> Result<Args, String> {
         settle_ms: 3000,
         connect_timeout_ms: 15_000,
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        pli_after_ms: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--seconds" => args.seconds = value.parse().map_err(|e| bad(&e))?,
             "--stagger-ms" => args.stagger_ms = value.parse().map_err(|e| bad(&e))?,
             "--settle-ms" => args.settle_ms = value.parse().map_err(|e| bad(&e))?,
+            "--pli-after-ms" => args.pli_after_ms = Some(value.parse().map_err(|e| bad(&e))?),
             "--connect-timeout-ms" => {
                 args.connect_timeout_ms = value.parse().map_err(|e| bad(&e))?
             }
@@ -172,6 +179,7 @@ async fn main() -> ExitCode {
         stream_segment: percent_encode(&args.stream),
         bind: args.bind,
         connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+        pli_after: args.pli_after_ms.map(Duration::from_millis),
         http: http.clone(),
     });
 
@@ -258,8 +266,17 @@ async fn main() -> ExitCode {
     }
     let (mut packets_total, mut bytes_total, mut lost_total, mut expected_total, mut dups) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut plis_sent, mut pli_answer_ms, mut pli_answer_steps, mut ts_backwards) =
+        (0usize, Vec::new(), Vec::new(), 0u64);
     for s in &shared {
         if let Ok(c) = s.counters.lock() {
+            let timing = &c.video_timing;
+            ts_backwards += timing.backwards;
+            plis_sent += usize::from(timing.requested_ms().is_some());
+            if let Some((ms, step)) = timing.answer {
+                pli_answer_ms.push(ms);
+                pli_answer_steps.push(step);
+            }
             packets_total += c.packets;
             bytes_total += c.bytes;
             expected_total += c.video_seq.expected() + c.audio_seq.expected();
@@ -317,6 +334,13 @@ async fn main() -> ExitCode {
             "dtls_connected": p50_max(&pick(|t| t.connected_ms)),
             "first_video_rtp": p50_max(&pick(|t| t.first_video_ms)),
             "first_audio_rtp": p50_max(&pick(|t| t.first_audio_ms)),
+        },
+        "video_timestamps_backwards": ts_backwards,
+        "keyframe_requests": {
+            "sent": plis_sent,
+            "answered": pli_answer_ms.len(),
+            "answer_ms": p50_max(&pli_answer_ms),
+            "answer_ts_step_ticks": pli_answer_steps,
         },
         "delete_errors": delete_errors.iter().take(5).collect::<Vec<_>>(),
         "delete_error_count": delete_errors.len(),

@@ -96,6 +96,7 @@ pub struct Counters {
     pub video_frames: u64,
     pub video_seq: SeqTracker,
     pub audio_seq: SeqTracker,
+    pub video_timing: VideoTiming,
 }
 
 /// The figures of [`Counters`] that are compared between two instants.
@@ -117,6 +118,45 @@ impl Counters {
             expected: self.video_seq.expected() + self.audio_seq.expected(),
             unique: self.video_seq.unique + self.audio_seq.unique,
         }
+    }
+}
+
+/// A video track's RTP timestamps, and how a keyframe request (PLI) was answered.
+#[derive(Default, Debug, Clone)]
+pub struct VideoTiming {
+    last_ts: Option<u32>,
+    requested_ms: Option<f64>,
+    /// Packets whose RTP timestamp is before the previous packet's (signed 32-bit step).
+    pub backwards: u64,
+    /// After a request: ms from the request to the first packet that starts a keyframe, and
+    /// that packet's timestamp step from the packet before it (90 kHz ticks).
+    pub answer: Option<(f64, i64)>,
+}
+
+impl VideoTiming {
+    /// A video packet arrived at `now_ms`.
+    pub fn on_packet(&mut self, now_ms: f64, ts: u32, keyframe_start: bool) {
+        let step = self
+            .last_ts
+            .map(|last| i64::from(ts.wrapping_sub(last) as i32));
+        if step.is_some_and(|s| s < 0) {
+            self.backwards += 1;
+        }
+        self.last_ts = Some(ts);
+        if let (Some(asked), None, true) = (self.requested_ms, self.answer, keyframe_start) {
+            self.answer = Some((now_ms - asked, step.unwrap_or(0)));
+        }
+    }
+
+    /// A keyframe request went out at `now_ms`.
+    pub fn requested(&mut self, now_ms: f64) {
+        self.requested_ms = Some(now_ms);
+        self.answer = None;
+    }
+
+    /// When the request went out, if one did.
+    pub fn requested_ms(&self) -> Option<f64> {
+        self.requested_ms
     }
 }
 
@@ -175,6 +215,31 @@ mod tests {
         assert!(starts_keyframe(&[0x7c, 0x85]));
         assert!(!starts_keyframe(&[0x7c, 0x05]));
         assert!(!starts_keyframe(&[0x41, 0x9a]));
+    }
+
+    #[test]
+    fn video_timing_counts_steps_back_and_times_the_answer_to_a_request() {
+        let mut v = VideoTiming::default();
+        // Two packets of one frame (same timestamp), then the next frame.
+        v.on_packet(0.0, 1000, true);
+        v.on_packet(1.0, 1000, false);
+        v.on_packet(33.0, 3970, false);
+        v.requested(40.0);
+        // A non-keyframe first, then a keyframe stamped 9 ticks after it.
+        v.on_packet(66.0, 6940, false);
+        v.on_packet(70.0, 6949, true);
+        assert_eq!(v.answer, Some((30.0, 9)));
+        // A later keyframe does not replace the answer; a step back is counted, also across
+        // the 32-bit wrap (forward there is not back).
+        v.on_packet(80.0, 6000, true);
+        assert_eq!(v.answer, Some((30.0, 9)));
+        assert_eq!(v.backwards, 1);
+        let mut w = VideoTiming::default();
+        w.on_packet(0.0, u32::MAX - 10, false);
+        w.on_packet(1.0, 5, false);
+        assert_eq!(w.backwards, 0);
+        assert_eq!(w.answer, None);
+        assert_eq!(w.requested_ms(), None);
     }
 
     #[test]

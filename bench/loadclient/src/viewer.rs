@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -44,6 +45,8 @@ pub struct Config {
     pub bind: SocketAddr,
     /// From POST to the first video packet, at most.
     pub connect_timeout: Duration,
+    /// Send one keyframe request (PLI) this long after the first video packet.
+    pub pli_after: Option<Duration>,
     pub http: ureq::Agent,
 }
 
@@ -103,6 +106,11 @@ impl Shared {
             RtpCodecKind::Video => {
                 c.video_packets += 1;
                 c.video_seq.push(packet.header.sequence_number);
+                c.video_timing.on_packet(
+                    self.since_post_ms().unwrap_or(0.0),
+                    packet.header.timestamp,
+                    starts_keyframe(&packet.payload),
+                );
                 if packet.header.marker {
                     c.video_frames += 1;
                 }
@@ -134,6 +142,7 @@ impl Shared {
 /// The connection's events → the shared state; each remote track gets a reader task.
 struct Events {
     shared: Arc<Shared>,
+    pli_after: Option<Duration>,
 }
 
 #[async_trait::async_trait]
@@ -164,11 +173,31 @@ impl PeerConnectionEventHandler for Events {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let shared = self.shared.clone();
+        let pli_after = self.pli_after;
         tokio::spawn(async move {
             let kind = track.kind().await;
+            let mut pli_due: Option<Instant> = None;
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(packet) = event {
                     shared.on_packet(kind, &packet);
+                    if kind != RtpCodecKind::Video {
+                        continue;
+                    }
+                    let Some(after) = pli_after else { continue };
+                    let due = *pli_due.get_or_insert_with(|| Instant::now() + after);
+                    if Instant::now() >= due
+                        && lock(&shared.counters).video_timing.requested_ms().is_none()
+                    {
+                        let now = shared.since_post_ms().unwrap_or(0.0);
+                        lock(&shared.counters).video_timing.requested(now);
+                        let pli = PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc: packet.header.ssrc,
+                        };
+                        if let Err(e) = track.write_rtcp(vec![Box::new(pli)]).await {
+                            shared.fail(format!("cannot send the PLI: {e}"));
+                        }
+                    }
                 }
             }
         });
@@ -275,6 +304,7 @@ async fn connect_inner(
         .with_setting_engine(setting_engine)
         .with_handler(Arc::new(Events {
             shared: shared.clone(),
+            pli_after: config.pli_after,
         }))
         .with_udp_addrs(vec![config.bind])
         .build()
