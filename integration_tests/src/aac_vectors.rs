@@ -193,20 +193,36 @@ pub fn flv_tag(out: &mut Vec<u8>, kind: u8, timestamp_ms: u32, body: &[u8]) {
 /// access unit (`AF 01` + raw frame) at its timestamp. `AF` = AAC, 44 kHz, 16-bit, stereo:
 /// fixed for AAC by the FLV specification (the ASC says the truth).
 pub fn flv_audio_file(track: &AacTrack) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + track.frames.iter().map(|f| f.len() + 17).sum::<usize>());
+    flv_audio_file_of(std::slice::from_ref(track))
+}
+
+/// An audio-only FLV file of `tracks` one after another on one timeline, each starting with
+/// its own sequence header: from the second on, a new AAC configuration mid-stream.
+pub fn flv_audio_file_of(tracks: &[AacTrack]) -> Vec<u8> {
+    let size: usize = tracks
+        .iter()
+        .flat_map(|t| t.frames.iter().map(|f| f.len() + 17))
+        .sum();
+    let mut out = Vec::with_capacity(64 + size);
     out.extend_from_slice(b"FLV");
     out.push(1); // version
     out.push(0x04); // audio present
     out.extend_from_slice(&9u32.to_be_bytes());
     out.extend_from_slice(&0u32.to_be_bytes()); // PreviousTagSize0
-    let mut body = vec![0xAF, 0x00];
-    body.extend_from_slice(&track.asc);
-    flv_tag(&mut out, 8, 0, &body);
-    for (i, frame) in track.frames.iter().enumerate() {
+    let mut start_ms = 0;
+    let mut body = Vec::new();
+    for track in tracks {
         body.clear();
-        body.extend_from_slice(&[0xAF, 0x01]);
-        body.extend_from_slice(frame);
-        flv_tag(&mut out, 8, track.timestamp_ms(i), &body);
+        body.extend_from_slice(&[0xAF, 0x00]);
+        body.extend_from_slice(&track.asc);
+        flv_tag(&mut out, 8, start_ms, &body);
+        for (i, frame) in track.frames.iter().enumerate() {
+            body.clear();
+            body.extend_from_slice(&[0xAF, 0x01]);
+            body.extend_from_slice(frame);
+            flv_tag(&mut out, 8, start_ms + track.timestamp_ms(i), &body);
+        }
+        start_ms += track.duration_ms();
     }
     out
 }
@@ -217,9 +233,19 @@ pub fn flv_audio_file(track: &AacTrack) -> Vec<u8> {
 /// stream's URL. The publisher is killed on drop; its folder (the file, the command line and
 /// ffmpeg's log) is kept when the test panics.
 pub fn publish_flv_track(nginx: &NginxRtmp, name: &str, track: &AacTrack) -> (Publisher, String) {
+    publish_flv_tracks(nginx, name, std::slice::from_ref(track))
+}
+
+/// [`publish_flv_track`] for [`flv_audio_file_of`]`(tracks)`: the AAC configuration changes
+/// where each track begins.
+pub fn publish_flv_tracks(
+    nginx: &NginxRtmp,
+    name: &str,
+    tracks: &[AacTrack],
+) -> (Publisher, String) {
     let dir = TempDir::new("flv-publisher");
     let file = dir.join(&format!("{name}.flv"));
-    std::fs::write(&file, flv_audio_file(track))
+    std::fs::write(&file, flv_audio_file_of(tracks))
         .unwrap_or_else(|e| panic!("write {}: {e}", file.display()));
     let url = nginx.rtmp_url(&format!("live/{name}"));
     let before = nginx.publish_count(name);
@@ -307,5 +333,32 @@ mod tests {
         // Second frame at 1024/44100 s = 23.2 ms → 23.
         assert_eq!(track.timestamp_ms(1), 23);
         assert_eq!(f.len(), 13 + (11 + 4 + 4) + (11 + 5 + 4) + (11 + 3 + 4));
+    }
+
+    #[test]
+    fn a_second_track_starts_with_its_own_sequence_header_where_the_first_ends() {
+        let first = AacTrack {
+            asc: vec![0x12, 0x10],
+            frames: vec![vec![1], vec![2]],
+            sample_rate: 44_100,
+            frame_samples: 1024,
+            delay_samples: 0,
+        };
+        let second = AacTrack {
+            asc: vec![0x13, 0x08],
+            frames: vec![vec![3]],
+            sample_rate: 24_000,
+            frame_samples: 1024,
+            delay_samples: 0,
+        };
+        let f = flv_audio_file_of(&[first.clone(), second]);
+        let one = flv_audio_file(&first);
+        assert_eq!(&f[..one.len()], &one[..]);
+        // Then: sequence header AF 00 13 08 at 2 × 1024 / 44100 s = 46 ms, then the frame.
+        let rest = &f[one.len()..];
+        assert_eq!(&rest[..11], &[8, 0, 0, 4, 0, 0, 46, 0, 0, 0, 0]);
+        assert_eq!(&rest[11..15], &[0xAF, 0x00, 0x13, 0x08]);
+        assert_eq!(&rest[19..30], &[8, 0, 0, 3, 0, 0, 46, 0, 0, 0, 0]);
+        assert_eq!(&rest[30..33], &[0xAF, 0x01, 3]);
     }
 }

@@ -1,8 +1,10 @@
 //! The AAC source matrix (issue 5, item 2): every AAC flavour a publisher may send reaches a
 //! browser as the right sound. Sources: AAC-LC at 48000, 44100, 22050 and 11025 Hz, mono and
 //! stereo (ffmpeg's native encoder), and HE-AAC v1 / v2 with explicit and implicit SBR/PS
-//! signalling (the FDK encoder at test time, see `aac_vectors`), each a 1 kHz sine at
-//! −18 dBFS peak, published to nginx-rtmp, pulled by pullcast (REST), transcoded to Opus and
+//! signalling (the FDK encoder at test time, see `aac_vectors`), and one source whose AAC
+//! configuration changes mid-stream (HE-AAC v2 48 kHz, then a new sequence header: HE-AAC
+//! v1 44.1 kHz; measured after the change, and the capture's log must show both
+//! configurations), each a 1 kHz sine at −18 dBFS peak, published to nginx-rtmp, pulled by pullcast (REST), transcoded to Opus and
 //! played in one headless Chromium page over WHEP, one viewer per stream, four streams at a
 //! time.
 //!
@@ -16,13 +18,15 @@
 //! channels), which proves the ASC survived ffmpeg `-c copy` and nginx.
 //!
 //! To look at some rows only: `AAC_MATRIX_ONLY=lc11m,he2imp` (stream names, see
-//! [`variants`]).
+//! [`variants`]; the `switch` row is measured after its change only when batches before it
+//! take the time).
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
 use pullcast_integration_tests::aac_vectors::{
-    he_aac_sine, publish_flv_track, HeAacSine, HeProfile, Signalling, SINE_AMPLITUDE, SINE_HZ,
+    he_aac_sine, publish_flv_track, publish_flv_tracks, HeAacSine, HeProfile, Signalling,
+    SINE_AMPLITUDE, SINE_HZ,
 };
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::cpu_load::CpuLoad;
@@ -56,7 +60,14 @@ enum Source {
     Lc { rate: u32, channels: u32 },
     /// FDK HE-AAC frames in our FLV file, re-published with `-c copy`.
     He(HeAacSine),
+    /// `from` for [`SWITCH_AFTER_S`], then a new AAC sequence header and `to`, in one FLV
+    /// file (the mid-stream "type 0" packet the commercial product drops).
+    Switch { from: HeAacSine, to: HeAacSine },
 }
+
+/// Where the AAC configuration of the switching source changes: after the pulls, before the
+/// browser measures it (the sources start together; the last batch plays 20–40 s in).
+const SWITCH_AFTER_S: f64 = 10.0;
 
 /// One row of the matrix.
 struct Variant {
@@ -93,6 +104,13 @@ fn he(profile: HeProfile, signalling: Signalling, rate: u32, bitrate: u32) -> So
         // (encoder priming) is never heard.
         seconds: 120.0,
     })
+}
+
+fn only_he(source: Source) -> HeAacSine {
+    match source {
+        Source::He(spec) => spec,
+        _ => unreachable!("he() makes Source::He"),
+    }
 }
 
 fn variants() -> Vec<Variant> {
@@ -137,6 +155,19 @@ fn variants() -> Vec<Variant> {
             source: he(HeProfile::V2, Signalling::Implicit, 44_100, 32_000),
             expect: ("AAC-LC", 22_050, 1),
         },
+        // A new sequence header mid-stream: measured, and reported, after the change.
+        Variant {
+            name: "switch",
+            label: "HE-AAC v2 48000 Hz, then a new sequence header: HE-AAC v1 44100 Hz",
+            source: Source::Switch {
+                from: HeAacSine {
+                    seconds: SWITCH_AFTER_S,
+                    ..only_he(he(HeProfile::V2, Signalling::Explicit, 48_000, 32_000))
+                },
+                to: only_he(he(HeProfile::V1, Signalling::Explicit, 44_100, 64_000)),
+            },
+            expect: ("HE-AAC", 44_100, 2),
+        },
     ]
 }
 
@@ -174,6 +205,22 @@ fn start_source(nginx: &NginxRtmp, v: &Variant) -> (Running, String) {
                 track.delay_samples
             );
             let (p, uri) = publish_flv_track(nginx, v.name, &track);
+            (Running::File(p), uri)
+        }
+        Source::Switch { from, to } => {
+            let make = |spec| {
+                he_aac_sine(spec)
+                    .unwrap_or_else(|e| panic!("{}: cannot make the test vector: {e}", v.label))
+            };
+            let tracks = [make(from), make(to)];
+            eprintln!(
+                "[aac] {}: ASC {:02x?} for {} ms, then ASC {:02x?}",
+                v.label,
+                tracks[0].asc,
+                tracks[0].duration_ms(),
+                tracks[1].asc
+            );
+            let (p, uri) = publish_flv_tracks(nginx, v.name, &tracks);
             (Running::File(p), uri)
         }
     }
@@ -434,8 +481,33 @@ fn aac_matrix_plays_in_chromium() {
             first["answerAudio"]
         );
     }
+    // What find_all says after the measurement (the switching source has changed by then).
+    let finals: Vec<Value> = matrix
+        .iter()
+        .zip(&sources)
+        .zip(&captures)
+        .map(|((_, (_, uri)), first)| pc.capture(uri).unwrap_or_else(|| first.clone()))
+        .collect();
+    let log = std::fs::read_to_string(pc.dir().join("pullcast.log")).unwrap_or_default();
+    for v in &matrix {
+        if let Source::Switch { .. } = v.source {
+            // The capture saw both configurations, the new one mid-stream.
+            let seen: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(&format!("capture {} (", v.name)))
+                .filter_map(|l| l.split_once("codec configuration ").map(|(_, c)| c))
+                .collect();
+            if seen != ["HE-AACv2 48000 Hz 2 ch", "HE-AAC 44100 Hz 2 ch"] {
+                failures.push(format!(
+                    "{}: the capture's codec configurations were {seen:?}, expected HE-AACv2 \
+                     48000 Hz 2 ch, then HE-AAC 44100 Hz 2 ch",
+                    v.label
+                ));
+            }
+        }
+    }
     let mut table = Vec::new();
-    for (i, (v, capture)) in matrix.iter().zip(&captures).enumerate() {
+    for (i, (v, capture)) in matrix.iter().zip(&finals).enumerate() {
         let s = streams.get(i).cloned().unwrap_or(Value::Null);
         let verdict = judge(v, capture, &s);
         table.push(verdict.line);
