@@ -69,6 +69,8 @@ impl Default for TranscodeSettings {
 pub struct BFrameTranscoder {
     decoding: Decoding,
     encoding: Encoding,
+    /// Pictures decoded but not encoded in a row while behind (see [`Self::push_live`]).
+    skipped_in_a_row: u32,
 }
 
 /// The decoding half: pictures in display order, each with its presentation time.
@@ -101,8 +103,16 @@ impl BFrameTranscoder {
                 last_pts: None,
                 force_keyframe: true,
             },
+            skipped_in_a_row: 0,
         })
     }
+
+    /// How long a live frame may have waited before it reaches the transcoder (its
+    /// `ingest_us` to now) before the transcoder counts as behind: three frames at 30 fps.
+    pub const BEHIND_AFTER_US: u64 = 100_000;
+    /// While behind, at most this many pictures in a row are decoded without being encoded:
+    /// an overloaded machine still gets a picture out at least every fifth frame.
+    pub const MAX_SKIPPED_IN_A_ROW: u32 = 4;
 
     /// Frames the decoder could not decode (concealed or dropped) so far.
     pub fn decode_errors(&self) -> u64 {
@@ -129,6 +139,35 @@ impl BFrameTranscoder {
     pub fn push(&mut self, frame: &MediaFrame) -> Result<Vec<MediaFrame>, String> {
         match self.decoding.decode(frame) {
             Some((picture, pts, ingest_us)) => self.encoding.encode(&picture, pts, ingest_us),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// [`Self::push`] for a live frame that arrives at the transcoder at `now_us` (the
+    /// clock of `ingest_us`). When it waited longer than [`Self::BEHIND_AFTER_US`], the
+    /// transcoder is behind (a slow start, a busy machine): the picture is decoded (later
+    /// frames refer to it) but not encoded — up to [`Self::MAX_SKIPPED_IN_A_ROW`] in a row —
+    /// so the viewers catch up by a small skip instead of a fast-forward burst of frames
+    /// that are already late. A requested keyframe is never skipped.
+    pub fn push_live(
+        &mut self,
+        frame: &MediaFrame,
+        now_us: u64,
+    ) -> Result<Vec<MediaFrame>, String> {
+        let behind =
+            frame.ingest_us != 0 && now_us.saturating_sub(frame.ingest_us) > Self::BEHIND_AFTER_US;
+        let skip = behind
+            && !self.encoding.force_keyframe
+            && self.skipped_in_a_row < Self::MAX_SKIPPED_IN_A_ROW;
+        match self.decoding.decode(frame) {
+            Some(_) if skip => {
+                self.skipped_in_a_row += 1;
+                Ok(Vec::new())
+            }
+            Some((picture, pts, ingest_us)) => {
+                self.skipped_in_a_row = 0;
+                self.encoding.encode(&picture, pts, ingest_us)
+            }
             None => Ok(Vec::new()),
         }
     }

@@ -197,6 +197,57 @@ fn a_keyframe_request_makes_the_next_output_a_keyframe() {
 }
 
 #[test]
+fn behind_live_frames_are_decoded_but_only_every_fifth_picture_is_encoded_until_caught_up() {
+    let source: Vec<MediaFrame> = source_frames()
+        .into_iter()
+        .map(|mut f| {
+            f.ingest_us = 1_000_000 + f.dts.max(0) as u64 * 1000;
+            f
+        })
+        .collect();
+    let mut t = transcoder();
+    // The first 30 frames reach the transcoder 200 ms late: it is behind.
+    let late = |f: &MediaFrame| f.ingest_us + 200_000;
+    let mut out = Vec::new();
+    for f in &source[..30] {
+        out.extend(t.push_live(f, late(f)).unwrap());
+    }
+    // The first picture is a keyframe (never skipped); after it, one in five.
+    assert!(out[0].keyframe);
+    let pictures_then = out.len();
+    assert!(
+        (4..=8).contains(&pictures_then),
+        "{pictures_then} pictures encoded of ~30 while behind"
+    );
+    // Caught up (frames arrive as they are made): every picture is encoded again, and the
+    // output stays decodable and forward in time.
+    for f in &source[30..] {
+        out.extend(t.push_live(f, f.ingest_us + 1000).unwrap());
+    }
+    let caught_up = out.len() - pictures_then;
+    assert!(
+        caught_up + 4 >= source.len() - 30,
+        "{caught_up} pictures for {} frames once caught up",
+        source.len() - 30
+    );
+    assert!(out.windows(2).all(|w| w[1].pts > w[0].pts));
+    let mut check = Decoder::new().unwrap();
+    for f in &out {
+        assert!(check.decode(&f.data).unwrap().is_some());
+    }
+    // A frame of unknown arrival (ingest 0) is never taken as late.
+    let mut t = transcoder();
+    let unknown: Vec<MediaFrame> = source_frames();
+    let all: usize = unknown
+        .iter()
+        .map(|f| t.push_live(f, 10_000_000).unwrap().len())
+        .sum();
+    let mut plain = transcoder();
+    let expected: usize = unknown.iter().map(|f| plain.push(f).unwrap().len()).sum();
+    assert_eq!(all, expected);
+}
+
+#[test]
 fn garbage_and_audio_are_harmless() {
     let source = source_frames();
     let mut t = transcoder();

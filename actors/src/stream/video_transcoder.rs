@@ -5,7 +5,8 @@
 //! stops it with the last, feeds it the original access units, and gets `TranscodedVideo`
 //! back to fan out to WebRTC viewers (recordings keep the original). It wraps the pure
 //! `pullcast::video::transcode::BFrameTranscoder`; a frame that fails is logged (once per
-//! kind of failure) and skipped.
+//! kind of failure) and skipped. Live frames go in with the time they reach it, so a
+//! transcoder that fell behind catches up by skipping pictures, not by a burst.
 
 use pullcast::report_once::ReportOnce;
 
@@ -17,6 +18,7 @@ use pullcast::video::transcode::{BFrameTranscoder, TranscodeSettings};
 use crate::messages::{
     ForceKeyframe, ResetVideoTranscode, TranscodeBacklog, TranscodeVideo, TranscodedVideo,
 };
+use crate::telemetry::now_us;
 
 /// B-frames → no B-frames, for one capture.
 pub struct VideoTranscoderActor {
@@ -85,7 +87,7 @@ impl Handler<TranscodeVideo> for VideoTranscoderActor {
 
     fn handle(&mut self, msg: TranscodeVideo, _ctx: &mut Self::Context) {
         if let Some(t) = self.transcoder.as_mut() {
-            let out = t.push(&msg.frame);
+            let out = t.push_live(&msg.frame, now_us());
             self.send(out);
         }
     }
