@@ -108,8 +108,11 @@ impl BFrameTranscoder {
     }
 
     /// How long a live frame may have waited before it reaches the transcoder (its
-    /// `ingest_us` to now) before the transcoder counts as behind: three frames at 30 fps.
-    pub const BEHIND_AFTER_US: u64 = 100_000;
+    /// `ingest_us` to now) before the transcoder counts as behind: 1 s. Shorter waits are
+    /// caught up by encoding every frame (a busy machine delays the transcode by a few
+    /// hundred ms now and then; skipping there cost a CI run 20 % of its frames); past 1 s
+    /// the added latency is bounded by skipping.
+    pub const BEHIND_AFTER_US: u64 = 1_000_000;
     /// While behind, at most this many pictures in a row are decoded without being encoded:
     /// an overloaded machine still gets a picture out at least every fifth frame.
     pub const MAX_SKIPPED_IN_A_ROW: u32 = 4;

@@ -206,8 +206,8 @@ fn behind_live_frames_are_decoded_but_only_every_fifth_picture_is_encoded_until_
         })
         .collect();
     let mut t = transcoder();
-    // The first 30 frames reach the transcoder 200 ms late: it is behind.
-    let late = |f: &MediaFrame| f.ingest_us + 200_000;
+    // The first 30 frames reach the transcoder 1.2 s late: it is behind.
+    let late = |f: &MediaFrame| f.ingest_us + 1_200_000;
     let mut out = Vec::new();
     for f in &source[..30] {
         out.extend(t.push_live(f, late(f)).unwrap());
@@ -219,10 +219,10 @@ fn behind_live_frames_are_decoded_but_only_every_fifth_picture_is_encoded_until_
         (4..=8).contains(&pictures_then),
         "{pictures_then} pictures encoded of ~30 while behind"
     );
-    // Caught up (frames arrive as they are made): every picture is encoded again, and the
-    // output stays decodable and forward in time.
+    // Caught up (frames wait less than the limit, here 300 ms): every picture is encoded
+    // again, and the output stays decodable and forward in time.
     for f in &source[30..] {
-        out.extend(t.push_live(f, f.ingest_us + 1000).unwrap());
+        out.extend(t.push_live(f, f.ingest_us + 300_000).unwrap());
     }
     let caught_up = out.len() - pictures_then;
     assert!(
