@@ -95,13 +95,7 @@ fn device_delays(samples: &[Value]) -> Vec<(f64, f64)> {
 fn audio_and_video_play_out_within_40_ms_of_each_other_in_chromium() {
     let _browser = exclusive();
     let nginx = NginxRtmp::start();
-    // 640x360: the sync does not depend on the size, and a smaller picture leaves the shared
-    // 2-core machine room (a CPU hiccup makes Chromium re-align the tracks: a CI run at 720p
-    // saw −120 ms for 3 s, 50 s in).
-    let source = Publisher::builder()
-        .size(640, 360)
-        .flash_and_beep()
-        .bframes(3);
+    let source = Publisher::builder().flash_and_beep().bframes(3);
     let (_publisher, uri) = nginx.publish("avsync", source);
     let pc = Pullcast::start(&[]);
     let (status, body) = pc.pull(&json!({
