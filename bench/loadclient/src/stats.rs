@@ -124,6 +124,7 @@ impl Counters {
 /// A video track's RTP timestamps, and how a keyframe request (PLI) was answered.
 #[derive(Default, Debug, Clone)]
 pub struct VideoTiming {
+    highest_seq: Option<u16>,
     last_ts: Option<u32>,
     requested_ms: Option<f64>,
     /// Packets whose RTP timestamp is before the previous packet's (signed 32-bit step).
@@ -135,7 +136,17 @@ pub struct VideoTiming {
 
 impl VideoTiming {
     /// A video packet arrived at `now_ms`.
-    pub fn on_packet(&mut self, now_ms: f64, ts: u32, keyframe_start: bool) {
+    ///
+    /// Only packets newer than every one before (by sequence number) count: a retransmitted
+    /// or reordered packet is not a step back in time.
+    pub fn on_packet(&mut self, now_ms: f64, seq: u16, ts: u32, keyframe_start: bool) {
+        if self
+            .highest_seq
+            .is_some_and(|high| (seq.wrapping_sub(high) as i16) <= 0)
+        {
+            return;
+        }
+        self.highest_seq = Some(seq);
         let step = self
             .last_ts
             .map(|last| i64::from(ts.wrapping_sub(last) as i32));
@@ -221,22 +232,24 @@ mod tests {
     fn video_timing_counts_steps_back_and_times_the_answer_to_a_request() {
         let mut v = VideoTiming::default();
         // Two packets of one frame (same timestamp), then the next frame.
-        v.on_packet(0.0, 1000, true);
-        v.on_packet(1.0, 1000, false);
-        v.on_packet(33.0, 3970, false);
+        v.on_packet(0.0, 1, 1000, true);
+        v.on_packet(1.0, 2, 1000, false);
+        v.on_packet(33.0, 3, 3970, false);
         v.requested(40.0);
         // A non-keyframe first, then a keyframe stamped 9 ticks after it.
-        v.on_packet(66.0, 6940, false);
-        v.on_packet(70.0, 6949, true);
+        v.on_packet(66.0, 4, 6940, false);
+        v.on_packet(70.0, 5, 6949, true);
+        // A retransmitted older packet is not a step back.
+        v.on_packet(71.0, 3, 3970, false);
         assert_eq!(v.answer, Some((30.0, 9)));
         // A later keyframe does not replace the answer; a step back is counted, also across
         // the 32-bit wrap (forward there is not back).
-        v.on_packet(80.0, 6000, true);
+        v.on_packet(80.0, 6, 6000, true);
         assert_eq!(v.answer, Some((30.0, 9)));
         assert_eq!(v.backwards, 1);
         let mut w = VideoTiming::default();
-        w.on_packet(0.0, u32::MAX - 10, false);
-        w.on_packet(1.0, 5, false);
+        w.on_packet(0.0, u16::MAX, u32::MAX - 10, false);
+        w.on_packet(1.0, 0, 5, false);
         assert_eq!(w.backwards, 0);
         assert_eq!(w.answer, None);
         assert_eq!(w.requested_ms(), None);

@@ -108,6 +108,7 @@ impl Shared {
                 c.video_seq.push(packet.header.sequence_number);
                 c.video_timing.on_packet(
                     self.since_post_ms().unwrap_or(0.0),
+                    packet.header.sequence_number,
                     packet.header.timestamp,
                     starts_keyframe(&packet.payload),
                 );
