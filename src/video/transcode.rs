@@ -140,10 +140,8 @@ impl BFrameTranscoder {
     /// Feeds one access unit; returns the frames that are ready (zero or one; a picture is
     /// held back while later-decoded frames may still precede it).
     pub fn push(&mut self, frame: &MediaFrame) -> Result<Vec<MediaFrame>, String> {
-        match self.decoding.decode(frame) {
-            Some((picture, pts, ingest_us)) => self.encoding.encode(&picture, pts, ingest_us),
-            None => Ok(Vec::new()),
-        }
+        // Time 0 is never behind: every picture is encoded.
+        self.push_live(frame, 0)
     }
 
     /// [`Self::push`] for a live frame that arrives at the transcoder at `now_us` (the
