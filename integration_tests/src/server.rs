@@ -17,7 +17,7 @@ use crate::wait::poll_until;
 /// How long the server may take to answer its first REST request.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Upper bound on the one `cargo build` of the server (a cold build takes ~9 min on 2 cores).
+/// Upper bound on the one `cargo build` of the server (a cold build, dependencies optimised, took ~13 min on 2 cores).
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Builds `pullcast-server`'s `pullcast` binary once per test process and returns its path.
