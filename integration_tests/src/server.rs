@@ -52,6 +52,14 @@ pub(crate) fn build_binary(package: &str, bin: &str) -> Result<PathBuf, String> 
     cmd.current_dir(workspace)
         .args(["build", "-p", package, "--bin", bin, "--target-dir"])
         .arg(target_dir);
+    // The variables cargo sets for this test process are not the caller's: build scripts that
+    // watch one (ring's watches CARGO_MANIFEST_DIR) would rebuild with every change between
+    // this build and the caller's own `cargo build`/`cargo test`, and all that depends on them.
+    for (key, _) in std::env::vars_os() {
+        if is_set_by_cargo_for_tests(&key.to_string_lossy()) {
+            cmd.env_remove(key);
+        }
+    }
     if release {
         cmd.arg("--release");
     }
@@ -84,6 +92,22 @@ pub(crate) fn build_binary(package: &str, bin: &str) -> Result<PathBuf, String> 
         started.elapsed().as_secs_f64()
     );
     Ok(binary)
+}
+
+/// Whether `name` is one of the variables cargo sets for a test (or build script) it runs,
+/// rather than one the caller chose (`CARGO_HOME`, `CARGO_TARGET_DIR`, `CARGO_TERM_COLOR`…).
+fn is_set_by_cargo_for_tests(name: &str) -> bool {
+    const EXACT: [&str; 8] = [
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&name) || name.starts_with("CARGO_PKG_") || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// A running pullcast on 127.0.0.1. Killed on drop (and its log tail printed if the test
@@ -433,5 +457,35 @@ impl Drop for Pullcast {
             eprintln!("{}", self.log_tail());
         }
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_set_by_cargo_for_tests;
+
+    #[test]
+    fn cargos_test_variables_are_dropped_and_the_callers_kept() {
+        for set_by_cargo in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_BIN_EXE_pullcast",
+            "CARGO_CRATE_NAME",
+            "OUT_DIR",
+        ] {
+            assert!(is_set_by_cargo_for_tests(set_by_cargo), "{set_by_cargo}");
+        }
+        for callers in [
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_TERM_COLOR",
+            "CARGO_BUILD_JOBS",
+            "CARGO",
+            "PATH",
+            "RUSTFLAGS",
+        ] {
+            assert!(!is_set_by_cargo_for_tests(callers), "{callers}");
+        }
     }
 }
