@@ -8,7 +8,7 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use crate::ports::is_listening;
-use crate::process::{kill_tree, require_tool, spawn_logged, tail};
+use crate::process::{kill_tree, require_tool, spawn_logged, tail, wait_exit};
 use crate::tempdir::TempDir;
 use crate::wait::poll_until;
 
@@ -42,6 +42,9 @@ pub struct PublisherBuilder {
     /// Black frames with a white flash, and silence with a 1 kHz beep, for 100 ms at the
     /// start of every second (lip-sync tests) instead of the test pattern and the sine.
     flash_and_beep: bool,
+    /// Encode this many seconds to a file first, then publish the file in real time
+    /// (`-c copy`): the same stream without a live encoder competing for the CPU.
+    pre_encoded_s: Option<u32>,
 }
 
 impl Default for PublisherBuilder {
@@ -62,6 +65,7 @@ impl Default for PublisherBuilder {
                 bitrate_kbps: 128,
             }),
             flash_and_beep: false,
+            pre_encoded_s: None,
         }
     }
 }
@@ -94,6 +98,15 @@ impl PublisherBuilder {
     /// black and silence (sample-exact beep from `aevalsrc`, flash drawn by `drawbox`).
     pub fn flash_and_beep(mut self) -> Self {
         self.flash_and_beep = true;
+        self
+    }
+
+    /// Encodes `seconds` of the source to a file before publishing, then sends that file in
+    /// real time with `-c copy` (the stream ends after `seconds`). For measurements that need
+    /// the CPU for the server and the browser rather than for x264 and the test pattern
+    /// (a 720p lip-sync source costs ~0.3 of a core live).
+    pub fn pre_encoded(mut self, seconds: u32) -> Self {
+        self.pre_encoded_s = Some(seconds.max(1));
         self
     }
 
@@ -156,11 +169,19 @@ impl PublisherBuilder {
         self
     }
 
-    /// ffmpeg's arguments up to (not including) the output URL.
+    /// ffmpeg's arguments up to (not including) the output URL, for a live encode.
     pub fn args(&self) -> Vec<String> {
-        let mut a: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]
+        self.encode_args(true)
+    }
+
+    /// ffmpeg's arguments up to the output: paced in real time (`-re`) or as fast as it can.
+    fn encode_args(&self, real_time: bool) -> Vec<String> {
+        let mut a: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning"]
             .map(String::from)
             .to_vec();
+        if real_time {
+            a.push("-re".into());
+        }
         if let Some(v) = &self.video {
             a.push("-f".into());
             a.push("lavfi".into());
@@ -239,9 +260,39 @@ impl PublisherBuilder {
     /// Publishes to `url` (e.g. an [`crate::NginxRtmp::rtmp_url`]). Returns once ffmpeg runs;
     /// use [`crate::NginxRtmp::wait_published`] to know that the server has the stream.
     pub fn start(&self, url: &str) -> Publisher {
-        let mut args = self.args();
+        let Some(seconds) = self.pre_encoded_s else {
+            let mut args = self.args();
+            args.push(url.to_string());
+            return Publisher::spawn(args, url);
+        };
+        let dir = TempDir::new("ffmpeg");
+        let file = dir.join("source.flv");
+        let mut encode = self.encode_args(false);
+        encode.extend(["-t".into(), seconds.to_string(), "-y".into()]);
+        encode.push(file.display().to_string());
+        let log = dir.join("encode.log");
+        let mut child = spawn_logged(Command::new(require_tool("ffmpeg")).args(&encode), &log);
+        // x264 veryfast makes 720p several times faster than real time here.
+        let limit = Duration::from_secs(60 + u64::from(seconds));
+        match wait_exit(&mut child, limit) {
+            Some(status) if status.success() => {}
+            Some(status) => panic!(
+                "ffmpeg {} failed ({status}):\n{}",
+                encode.join(" "),
+                tail(&log, 30)
+            ),
+            None => {
+                kill_tree(&mut child);
+                panic!("ffmpeg {} took over {limit:?}", encode.join(" "));
+            }
+        }
+        let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning", "-re"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["-i".into(), file.display().to_string()]);
+        args.extend(["-c", "copy", "-f", "flv"].map(String::from));
         args.push(url.to_string());
-        Publisher::spawn(args, url)
+        Publisher::spawn_in(dir, args, url)
     }
 
     /// ffmpeg as a one-client RTMP server on 127.0.0.1:`port` serving `path` (`live/test`):
@@ -249,6 +300,10 @@ impl PublisherBuilder {
     /// Returns once the port listens (checked in /proc/net/tcp, without connecting).
     pub fn listen(&self, port: u16, path: &str) -> Publisher {
         let url = format!("rtmp://127.0.0.1:{port}/{}", path.trim_start_matches('/'));
+        assert!(
+            self.pre_encoded_s.is_none(),
+            "pre_encoded() is for publishing, not for ffmpeg -listen"
+        );
         let mut args = self.args();
         args.extend(["-listen".into(), "1".into(), url.clone()]);
         let mut p = Publisher::spawn(args, &url);
