@@ -333,12 +333,15 @@ impl RtpClock {
     }
 }
 
-/// A viewer's video times on its RTP timeline, never backwards. Live frames keep their pts;
-/// a frame that is not after the last one sent — the keyframe cache replayed to answer a
-/// PLI — goes out [`Self::REPLAY_STEP_US`] after it. So the replayed GOP reaches the
-/// receiver as a burst to decode at once (its reference chain rebuilt up to now), and the
-/// track's RTP timestamps only move forward, as receivers' jitter buffers and timing
-/// estimators assume. Live frames after a replay keep their own pts again.
+/// A viewer's video times on its RTP timeline, never backwards. Live frames keep their pts.
+/// A replay of the keyframe cache (a new viewer's start, the answer to a PLI) is stamped as
+/// a burst ending at the live edge: its frames [`Self::REPLAY_STEP_US`] apart, the newest
+/// at its own pts ([`Self::place_replay`]) — or, when that is not after the last frame sent
+/// (a PLI: the viewer already has the newest), just after that. So the browser decodes the
+/// replayed GOP at once (its reference chain rebuilt up to now) and plays on from the live
+/// edge, instead of playing the GOP out behind live, or dropping it when the next keyframe
+/// arrives first; and the track's RTP timestamps only move forward, as receivers' jitter
+/// buffers and timing estimators assume. Live frames after a replay keep their own pts.
 #[derive(Debug, Clone, Default)]
 pub struct ForwardTime {
     last_us: Option<i128>,
@@ -349,9 +352,25 @@ impl ForwardTime {
     /// GOP fits in 6 ms, well inside one frame interval of the live stream).
     pub const REPLAY_STEP_US: i128 = 100;
 
-    /// The time (µs, for [`RtpClock::timestamp_us`]) to stamp a frame of `pts_ms` with.
+    /// The time (µs, for [`RtpClock::timestamp_us`]) to stamp a live frame of `pts_ms` with.
     pub fn place(&mut self, pts_ms: i64) -> i128 {
-        let pts_us = i128::from(pts_ms) * 1000;
+        self.place_us(i128::from(pts_ms) * 1000)
+    }
+
+    /// The times (µs) to stamp a replayed run of frames with, given their pts in order: a
+    /// burst whose newest frame keeps the newest pts (never before the last frame sent).
+    pub fn place_replay(&mut self, pts_ms: &[i64]) -> Vec<i128> {
+        let Some(newest) = pts_ms.iter().max() else {
+            return Vec::new();
+        };
+        let newest_us = i128::from(*newest) * 1000;
+        let n = pts_ms.len() as i128;
+        (0..n)
+            .map(|k| self.place_us(newest_us - (n - 1 - k) * Self::REPLAY_STEP_US))
+            .collect()
+    }
+
+    fn place_us(&mut self, pts_us: i128) -> i128 {
         let at = match self.last_us {
             Some(last) if pts_us <= last => last + Self::REPLAY_STEP_US,
             _ => pts_us,
@@ -577,13 +596,28 @@ a=rtpmap:9 G722/8000\r\n";
     }
 
     #[test]
+    fn a_new_viewers_replay_is_a_burst_ending_at_the_newest_frame() {
+        // A viewer joins 1.9 s into a 2 s GOP: 58 cached frames, 0 … 1900 ms.
+        let pts: Vec<i64> = (0..58).map(|k| k * 1900 / 57).collect();
+        let mut t = ForwardTime::default();
+        let replay = t.place_replay(&pts);
+        assert_eq!(replay.len(), 58);
+        assert_eq!(replay[57], 1_900_000, "the newest keeps its pts");
+        assert_eq!(replay[0], 1_900_000 - 57 * ForwardTime::REPLAY_STEP_US);
+        assert!(replay.windows(2).all(|w| w[1] - w[0] == 100), "{replay:?}");
+        // Live goes on with its own pts.
+        assert_eq!(t.place(1933), 1_933_000);
+        assert!(t.place_replay(&[]).is_empty());
+    }
+
+    #[test]
     fn a_replayed_gop_goes_out_just_after_the_last_frame_and_live_frames_keep_their_pts() {
         let mut t = ForwardTime::default();
         // Live: 0, 33, 66, 100 ms.
         let live: Vec<i128> = [0, 33, 66, 100].iter().map(|&p| t.place(p)).collect();
         assert_eq!(live, [0, 33_000, 66_000, 100_000]);
         // A PLI: the cached GOP (keyframe at 0) comes again, then live goes on at 133 ms.
-        let replay: Vec<i128> = [0, 33, 66, 100].iter().map(|&p| t.place(p)).collect();
+        let replay = t.place_replay(&[0, 33, 66, 100]);
         assert_eq!(replay, [100_100, 100_200, 100_300, 100_400]);
         assert_eq!(t.place(133), 133_000);
         // A replay longer than a frame interval: live frames it overtook are squeezed in

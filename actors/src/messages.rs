@@ -323,6 +323,11 @@ pub enum SubscriberMedia {
     /// `Delivery::Original`, one 20 ms Opus packet for `Delivery::WebRtc` (`pts` in ms on
     /// the same timeline as the video).
     Frame(MediaFrame),
+    /// The keyframe cache — the latest keyframe and the frames after it, in order — sent to
+    /// one subscriber, as one message, when it subscribes or asks for a keyframe. Older than
+    /// the live frames that follow, on purpose: a WebRTC viewer stamps them as a burst just
+    /// before the newest, so the browser decodes them at once and plays from the live edge.
+    Replay(Vec<MediaFrame>),
     /// The capture is gone; `failed` when it gave up (viewers report `FAILED`), not when it
     /// was terminated.
     Stopped { reason: String, failed: bool },

@@ -330,9 +330,10 @@ fn frames(got: &Arc<Mutex<Vec<SubscriberMedia>>>) -> Vec<pullcast::media::MediaF
     got.lock()
         .unwrap()
         .iter()
-        .filter_map(|m| match m {
-            SubscriberMedia::Frame(f) => Some(f.clone()),
-            _ => None,
+        .flat_map(|m| match m {
+            SubscriberMedia::Frame(f) => vec![f.clone()],
+            SubscriberMedia::Replay(frames) => frames.clone(),
+            _ => Vec::new(),
         })
         .collect()
 }

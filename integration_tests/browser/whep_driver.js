@@ -53,6 +53,8 @@ async function runInPage(spec) {
       frameWidth: v.frameWidth ?? 0,
       frameHeight: v.frameHeight ?? 0,
       freezeCount: v.freezeCount ?? 0,
+      jitterBufferDelay: v.jitterBufferDelay ?? 0,
+      jitterBufferEmittedCount: v.jitterBufferEmittedCount ?? 0,
       packetsLost: v.packetsLost ?? 0,
       keyFramesDecoded: v.keyFramesDecoded ?? 0,
       pliCount: v.pliCount ?? 0,

@@ -381,6 +381,14 @@ impl Handler<SubscriberMedia> for Recorder {
                     self.fail(reason, ctx);
                 }
             }
+            SubscriberMedia::Replay(frames) => {
+                for frame in frames {
+                    if let Err(reason) = self.on_frame(frame) {
+                        self.fail(reason, ctx);
+                        break;
+                    }
+                }
+            }
             SubscriberMedia::Stopped { .. } => ctx.stop(),
         }
     }

@@ -580,21 +580,16 @@ impl StreamSupervisor {
         } else {
             self.gop.frames()
         };
-        let mut keyframe_sent = false;
-        for frame in cache {
-            if video_only && frame.track != Track::Video {
-                continue;
-            }
-            if recipient
-                .try_send(SubscriberMedia::Frame(frame.clone()))
-                .is_ok()
-                && frame.track == Track::Video
-                && frame.keyframe
-            {
-                keyframe_sent = true;
-            }
+        let frames: Vec<MediaFrame> = cache
+            .iter()
+            .filter(|f| !video_only || f.track == Track::Video)
+            .cloned()
+            .collect();
+        if frames.is_empty() {
+            return false;
         }
-        keyframe_sent
+        let has_keyframe = frames.iter().any(|f| f.track == Track::Video && f.keyframe);
+        recipient.try_send(SubscriberMedia::Replay(frames)).is_ok() && has_keyframe
     }
 
     /// Media has flowed at least once.

@@ -10,7 +10,8 @@
 //! H.264 access units go out untouched, packetized here (FU-A, STAP-A with the SPS/PPS
 //! that precede every IDR); Opus packets go out one per RTP packet. RTP timestamps are the
 //! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_sdp`), never
-//! backwards (a replayed GOP goes out just after the last frame sent, `ForwardTime`); the
+//! backwards; the keyframe cache replayed at the start or for a PLI goes out as a burst
+//! ending at the live edge (`ForwardTime::place_replay`), so it costs no latency; the
 //! payload type is the one negotiated on the sender. A keyframe request (PLI/FIR) is passed
 //! to the capture (`RequestKeyframe`: a fresh keyframe from the B-frame transcoder, else the
 //! cached GOP again), at most once per `webrtc.keyframe_request_interval_ms`.
@@ -172,8 +173,6 @@ pub struct ViewerPeer {
     limiter: KeyframeRequestLimiter,
     created: Instant,
     connected_at: Option<Instant>,
-    /// `telemetry::now_us` at the last subscription (see `subscribe`).
-    live_after_us: u64,
     /// Capture time ↔ server clock for the sender reports of both tracks.
     anchor: Option<SyncAnchor>,
 }
@@ -209,7 +208,6 @@ impl ViewerPeer {
             limiter: KeyframeRequestLimiter::new(interval),
             created: Instant::now(),
             connected_at: None,
-            live_after_us: 0,
             anchor: None,
         }
     }
@@ -242,9 +240,6 @@ impl ViewerPeer {
 
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
         self.waiting_for_keyframe = true;
-        // Frames older than this are the keyframe cache's replay: old on purpose, so they
-        // do not count as latency the server added.
-        self.live_after_us = now_us();
         self.capture.subscribe.do_send(Subscribe {
             id: self.id,
             recipient: ctx.address().recipient(),
@@ -338,6 +333,39 @@ impl ViewerPeer {
         let Some(video) = self.video.as_mut() else {
             return;
         };
+        let at_us = video.time.place(frame.pts);
+        self.send_video(ctx, frame, at_us, true);
+    }
+
+    /// The keyframe cache: its video as a burst ending at the live edge (`ForwardTime`), so
+    /// the browser decodes it at once and plays on from now; its audio (none for WebRTC
+    /// subscribers, whose Opus starts live) as live audio.
+    fn on_replay(&mut self, ctx: &mut Context<Self>, frames: Vec<MediaFrame>) {
+        let (mut video, audio): (Vec<MediaFrame>, Vec<MediaFrame>) =
+            frames.into_iter().partition(|f| f.track == Track::Video);
+        if self.waiting_for_keyframe {
+            let first_keyframe = video.iter().position(|f| f.keyframe);
+            video.drain(..first_keyframe.unwrap_or(video.len()));
+            self.waiting_for_keyframe = video.is_empty();
+        }
+        if let Some(track) = self.video.as_mut() {
+            let pts: Vec<i64> = video.iter().map(|f| f.pts).collect();
+            let stamps = track.time.place_replay(&pts);
+            for (frame, at_us) in video.into_iter().zip(stamps) {
+                self.send_video(ctx, frame, at_us, false);
+            }
+        }
+        for frame in audio {
+            self.on_audio(ctx, frame);
+        }
+    }
+
+    /// Packetizes `frame` stamped at `at_us` (capture time, µs) and sends it; `live` frames
+    /// count towards the latency the server adds (replayed ones are old on purpose).
+    fn send_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame, at_us: i128, live: bool) {
+        let Some(video) = self.video.as_mut() else {
+            return;
+        };
         let payloads = match self.payloader.payload(RTP_MTU, &frame.data) {
             Ok(p) => p,
             Err(e) => {
@@ -348,7 +376,7 @@ impl ViewerPeer {
         if payloads.is_empty() {
             return;
         }
-        let timestamp = video.clock.timestamp_us(video.time.place(frame.pts));
+        let timestamp = video.clock.timestamp_us(at_us);
         self.anchor.get_or_insert_with(|| anchor_of(&frame));
         let last = payloads.len() - 1;
         let packets: Vec<rtp::Packet> = payloads
@@ -357,7 +385,8 @@ impl ViewerPeer {
             .map(|(i, p)| video.packet(timestamp, i == last, p))
             .collect();
         let track = video.track.clone();
-        self.write(ctx, track, packets, true, Some(frame.ingest_us));
+        let ingest_us = (live && frame.ingest_us > 0).then_some(frame.ingest_us);
+        self.write(ctx, track, packets, true, ingest_us);
     }
 
     fn on_audio(&mut self, ctx: &mut Context<Self>, frame: MediaFrame) {
@@ -400,7 +429,7 @@ impl ViewerPeer {
             fut.into_actor(self)
                 .map(move |result, act, _ctx| match result {
                     Ok(()) => {
-                        if let Some(ingest) = video_ingest_us.filter(|&t| t >= act.live_after_us) {
+                        if let Some(ingest) = video_ingest_us {
                             let added = now_us().saturating_sub(ingest);
                             act.capture.telemetry.lock().frame_latency_us.record(added);
                         }
@@ -687,10 +716,8 @@ impl Handler<KeyframeRequested> for ViewerPeer {
             return;
         }
         debug!("{}: keyframe requested; asking the capture", self.label());
-        // What comes next starts at a keyframe; frames replayed from the cache are old on
-        // purpose and do not count as latency.
+        // What comes next starts at a keyframe.
         self.waiting_for_keyframe = true;
-        self.live_after_us = now_us();
         self.capture
             .keyframe
             .do_send(RequestKeyframe { id: self.id });
@@ -714,6 +741,7 @@ impl Handler<SubscriberMedia> for ViewerPeer {
                 Track::Video => self.on_video(ctx, frame),
                 Track::Audio => self.on_audio(ctx, frame),
             },
+            SubscriberMedia::Replay(frames) => self.on_replay(ctx, frames),
             SubscriberMedia::Stopped { reason, failed } => {
                 // The capture is gone: nothing to unsubscribe from.
                 self.subscribed = false;
