@@ -188,6 +188,9 @@ pub struct WebRtcSettings {
     pub connect_timeout_ms: u64,
     /// At most one keyframe request (PLI/FIR) per viewer is answered per this interval.
     pub keyframe_request_interval_ms: u64,
+    /// A replayed GOP (a viewer's start, a PLI's answer) goes out at most this fast after
+    /// its first 8 KiB, in kbit/s; 0 sends it at once.
+    pub replay_rate_kbps: u64,
 }
 
 impl Default for WebRtcSettings {
@@ -199,6 +202,7 @@ impl Default for WebRtcSettings {
             loopback_candidates: true,
             connect_timeout_ms: 10000,
             keyframe_request_interval_ms: 1000,
+            replay_rate_kbps: 20_000,
         }
     }
 }

@@ -33,7 +33,7 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 use pullcast::lipsync::SyncAnchor;
 use pullcast::media::{MediaFrame, Track};
-use pullcast::webrtc_sdp::{ForwardTime, KeyframeRequestLimiter, RtpClock};
+use pullcast::webrtc_sdp::{ForwardTime, KeyframeRequestLimiter, ReplayPacer, RtpClock};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
@@ -348,65 +348,106 @@ impl ViewerPeer {
             video.drain(..first_keyframe.unwrap_or(video.len()));
             self.waiting_for_keyframe = video.is_empty();
         }
+        // One write per track: actix runs the futures one handler queues with `ctx.wait`
+        // last-first, so a write per frame would send the replay backwards.
         if let Some(track) = self.video.as_mut() {
             let pts: Vec<i64> = video.iter().map(|f| f.pts).collect();
             let stamps = track.time.place_replay(&pts);
+            let mut packets = Vec::new();
             for (frame, at_us) in video.into_iter().zip(stamps) {
-                self.send_video(ctx, frame, at_us, false);
+                packets.extend(self.video_packets(&frame, at_us));
+            }
+            if let (false, Some(track)) = (packets.is_empty(), self.video.as_ref()) {
+                // Paced (up to a GOP at line rate overruns receivers); `Playing` once the
+                // newest picture — the live edge — is out.
+                let pacer = ReplayPacer::new(self.engine.settings().webrtc.replay_rate_kbps);
+                self.write(ctx, track.track.clone(), packets, true, None, Some(pacer));
             }
         }
-        for frame in audio {
-            self.on_audio(ctx, frame);
+        let packets: Vec<rtp::Packet> = audio
+            .into_iter()
+            .filter_map(|frame| self.audio_packet(frame))
+            .collect();
+        if let (false, Some(track)) = (packets.is_empty(), self.audio.as_ref()) {
+            let counts_as_playing = !self.capture_has_video || self.video.is_none();
+            self.write(
+                ctx,
+                track.track.clone(),
+                packets,
+                counts_as_playing,
+                None,
+                None,
+            );
         }
     }
 
     /// Packetizes `frame` stamped at `at_us` (capture time, µs) and sends it; `live` frames
     /// count towards the latency the server adds (replayed ones are old on purpose).
     fn send_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame, at_us: i128, live: bool) {
-        let Some(video) = self.video.as_mut() else {
+        let packets = self.video_packets(&frame, at_us);
+        let Some(video) = self.video.as_ref() else {
             return;
+        };
+        if packets.is_empty() {
+            return;
+        }
+        let track = video.track.clone();
+        let ingest_us = (live && frame.ingest_us > 0).then_some(frame.ingest_us);
+        self.write(ctx, track, packets, true, ingest_us, None);
+    }
+
+    /// `frame`'s RTP packets stamped at `at_us` (none when there is no video track or the
+    /// access unit cannot be packetized).
+    fn video_packets(&mut self, frame: &MediaFrame, at_us: i128) -> Vec<rtp::Packet> {
+        let Some(video) = self.video.as_mut() else {
+            return Vec::new();
         };
         let payloads = match self.payloader.payload(RTP_MTU, &frame.data) {
             Ok(p) => p,
             Err(e) => {
                 debug!("{}: cannot packetize a video frame: {e}", self.id);
-                return;
+                return Vec::new();
             }
         };
         if payloads.is_empty() {
-            return;
+            return Vec::new();
         }
         let timestamp = video.clock.timestamp_us(at_us);
-        self.anchor.get_or_insert_with(|| anchor_of(&frame));
+        self.anchor.get_or_insert_with(|| anchor_of(frame));
         let last = payloads.len() - 1;
-        let packets: Vec<rtp::Packet> = payloads
+        payloads
             .into_iter()
             .enumerate()
             .map(|(i, p)| video.packet(timestamp, i == last, p))
-            .collect();
-        let track = video.track.clone();
-        let ingest_us = (live && frame.ingest_us > 0).then_some(frame.ingest_us);
-        self.write(ctx, track, packets, true, ingest_us);
+            .collect()
     }
 
     fn on_audio(&mut self, ctx: &mut Context<Self>, frame: MediaFrame) {
-        // After a resubscribe the cache replays audio we already sent.
-        if self.last_audio_pts.is_some_and(|last| frame.pts <= last) {
-            return;
-        }
-        let Some(audio) = self.audio.as_mut() else {
+        let Some(packet) = self.audio_packet(frame) else {
             return;
         };
-        if frame.data.is_empty() {
+        let Some(audio) = self.audio.as_ref() else {
             return;
+        };
+        let track = audio.track.clone();
+        let counts_as_playing = !self.capture_has_video || self.video.is_none();
+        self.write(ctx, track, vec![packet], counts_as_playing, None, None);
+    }
+
+    /// `frame`'s RTP packet, unless there is no audio track, it is empty, or it is not after
+    /// the last one sent (after a resubscribe the cache replays audio already sent).
+    fn audio_packet(&mut self, frame: MediaFrame) -> Option<rtp::Packet> {
+        if self.last_audio_pts.is_some_and(|last| frame.pts <= last) {
+            return None;
+        }
+        let audio = self.audio.as_mut()?;
+        if frame.data.is_empty() {
+            return None;
         }
         self.last_audio_pts = Some(frame.pts);
         let timestamp = audio.clock.timestamp(frame.pts);
         self.anchor.get_or_insert_with(|| anchor_of(&frame));
-        let packet = audio.packet(timestamp, false, frame.data);
-        let track = audio.track.clone();
-        let counts_as_playing = !self.capture_has_video || self.video.is_none();
-        self.write(ctx, track, vec![packet], counts_as_playing, None);
+        Some(audio.packet(timestamp, false, frame.data))
     }
 
     /// Hands packets to the connection; the actor waits (its mailbox fills, the capture skips
@@ -418,9 +459,22 @@ impl ViewerPeer {
         packets: Vec<rtp::Packet>,
         counts_as_playing: bool,
         video_ingest_us: Option<u64>,
+        pacer: Option<ReplayPacer>,
     ) {
         let fut = async move {
+            let start = Instant::now();
+            let mut sent_bytes = 0u64;
             for packet in packets {
+                if let Some(pacer) = pacer {
+                    let due = Duration::from_micros(pacer.due_us(sent_bytes));
+                    // The timer's grain is 1 ms: shorter waits are made up in the next one.
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        if wait >= Duration::from_millis(1) {
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                    sent_bytes += packet.payload.len() as u64;
+                }
                 track.write_rtp(packet).await.map_err(|e| e.to_string())?;
             }
             Ok::<(), String>(())
