@@ -412,11 +412,29 @@ fn whep_ten_viewers_of_one_capture() {
             pc.log_tail()
         );
         // Ten software decoders share two cores with the server and ffmpeg here: the
-        // renderer may drop a few frames; dropping many would mean starved delivery.
-        let dropped = v["final"]["framesDropped"].as_u64().unwrap_or(0);
+        // renderer may drop a few frames; dropping many would mean starved delivery. Counted
+        // from one second after the start: ten viewers joining at the same instant late in a
+        // GOP each get the replayed GOP (up to 60 frames) to decode at once — 600 decodes on
+        // this machine's two cores — and Chromium skips what it has not decoded when the
+        // next keyframe arrives (a CI run: 37–54 of ~250 frames in six viewers, all before
+        // 260 ms, none after). On a viewer's own machine that replay is one decoder's work
+        // (the single-viewer tests above count every frame: 0 dropped).
+        let timeline = v["timeline"].as_array().unwrap();
+        let at_1s = |key: &str| {
+            timeline
+                .iter()
+                .rfind(|s| s["t"].as_u64().unwrap_or(u64::MAX) <= 1000)
+                .and_then(|s| s[key].as_u64())
+                .unwrap_or(0)
+        };
+        let dropped = v["final"]["framesDropped"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(at_1s("framesDropped"));
+        let decoded = at_end.saturating_sub(at_1s("framesDecoded"));
         assert!(
-            dropped * 10 <= at_end.max(1),
-            "viewer {i}: {dropped} of {at_end} frames dropped\n{v}"
+            dropped * 10 <= decoded.max(1),
+            "viewer {i}: {dropped} of {decoded} frames dropped after its first second\n{v}"
         );
     }
     assert_viewers_gone(&pc, &result, &uri);
