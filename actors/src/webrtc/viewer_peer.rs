@@ -334,7 +334,7 @@ impl ViewerPeer {
             return;
         };
         let at_us = video.time.place(frame.pts);
-        self.send_video(ctx, frame, at_us, true);
+        self.send_video(ctx, frame, at_us);
     }
 
     /// The keyframe cache: its video as a burst ending at the live edge (`ForwardTime`), so
@@ -381,9 +381,9 @@ impl ViewerPeer {
         }
     }
 
-    /// Packetizes `frame` stamped at `at_us` (capture time, µs) and sends it; `live` frames
-    /// count towards the latency the server adds (replayed ones are old on purpose).
-    fn send_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame, at_us: i128, live: bool) {
+    /// Packetizes a live `frame` stamped at `at_us` (capture time, µs) and sends it; it counts
+    /// towards the latency the server adds (a replay goes through `on_replay`, which does not).
+    fn send_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame, at_us: i128) {
         let packets = self.video_packets(&frame, at_us);
         let Some(video) = self.video.as_ref() else {
             return;
@@ -392,7 +392,7 @@ impl ViewerPeer {
             return;
         }
         let track = video.track.clone();
-        let ingest_us = (live && frame.ingest_us > 0).then_some(frame.ingest_us);
+        let ingest_us = (frame.ingest_us > 0).then_some(frame.ingest_us);
         self.write(ctx, track, packets, true, ingest_us, None);
     }
 
