@@ -31,6 +31,8 @@
 //!   by the source's timestamps.
 //! - [`webrtc_sdp`] — a WebRTC viewer's decisions: the browser's offered H.264/Opus formats,
 //!   the format to answer with, RTP timestamps from pts, keyframe-request rate limits.
+//! - `fuzzing` (hidden) — the entry points of the fuzz targets, shared by `fuzz/` and the
+//!   corpus replay in `cargo test` (see `fuzz/README.md`).
 //!
 //! ## The input/poll contract
 //! Stateful cores follow one shape: `handle_*(input)` feeds bytes or events in, and the
@@ -41,6 +43,8 @@ pub mod audio;
 pub mod backoff;
 pub mod config;
 pub mod flv;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gop;
 pub mod lipsync;
 pub mod media;

@@ -9,7 +9,10 @@
 //! - [`stream`] holds one capture's actors: `StreamSupervisor`, `RtmpReader`, `Normalizer`.
 //! - [`http`] serves the REST API over HTTP and HTTPS.
 //! - [`webrtc`] holds the WebRTC engine and the `ViewerPeer` actor (one per browser viewer).
+//! - `fuzzing` (hidden) holds the entry points of the server's fuzz targets (`fuzz/README.md`).
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod messages;
 pub mod records;

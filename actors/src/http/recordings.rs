@@ -3,6 +3,7 @@
 //! HTTP Range (so a browser `<video>` can seek), refusing any name that is not a plain
 //! `.mp4` file directly in the recordings folder.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use actix_files::NamedFile;
@@ -43,12 +44,16 @@ pub async fn find_all(state: web::Data<RecordingsState>) -> HttpResponse {
     }
 }
 
-fn listed_json(l: &records::Listed) -> Value {
+pub(crate) fn listed_json(l: &records::Listed) -> Value {
     let side = l.sidecar.as_ref();
+    // A sidecar is a file: its times may be anything. humantime's Display fails for times
+    // after the year 9999, and `to_string` would panic on that, so it is written with `write!`.
     let iso = |ms: i64| {
-        std::time::UNIX_EPOCH
-            .checked_add(std::time::Duration::from_millis(ms.max(0) as u64))
-            .map(|t| humantime::format_rfc3339_millis(t).to_string())
+        let time = std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_millis(ms.max(0) as u64))?;
+        let mut text = String::new();
+        write!(text, "{}", humantime::format_rfc3339_millis(time)).ok()?;
+        Some(text)
     };
     json!({
         "name": l.name,
@@ -58,7 +63,8 @@ fn listed_json(l: &records::Listed) -> Value {
         "mediaSessionId": side.map(|s| s.media_session_id.clone()),
         "startTime": side.and_then(|s| iso(s.start_ms)),
         "endTime": side.and_then(|s| s.end_ms).and_then(iso),
-        "durationSeconds": side.and_then(|s| s.end_ms.map(|e| (e - s.start_ms) as f64 / 1000.0)),
+        "durationSeconds": side
+            .and_then(|s| s.end_ms.map(|e| e.saturating_sub(s.start_ms) as f64 / 1000.0)),
         "videoCodec": side.map(|s| s.video_codec.clone()),
         "audioCodec": side.map(|s| s.audio_codec.clone()),
     })
