@@ -138,6 +138,18 @@ pub struct CaptureSettings {
     pub buffer_length_ms: u32,
     /// Frames a subscriber may have queued before it skips to the next keyframe.
     pub subscriber_queue_frames: usize,
+    /// Bytes a subscriber may have queued (payload + per-frame overhead) before it skips to
+    /// the next keyframe; one message larger than this still goes to an empty queue.
+    pub subscriber_queue_bytes: usize,
+    /// Bytes of media between the socket and the supervisor (tags and frames in flight);
+    /// past this the reader stops reading until the capture catches up (TCP backpressure).
+    pub ingest_queue_bytes: usize,
+    /// Bytes queued for a transcoder (B-frame video, AAC → Opus); past this, frames are
+    /// dropped (video until the next keyframe) instead of queued.
+    pub transcoder_queue_bytes: usize,
+    /// What one capture may hold in memory: its queues and keyframe caches. A capture over
+    /// it ends `FAILED` with the figures; the other captures go on.
+    pub memory_budget_bytes: usize,
     /// An on-demand capture (a viewer played an rtmp:// name) stops this long after its
     /// last viewer leaves.
     pub on_demand_linger_ms: u64,
@@ -162,6 +174,10 @@ impl Default for CaptureSettings {
             chunk_size: 4096,
             buffer_length_ms: 1000,
             subscriber_queue_frames: 512,
+            subscriber_queue_bytes: 8 << 20,
+            ingest_queue_bytes: 8 << 20,
+            transcoder_queue_bytes: 8 << 20,
+            memory_budget_bytes: 96 << 20,
             on_demand_linger_ms: 10000,
             opus_bitrate: 96000,
             bframe_transcode_bitrate: 2_500_000,

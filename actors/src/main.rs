@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Err(_) => "info".to_string(),
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    pullcast_server::panic_guard::install_hook();
     let (settings, source) = match loaded {
         Ok(v) => v,
         Err(e) => {

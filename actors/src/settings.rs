@@ -92,6 +92,16 @@ fn validate(s: &Settings) -> Result<(), String> {
     if s.capture.subscriber_queue_frames == 0 {
         return Err("capture.subscriber_queue_frames must be at least 1".to_string());
     }
+    for (key, value) in [
+        ("subscriber_queue_bytes", s.capture.subscriber_queue_bytes),
+        ("ingest_queue_bytes", s.capture.ingest_queue_bytes),
+        ("transcoder_queue_bytes", s.capture.transcoder_queue_bytes),
+        ("memory_budget_bytes", s.capture.memory_budget_bytes),
+    ] {
+        if value < 65536 {
+            return Err(format!("capture.{key} must be at least 65536 (64 KiB)"));
+        }
+    }
     if s.webrtc.udp_port == 0 || s.webrtc.udp_port_count == 0 {
         return Err("webrtc.udp_port and webrtc.udp_port_count must be at least 1".to_string());
     }

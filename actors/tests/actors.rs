@@ -14,6 +14,7 @@ use pullcast::media::Track;
 use pullcast::rtmp::RtmpUrl;
 use pullcast_server::messages::*;
 use pullcast_server::registry::Registry;
+use pullcast_server::stream::budget::Charge;
 use pullcast_server::stream::supervisor::StreamSupervisor;
 use pullcast_server::stream::{SourceContext, SourceStarter};
 use uuid::Uuid;
@@ -52,6 +53,7 @@ fn tag(track: Track, timestamp: u32, body: Bytes) -> FlvTag {
         timestamp,
         body,
         received_us: 1,
+        charge: Charge::none(),
     }
 }
 
@@ -331,8 +333,8 @@ fn frames(got: &Arc<Mutex<Vec<SubscriberMedia>>>) -> Vec<pullcast::media::MediaF
         .unwrap()
         .iter()
         .flat_map(|m| match m {
-            SubscriberMedia::Frame(f) => vec![f.clone()],
-            SubscriberMedia::Replay(frames) => frames.clone(),
+            SubscriberMedia::Frame(f, _) => vec![f.clone()],
+            SubscriberMedia::Replay(frames, _) => frames.clone(),
             _ => Vec::new(),
         })
         .collect()
@@ -670,7 +672,10 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
             audio: None,
         }));
         for i in 0..120 {
-            recorder.do_send(SubscriberMedia::Frame(frame(start + i * 33, i % 30 == 0)));
+            recorder.do_send(SubscriberMedia::Frame(
+                frame(start + i * 33, i % 30 == 0),
+                Charge::none(),
+            ));
         }
     }
     recorder.do_send(SubscriberMedia::Stopped {
@@ -1044,4 +1049,101 @@ async fn a_keyframe_request_replays_the_cache_to_that_subscriber_only() {
     let snap = snapshot_of(&registry, uri).await;
     assert_eq!(snap.subscribers, 2);
     assert_eq!(*frames(&got_b)[6].data.last().unwrap(), 6);
+}
+
+/// Waits (up to 2 s) until the capture list has `n` entries; returns it.
+async fn listed(registry: &Addr<Registry>, n: usize) -> Vec<CaptureSnapshot> {
+    for _ in 0..200 {
+        let all = registry.send(FindAll).await.unwrap();
+        if all.len() == n {
+            return all;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the registry never listed {n} capture(s)");
+}
+
+#[actix::test]
+async fn a_panic_ends_only_its_capture_and_never_the_registry() {
+    let sources = Sources::default();
+    let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
+
+    // A bug in the registry while answering: that request fails, the registry stays.
+    registry
+        .send(InjectPanic {
+            target: PanicTarget::Registry,
+        })
+        .await
+        .unwrap();
+    let (a, b) = ("rtmp://origin/live/a", "rtmp://origin/live/b");
+    pull(&registry, a).await;
+    pull(&registry, b).await;
+    let (_, tags_b) = sources.wait_for(2).await;
+    let watched = registry
+        .send(Watch { name: a.into() })
+        .await
+        .unwrap()
+        .unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let viewer = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity: 64,
+    }
+    .start();
+    watched
+        .subscribe
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+            delivery: Delivery::Original,
+        })
+        .await
+        .unwrap();
+
+    // A bug in capture a's supervisor: a ends FAILED, its viewer is told why.
+    registry
+        .send(InjectPanic {
+            target: PanicTarget::Capture { name: a.into() },
+        })
+        .await
+        .unwrap();
+    eventually(|| {
+        got.lock().unwrap().iter().any(|m| {
+            matches!(m, SubscriberMedia::Stopped { failed: true, reason }
+                if reason.contains("internal error") && reason.contains("injected panic"))
+        })
+    })
+    .await;
+    let left = listed(&registry, 1).await;
+    assert_eq!(left[0].uri, b);
+
+    // Capture b goes on: its media still counts.
+    tags_b.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
+    for i in 0..5u32 {
+        tags_b.do_send(tag(Track::Audio, i * 21, Bytes::from_static(AAC_FRAME)));
+    }
+    let mut audio_frames = 0;
+    for _ in 0..200 {
+        audio_frames = snapshot_of(&registry, b).await.audio_frames;
+        if audio_frames == 5 {
+            break;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(audio_frames, 5);
+
+    // The registry still pulls, watches and answers, a included, and non-ASCII names are
+    // just names (this one used to panic the registry: it was sliced at byte 7).
+    pull(&registry, a).await;
+    for name in ["直播流", "Ёлка", "café", &"長".repeat(10_000)] {
+        let answer = registry
+            .send(Watch {
+                name: name.to_string(),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(answer, Err(WatchError::NotFound(_))), "{name}");
+    }
+    assert_eq!(listed(&registry, 2).await.len(), 2);
 }

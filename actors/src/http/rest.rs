@@ -179,6 +179,7 @@ async fn terminate(
     match state.registry.send(Terminate { uri: uri.clone() }).await {
         Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({ "terminated": uri })),
         Ok(Err(TerminateError::NotFound(e))) => error(StatusCode::NOT_FOUND, &e),
+        Ok(Err(TerminateError::Internal(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(e) => registry_unavailable(e),
     }
 }

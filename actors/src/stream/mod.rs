@@ -6,6 +6,7 @@
 //! `RtmpReader`; tests pass a fake that hands them the reader's recipients instead.
 
 pub mod audio_transcoder;
+pub mod budget;
 pub mod normalizer;
 pub mod recorder;
 pub mod rtmp_reader;
@@ -19,6 +20,7 @@ use pullcast::config::CaptureSettings;
 use pullcast::rtmp::RtmpUrl;
 
 use crate::messages::{FlvTag, MediaEnd, ReaderEvent, StopSource};
+use budget::SharedBudget;
 
 /// Everything a source needs to start: what to pull and where to report.
 pub struct SourceContext {
@@ -31,6 +33,9 @@ pub struct SourceContext {
     /// The end of the media (publisher left, connection ended): to the normalizer too, in
     /// line with the tags.
     pub media_end: Recipient<MediaEnd>,
+    /// The capture's ingest queue: each tag sent is charged on it, and the reader reads no
+    /// more from the socket while it is over its limit.
+    pub ingest: SharedBudget,
 }
 
 /// Starts a source for a capture and returns how to stop it.

@@ -376,12 +376,12 @@ impl Handler<SubscriberMedia> for Recorder {
                 }
                 self.codecs = codecs;
             }
-            SubscriberMedia::Frame(frame) => {
+            SubscriberMedia::Frame(frame, _queued) => {
                 if let Err(reason) = self.on_frame(frame) {
                     self.fail(reason, ctx);
                 }
             }
-            SubscriberMedia::Replay(frames) => {
+            SubscriberMedia::Replay(frames, _queued) => {
                 for frame in frames {
                     if let Err(reason) = self.on_frame(frame) {
                         self.fail(reason, ctx);

@@ -22,8 +22,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+
+use super::budget::MESSAGE_OVERHEAD;
 use super::SourceContext;
 use crate::messages::{FlvTag, MediaEnd, ReaderEvent, StopSource};
+use crate::panic_guard::Panic;
 use crate::telemetry::now_us;
 
 /// How often the byte counter is reported to the supervisor.
@@ -53,9 +59,15 @@ impl Actor for RtmpReader {
             return;
         };
         let media_end = source.media_end.clone();
-        let pull = async move { pull(&source).await };
-        ctx.spawn(pull.into_actor(self).map(move |reason, _act, ctx| {
-            media_end.do_send(MediaEnd::ConnectionEnded { reason });
+        // A bug that panics while pulling ends this capture, not the capture thread.
+        let pull = AssertUnwindSafe(async move { pull(&source).await }).catch_unwind();
+        ctx.spawn(pull.into_actor(self).map(move |ended, _act, ctx| {
+            media_end.do_send(match ended {
+                Ok(reason) => MediaEnd::ConnectionEnded { reason },
+                Err(payload) => MediaEnd::Crashed {
+                    reason: Panic::from_payload(payload.as_ref()).reason("the RTMP reader"),
+                },
+            });
             ctx.stop();
         }));
     }
@@ -89,6 +101,7 @@ async fn pull(source: &SourceContext) -> String {
         events,
         tags,
         media_end,
+        ingest,
     } = source;
     let mut stream = match connect(url, settings).await {
         Ok(s) => s,
@@ -122,6 +135,13 @@ async fn pull(source: &SourceContext) -> String {
             if let Err(e) = stream.write_all(&out).await {
                 return format!("connection to {peer} lost while sending: {e}");
             }
+        }
+        if ingest.over_limit() {
+            // Backpressure: the capture is behind; read no more until it catches up. The
+            // wait is not the source's silence: the watchdog's deadline moves with it.
+            let paused = Instant::now();
+            ingest.wait_for_room().await;
+            deadline += paused.elapsed();
         }
         let n = match timeout_at(deadline, stream.read(&mut buf)).await {
             Err(_) => return watchdog_reason(phase, settings),
@@ -164,11 +184,13 @@ async fn pull(source: &SourceContext) -> String {
                 | SessionEvent::Audio { timestamp, data } => {
                     phase = Phase::Streaming;
                     deadline = Instant::now() + ms(settings.stall_timeout_ms);
+                    let charge = ingest.charge(data.len() + MESSAGE_OVERHEAD);
                     tags.do_send(FlvTag {
                         track,
                         timestamp,
                         body: data,
                         received_us: now_us(),
+                        charge,
                     });
                 }
                 SessionEvent::Metadata(props) => events.do_send(ReaderEvent::Metadata(props)),
