@@ -98,6 +98,10 @@ pub struct LimitSettings {
     pub max_captures: usize,
     /// Largest REST request body in bytes; larger gets 413.
     pub max_request_body: usize,
+    /// Most WebRTC viewers at once, over all captures; past it a new viewer gets 503.
+    pub max_viewers: usize,
+    /// Most WebRTC viewers of one capture; past it a new viewer of it gets 503.
+    pub max_viewers_per_capture: usize,
 }
 
 impl Default for LimitSettings {
@@ -105,6 +109,8 @@ impl Default for LimitSettings {
         Self {
             max_captures: 64,
             max_request_body: 65536,
+            max_viewers: 1000,
+            max_viewers_per_capture: 500,
         }
     }
 }

@@ -267,6 +267,13 @@ async fn post(
         Err(ViewerError::Failed(e)) => {
             return fail(&req, StatusCode::INTERNAL_SERVER_ERROR, &e);
         }
+        Err(ViewerError::Unavailable(e)) => {
+            let mut response = fail(&req, StatusCode::SERVICE_UNAVAILABLE, &e);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            return response;
+        }
     };
     let location = format!("{PREFIX}{}/{}", percent_encode(&stream), started.id);
     info!("WHEP: viewer {} of {stream} at {location}", started.id);

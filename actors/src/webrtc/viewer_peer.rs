@@ -53,7 +53,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::engine::{PortLease, ViewerCodecs, WebRtcEngine};
+use super::engine::{PortLease, ViewerCodecs, ViewerSlot, WebRtcEngine};
 use crate::messages::{
     CaptureHandle, Delivery, InjectPanic, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia,
     Unsubscribe, ViewerEvent,
@@ -157,6 +157,8 @@ pub struct ViewerPeer {
     events: Recipient<ViewerEvent>,
     codecs: ViewerCodecs,
     lease: Option<PortLease>,
+    /// This viewer counted against the viewer limits while it exists.
+    _slot: ViewerSlot,
     pc: Option<Arc<dyn PeerConnection>>,
     video: Option<OutTrack>,
     audio: Option<OutTrack>,
@@ -186,6 +188,7 @@ impl ViewerPeer {
         events: Recipient<ViewerEvent>,
         codecs: ViewerCodecs,
         lease: PortLease,
+        slot: ViewerSlot,
     ) -> Self {
         let interval = engine.settings().webrtc.keyframe_request_interval_ms;
         Self {
@@ -195,6 +198,7 @@ impl ViewerPeer {
             events,
             codecs,
             lease: Some(lease),
+            _slot: slot,
             pc: None,
             video: None,
             audio: None,
