@@ -245,6 +245,15 @@ pub struct RecordSettings {
     /// Program run when a recording is finished, with the stream name and the file's
     /// absolute path as its two arguments; empty for none.
     pub hook: String,
+    /// A hook still running after this long is killed.
+    pub hook_timeout_ms: u64,
+    /// Most hooks running at once (all captures); past it a hook is skipped and logged.
+    pub max_running_hooks: usize,
+    /// A file is not started (and an open one is closed) when the disk has less free space.
+    pub min_free_bytes: u64,
+    /// Most files one capture may start in a minute: a source flipping between codec
+    /// configurations makes a new file at each change; past this its recording stops.
+    pub max_files_per_minute: u32,
 }
 
 impl Default for RecordSettings {
@@ -255,6 +264,10 @@ impl Default for RecordSettings {
             by_default: false,
             fragment_ms: 1000,
             hook: String::new(),
+            hook_timeout_ms: 60_000,
+            max_running_hooks: 4,
+            min_free_bytes: 256 << 20,
+            max_files_per_minute: 10,
         }
     }
 }

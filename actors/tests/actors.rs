@@ -614,19 +614,21 @@ async fn webrtc_subscribers_get_opus_from_one_transcoder_and_originals_get_aac()
 
 /// The Recorder on its own, driven by messages: a codec change closes the file and the next
 /// one starts; both files carry the frames of their configuration.
-#[actix::test]
-async fn recorder_starts_a_new_file_on_a_codec_change() {
-    use pullcast::config::RecordSettings;
+/// Records `rounds` configurations of one stream, alternating between two (another level),
+/// 120 frames each, with `settings` (into a new temporary folder); returns the folder, the
+/// recorder's statuses and the `.mp4` file names, once `files` of them exist.
+async fn record_alternating_configurations(
+    mut settings: pullcast::config::RecordSettings,
+    rounds: usize,
+    files: usize,
+) -> (std::path::PathBuf, Vec<RecordingStatus>, Vec<String>) {
     use pullcast::flv::avc::parse_avc_decoder_config;
     use pullcast::media::{CodecSet, MediaFrame};
     use pullcast_server::stream::recorder::Recorder;
 
     let folder = std::env::temp_dir().join(format!("pullcast-recorder-{}", Uuid::new_v4()));
-    let settings = RecordSettings {
-        folder: folder.to_string_lossy().into_owned(),
-        template: "{streamName}".to_string(),
-        ..RecordSettings::default()
-    };
+    settings.folder = folder.to_string_lossy().into_owned();
+    settings.template = "{streamName}".to_string();
     struct Statuses(Arc<Mutex<Vec<RecordingStatus>>>);
     impl Actor for Statuses {
         type Context = Context<Self>;
@@ -666,11 +668,13 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
         }),
         ingest_us: 0,
     };
-    for (config, start) in [(first, 0i64), (changed, 10_000)] {
+    for round in 0..rounds {
+        let config = if round % 2 == 0 { &first } else { &changed };
         recorder.do_send(SubscriberMedia::Codecs(CodecSet {
-            video: Some(config),
+            video: Some(config.clone()),
             audio: None,
         }));
+        let start = round as i64 * 10_000;
         for i in 0..120 {
             recorder.do_send(SubscriberMedia::Frame(
                 frame(start + i * 33, i % 30 == 0),
@@ -682,24 +686,29 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
         reason: "test over".into(),
         failed: false,
     });
-    eventually(|| {
-        std::fs::read_dir(&folder)
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "mp4"))
-                    .count()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".mp4"))
+                    .collect()
             })
-            .unwrap_or(0)
-            == 2
-    })
-    .await;
-    let mut names: Vec<String> = std::fs::read_dir(&folder)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".mp4"))
-        .collect();
-    names.sort();
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    // Stopped (by the error, or by `Stopped` after the last frame): every status is sent.
+    eventually(|| !recorder.connected()).await;
+    eventually(|| names().len() == files).await;
+    let statuses = statuses.lock().unwrap().clone();
+    (folder.clone(), statuses, names())
+}
+
+#[actix::test]
+async fn recorder_starts_a_new_file_on_a_codec_change() {
+    let settings = pullcast::config::RecordSettings::default();
+    let (folder, statuses, names) = record_alternating_configurations(settings, 2, 2).await;
     assert_eq!(names, vec!["cam-2.mp4", "cam.mp4"]);
     for name in &names {
         let bytes = std::fs::read(folder.join(name)).unwrap();
@@ -709,7 +718,40 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
             "{name} has fragments"
         );
     }
-    assert!(statuses.lock().unwrap().iter().all(|s| s.error.is_none()));
+    assert!(statuses.iter().all(|s| s.error.is_none()));
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[actix::test]
+async fn a_source_flipping_codecs_stops_its_recording_at_the_file_rate_cap() {
+    let settings = pullcast::config::RecordSettings {
+        max_files_per_minute: 3,
+        ..Default::default()
+    };
+    let (folder, statuses, names) = record_alternating_configurations(settings, 8, 3).await;
+    assert_eq!(names, vec!["cam-2.mp4", "cam-3.mp4", "cam.mp4"]);
+    let errors: Vec<_> = statuses.iter().filter_map(|s| s.error.clone()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("record.max_files_per_minute"),
+        "{errors:?}"
+    );
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[actix::test]
+async fn a_recording_needs_the_free_disk_space_it_is_told() {
+    let settings = pullcast::config::RecordSettings {
+        min_free_bytes: u64::MAX,
+        ..Default::default()
+    };
+    let (folder, statuses, names) = record_alternating_configurations(settings, 1, 0).await;
+    assert!(names.is_empty());
+    let errors: Vec<_> = statuses.iter().filter_map(|s| s.error.clone()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("record.min_free_bytes")),
+        "{errors:?}"
+    );
     let _ = std::fs::remove_dir_all(folder);
 }
 
