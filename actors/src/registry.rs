@@ -170,6 +170,8 @@ impl Handler<Watch> for Registry {
                     has_audio: true,
                     has_video: true,
                     on_demand: true,
+                    // access model sets this
+                    may_pull_private: true,
                 };
                 self.register(request, ctx).map_err(|e| match e {
                     PullError::Conflict(e) | PullError::CannotStart(e) => {
