@@ -19,6 +19,8 @@
 //! - [`gop`] — the keyframe cache that lets a new viewer start at once.
 //! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
 //! - [`mp4`] — the fragmented MP4 writer for recordings: frames in, init + fragments out.
+//! - [`net`] — CIDR ranges, the address ranges a pull must not reach, numeric host
+//!   spellings, and the pull-target policy (no DNS, no sockets).
 //! - [`record`] — recording file names (templates, sanitising, 255-byte cap).
 //! - [`video`] — B-frame detection and the per-capture transcode to Constrained Baseline
 //!   (OpenH264 in-process) for WebRTC viewers.
@@ -45,6 +47,7 @@ pub mod gop;
 pub mod lipsync;
 pub mod media;
 pub mod mp4;
+pub mod net;
 pub mod normalize;
 pub mod record;
 pub mod report_once;

@@ -185,6 +185,8 @@ impl Registry {
                     has_audio: true,
                     has_video: true,
                     on_demand: true,
+                    // access model sets this
+                    may_pull_private: true,
                 };
                 self.register(request, ctx).map_err(|e| match e {
                     PullError::Conflict(e) | PullError::CannotStart(e) => {

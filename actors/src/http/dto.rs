@@ -101,6 +101,8 @@ pub fn parse_pull(body: &[u8], record_default: bool) -> Result<PullRequest, Stri
         has_audio: flag(&map, "hasAudio", true)?,
         has_video: flag(&map, "hasVideo", true)?,
         on_demand: false,
+        // access model sets this
+        may_pull_private: true,
     };
     if !request.has_audio && !request.has_video {
         return Err("hasAudio and hasVideo cannot both be false".to_string());

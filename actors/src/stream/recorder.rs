@@ -323,7 +323,9 @@ fn unix_ms() -> i64 {
 fn enough_free_space(folder: &Path, min_free: u64) -> Result<(), String> {
     match nix::sys::statvfs::statvfs(folder) {
         Ok(stats) => {
-            let free = stats.blocks_available().saturating_mul(stats.fragment_size());
+            let free = stats
+                .blocks_available()
+                .saturating_mul(stats.fragment_size());
             if free < min_free {
                 return Err(format!(
                     "only {} MiB free on the disk of {}, under record.min_free_bytes ({} MiB)",
