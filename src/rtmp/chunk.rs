@@ -216,10 +216,6 @@ impl ChunkDecoder {
             stream.partial = Vec::new();
             stream.in_progress = false;
         }
-        if self.body.is_some_and(|b| b.csid == csid) {
-            // Only reachable between chunks, but never read the rest into nothing.
-            self.body = None;
-        }
     }
 
     /// Bytes held in partial messages (at most [`MAX_BUFFERED_PARTIAL_BYTES`]).
@@ -387,6 +383,18 @@ impl ChunkDecoder {
             return Ok(ChunkOutcome::Partial);
         };
         let n = body.remaining.min(self.buffer.len());
+        if !stream.in_progress {
+            // Its message was aborted in the middle of this chunk (the session only aborts
+            // between messages, so this is defensive): the rest of the chunk is skipped.
+            self.buffer.advance(n);
+            let remaining = body.remaining - n;
+            self.body = (remaining > 0).then_some(BodyInProgress { remaining, ..body });
+            return Ok(if remaining > 0 {
+                ChunkOutcome::NeedMore
+            } else {
+                ChunkOutcome::Partial
+            });
+        }
         let needed = stream.partial.len() + n;
         if needed > stream.partial.capacity() {
             // Grow by doubling, never past the declared length, and only as bytes arrive.
@@ -623,6 +631,18 @@ mod tests {
         next.extend_from_slice(&[5, 5]);
         d.push(&next);
         let got = drain(&mut d);
+        assert_eq!(got[0].payload.as_ref(), &[5, 5]);
+        // Aborted in the middle of a chunk's body: the rest of that chunk is skipped.
+        let mut d = ChunkDecoder::new();
+        d.push(&type0(6, 0, 200, 9, 1));
+        d.push(&[1; 50]);
+        assert!(drain(&mut d).is_empty());
+        d.abort(6);
+        assert_eq!(d.buffered_bytes(), 0);
+        d.push(&[1; 78]);
+        d.push(&next);
+        let got = drain(&mut d);
+        assert_eq!(got.len(), 1);
         assert_eq!(got[0].payload.as_ref(), &[5, 5]);
     }
 

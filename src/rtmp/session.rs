@@ -394,6 +394,12 @@ impl PlaySession {
 
     fn handle_message(&mut self, message: RawMessage) -> Result<(), SessionError> {
         match message.type_id {
+            // An empty audio or video message carries nothing, and each would still cost an
+            // event and a queue slot downstream: a peer could send one per byte.
+            8 | 9 if message.payload.is_empty() => {
+                self.report_once("empty audio or video message");
+                Ok(())
+            }
             8 => {
                 self.events.push_back(SessionEvent::Audio {
                     timestamp: message.timestamp,

@@ -1308,3 +1308,26 @@ fn status_texts_are_cut_and_escaped() {
     );
     assert!(reason.ends_with('…'));
 }
+
+/// A type-3 chunk header alone is a new zero-length message when the last one was empty:
+/// one byte each. They are dropped at once (reported once), not handed on as events.
+#[test]
+fn empty_media_messages_are_dropped() {
+    let (mut client, mut server, _) = started();
+    server.to_client.extend(raw_message(7, 9, 1, 0, &[]));
+    server.to_client.extend(std::iter::repeat_n(0xc7, 10_000));
+    server.to_client.extend(raw_message(7, 9, 1, 40, &VIDEO));
+    let events = pump_raw(&mut client, &mut server);
+    assert_eq!(
+        events,
+        vec![
+            SessionEvent::Ignored {
+                what: "empty audio or video message".to_string()
+            },
+            SessionEvent::Video {
+                timestamp: 40,
+                data: Bytes::from_static(&VIDEO)
+            }
+        ]
+    );
+}
