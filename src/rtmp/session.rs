@@ -64,7 +64,7 @@ const MAX_REPORTED: usize = 64;
 const MAX_REPORTED_NAME: usize = 64;
 /// Deepest nesting of AMF0 objects and arrays we decode. `rml_amf0` parses them recursively,
 /// so a body of nested strict arrays (5 bytes a level) would overflow the stack long before
-/// the 16 MiB message limit. Status objects and metadata nest two or three levels.
+/// the 1 MiB AMF message limit. Status objects and metadata nest two or three levels.
 const MAX_AMF0_DEPTH: usize = 32;
 /// Most AMF0 values we decode from one message: 65 536. A body at the 1 MiB AMF message cap
 /// made of one-byte nulls would otherwise become a million values (about 60 MB decoded).
