@@ -154,6 +154,9 @@ pub struct CaptureSettings {
     /// Bytes queued for a transcoder (B-frame video, AAC → Opus); past this, frames are
     /// dropped (video until the next keyframe) instead of queued.
     pub transcoder_queue_bytes: usize,
+    /// The frames since the latest keyframe kept for a new viewer's instant start (bytes,
+    /// payload + per-frame overhead); past it the cache waits for the next keyframe.
+    pub keyframe_cache_bytes: usize,
     /// What one capture may hold in memory: its queues and keyframe caches. A capture over
     /// it ends `FAILED` with the figures; the other captures go on.
     pub memory_budget_bytes: usize,
@@ -184,6 +187,7 @@ impl Default for CaptureSettings {
             subscriber_queue_bytes: 8 << 20,
             ingest_queue_bytes: 8 << 20,
             transcoder_queue_bytes: 8 << 20,
+            keyframe_cache_bytes: crate::gop::DEFAULT_KEYFRAME_CACHE_BYTES,
             memory_budget_bytes: 96 << 20,
             on_demand_linger_ms: 10000,
             opus_bitrate: 96000,

@@ -97,6 +97,7 @@ fn validate(s: &Settings) -> Result<(), String> {
     for (key, value) in [
         ("subscriber_queue_bytes", s.capture.subscriber_queue_bytes),
         ("ingest_queue_bytes", s.capture.ingest_queue_bytes),
+        ("keyframe_cache_bytes", s.capture.keyframe_cache_bytes),
         ("transcoder_queue_bytes", s.capture.transcoder_queue_bytes),
         ("memory_budget_bytes", s.capture.memory_budget_bytes),
     ] {

@@ -21,8 +21,8 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// What one queued message costs beyond its payload: the message and frame structs, the
-/// `Bytes` handle, the mailbox slot (measured sizes are ~150-250 bytes; rounded up).
-pub const MESSAGE_OVERHEAD: usize = 256;
+/// `Bytes` handle, the mailbox slot — the core's per-frame figure.
+pub const MESSAGE_OVERHEAD: usize = pullcast::media::FRAME_OVERHEAD_BYTES;
 
 /// One queue's byte count and limit.
 #[derive(Debug)]

@@ -26,7 +26,7 @@ use log::{error, info, warn};
 use pullcast::backoff::Backoff;
 use pullcast::config::{CaptureSettings, RecordSettings};
 use pullcast::flv::avc::profile_name;
-use pullcast::gop::GopCache;
+use pullcast::gop::{GopCache, GopPush};
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;
@@ -54,8 +54,6 @@ use crate::messages::{
     Unsubscribe, VideoInfo,
 };
 
-/// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
-const GOP_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Status transitions kept for `find_all`.
 const HISTORY_LEN: usize = 20;
 /// Window over which the frame rate is averaged.
@@ -173,12 +171,12 @@ impl StreamSupervisor {
             status: CaptureStatus::Pending,
             reason: None,
             codecs: CodecSet::default(),
-            gop: GopCache::new(GOP_CACHE_MAX_BYTES),
+            gop: GopCache::new(settings.keyframe_cache_bytes),
             subscribers: HashMap::new(),
             transcoder: None,
             bframes: BFrameDetector::new(),
             video_transcoder: None,
-            transcoded_gop: GopCache::new(GOP_CACHE_MAX_BYTES),
+            transcoded_gop: GopCache::new(settings.keyframe_cache_bytes),
             linger: None,
             bytes_received: 0,
             video_frames: 0,
@@ -486,7 +484,17 @@ impl StreamSupervisor {
             }
             self.set_status(CaptureStatus::ProcessedRemote, None);
         }
-        self.gop.push(&frame);
+        if let GopPush::Overflowed {
+            would_hold,
+            max_bytes,
+        } = self.gop.push(&frame)
+        {
+            warn!(
+                "{}: the frames since the last keyframe ({would_hold} bytes) pass \
+                 capture.keyframe_cache_bytes ({max_bytes}); new viewers wait for the next keyframe",
+                self.label()
+            );
+        }
         if let Some(since) = self.resume_from {
             // Subscribers resume at a video keyframe (any frame when there is no video).
             let resumes = match frame.track {
@@ -1127,7 +1135,7 @@ impl Handler<TranscodedVideo> for StreamSupervisor {
                 return;
             }
             for frame in &msg.frames {
-                self.transcoded_gop.push(frame);
+                let _ = self.transcoded_gop.push(frame);
                 self.fan_out(frame, Some(Delivery::WebRtc), ctx);
             }
         });
