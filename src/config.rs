@@ -37,6 +37,9 @@ pub struct ServerSettings {
     pub wss_port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
+    /// Serve the plain-HTTP listeners (`rest_http_port`, `ws_port`); false leaves only the
+    /// TLS ones.
+    pub plain_http: bool,
     /// On SIGINT/SIGTERM: how long captures get to tell their viewers and close their
     /// recordings before the process exits.
     pub shutdown_timeout_ms: u64,
@@ -51,6 +54,7 @@ impl Default for ServerSettings {
             ws_port: 8080,
             wss_port: 8443,
             http_workers: 0,
+            plain_http: true,
             shutdown_timeout_ms: 10000,
         }
     }
@@ -66,6 +70,9 @@ pub struct TlsSettings {
     pub key_file: String,
     /// Where a generated self-signed certificate (`cert.pem`, `key.pem`) is written.
     pub self_signed_dir: String,
+    /// The host names and addresses a generated certificate names (its subject alternative
+    /// names); a change makes the server generate a new one.
+    pub host_names: Vec<String>,
 }
 
 impl Default for TlsSettings {
@@ -74,6 +81,11 @@ impl Default for TlsSettings {
             cert_file: String::new(),
             key_file: String::new(),
             self_signed_dir: "tls".to_string(),
+            host_names: vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "::1".to_string(),
+            ],
         }
     }
 }

@@ -82,10 +82,17 @@ async fn run(settings: Settings) -> Result<(), String> {
     let webrtc = WebRtcEngine::new(&settings)?;
     let server = http::serve(&settings, registry.clone(), webrtc)?;
     let s = &settings.server;
-    info!(
-        "REST API on http://{}:{}/rest-api and https://{}:{}/rest-api",
-        s.bind, s.rest_http_port, s.bind, s.rest_https_port
-    );
+    if s.plain_http {
+        info!(
+            "REST API on http://{}:{}/rest-api and https://{}:{}/rest-api",
+            s.bind, s.rest_http_port, s.bind, s.rest_https_port
+        );
+    } else {
+        info!(
+            "REST API on https://{}:{}/rest-api (plain HTTP is off: server.plain_http)",
+            s.bind, s.rest_https_port
+        );
+    }
     let handle = server.handle();
     let mut server = actix::spawn(server);
     tokio::select! {

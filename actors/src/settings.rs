@@ -62,6 +62,7 @@ pub fn load(
             .with_list_parse_key("webrtc.public_ips")
             .with_list_parse_key("pull.allow")
             .with_list_parse_key("pull.deny")
+            .with_list_parse_key("tls.host_names")
             .source(Some(overrides)),
     );
     let settings = builder

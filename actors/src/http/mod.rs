@@ -71,13 +71,16 @@ pub fn serve(
     if settings.server.http_workers > 0 {
         server = server.workers(settings.server.http_workers);
     }
+    if settings.server.plain_http {
+        server = server
+            .bind((bind, http_port))
+            .map_err(|e| format!("cannot listen on http {bind}:{http_port}: {e}"))?
+            .bind((bind, ws_port))
+            .map_err(|e| format!("cannot listen on ws {bind}:{ws_port}: {e}"))?;
+    }
     let server = server
-        .bind((bind, http_port))
-        .map_err(|e| format!("cannot listen on http {bind}:{http_port}: {e}"))?
         .bind_rustls_0_23((bind, https_port), tls.clone())
         .map_err(|e| format!("cannot listen on https {bind}:{https_port}: {e}"))?
-        .bind((bind, ws_port))
-        .map_err(|e| format!("cannot listen on ws {bind}:{ws_port}: {e}"))?
         .bind_rustls_0_23((bind, wss_port), tls)
         .map_err(|e| format!("cannot listen on wss {bind}:{wss_port}: {e}"))?;
     Ok(server.run())
