@@ -26,6 +26,7 @@
 //!   (OpenH264 in-process) for WebRTC viewers.
 //! - [`timeline`] — keeps frame times monotonic when a source restarts (reconnects).
 //! - [`backoff`] — jittered exponential retry delays for a dropped source.
+//! - [`rate_limit`] — a token bucket per client address, with a bounded table.
 //! - [`report_once`] — log each distinct problem of a stream once, with a bound.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
 //! - [`config`] — the configuration schema with its built-in defaults.
@@ -49,6 +50,7 @@ pub mod media;
 pub mod mp4;
 pub mod net;
 pub mod normalize;
+pub mod rate_limit;
 pub mod record;
 pub mod report_once;
 pub mod rtmp;
