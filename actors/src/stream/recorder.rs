@@ -31,6 +31,8 @@ use crate::records::{self, Sidecar};
 const WAIT_FOR_TRACKS_MS: i64 = 3000;
 /// Most frames held while waiting (a few seconds of 60 fps video and audio).
 const MAX_HELD: usize = 1024;
+/// Most bytes held while waiting (frame cost: payload + overhead); the oldest go first.
+const MAX_HELD_BYTES: usize = 16 << 20;
 
 /// One open recording file.
 struct Open {
@@ -134,8 +136,10 @@ impl Recorder {
             && (self.codecs.audio.is_some() || !self.expect_audio);
         let ready = (all_tracks && (keyframe_held || !video_known)) || span >= WAIT_FOR_TRACKS_MS;
         if !ready || (video_known && !keyframe_held) {
-            if self.held.len() > MAX_HELD {
-                self.held.remove(0);
+            let mut held_bytes: usize = self.held.iter().map(MediaFrame::cost_bytes).sum();
+            while self.held.len() > MAX_HELD || (held_bytes > MAX_HELD_BYTES && self.held.len() > 1)
+            {
+                held_bytes -= self.held.remove(0).cost_bytes();
             }
             return Ok(());
         }
