@@ -37,6 +37,9 @@ pub const FLOOD_FOR: Duration = Duration::from_secs(10);
 pub const PACED_FOR: Duration = Duration::from_secs(8);
 /// Read and write timeout of one socket call: how quickly a connection notices an abort.
 const IO_SLICE: Duration = Duration::from_millis(100);
+/// How long a connection that ends its script waits for the peer to read what it sent and
+/// close its side.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// The message stream id `createStream` hands out.
 pub const STREAM_ID: u32 = 1;
 /// The chunk size the valid session announces.
@@ -94,7 +97,7 @@ pub enum Scenario {
     /// levels deep, never by a usable answer.
     AmfDeepNesting,
     /// `connect` answered with arrays declaring 2^32-1 elements and one of 250 000 nulls,
-    /// then properly; after play, `onMetaData` with 250 000 properties, twenty times.
+    /// then properly; after play, `onMetaData` with 250 000 properties, five times.
     AmfHugeCounts,
     /// `connect` answered by strings whose length headers claim 64 KiB or 4 GiB and are cut
     /// short, and by 250 strings of 64 KiB; never by a usable answer.
@@ -380,7 +383,7 @@ struct Halt {
 impl Halt {
     fn check(&self) -> io::Result<()> {
         if self.abort.load(Ordering::Relaxed) {
-            return Err(io::Error::other("attack aborted by the test"));
+            return Err(io::Error::other("stopped: the test called abort()"));
         }
         if self.stop.load(Ordering::Relaxed) {
             return Err(io::Error::other("server stopped"));
@@ -438,9 +441,41 @@ impl Conn {
         })
     }
 
-    /// Closes the socket and joins the draining reader.
+    /// Closes the connection the polite way: our side first (FIN after everything we
+    /// sent), then reading until the peer closes too (at most [`CLOSE_WAIT`]), so the peer
+    /// reads to the end and sees the close rather than a reset (closing with unread bytes
+    /// would send one). Then joins the draining reader.
     fn finish(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let until = Instant::now() + CLOSE_WAIT;
+        let stopped =
+            |halt: &Halt| halt.abort.load(Ordering::Relaxed) || halt.stop.load(Ordering::Relaxed);
+        if self.drain.is_some() {
+            while Instant::now() < until
+                && !self.halt.peer_closed.load(Ordering::Relaxed)
+                && !stopped(&self.halt)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        } else {
+            let mut buf = vec![0u8; 64 * 1024];
+            while Instant::now() < until && !stopped(&self.halt) {
+                match self.stream.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock
+                                | io::ErrorKind::TimedOut
+                                | io::ErrorKind::Interrupted
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+        }
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.halt.peer_closed.store(true, Ordering::Relaxed);
         if let Some(d) = self.drain.take() {
             let _ = d.join();
         }
@@ -1096,17 +1131,21 @@ fn metadata_bomb() -> Vec<u8> {
     meta
 }
 
+/// How many times [`amf_huge_counts`] sends [`metadata_bomb`].
+pub const METADATA_BOMBS: usize = 5;
+
 /// The huge counts as `connect`'s answers, then a proper session, then [`metadata_bomb`]
-/// twenty times (one every 100 ms), then the connection closes.
+/// [`METADATA_BOMBS`] times with 100 ms of media after each, then the connection closes.
 fn amf_huge_counts(conn: &mut Conn) -> io::Result<()> {
     conn.play_session(ConnectAnswer::BombsThenSuccess(huge_count_bombs))?;
     let clip = Clip::get(ClipSpec::A);
     conn.send_clip_start(&clip, 0)?;
-    let ts = conn.stream_clip(&clip, 0, Duration::from_millis(500), |t| t)?;
+    let mut ts = conn.stream_clip(&clip, 0, Duration::from_millis(500), |t| t)?;
     let bomb = metadata_bomb();
-    for i in 0..20 {
-        conn.send_message(CSID_DATA, ts + i, MSG_DATA, STREAM_ID, &bomb)?;
-        conn.sleep_until(Instant::now() + Duration::from_millis(100))?;
+    for _ in 0..METADATA_BOMBS {
+        conn.send_message(CSID_DATA, ts, MSG_DATA, STREAM_ID, &bomb)?;
+        // Media keeps flowing between the bombs: the capture is not stalled, it is bombed.
+        ts = conn.stream_clip(&clip, ts, Duration::from_millis(100), |t| t)?;
     }
     Ok(())
 }
