@@ -110,7 +110,7 @@ pub enum Scenario {
     CodecFlapping,
     /// After play and a second of media: one byte a second.
     Slowloris,
-    /// After play and a second of media: aggregate messages of 16 MiB, each 600 000
+    /// After play and a second of media: aggregate messages of 15.6 MB, each 600 000
     /// [`TINY_KEYFRAME`] records, as fast as the socket takes them.
     AggregateBomb,
     /// After play: the clip in real time, its timestamps jumping by hours forwards and
@@ -1471,6 +1471,40 @@ mod tests {
             assert_eq!(m.timestamp.value, ts);
             assert_eq!(&m.data[..], &payload[..]);
         }
+    }
+
+    #[test]
+    fn abort_ends_every_connection_and_refuses_new_ones() {
+        let server = HostileRtmpServer::start(Scenario::EndlessHandshake);
+        let addr = (Ipv4Addr::LOCALHOST, server.port());
+        let mut client = TcpStream::connect(addr).expect("connect");
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut s0 = [0u8; 1];
+        client.read_exact(&mut s0).expect("S0");
+        assert_eq!(s0, [3]);
+        server.abort();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        // The trickle stops and the connection closes (EOF or reset) within a few slices.
+        let _ = client.read_to_end(&mut rest);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        crate::wait::poll_until(Duration::from_secs(2), Duration::from_millis(20), || {
+            TcpStream::connect(addr).is_err().then_some(())
+        })
+        .expect("new connections are refused after abort");
+        assert_eq!(server.accepted(), 1);
+        let line =
+            crate::wait::poll_until(Duration::from_secs(2), Duration::from_millis(20), || {
+                server.log().first().cloned()
+            })
+            .expect("the connection's end is logged");
+        assert!(line.contains("abort"), "{line}");
     }
 
     #[test]
