@@ -72,40 +72,50 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Words of which the reason a capture ends with must contain one (lower case): what the
-/// attack is, or the symptom it left (a protocol error, a stall, the source closing after
-/// its script when the server took it in its stride).
+/// attack is, or the symptom it left: a protocol error, a limit the message went over (a
+/// bounded server refuses a 16 MiB command or video message by its size), a memory
+/// budget, a stall, or the source closing after its script when the server took the
+/// attack in its stride.
 fn reason_words(scenario: Scenario) -> &'static [&'static str] {
     match scenario {
         Scenario::Valid => &[],
         Scenario::GarbageInsteadOfHandshake | Scenario::EndlessHandshake => &["handshake"],
-        Scenario::GarbageAfterHandshake => &["protocol", "chunk", "did not answer", "amf"],
-        Scenario::HugeChunkSize => &["chunk size", "stalled", "no media"],
-        Scenario::InterleavedPartialMessages => {
-            &["chunk", "stalled", "no media", "memory", "budget"]
-        }
+        Scenario::GarbageAfterHandshake => &["protocol", "chunk", "limit", "did not answer", "amf"],
+        Scenario::HugeChunkSize => &["chunk size", "limit", "stalled", "no media"],
+        Scenario::InterleavedPartialMessages => &[
+            "chunk", "partial", "limit", "stalled", "no media", "memory", "budget",
+        ],
         Scenario::LyingMessageLength => &["protocol", "chunk"],
-        Scenario::AmfDeepNesting => &["connect", "amf", "nest"],
+        Scenario::AmfDeepNesting => &["connect", "amf", "nest", "limit"],
         Scenario::AmfHugeCounts => &[
             "closed the connection",
             "amf",
             "metadata",
+            "limit",
             "memory",
             "budget",
         ],
-        Scenario::AmfGiantStrings => &["connect", "amf", "string"],
+        Scenario::AmfGiantStrings => &["connect", "amf", "string", "limit"],
         Scenario::ParameterSetFlood => &[
             "parameter set",
             "sps",
             "pps",
             "avc",
             "configuration",
+            "limit",
             "memory",
             "budget",
             "closed the connection",
         ],
         Scenario::CodecFlapping => &["closed the connection", "codec", "configuration", "record"],
         Scenario::Slowloris => &["stalled", "no media"],
-        Scenario::AggregateBomb => &["aggregate", "memory", "budget", "closed the connection"],
+        Scenario::AggregateBomb => &[
+            "aggregate",
+            "limit",
+            "memory",
+            "budget",
+            "closed the connection",
+        ],
         Scenario::TimestampJumps => &["closed the connection", "timestamp"],
     }
 }
