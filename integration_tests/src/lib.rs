@@ -11,7 +11,11 @@
 //!   `ffmpeg -c copy` to nginx);
 //! - [`cpu_load`] — how busy the machine was during a measurement, ours versus others';
 //! - [`webrtc_client`] — a non-browser WebRTC viewer (webrtc-rs, `bench/loadclient`) for
-//!   what Chromium cannot be made to do on demand (a keyframe request at a chosen moment).
+//!   what Chromium cannot be made to do on demand (a keyframe request at a chosen moment);
+//! - [`HostileRtmpServer`] — an RTMP server of our own that attacks whoever pulls from it
+//!   (one [`hostile_rtmp::Scenario`] per connection), or serves a valid live stream;
+//! - [`flv_clip`] — short H.264 + AAC clips encoded by ffmpeg at test time, as FLV tags;
+//! - [`memory`] — a process's resident memory from `/proc`, sampled during a test.
 //!
 //! Rules the harness keeps: a missing tool is a loud panic, never a skipped test; every child
 //! process is killed on `Drop` (so a failing test leaves nothing behind); every wait has a
@@ -21,7 +25,10 @@
 pub mod aac_vectors;
 pub mod browser;
 pub mod cpu_load;
+pub mod flv_clip;
+pub mod hostile_rtmp;
 pub mod http;
+pub mod memory;
 pub mod nginx;
 pub mod ports;
 pub mod probe;
@@ -32,6 +39,7 @@ pub mod tempdir;
 pub mod wait;
 pub mod webrtc_client;
 
+pub use hostile_rtmp::HostileRtmpServer;
 pub use nginx::NginxRtmp;
 pub use ports::{free_port, SilentTcpListener};
 pub use publisher::{Publisher, PublisherBuilder};
