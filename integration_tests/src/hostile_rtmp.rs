@@ -105,6 +105,13 @@ pub enum Scenario {
     /// After play: an AVC sequence header of 31 SPS and 200 PPS of 64 000 bytes each, then
     /// [`TINY_KEYFRAME`] tags as fast as the socket takes them.
     ParameterSetFlood,
+    /// The same flood with parameter sets of 30 000 bytes: the record (6.9 MB) fits one
+    /// media message, so the AVC configuration's own caps must refuse it.
+    ParameterSetFloodUnderMessageCap,
+    /// After play: a record the server accepts (31 SPS and 30 PPS of 1 000 bytes, 61 KB),
+    /// then the keyframe flood: only the two sets a keyframe names may go in front of it,
+    /// and the flood must be slowed by backpressure, not queued.
+    KeyframeFloodAfterValidSets,
     /// After play: the stream switches between clips [`ClipSpec::A`] and [`ClipSpec::B`]
     /// (two AVC and two AAC configurations) every 100 ms, in real time.
     CodecFlapping,
@@ -120,7 +127,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every attack (all but [`Scenario::Valid`]).
-    pub const ATTACKS: [Scenario; 14] = [
+    pub const ATTACKS: [Scenario; 16] = [
         Scenario::GarbageInsteadOfHandshake,
         Scenario::GarbageAfterHandshake,
         Scenario::EndlessHandshake,
@@ -131,6 +138,8 @@ impl Scenario {
         Scenario::AmfHugeCounts,
         Scenario::AmfGiantStrings,
         Scenario::ParameterSetFlood,
+        Scenario::ParameterSetFloodUnderMessageCap,
+        Scenario::KeyframeFloodAfterValidSets,
         Scenario::CodecFlapping,
         Scenario::Slowloris,
         Scenario::AggregateBomb,
@@ -151,6 +160,8 @@ impl Scenario {
             Scenario::AmfHugeCounts => "amf-huge-counts",
             Scenario::AmfGiantStrings => "amf-giant-strings",
             Scenario::ParameterSetFlood => "parameter-set-flood",
+            Scenario::ParameterSetFloodUnderMessageCap => "parameter-set-flood-under-message-cap",
+            Scenario::KeyframeFloodAfterValidSets => "keyframe-flood-after-valid-sets",
             Scenario::CodecFlapping => "codec-flapping",
             Scenario::Slowloris => "slowloris",
             Scenario::AggregateBomb => "aggregate-bomb",
@@ -890,7 +901,13 @@ fn run(conn: &mut Conn, scenario: Scenario) -> io::Result<()> {
         Scenario::AmfGiantStrings => {
             conn.play_session(ConnectAnswer::BombsOnly(giant_string_bombs))
         }
-        Scenario::ParameterSetFlood => parameter_set_flood(conn),
+        Scenario::ParameterSetFlood => {
+            parameter_set_flood(conn, FLOOD_SPS, FLOOD_PPS, FLOOD_SET_SIZE)
+        }
+        Scenario::ParameterSetFloodUnderMessageCap => {
+            parameter_set_flood(conn, FLOOD_SPS, FLOOD_PPS, 30_000)
+        }
+        Scenario::KeyframeFloodAfterValidSets => parameter_set_flood(conn, FLOOD_SPS, 30, 1_000),
         Scenario::CodecFlapping => codec_flapping(conn),
         Scenario::Slowloris => slowloris(conn),
         Scenario::AggregateBomb => aggregate_bomb(conn),
@@ -1199,27 +1216,41 @@ pub const FLOOD_SET_SIZE: usize = 64_000;
 /// SPS and [`FLOOD_PPS`] PPS of [`FLOOD_SET_SIZE`] bytes each (14.8 MB, framing valid):
 /// the first SPS is clip A's real one padded with zeros, the others distinct filler.
 pub fn flood_sequence_header(real_sps: &[u8]) -> Vec<u8> {
+    flood_sequence_header_of(real_sps, FLOOD_SPS, FLOOD_PPS, FLOOD_SET_SIZE)
+}
+
+/// An FLV AVC sequence header with `sps_count` SPS (the first one `real_sps`, padded) and
+/// `pps_count` PPS, each `set_size` bytes (`sps_count` ≤ 31, `pps_count` ≤ 255,
+/// `set_size` ≤ 65 535).
+pub fn flood_sequence_header_of(
+    real_sps: &[u8],
+    sps_count: usize,
+    pps_count: usize,
+    set_size: usize,
+) -> Vec<u8> {
+    let (sps_count, pps_count, set_size) =
+        (sps_count.min(31), pps_count.min(255), set_size.min(65_535));
     let mut body = vec![0x17, 0x00, 0, 0, 0];
     let profile = real_sps.get(1..4).unwrap_or(&[0x42, 0xc0, 0x1f]);
     body.push(1);
     body.extend_from_slice(profile);
     body.push(0xff); // 4-byte NAL lengths
-    body.push(0xe0 | FLOOD_SPS as u8);
-    for i in 0..FLOOD_SPS {
+    body.push(0xe0 | sps_count as u8);
+    for i in 0..sps_count {
         let mut sps = if i == 0 {
             real_sps.to_vec()
         } else {
             vec![0x67, 0x42, 0xc0, 0x1f, i as u8]
         };
-        sps.resize(FLOOD_SET_SIZE, i as u8);
-        body.extend_from_slice(&(FLOOD_SET_SIZE as u16).to_be_bytes());
+        sps.resize(set_size, i as u8);
+        body.extend_from_slice(&(set_size as u16).to_be_bytes());
         body.extend_from_slice(&sps);
     }
-    body.push(FLOOD_PPS as u8);
-    for i in 0..FLOOD_PPS {
+    body.push(pps_count as u8);
+    for i in 0..pps_count {
         let mut pps = vec![0x68, (i & 0xff) as u8];
-        pps.resize(FLOOD_SET_SIZE, (i % 251) as u8);
-        body.extend_from_slice(&(FLOOD_SET_SIZE as u16).to_be_bytes());
+        pps.resize(set_size, (i % 251) as u8);
+        body.extend_from_slice(&(set_size as u16).to_be_bytes());
         body.extend_from_slice(&pps);
     }
     body
@@ -1231,12 +1262,18 @@ pub fn flood_sequence_header(real_sps: &[u8]) -> Vec<u8> {
 /// front of every keyframe makes 14.8 MB of each 15 bytes received — a million-fold
 /// amplification — and with unbounded queues between its stages it runs out of memory in
 /// seconds.
-fn parameter_set_flood(conn: &mut Conn) -> io::Result<()> {
+fn parameter_set_flood(
+    conn: &mut Conn,
+    sps_count: usize,
+    pps_count: usize,
+    set_size: usize,
+) -> io::Result<()> {
     conn.play_session(ConnectAnswer::Success)?;
     conn.stats.attacked.fetch_add(1, Ordering::Relaxed);
     let (sps, _) = Clip::get(ClipSpec::A).sps_pps();
     conn.set_chunk_size(64 * 1024)?;
-    conn.send_tag(TAG_VIDEO, 0, &flood_sequence_header(&sps))?;
+    let header = flood_sequence_header_of(&sps, sps_count, pps_count, set_size);
+    conn.send_tag(TAG_VIDEO, 0, &header)?;
     // The first keyframe with a full header, then type-2 chunks: 1-byte basic header, a
     // 3-byte timestamp delta, the 11-byte body.
     let mut first = chunk_basic_header(0, CSID_VIDEO);

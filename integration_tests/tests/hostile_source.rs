@@ -96,7 +96,9 @@ fn reason_words(scenario: Scenario) -> &'static [&'static str] {
             "budget",
         ],
         Scenario::AmfGiantStrings => &["connect", "amf", "string", "limit"],
-        Scenario::ParameterSetFlood => &[
+        Scenario::ParameterSetFlood
+        | Scenario::ParameterSetFloodUnderMessageCap
+        | Scenario::KeyframeFloodAfterValidSets => &[
             "parameter set",
             "sps",
             "pps",
@@ -528,6 +530,16 @@ fn hostile_amf_giant_strings() {
 #[test]
 fn hostile_parameter_set_flood() {
     attack(Scenario::ParameterSetFlood, false);
+}
+
+#[test]
+fn hostile_parameter_set_flood_under_the_message_cap() {
+    attack(Scenario::ParameterSetFloodUnderMessageCap, false);
+}
+
+#[test]
+fn hostile_keyframe_flood_after_valid_parameter_sets() {
+    attack(Scenario::KeyframeFloodAfterValidSets, false);
 }
 
 #[test]

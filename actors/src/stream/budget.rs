@@ -24,10 +24,11 @@ use tokio::sync::Notify;
 /// `Bytes` handle, the mailbox slot — the core's per-frame figure.
 pub const MESSAGE_OVERHEAD: usize = pullcast::media::FRAME_OVERHEAD_BYTES;
 
-/// One queue's byte count and limit.
+/// One queue's byte count and limit, and how many charges (messages) are out.
 #[derive(Debug)]
 pub struct ByteBudget {
     used: AtomicUsize,
+    messages: AtomicUsize,
     peak: AtomicUsize,
     limit: usize,
     freed: Notify,
@@ -41,6 +42,7 @@ impl ByteBudget {
     pub fn new(limit: usize) -> SharedBudget {
         Arc::new(Self {
             used: AtomicUsize::new(0),
+            messages: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             limit,
             freed: Notify::new(),
@@ -50,6 +52,11 @@ impl ByteBudget {
     /// Bytes charged and not yet given back.
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Charges (messages) not yet given back.
+    pub fn messages(&self) -> usize {
+        self.messages.load(Ordering::Relaxed)
     }
 
     /// The most ever charged at once.
@@ -70,6 +77,7 @@ impl ByteBudget {
     /// [`Self::wait_for_room`]).
     pub fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
         let now = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.messages.fetch_add(1, Ordering::Relaxed);
         self.peak.fetch_max(now, Ordering::Relaxed);
         Charge {
             budget: Some(self.clone()),
@@ -92,6 +100,7 @@ impl ByteBudget {
                 Ordering::Relaxed,
             ) {
                 Ok(_) => {
+                    self.messages.fetch_add(1, Ordering::Relaxed);
                     self.peak.fetch_max(current + bytes, Ordering::Relaxed);
                     return Some(Charge {
                         budget: Some(self.clone()),
@@ -103,9 +112,15 @@ impl ByteBudget {
         }
     }
 
-    /// Returns once the queue is at or under its limit.
-    pub async fn wait_for_room(&self) {
-        while self.over_limit() {
+    /// Returns once the queue is at or under its limit in bytes and holds at most
+    /// `max_messages` charges.
+    ///
+    /// The count matters where one message turns into a larger one further down the queue:
+    /// an 11-byte keyframe tag becomes a frame with its SPS and PPS in front (up to 12 KiB),
+    /// so bytes alone, counted as tags, would let tens of thousands of small tags in and
+    /// each grow a thousandfold.
+    pub async fn wait_for_room(&self, max_messages: usize) {
+        while self.over_limit() || self.messages() > max_messages {
             // A charge given back in between leaves a permit: no wake-up is lost.
             self.freed.notified().await;
         }
@@ -113,6 +128,7 @@ impl ByteBudget {
 
     fn give_back(&self, bytes: usize) {
         self.used.fetch_sub(bytes, Ordering::Relaxed);
+        self.messages.fetch_sub(1, Ordering::Relaxed);
         self.freed.notify_one();
     }
 }
@@ -200,12 +216,29 @@ mod tests {
         let held = budget.charge(500);
         let waiter = {
             let budget = budget.clone();
-            tokio::spawn(async move { budget.wait_for_room().await })
+            tokio::spawn(async move { budget.wait_for_room(usize::MAX).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         drop(held);
         let waited = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
         assert!(matches!(waited, Ok(Ok(()))));
+    }
+
+    #[tokio::test]
+    async fn wait_for_room_also_waits_for_the_message_count() {
+        let budget = ByteBudget::new(1 << 20);
+        let held: Vec<Charge> = (0..5).map(|_| budget.charge(10)).collect();
+        assert_eq!(budget.messages(), 5);
+        let waiter = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.wait_for_room(3).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "5 messages out, 3 allowed");
+        drop(held);
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+        assert!(matches!(waited, Ok(Ok(()))));
+        assert_eq!(budget.messages(), 0);
     }
 }

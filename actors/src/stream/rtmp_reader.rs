@@ -37,6 +37,10 @@ use crate::telemetry::now_us;
 
 /// How often the byte counter is reported to the supervisor.
 const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+/// Most media messages (tags, and the frames made of them) between the socket and the
+/// supervisor: with the byte budget, this bounds what small tags can grow into (a keyframe
+/// tag gets its SPS and PPS in front). ~10 s of a 60 fps source with audio.
+const MAX_INGEST_MESSAGES: usize = 2048;
 /// Socket read buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -143,11 +147,11 @@ async fn pull(source: &SourceContext, guard: &PullGuard) -> String {
                 return format!("connection to {peer} lost while sending: {e}");
             }
         }
-        if ingest.over_limit() {
+        if ingest.over_limit() || ingest.messages() > MAX_INGEST_MESSAGES {
             // Backpressure: the capture is behind; read no more until it catches up. The
             // wait is not the source's silence: the watchdog's deadline moves with it.
             let paused = Instant::now();
-            ingest.wait_for_room().await;
+            ingest.wait_for_room(MAX_INGEST_MESSAGES).await;
             deadline += paused.elapsed();
         }
         let n = match timeout_at(deadline, stream.read(&mut buf)).await {
@@ -190,6 +194,10 @@ async fn pull(source: &SourceContext, guard: &PullGuard) -> String {
                 SessionEvent::Video { timestamp, data }
                 | SessionEvent::Audio { timestamp, data } => {
                     phase = Phase::Streaming;
+                    if ingest.over_limit() || ingest.messages() > MAX_INGEST_MESSAGES {
+                        // One read can hold thousands of tiny tags: wait between them too.
+                        ingest.wait_for_room(MAX_INGEST_MESSAGES).await;
+                    }
                     deadline = Instant::now() + ms(settings.stall_timeout_ms);
                     let charge = ingest.charge(data.len() + MESSAGE_OVERHEAD);
                     tags.do_send(FlvTag {
