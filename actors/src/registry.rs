@@ -157,7 +157,11 @@ impl Handler<Watch> for Registry {
             .cloned();
         let entry = match found {
             Some(entry) => entry,
-            None if name.len() >= 7 && name[..7].eq_ignore_ascii_case("rtmp://") => {
+            None if msg.may_start_pull
+                && name
+                    .get(..7)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rtmp://")) =>
+            {
                 // SPEC §3: an rtmp:// name is pulled on demand, as /pull/rtmp/pull would.
                 let url = RtmpUrl::parse(name).map_err(|e| {
                     WatchError::CannotStart(format!("cannot pull '{name}': {e}"))
