@@ -17,6 +17,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub capture: CaptureSettings,
+    pub pull: PullSettings,
     pub record: RecordSettings,
     pub webrtc: WebRtcSettings,
     pub log: LogSettings,
@@ -256,6 +257,21 @@ impl Default for CaptureSettings {
             bframe_transcode_bitrate: 2_500_000,
         }
     }
+}
+
+/// Which hosts a pull may reach (the SSRF guard, [`crate::net::pull_guard`]). By default a
+/// pull may only reach public addresses; callers with the `pull_private` permission may
+/// reach any address. Entries are CIDR ranges (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`) or host
+/// patterns (`cams.example.com`, `*.example.com`, `cam-?.local`; case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PullSettings {
+    /// Private or reserved targets anybody with the `pull` permission may reach: a host
+    /// matching a pattern (whatever it resolves to), or addresses in a range.
+    pub allow: Vec<String>,
+    /// Targets nobody may reach, whatever their permissions and `allow` say: a host matching
+    /// a pattern, or a host with any address in a range.
+    pub deny: Vec<String>,
 }
 
 /// WebRTC viewers: ICE transport and timeouts.

@@ -112,7 +112,8 @@ fn usage_error(message: &str) -> ExitCode {
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
-    let registry = Registry::new(settings.clone(), stream::rtmp_source(), 0).start();
+    let pull_guard = stream::connect::pull_guard(&settings.pull)?;
+    let registry = Registry::new(settings.clone(), stream::rtmp_source(pull_guard), 0).start();
     let webrtc = WebRtcEngine::new(&settings)?;
     let server = http::serve(&settings, registry.clone(), webrtc)?;
     let s = &settings.server;

@@ -358,6 +358,11 @@ pub struct PullRequest {
     /// Started by a viewer asking for an rtmp:// name (SPEC §3), not by REST: it stops by
     /// itself after its last viewer leaves.
     pub on_demand: bool,
+    /// The caller's `pull_private` permission: the source may be at a private or reserved
+    /// address (loopback, RFC 1918, link-local, ...; see `pullcast::net::pull_guard`). Set
+    /// from the permissions of whoever asked for the pull (REST caller, or the viewer who
+    /// played an rtmp:// name); `pull.deny` refuses a target even so.
+    pub may_pull_private: bool,
 }
 
 /// Why a pull was refused.

@@ -174,6 +174,7 @@ impl Handler<Watch> for Registry {
                     has_audio: true,
                     has_video: true,
                     on_demand: true,
+                    may_pull_private: msg.may_pull_private,
                 };
                 self.register(request, ctx).map_err(|e| match e {
                     PullError::Conflict(e) | PullError::CannotStart(e) => {

@@ -63,6 +63,8 @@ pub fn load(
             .with_list_parse_key("http.allowed_origins")
             .with_list_parse_key("auth.trusted_networks")
             .with_list_parse_key("auth.anonymous")
+            .with_list_parse_key("pull.allow")
+            .with_list_parse_key("pull.deny")
             .source(Some(overrides)),
     );
     let settings = builder
@@ -113,6 +115,7 @@ fn validate(s: &Settings) -> Result<(), String> {
     {
         return Err(format!("webrtc.public_ips: {bad:?} is not an IP address"));
     }
+    pullcast::net::pull_guard::PullGuard::new(&s.pull.allow, &s.pull.deny)?;
     if s.webrtc.connect_timeout_ms == 0 {
         return Err("webrtc.connect_timeout_ms must be at least 1".to_string());
     }
@@ -228,5 +231,25 @@ mod tests {
         assert!(load(None, env).is_err());
         let err = load(Some(Path::new("/nonexistent/p.toml")), Vec::new()).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn pull_lists_come_from_the_environment_and_are_checked() {
+        let env = vec![
+            (
+                "PULLCAST_PULL__ALLOW".to_string(),
+                "192.168.10.0/24,*.studio.lan".to_string(),
+            ),
+            ("PULLCAST_PULL__DENY".to_string(), "10.0.0.0/8".to_string()),
+        ];
+        let (s, _) = load(None, env).unwrap();
+        assert_eq!(s.pull.allow, vec!["192.168.10.0/24", "*.studio.lan"]);
+        assert_eq!(s.pull.deny, vec!["10.0.0.0/8"]);
+        let env = vec![("PULLCAST_PULL__DENY".to_string(), "10.0.0.1/8".to_string())];
+        let err = load(None, env).unwrap_err();
+        assert!(
+            err.contains("pull.deny") && err.contains("10.0.0.0/8"),
+            "{err}"
+        );
     }
 }

@@ -145,6 +145,7 @@ fn request(uri: &str, name: Option<&str>) -> PullRequest {
         has_audio: true,
         has_video: true,
         on_demand: false,
+        may_pull_private: true,
     }
 }
 

@@ -5,4 +5,7 @@
 //! Nothing here resolves a name or opens a connection: the server resolves, then asks these
 //! functions about the addresses it got, and connects only to the ones they accepted.
 
+pub mod address;
 pub mod cidr;
+pub mod host;
+pub mod pull_guard;

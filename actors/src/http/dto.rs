@@ -102,6 +102,8 @@ pub fn parse_pull(body: &[u8], record_default: bool) -> Result<PullRequest, Stri
         has_audio: flag(&map, "hasAudio", true)?,
         has_video: flag(&map, "hasVideo", true)?,
         on_demand: false,
+        // The REST handler sets it from the caller's `pull_private`.
+        may_pull_private: false,
     };
     if !request.has_audio && !request.has_video {
         return Err("hasAudio and hasVideo cannot both be false".to_string());

@@ -189,10 +189,11 @@ async fn pull(
     let parsed = parse_body(&req, payload, state.max_body, |body| {
         dto::parse_pull(body, record_default)
     });
-    let request = match parsed.await {
+    let mut request = match parsed.await {
         Ok(r) => r,
         Err(response) => return response,
     };
+    request.may_pull_private = gate.policy().holds(&caller, Permission::PullPrivate);
     let ask = Ask::new(Permission::Pull, "rest")
         .on(&request.local_stream_name)
         .capture(&request.local_stream_name, &request.uri);

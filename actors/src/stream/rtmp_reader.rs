@@ -3,25 +3,28 @@
 //!
 //! It moves bytes between the socket and the session, forwards FLV tags to the normalizer
 //! and connection events to the supervisor, and enforces the watchdogs (DNS + connect,
-//! handshake, play, no media after play, stall mid-stream). When the server says the
+//! handshake, play, no media after play, stall mid-stream). It connects only to addresses
+//! the pull guard accepted ([`super::connect`]); a refused target ends the pull at once with
+//! the policy's reason. When the server says the
 //! publisher left, the reader keeps the connection (a new publisher's media arrives on it)
 //! and says so on the tags' path, so the news cannot overtake the frames before it.
 //! Whatever ends the connection is reported once, on the same path, as
 //! `MediaEnd::ConnectionEnded` with a sentence an operator can act on; then the actor stops.
 //! It never parses media and never decides what the capture's status is.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use log::{debug, info};
 use pullcast::config::CaptureSettings;
 use pullcast::media::Track;
-use pullcast::rtmp::{PlaySession, PlaySessionConfig, RtmpUrl, SessionEvent};
+use pullcast::net::pull_guard::PullGuard;
+use pullcast::rtmp::{PlaySession, PlaySessionConfig, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
+use super::connect::connect_checked;
 use super::SourceContext;
 use crate::messages::{FlvTag, MediaEnd, ReaderEvent, StopSource};
 use crate::telemetry::now_us;
@@ -34,12 +37,15 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Pulls one RTMP stream.
 pub struct RtmpReader {
     context: Option<SourceContext>,
+    /// Where it may connect (the `[pull]` policy).
+    guard: Arc<PullGuard>,
 }
 
 impl RtmpReader {
-    pub fn new(context: SourceContext) -> Self {
+    pub fn new(context: SourceContext, guard: Arc<PullGuard>) -> Self {
         Self {
             context: Some(context),
+            guard,
         }
     }
 }
@@ -53,7 +59,8 @@ impl Actor for RtmpReader {
             return;
         };
         let media_end = source.media_end.clone();
-        let pull = async move { pull(&source).await };
+        let guard = self.guard.clone();
+        let pull = async move { pull(&source, &guard).await };
         ctx.spawn(pull.into_actor(self).map(move |reason, _act, ctx| {
             media_end.do_send(MediaEnd::ConnectionEnded { reason });
             ctx.stop();
@@ -82,22 +89,22 @@ enum Phase {
 }
 
 /// Runs the pull until it ends; returns why it ended.
-async fn pull(source: &SourceContext) -> String {
+async fn pull(source: &SourceContext, guard: &PullGuard) -> String {
     let SourceContext {
         url,
         settings,
+        may_pull_private,
         events,
         tags,
         media_end,
     } = source;
-    let mut stream = match connect(url, settings).await {
-        Ok(s) => s,
-        Err(reason) => return reason,
-    };
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| url.authority());
+    let limit = Duration::from_millis(settings.connect_timeout_ms);
+    let (mut stream, peer) =
+        match connect_checked(&url.host, url.port, guard, *may_pull_private, limit).await {
+            Ok((stream, addr)) => (stream, addr.to_string()),
+            // A refused target fails the capture with the policy's sentence.
+            Err(refused) => return refused.detail,
+        };
     events.do_send(ReaderEvent::Connected { peer: peer.clone() });
     if let Err(e) = stream.set_nodelay(true) {
         debug!("{url}: cannot set TCP_NODELAY: {e}");
@@ -223,42 +230,4 @@ fn watchdog_reason(phase: Phase, s: &CaptureSettings) -> String {
             s.media_timeout_ms
         ),
     }
-}
-
-/// DNS lookup and TCP connect, each address in turn, within the connect timeout.
-async fn connect(url: &RtmpUrl, settings: &CaptureSettings) -> Result<TcpStream, String> {
-    let limit = Duration::from_millis(settings.connect_timeout_ms);
-    let deadline = Instant::now() + limit;
-    let authority = url.authority();
-    let addrs: Vec<SocketAddr> =
-        match timeout_at(deadline, tokio::net::lookup_host(authority.as_str())).await {
-            Err(_) => {
-                return Err(format!(
-                    "cannot resolve host '{}': lookup timed out after {} ms",
-                    url.host, settings.connect_timeout_ms
-                ))
-            }
-            Ok(Err(e)) => return Err(format!("cannot resolve host '{}': {e}", url.host)),
-            Ok(Ok(addrs)) => addrs.collect(),
-        };
-    if addrs.is_empty() {
-        return Err(format!("cannot resolve host '{}': no addresses", url.host));
-    }
-    let mut last_error = String::new();
-    for addr in addrs {
-        match timeout_at(deadline, TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err(format!(
-                    "connection to {addr} timed out after {} ms",
-                    settings.connect_timeout_ms
-                ))
-            }
-            Ok(Ok(stream)) => return Ok(stream),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last_error = format!("connection refused by {addr} (nothing listens there)");
-            }
-            Ok(Err(e)) => last_error = format!("cannot connect to {addr}: {e}"),
-        }
-    }
-    Err(last_error)
 }

@@ -258,6 +258,7 @@ impl StreamSupervisor {
         let source = (self.starter)(SourceContext {
             url: self.request.url.clone(),
             settings: self.settings.clone(),
+            may_pull_private: self.request.may_pull_private,
             events: ctx.address().recipient(),
             tags: normalizer.clone().recipient(),
             media_end: normalizer.recipient(),
