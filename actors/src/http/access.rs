@@ -284,6 +284,16 @@ impl Gate {
         }
     }
 
+    /// The policy's decision on `ask` without the hook (which `allow` asks later): refuses
+    /// early what the rules refuse, so the hook is asked only about what they allow.
+    pub fn check(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Refusal> {
+        match self.policy.decide(caller, ask.permission, &ask.names()) {
+            Decision::Allow | Decision::AskHook => Ok(()),
+            Decision::Unauthenticated(r) => Err(Refusal::Unauthenticated(r)),
+            Decision::Forbidden(r) => Err(Refusal::Forbidden(r)),
+        }
+    }
+
     /// Whether `caller` may do `ask`: the policy's decision, and the hook's answer when the
     /// policy asks for it.
     pub async fn allow(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Refusal> {

@@ -5,9 +5,11 @@
 //! 1. A caller that cannot play anything is refused before any lookup.
 //! 2. `Watch` without permission to start a pull: an existing capture is found by its local
 //!    name or uri, and `play` is decided on all its names (the hook asked if configured).
-//! 3. Not found: `play` is decided on the name; an `rtmp://` name then needs `pull` on it
-//!    (so an anonymous client may only watch captures that exist), and `Watch` again, now
-//!    allowed to start the on-demand pull (to a private address only with `pull_private`).
+//! 3. Not found: `play` is decided on the name by the rules (a caller who may not play it
+//!    learns nothing more: 401/403, else 404). An `rtmp://` name then needs `pull` on it too
+//!    (so an anonymous client may only watch captures that exist); the hook is asked about
+//!    both only when the rules allow both; then `Watch` again, now allowed to start the
+//!    on-demand pull (to a private address only with `pull_private`).
 
 use actix::Addr;
 use actix_web::http::StatusCode;
@@ -25,6 +27,8 @@ use crate::registry::Registry;
 pub enum PlayRefusal {
     /// 401, 403 or 429.
     Access(Refusal),
+    /// 400: an `rtmp://` name that is not a URL one could pull.
+    BadName(String),
     /// 404: no such capture (and the name is not one to pull).
     NotFound(String),
     /// 500: the on-demand capture could not start.
@@ -38,6 +42,7 @@ impl PlayRefusal {
     pub fn status(&self) -> StatusCode {
         match self {
             PlayRefusal::Access(r) => r.status(),
+            PlayRefusal::BadName(_) => StatusCode::BAD_REQUEST,
             PlayRefusal::NotFound(_) => StatusCode::NOT_FOUND,
             PlayRefusal::CannotStart(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PlayRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -48,7 +53,8 @@ impl PlayRefusal {
     pub fn reason(&self, show_uris: bool) -> String {
         let text = match self {
             PlayRefusal::Access(r) => r.reason(),
-            PlayRefusal::NotFound(r)
+            PlayRefusal::BadName(r)
+            | PlayRefusal::NotFound(r)
             | PlayRefusal::CannotStart(r)
             | PlayRefusal::Unavailable(r) => r.clone(),
         };
@@ -100,16 +106,22 @@ pub async fn find_capture(
             return Ok(handle);
         }
         Err(WatchError::NotFound(reason)) => {
-            gate.allow(caller, ask).await?;
+            gate.check(caller, ask)?;
             if !is_rtmp_url(name) {
                 return Err(PlayRefusal::NotFound(reason));
             }
         }
         Err(WatchError::CannotStart(reason)) => return Err(PlayRefusal::CannotStart(reason)),
     }
-    // An rtmp:// name nobody captures: starting its pull is a pull.
+    // An rtmp:// name nobody captures: starting its pull is a pull — of a real URL.
+    if let Err(e) = pullcast::rtmp::RtmpUrl::parse(name) {
+        return Err(PlayRefusal::BadName(format!(
+            "cannot pull '{}': {e}",
+            short(name)
+        )));
+    }
     let pull = Ask::new(Permission::Pull, protocol).on(name);
-    gate.allow(caller, pull).await.map_err(|refusal| {
+    let needs_pull = |refusal: Refusal| {
         let why = refusal.reason();
         let sentence = format!(
             "{} is not being captured, and starting its pull needs the `pull` permission ({why})",
@@ -120,7 +132,10 @@ pub async fn find_capture(
             Refusal::Forbidden(_) => Refusal::Forbidden(sentence),
             throttled => throttled,
         })
-    })?;
+    };
+    gate.check(caller, pull).map_err(needs_pull)?;
+    gate.allow(caller, ask).await?;
+    gate.allow(caller, pull).await.map_err(needs_pull)?;
     let may_pull_private = gate.policy().holds(caller, Permission::PullPrivate);
     match watch(registry, name, true, may_pull_private).await? {
         Ok(handle) => Ok(handle),
