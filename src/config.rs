@@ -13,6 +13,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub tls: TlsSettings,
     pub rest: RestSettings,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub capture: CaptureSettings,
     pub pull: PullSettings,
@@ -90,17 +92,104 @@ impl Default for TlsSettings {
     }
 }
 
-/// Who may call the REST API.
+/// The REST API's older settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct RestSettings {
-    /// HTTP Basic authentication user; authentication is off while this is empty.
+    /// The old spelling of one `[[auth.users]]` entry with every permission on every stream:
+    /// a user of this name (empty: none) whose password is `basic_auth_password`.
     pub basic_auth_user: String,
-    /// HTTP Basic authentication password.
+    /// The password of `basic_auth_user`.
     pub basic_auth_password: String,
     /// Browser origins allowed to call the API (CORS), e.g. `["https://ops.example.com"]`;
     /// `["*"]` allows any origin; empty sends no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+}
+
+/// Browser-facing HTTP rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Pages on other origins (e.g. `"https://app.example.com"`) that may open the WebSocket
+    /// signalling; a page served by pullcast itself (same origin) always may, and a client
+    /// that sends no `Origin` (not a browser) is not asked. `["*"]` allows every origin.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Who may do what: the access model (`pullcast::access`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Clients from these CIDR ranges may do everything without credentials.
+    pub trusted_networks: Vec<String>,
+    /// What everybody else may do without credentials: permission names (`api`, `pull`,
+    /// `pull_private`, `play`, `records`).
+    pub anonymous: Vec<String>,
+    /// When not empty, an `http://` URL asked about every request from outside the trusted
+    /// networks that the rules allow (and every bearer token pullcast did not issue): a JSON
+    /// POST; a 2xx answer allows, anything else (or no answer in time) refuses.
+    pub hook_url: String,
+    /// How long the hook may take to answer, in ms; later is a refusal.
+    pub hook_timeout_ms: u64,
+    /// Most hook requests at once; a request beyond it is refused.
+    pub hook_max_in_flight: usize,
+    /// Secret (at least 32 bytes) that signs the tokens `POST /rest-api/auth/token` issues;
+    /// empty: no tokens are issued or accepted.
+    pub token_secret: String,
+    /// Failed logins (wrong password, bad token) from one address within
+    /// `failed_login_window_ms` before further attempts from it get 429.
+    pub max_failed_logins: u32,
+    /// The window of `max_failed_logins`, and how long an address is then refused, in ms.
+    pub failed_login_window_ms: u64,
+    /// Named users with their credentials, permissions and streams (`[[auth.users]]`; left
+    /// out of the shipped file, where it is an example in comments).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSettings>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            trusted_networks: vec!["127.0.0.0/8".to_string(), "::1/128".to_string()],
+            anonymous: vec!["play".to_string()],
+            hook_url: String::new(),
+            hook_timeout_ms: 2000,
+            hook_max_in_flight: 32,
+            token_secret: String::new(),
+            max_failed_logins: 10,
+            failed_login_window_ms: 60000,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One `[[auth.users]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserSettings {
+    /// The user name of HTTP Basic authentication (no `:`).
+    pub name: String,
+    /// The password in clear; give this or `password_hash`.
+    pub password: String,
+    /// An argon2 PHC string (`$argon2id$v=19$m=…`); give this or `password`.
+    pub password_hash: String,
+    /// What the user may do: `api`, `pull`, `pull_private`, `play`, `records`.
+    pub permissions: Vec<String>,
+    /// Glob patterns (`*` any run of characters, `?` one character, `\` escapes) over local
+    /// stream names and uris the user may act on.
+    pub streams: Vec<String>,
+}
+
+impl Default for UserSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            password: String::new(),
+            password_hash: String::new(),
+            permissions: Vec::new(),
+            streams: vec!["*".to_string()],
+        }
+    }
 }
 
 /// Limits that protect the server.

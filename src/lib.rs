@@ -6,6 +6,8 @@
 //! lets the server crate (`actors/`) stay a thin layer of actors that move messages.
 //!
 //! ## Code map
+//! - [`access`] — the access model: permissions, users, stream patterns, signed tokens, the
+//!   failed-login throttle, origins, uri redaction, and the decision every way in asks.
 //! - [`rtmp`] — the RTMP *client* side of a pull: URL parsing, our own chunk decoder, and a
 //!   play session that speaks `connect` / `createStream` + `FCSubscribe` / `play` and turns
 //!   bytes into [`rtmp::SessionEvent`]s. It borrows the handshake, the chunk serializer and the
@@ -40,6 +42,7 @@
 //! results are drained with `poll_*()` until it returns `None`. "Not enough bytes yet" is
 //! `Ok(None)` / no output, never an error; errors mean the peer broke the protocol.
 
+pub mod access;
 pub mod audio;
 pub mod backoff;
 pub mod config;

@@ -17,10 +17,13 @@ use pullcast_server::webrtc::WebRtcEngine;
 use pullcast_server::{http, stream};
 
 const USAGE: &str = "usage: pullcast [--config PATH]
+       pullcast --hash-password < password.txt
 
 Pulls live RTMP streams on REST calls and re-serves them.
-  --config PATH   TOML configuration (default: conf/pullcast.toml if present, else built-in)
-  -h, --help      this text
+  --config PATH     TOML configuration (default: conf/pullcast.toml if present, else built-in)
+  --hash-password   read a password (one line) from stdin, print its argon2id PHC string
+                    for [[auth.users]] password_hash, and exit
+  -h, --help        this text
   -V, --version   the version
 Environment: PULLCAST_<SECTION>__<KEY> overrides any key, RUST_LOG the log filter.";
 
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
                 Some(path) => config = Some(PathBuf::from(path)),
                 None => return usage_error("--config needs a path"),
             },
+            "--hash-password" => return hash_password(),
             "-h" | "--help" => {
                 eprintln!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -66,6 +70,38 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--hash-password`: one line from stdin → its argon2id PHC string on stdout (the only
+/// thing this binary writes to stdout; the server itself logs).
+fn hash_password() -> ExitCode {
+    use std::io::{BufRead, Write};
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("pullcast: cannot read the password from stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("pullcast: the password is empty");
+        return ExitCode::from(2);
+    }
+    // 16 random bytes (uuid v4 comes from the OS's random source) as the salt.
+    let salt = uuid::Uuid::new_v4();
+    match pullcast::access::password::hash_password(password, salt.as_bytes()) {
+        Ok(phc) => match writeln!(std::io::stdout(), "{phc}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pullcast: cannot write the hash: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("pullcast: {e}");
             ExitCode::FAILURE
         }
     }

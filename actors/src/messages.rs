@@ -45,12 +45,18 @@ pub struct Terminate {
 
 /// Find the capture a viewer asks for by name — its local stream name or its uri. A name
 /// that is an `rtmp://` URL with no capture yet starts one on demand, exactly as `pull`
-/// would (SPEC §3); such a capture stops `capture.on_demand_linger_ms` after its last
-/// WebRTC viewer leaves.
+/// would (SPEC §3), when `may_start_pull` says the caller may; such a capture stops
+/// `capture.on_demand_linger_ms` after its last WebRTC viewer leaves. The access checks
+/// are the caller's (`http::play`): the Registry only obeys these two flags.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<CaptureHandle, WatchError>")]
 pub struct Watch {
     pub name: String,
+    /// Whether an `rtmp://` name nobody captures yet may be pulled on demand (the caller
+    /// has the `pull` permission for it); if not, such a name is `NotFound`.
+    pub may_start_pull: bool,
+    /// Whether that pull may go to a private address (`pull_private`).
+    pub may_pull_private: bool,
 }
 
 /// Stop every capture (SIGINT/SIGTERM): viewers are told `STOPPED`, recordings closed.

@@ -172,7 +172,7 @@ impl Registry {
             .cloned();
         let entry = match found {
             Some(entry) => entry,
-            None if is_rtmp_url(name) => {
+            None if msg.may_start_pull && is_rtmp_url(name) => {
                 // SPEC §3: an rtmp:// name is pulled on demand, as /pull/rtmp/pull would.
                 let url = RtmpUrl::parse(name).map_err(|e| {
                     WatchError::CannotStart(format!("cannot pull '{name}': {e}"))
@@ -185,8 +185,7 @@ impl Registry {
                     has_audio: true,
                     has_video: true,
                     on_demand: true,
-                    // access model sets this
-                    may_pull_private: true,
+                    may_pull_private: msg.may_pull_private,
                 };
                 self.register(request, ctx).map_err(|e| match e {
                     PullError::Conflict(e) | PullError::CannotStart(e) => {

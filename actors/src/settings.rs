@@ -60,6 +60,9 @@ pub fn load(
             .list_separator(",")
             .with_list_parse_key("rest.cors_allowed_origins")
             .with_list_parse_key("webrtc.public_ips")
+            .with_list_parse_key("http.allowed_origins")
+            .with_list_parse_key("auth.trusted_networks")
+            .with_list_parse_key("auth.anonymous")
             .with_list_parse_key("pull.allow")
             .with_list_parse_key("pull.deny")
             .with_list_parse_key("tls.host_names")
@@ -80,11 +83,15 @@ fn validate(s: &Settings) -> Result<(), String> {
     if s.tls.cert_file.is_empty() != s.tls.key_file.is_empty() {
         return Err("tls.cert_file and tls.key_file must be given together".to_string());
     }
-    if s.rest.basic_auth_user.contains(':') {
-        return Err("rest.basic_auth_user cannot contain ':'".to_string());
-    }
-    if !s.rest.basic_auth_user.is_empty() && s.rest.basic_auth_password.is_empty() {
-        return Err("rest.basic_auth_password is empty while basic_auth_user is set".to_string());
+    // The access model: users, networks, patterns, the token secret, the hook's URL.
+    pullcast::access::Policy::new(&s.auth, &s.rest)?;
+    if !s.auth.hook_url.trim().is_empty() {
+        pullcast::access::hook::HookUrl::parse(&s.auth.hook_url)?;
+        if s.auth.hook_timeout_ms == 0 || s.auth.hook_max_in_flight == 0 {
+            return Err(
+                "auth.hook_timeout_ms and auth.hook_max_in_flight must be at least 1".to_string(),
+            );
+        }
     }
     if s.limits.max_request_body == 0 {
         return Err("limits.max_request_body must be at least 1".to_string());
@@ -186,6 +193,42 @@ mod tests {
             s.rest.cors_allowed_origins,
             vec!["https://a.example", "https://b.example"]
         );
+    }
+
+    #[test]
+    fn access_lists_from_the_environment_and_mistakes_refused() {
+        let env = vec![
+            (
+                "PULLCAST_AUTH__TRUSTED_NETWORKS".to_string(),
+                "10.0.0.0/8,fd00::/8".to_string(),
+            ),
+            (
+                "PULLCAST_AUTH__ANONYMOUS".to_string(),
+                "play,records".to_string(),
+            ),
+            (
+                "PULLCAST_HTTP__ALLOWED_ORIGINS".to_string(),
+                "https://app.example".to_string(),
+            ),
+        ];
+        let (s, _) = load(None, env).unwrap();
+        assert_eq!(s.auth.trusted_networks, vec!["10.0.0.0/8", "fd00::/8"]);
+        assert_eq!(s.auth.anonymous, vec!["play", "records"]);
+        assert_eq!(s.http.allowed_origins, vec!["https://app.example"]);
+        for (key, value, words) in [
+            (
+                "PULLCAST_AUTH__TRUSTED_NETWORKS",
+                "10.0.0.1/8",
+                "auth.trusted_networks",
+            ),
+            ("PULLCAST_AUTH__ANONYMOUS", "play,watch", "auth.anonymous"),
+            ("PULLCAST_AUTH__HOOK_URL", "https://h/auth", "http://"),
+            ("PULLCAST_AUTH__TOKEN_SECRET", "short", "token_secret"),
+            ("PULLCAST_REST__BASIC_AUTH_USER", "a:b", "basic_auth_user"),
+        ] {
+            let err = load(None, vec![(key.to_string(), value.to_string())]).unwrap_err();
+            assert!(err.contains(words), "{key}={value}: {err}");
+        }
     }
 
     #[test]

@@ -166,7 +166,11 @@ async fn pull(registry: &Addr<Registry>, uri: &str) {
 async fn pull_and_watch(registry: &Addr<Registry>, uri: &str) -> CaptureHandle {
     pull(registry, uri).await;
     registry
-        .send(Watch { name: uri.into() })
+        .send(Watch {
+            name: uri.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap()
@@ -443,13 +447,19 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
         .unwrap()
         .unwrap();
     let by_name = registry
-        .send(Watch { name: "cam".into() })
+        .send(Watch {
+            name: "cam".into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap();
     let by_uri = registry
         .send(Watch {
             name: "rtmp://origin/live/a".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap()
@@ -458,6 +468,8 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     let missing = registry
         .send(Watch {
             name: "nope".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap();
@@ -465,6 +477,8 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     let bad = registry
         .send(Watch {
             name: "rtmp://host-only".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap();
@@ -473,7 +487,11 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     // An rtmp:// name: an on-demand capture, listed like any other.
     let uri = "rtmp://origin/live/ondemand";
     let handle = registry
-        .send(Watch { name: uri.into() })
+        .send(Watch {
+            name: uri.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap();
@@ -499,6 +517,58 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     let left = registry.send(FindAll).await.unwrap();
     assert_eq!(left.len(), 1, "the on-demand capture should be gone");
     assert_eq!(left[0].local_stream_name, "cam", "the REST capture stays");
+}
+
+/// A caller without `pull` (`may_start_pull: false`) finds captures that exist, by name or
+/// uri, but an rtmp:// name nobody captures is `NotFound` and starts nothing; names that
+/// are not ASCII are ordinary names.
+#[actix::test]
+async fn watch_without_pull_permission_finds_only_captures_that_exist() {
+    let sources = Sources::default();
+    let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
+    registry
+        .send(Pull {
+            request: request("rtmp://origin/live/a", Some("直播流")),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    for name in ["直播流", "rtmp://origin/live/a"] {
+        let found = registry
+            .send(Watch {
+                name: name.into(),
+                may_start_pull: false,
+                may_pull_private: false,
+            })
+            .await
+            .unwrap();
+        assert!(found.is_ok(), "{name}");
+    }
+    for name in [
+        "rtmp://origin/live/other",
+        "RTMP://origin/live/other",
+        "Ёлка",
+        "rtmp:/é",
+    ] {
+        let missing = registry
+            .send(Watch {
+                name: name.into(),
+                may_start_pull: false,
+                may_pull_private: false,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(missing, Err(WatchError::NotFound(_))),
+            "{name}: {missing:?}"
+        );
+    }
+    assert_eq!(registry.send(FindAll).await.unwrap().len(), 1);
+    assert_eq!(
+        sources.contexts.lock().unwrap().len(),
+        1,
+        "no other pull was started"
+    );
 }
 
 /// Real AAC-LC 48 kHz stereo frames from the FDK encoder, as FLV tag bodies.
@@ -994,7 +1064,11 @@ async fn an_on_demand_capture_gives_up_and_its_viewers_get_failed() {
     let registry = Registry::new(settings, sources.starter(), 1).start();
     let uri = "rtmp://origin/live/gone";
     let handle = registry
-        .send(Watch { name: uri.into() })
+        .send(Watch {
+            name: uri.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap();
@@ -1037,6 +1111,8 @@ async fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
     let handle = registry
         .send(Watch {
             name: "rtmp://origin/live/never".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap()
@@ -1123,7 +1199,11 @@ async fn a_panic_ends_only_its_capture_and_never_the_registry() {
     pull(&registry, b).await;
     let (_, tags_b) = sources.wait_for(2).await;
     let watched = registry
-        .send(Watch { name: a.into() })
+        .send(Watch {
+            name: a.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap();
@@ -1183,6 +1263,8 @@ async fn a_panic_ends_only_its_capture_and_never_the_registry() {
         let answer = registry
             .send(Watch {
                 name: name.to_string(),
+                may_start_pull: true,
+                may_pull_private: true,
             })
             .await
             .unwrap();

@@ -10,6 +10,9 @@
 //! - [`aac_vectors`] — HE-AAC sources ffmpeg cannot encode (FDK encoder → our FLV file →
 //!   `ffmpeg -c copy` to nginx);
 //! - [`cpu_load`] — how busy the machine was during a measurement, ours versus others';
+//! - [`ws_client`] — a WebSocket client for the signalling, with any headers on the upgrade;
+//! - [`auth_hook`] — an authorization hook (a small HTTP server) that records what it is
+//!   asked and answers as the test says;
 //! - [`webrtc_client`] — a non-browser WebRTC viewer (webrtc-rs, `bench/loadclient`) for
 //!   what Chromium cannot be made to do on demand (a keyframe request at a chosen moment);
 //! - [`HostileRtmpServer`] — an RTMP server of our own that attacks whoever pulls from it
@@ -23,6 +26,7 @@
 //! its path printed) when the test panics.
 
 pub mod aac_vectors;
+pub mod auth_hook;
 pub mod browser;
 pub mod cpu_load;
 pub mod flv_clip;
@@ -38,6 +42,7 @@ pub mod server;
 pub mod tempdir;
 pub mod wait;
 pub mod webrtc_client;
+pub mod ws_client;
 
 pub use hostile_rtmp::HostileRtmpServer;
 pub use nginx::NginxRtmp;
