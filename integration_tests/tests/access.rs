@@ -467,6 +467,11 @@ streams = ["cam*"]
 name = "puller"
 password = "puller-pw"
 permissions = ["pull"]
+
+[[auth.users]]
+name = "privatepuller"
+password = "privatepuller-pw"
+permissions = ["pull", "pull_private"]
 "#
     )
 }
@@ -583,9 +588,22 @@ fn rest_answers_by_credentials_permissions_and_stream_patterns() {
     );
     expect(&pc, "pull as text/plain", &a, 415);
 
+    // The puller has no pull_private: its loopback target is refused by the pull guard
+    // before anything is registered, with the generic reason (no port-scan oracle for a
+    // caller without api) and no stream key in it.
+    let a = pull(Some(&puller), &at("live/p?key=s3cr3t-key"), "p0");
+    expect(&pc, "pull of a loopback target as puller", &a, 403);
+    assert_eq!(
+        a.body["error"].as_str(),
+        // pullcast::net::pull_guard::GENERIC_REFUSAL
+        Some("the source could not be pulled"),
+        "{}",
+        a.text
+    );
     // Stream keys: a caller without api sees them hidden, an api caller as they are.
-    let a = pull(Some(&puller), &at("live/p?key=s3cr3t-key"), "p1");
-    expect(&pc, "pull as puller", &a, 200);
+    let privatepuller = basic("privatepuller", "privatepuller-pw");
+    let a = pull(Some(&privatepuller), &at("live/p?key=s3cr3t-key"), "p1");
+    expect(&pc, "pull as privatepuller", &a, 200);
     assert!(
         !a.text.contains("s3cr3t-key"),
         "a non-api caller saw the stream key: {}",
@@ -606,18 +624,8 @@ fn rest_answers_by_credentials_permissions_and_stream_patterns() {
     let mut all = names(&a.body);
     all.sort();
     assert_eq!(all, ["cam1", "p1", "studio"]);
-    // The puller has no pull_private: its loopback target is refused by the pull guard.
-    let p1 = pc_capture(&pc, &ops, "p1", |c| {
-        c["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("pull_private"))
-    });
-    eprintln!(
-        "the puller's capture of a loopback address: {}",
-        p1["reason"]
-    );
-    // ops and camops may pull loopback targets: theirs are connecting (the listener is
-    // silent), not refused.
+    // ops, camops and privatepuller may pull loopback targets: theirs are connecting (the
+    // listener is silent), not refused.
     assert!(
         target_accepted(&target),
         "the api users' captures never reached the target"
@@ -1499,4 +1507,107 @@ fn non_ascii_and_very_long_names_get_clear_answers_and_the_server_goes_on() {
         &ws_play(&mut ws, "zh2", "直播流", None),
     );
     assert!(pc.is_alive());
+}
+
+/// The pull-target guard from the REST API: every spelling of a private or reserved address
+/// (and a name that resolves to loopback) is refused before anything is registered — with a
+/// generic reason for a caller without `api`, the precise one for an `api` caller — and
+/// `pull.deny` wins even over `pull_private`. Nothing here connects anywhere: the refused
+/// targets are checked, never dialled.
+#[test]
+fn pulls_to_private_targets_are_refused_in_every_spelling() {
+    let config = r#"
+[auth]
+trusted_networks = []
+
+[pull]
+deny = ["127.0.0.2/32"]
+
+[[auth.users]]
+name = "ops"
+password = "ops-pw"
+permissions = ["api", "pull", "pull_private"]
+
+[[auth.users]]
+name = "puller"
+password = "puller-pw"
+permissions = ["api", "pull"]
+
+[[auth.users]]
+name = "anon-puller"
+password = "anon-pw"
+permissions = ["pull"]
+"#;
+    let pc = Pullcast::start_with_config(config, &[]);
+    let (ops, puller, anon) = (
+        basic("ops", "ops-pw"),
+        basic("puller", "puller-pw"),
+        basic("anon-puller", "anon-pw"),
+    );
+    let pull = |who: &str, uri: &str, name: &str| {
+        rest(
+            &pc,
+            "/pull/rtmp/pull",
+            Some(who),
+            &json!({ "uri": uri, "localStreamName": name }),
+        )
+    };
+    let spellings = [
+        "rtmp://127.0.0.1/live/a",
+        "rtmp://2130706433/live/a",
+        "rtmp://0x7f000001/live/a",
+        "rtmp://0177.0.0.1/live/a",
+        "rtmp://127.1/live/a",
+        "rtmp://0x7f.1/live/a",
+        "rtmp://localhost/live/a",
+        "rtmp://[::1]/live/a",
+        "rtmp://[::ffff:127.0.0.1]/live/a",
+        "rtmp://[::ffff:7f00:1]/live/a",
+        "rtmp://169.254.169.254/live/a",
+        "rtmp://2852039166/live/a",
+        "rtmp://10.0.0.1/live/a",
+        "rtmp://172.16.5.4/live/a",
+        "rtmp://192.168.1.1/live/a",
+        "rtmp://100.64.0.1/live/a",
+        "rtmp://[fd00::1]/live/a",
+        "rtmp://[fe80::1]/live/a",
+        "rtmp://0.0.0.0/live/a",
+        "rtmp://224.0.0.1/live/a",
+        "rtmp://255.255.255.255/live/a",
+    ];
+    for (i, uri) in spellings.iter().enumerate() {
+        let name = format!("s{i}");
+        let a = pull(&puller, uri, &name);
+        expect(
+            &pc,
+            &format!("{uri} as an api caller without pull_private"),
+            &a,
+            403,
+        );
+        let reason = a.body["error"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains("pull_private"),
+            "{uri}: the api caller gets the precise reason, got {reason:?}"
+        );
+        let a = pull(&anon, uri, &name);
+        expect(&pc, &format!("{uri} as a caller without api"), &a, 403);
+        assert_eq!(
+            a.body["error"].as_str(),
+            Some("the source could not be pulled"),
+            "{uri}: a caller without api gets the generic reason"
+        );
+    }
+    // pull.deny wins over pull_private.
+    let a = pull(&ops, "rtmp://127.0.0.2/live/a", "denied");
+    expect(&pc, "a denied target as ops", &a, 403);
+    assert!(
+        a.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("pull.deny")),
+        "{}",
+        a.text
+    );
+    // Nothing was registered by the refusals.
+    let all = rest(&pc, "/pull/rtmp/find_all", Some(&ops), &json!({}));
+    expect(&pc, "find_all after the refusals", &all, 404);
 }

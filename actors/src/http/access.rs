@@ -30,6 +30,7 @@ use pullcast::access::{
     Caller, Credentials, Decision, Identity, LoginThrottle, Permission, Policy,
 };
 use pullcast::config::Settings;
+use pullcast::rtmp::RtmpUrl;
 
 use super::auth_hook::HookClient;
 use super::rest::error;
@@ -175,6 +176,10 @@ pub struct Gate {
     cors_origins: Arc<Vec<String>>,
     websocket_origins: Arc<Vec<String>>,
     epoch: Instant,
+    /// Where pulls may go (checked again by the reader at every connection).
+    pull_guard: Arc<pullcast::net::pull_guard::PullGuard>,
+    /// DNS lookup time allowed when a pull target is checked before it is registered.
+    pull_check_timeout: std::time::Duration,
 }
 
 impl Gate {
@@ -197,6 +202,10 @@ impl Gate {
             cors_origins: Arc::new(settings.rest.cors_allowed_origins.clone()),
             websocket_origins: Arc::new(settings.http.allowed_origins.clone()),
             epoch: Instant::now(),
+            pull_guard: crate::stream::connect::pull_guard(&settings.pull)?,
+            pull_check_timeout: std::time::Duration::from_millis(
+                settings.capture.connect_timeout_ms,
+            ),
         })
     }
 
@@ -334,6 +343,27 @@ impl Gate {
     /// callers with `api`. Everybody else gets them through `pullcast::access::redact_*`.
     pub fn shows_uris(&self, caller: &Caller) -> bool {
         self.policy.holds(caller, Permission::Api)
+    }
+
+    /// Checks where a pull of `url` would connect before the capture is registered: a
+    /// target the pull guard refuses for this caller is a 403 at once (with the precise
+    /// reason for `api` callers, a generic one for others: no port-scan oracle). A host that
+    /// does not resolve is left to the capture, which reports and retries as before.
+    pub async fn check_pull_target(&self, caller: &Caller, url: &RtmpUrl) -> Result<(), Refusal> {
+        let may_pull_private = self.policy.holds(caller, Permission::PullPrivate);
+        match crate::stream::connect::precheck(
+            url,
+            &self.pull_guard,
+            may_pull_private,
+            self.pull_check_timeout,
+        )
+        .await
+        {
+            Err(refused) if refused.by_policy => Err(Refusal::Forbidden(
+                refused.reason_for(self.shows_uris(caller)).to_string(),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The `Access-Control-Allow-Origin` value for `origin`, if `rest.cors_allowed_origins`

@@ -136,6 +136,9 @@ pub async fn find_capture(
     gate.check(caller, pull).map_err(needs_pull)?;
     gate.allow(caller, ask).await?;
     gate.allow(caller, pull).await.map_err(needs_pull)?;
+    if let Ok(url) = pullcast::rtmp::RtmpUrl::parse(name) {
+        gate.check_pull_target(caller, &url).await?;
+    }
     let may_pull_private = gate.policy().holds(caller, Permission::PullPrivate);
     match watch(registry, name, true, may_pull_private).await? {
         Ok(handle) => Ok(handle),

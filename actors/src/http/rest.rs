@@ -200,6 +200,9 @@ async fn pull(
     if let Err(refusal) = gate.allow(&caller, ask).await {
         return refusal.response();
     }
+    if let Err(refusal) = gate.check_pull_target(&caller, &request.url).await {
+        return refusal.response();
+    }
     let show_uris = gate.shows_uris(&caller);
     match state.registry.send(Pull { request }).await {
         Ok(Ok(snapshot)) => HttpResponse::Ok().json(snapshot_for(&snapshot, show_uris)),
