@@ -24,6 +24,7 @@ use crate::panic_guard::{self, Panic};
 use crate::stream::supervisor::StreamSupervisor;
 use crate::stream::SourceStarter;
 use crate::telemetry::SharedTelemetry;
+use pullcast::access::redact_uri;
 use pullcast::rtmp::RtmpUrl;
 
 #[derive(Clone)]
@@ -121,7 +122,7 @@ impl Registry {
         info!(
             "registered {}capture {id} of {}",
             if request.on_demand { "on-demand " } else { "" },
-            request.uri
+            redact_uri(&request.uri)
         );
         let entry = Entry {
             id,
@@ -253,7 +254,11 @@ impl Registry {
             )));
         };
         let entry = self.captures.remove(index);
-        info!("terminating capture {} of {}", entry.id, entry.uri);
+        info!(
+            "terminating capture {} of {}",
+            entry.id,
+            redact_uri(&entry.uri)
+        );
         entry.addr.do_send(StopCapture {
             reason: "terminated through the REST API".to_string(),
         });

@@ -26,6 +26,7 @@ use log::{error, info, warn};
 use pullcast::backoff::Backoff;
 use pullcast::config::{CaptureSettings, RecordSettings};
 use pullcast::flv::avc::profile_name;
+use pullcast::access::redact_text;
 use pullcast::gop::{GopCache, GopPush};
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
@@ -388,7 +389,12 @@ impl StreamSupervisor {
     }
 
     fn label(&self) -> String {
-        format!("capture {} ({})", self.request.local_stream_name, self.id)
+        // The local name is the uri when none was given: its stream key stays out of logs.
+        format!(
+            "capture {} ({})",
+            redact_text(&self.request.local_stream_name),
+            self.id
+        )
     }
 
     fn on_codecs(&mut self, mut codecs: CodecSet, ctx: &mut Context<Self>) {

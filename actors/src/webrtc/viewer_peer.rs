@@ -218,7 +218,11 @@ impl ViewerPeer {
     }
 
     fn label(&self) -> String {
-        format!("viewer {} of {}", self.id, self.capture.local_stream_name)
+        format!(
+            "viewer {} of {}",
+            self.id,
+            pullcast::access::redact_text(&self.capture.local_stream_name)
+        )
     }
 
     /// Ends the viewer once: unsubscribes, reports `event`, stops the actor (which closes the
