@@ -204,6 +204,15 @@ pub struct LimitSettings {
     pub max_viewers: usize,
     /// Most WebRTC viewers of one capture; past it a new viewer of it gets 503.
     pub max_viewers_per_capture: usize,
+    /// Viewer starts (WHEP offers, WebSocket plays) one address may make per second on
+    /// average (trusted networks: unlimited); past it 429 / `FAILED` with a retry time.
+    pub viewer_starts_per_second: u32,
+    /// ... and at once.
+    pub viewer_start_burst: u32,
+    /// WebSocket sessions one address may hold open (trusted networks: unlimited).
+    pub ws_sessions_per_address: usize,
+    /// Streams one WebSocket session may play at once.
+    pub plays_per_session: usize,
 }
 
 impl Default for LimitSettings {
@@ -213,6 +222,10 @@ impl Default for LimitSettings {
             max_request_body: 65536,
             max_viewers: 1000,
             max_viewers_per_capture: 500,
+            viewer_starts_per_second: 5,
+            viewer_start_burst: 20,
+            ws_sessions_per_address: 16,
+            plays_per_session: 16,
         }
     }
 }

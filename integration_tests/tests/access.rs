@@ -1611,3 +1611,88 @@ permissions = ["pull"]
     let all = rest(&pc, "/pull/rtmp/find_all", Some(&ops), &json!({}));
     expect(&pc, "find_all after the refusals", &all, 404);
 }
+
+/// Admission per address for callers outside the trusted networks: viewer starts (WHEP
+/// offers and WebSocket plays share one bucket) are rate-limited with 429 + Retry-After
+/// (WHEP) or FAILED with the retry time (WebSocket), WebSocket sessions per address and
+/// plays per session are capped; the control plane answers throughout.
+#[test]
+fn viewer_starts_and_websocket_sessions_are_limited_per_address() {
+    let config = r#"
+[auth]
+trusted_networks = []
+anonymous = ["play"]
+
+[limits]
+viewer_starts_per_second = 1
+viewer_start_burst = 3
+ws_sessions_per_address = 2
+plays_per_session = 1
+
+[[auth.users]]
+name = "ops"
+password = "ops-pw"
+permissions = ["api"]
+"#;
+    let pc = Pullcast::start_with_config(config, &[]);
+    // Three starts at once pass the rate check (the streams do not exist: 404); the fourth
+    // is refused before anything else is looked at.
+    for i in 0..3 {
+        let a = whep(&pc, &format!("nothing-{i}"), None);
+        expect(&pc, &format!("WHEP offer {i} within the burst"), &a, 404);
+    }
+    let a = call(
+        "POST",
+        &format!("{}/whep/nothing-3", pc.http_root()),
+        &[("Content-Type", "application/sdp")],
+        Some(OFFER.as_bytes()),
+        &["Retry-After"],
+    );
+    expect(&pc, "WHEP offer past the burst", &a, 429);
+    assert!(
+        a.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("limits.viewer_starts_per_second")),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.headers[0]
+            .as_deref()
+            .is_some_and(|v| v.parse::<u64>().is_ok_and(|s| s >= 1)),
+        "Retry-After: {:?}",
+        a.headers
+    );
+    // The same bucket refuses a WebSocket play, with the reason.
+    let (port, _) = pc.ws_ports();
+    let mut first = ws_open(&pc, &[]);
+    let m = ws_play(&mut first, "p1", "nothing", None);
+    assert_eq!(m["status"], "FAILED", "{m}");
+    assert!(
+        m["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("limits.viewer_starts_per_second")),
+        "{m}"
+    );
+    // Two sessions per address: the third upgrade is refused with 429.
+    let _second = ws_open(&pc, &[]);
+    let third = WsClient::connect(port, "/", &[]);
+    assert!(
+        matches!(&third, Err(refused) if refused.status == 429
+            && refused.body.contains("limits.ws_sessions_per_address")),
+        "{:?}",
+        third.as_ref().err()
+    );
+    // A session closed frees its place.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok(ws) = WsClient::connect(port, "/", &[]) {
+            again = Some(ws);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(again.is_some(), "a closed session's place was never freed");
+    control_plane_answers(&pc, Some(&basic("ops", "ops-pw")), "the admission limits");
+}

@@ -8,6 +8,7 @@
 //! [`auth_hook`]); every play through [`play::find_capture`].
 
 pub mod access;
+pub mod admission;
 pub mod auth_hook;
 pub mod dto;
 pub mod page;
@@ -43,6 +44,7 @@ pub fn serve(
     let signalling = ws::SignallingState {
         registry: registry.clone(),
         engine: webrtc.clone(),
+        plays_per_session: settings.limits.plays_per_session,
     };
     let state = rest::ApiState {
         registry,
@@ -55,6 +57,7 @@ pub fn serve(
     let ws_port = settings.server.ws_port;
     let wss_port = settings.server.wss_port;
     let gate = access::Gate::new(settings)?;
+    let admission = admission::Admission::new(&settings.limits);
     let recordings = recordings::RecordingsState {
         folder: std::path::PathBuf::from(&settings.record.folder),
     };
@@ -67,6 +70,7 @@ pub fn serve(
             )
             .app_data(web::Data::new(state.clone()))
             .app_data(web::Data::new(gate.clone()))
+            .app_data(web::Data::new(admission.clone()))
             .configure(rest::configure)
             .app_data(web::Data::new(whep_state.clone()))
             .configure(whep::configure)

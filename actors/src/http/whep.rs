@@ -34,6 +34,7 @@ use uuid::Uuid;
 use pullcast::access::{redact_text, redact_uri};
 
 use super::access::{Authenticated, Gate};
+use super::admission::Admission;
 use super::play::find_capture;
 use super::rest::error;
 use crate::messages::{StopViewer, ViewerEvent};
@@ -197,6 +198,7 @@ fn fail(req: &HttpRequest, status: StatusCode, message: &str) -> HttpResponse {
 async fn post(
     state: web::Data<WhepState>,
     gate: web::Data<Gate>,
+    admission: web::Data<Admission>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
@@ -205,6 +207,10 @@ async fn post(
         Ok(Authenticated(caller)) => caller,
         Err(refusal) => return answer(&req, refusal.response()),
     };
+    // How often: every offer makes the server build a peer connection.
+    if let Err(too_many) = admission.start_viewer(&caller) {
+        return answer(&req, too_many.response());
+    }
     let show_uris = gate.shows_uris(&caller);
     let fail = |req: &HttpRequest, status: StatusCode, message: &str| {
         if show_uris {

@@ -24,6 +24,7 @@ use pullcast::access::{redact_text, redact_uri, Caller, Credentials};
 use uuid::Uuid;
 
 use super::access::{Authenticated, Gate};
+use super::admission::{Admission, SessionSlot};
 use super::play::{find_capture, PlayRefusal};
 use super::rest::error;
 use super::ws_protocol::{self, ClientMessage, ServerMessage, StreamStatus};
@@ -43,6 +44,8 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 pub struct SignallingState {
     pub registry: Addr<Registry>,
     pub engine: WebRtcEngine,
+    /// Streams one session may play at once (`limits.plays_per_session`).
+    pub plays_per_session: usize,
 }
 
 /// Upgrades the request to a WebSocket served by a new [`SignallingSession`], after the
@@ -52,6 +55,7 @@ pub async fn connect(
     stream: web::Payload,
     state: web::Data<SignallingState>,
     gate: web::Data<Gate>,
+    admission: web::Data<Admission>,
 ) -> Result<HttpResponse, actix_web::Error> {
     if !gate.websocket_origin_allowed(&req) {
         let origin = req
@@ -74,12 +78,18 @@ pub async fn connect(
         Ok(Authenticated(caller)) => caller,
         Err(refusal) => return Ok(refusal.response()),
     };
-    let session = SignallingSession::new(
+    let slot = match admission.open_session(&caller) {
+        Ok(slot) => slot,
+        Err(too_many) => return Ok(too_many.response()),
+    };
+    let mut session = SignallingSession::new(
         state.registry.clone(),
         state.engine.clone(),
         gate.get_ref().clone(),
         caller,
     );
+    session.admission = Some((admission.get_ref().clone(), slot));
+    session.plays_per_session = state.plays_per_session;
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(ws_protocol::MAX_MESSAGE)
         .start()
@@ -102,6 +112,11 @@ pub struct SignallingSession {
     show_uris: bool,
     streams: HashMap<String, Stream>,
     last_heard: Instant,
+    /// How often this caller may start viewers; the slot counts this session against its
+    /// address (none for trusted callers).
+    admission: Option<(Admission, Option<SessionSlot>)>,
+    /// Streams this session may play at once.
+    plays_per_session: usize,
 }
 
 impl SignallingSession {
@@ -116,6 +131,8 @@ impl SignallingSession {
             show_uris,
             streams: HashMap::new(),
             last_heard: Instant::now(),
+            admission: None,
+            plays_per_session: usize::MAX,
         }
     }
 
@@ -207,6 +224,24 @@ impl SignallingSession {
                 },
             );
             return;
+        }
+        if self.streams.len() >= self.plays_per_session {
+            self.status(
+                ctx,
+                &id,
+                StreamStatus::Failed,
+                Some(format!(
+                    "this session plays {} streams already (limits.plays_per_session)",
+                    self.plays_per_session
+                )),
+            );
+            return;
+        }
+        if let Some((admission, _)) = &self.admission {
+            if let Err(too_many) = admission.start_viewer(&self.caller) {
+                self.status(ctx, &id, StreamStatus::Failed, Some(too_many.reason));
+                return;
+            }
         }
         info!(
             "session {} ({}): play '{}' as '{id}'",

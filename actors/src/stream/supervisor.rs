@@ -23,10 +23,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use log::{error, info, warn};
+use pullcast::access::redact_text;
 use pullcast::backoff::Backoff;
 use pullcast::config::{CaptureSettings, RecordSettings};
 use pullcast::flv::avc::profile_name;
-use pullcast::access::redact_text;
 use pullcast::gop::{GopCache, GopPush};
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
