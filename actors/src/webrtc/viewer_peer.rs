@@ -248,6 +248,17 @@ impl ViewerPeer {
     }
 
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
+        if !self.capture.subscribe.connected() {
+            // The capture ended while this viewer connected (e.g. an on-demand source that
+            // failed at once): there is nothing to wait for.
+            self.fail(
+                ctx,
+                "the stream ended before this viewer could start (its source could not be \
+                 pulled or was stopped)"
+                    .to_string(),
+            );
+            return;
+        }
         self.waiting_for_keyframe = true;
         self.capture.subscribe.do_send(Subscribe {
             id: self.id,
