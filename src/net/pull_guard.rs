@@ -19,6 +19,7 @@
 //! why (the `api` permission); everyone else gets [`GENERIC_REFUSAL`], the same text as for
 //! an unreachable or silent source, so the server cannot be used as a port scanner.
 
+use crate::access::StreamPattern;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -185,34 +186,13 @@ fn normalise(host: &str) -> String {
 }
 
 /// `*` matches any run of characters (none included), `?` exactly one; everything else
-/// itself. Linear backtracking to the last `*`, so at most pattern × name steps.
+/// itself: the globs of stream patterns (`access::StreamPattern`, by characters, at most
+/// pattern × name steps). An empty pattern matches only the empty name.
 fn glob_matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ni));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || Some(&c) == n.get(ni) => {
-                pi += 1;
-                ni += 1;
-            }
-            _ => match star {
-                Some((star_pi, star_ni)) => {
-                    pi = star_pi + 1;
-                    ni = star_ni + 1;
-                    star = Some((star_pi, star_ni + 1));
-                }
-                None => return false,
-            },
-        }
+    if pattern.is_empty() {
+        return name.is_empty();
     }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    StreamPattern::parse(pattern).is_ok_and(|glob| glob.matches(name))
 }
 
 #[cfg(test)]
