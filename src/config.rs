@@ -262,6 +262,10 @@ pub struct CaptureSettings {
     /// Bytes a subscriber may have queued (payload + per-frame overhead) before it skips to
     /// the next keyframe; one message larger than this still goes to an empty queue.
     pub subscriber_queue_bytes: usize,
+    /// Media messages a source may send per second (and at once); more are read only as
+    /// fast as this (TCP slows the source down), so a flood of tiny messages costs a
+    /// capture at most this many messages' work per second.
+    pub max_media_messages_per_second: u32,
     /// Bytes of media between the socket and the supervisor (tags and frames in flight);
     /// past this the reader stops reading until the capture catches up (TCP backpressure).
     pub ingest_queue_bytes: usize,
@@ -300,6 +304,7 @@ impl Default for CaptureSettings {
             subscriber_queue_frames: 512,
             subscriber_queue_bytes: 8 << 20,
             ingest_queue_bytes: 8 << 20,
+            max_media_messages_per_second: 1000,
             transcoder_queue_bytes: 8 << 20,
             keyframe_cache_bytes: crate::gop::DEFAULT_KEYFRAME_CACHE_BYTES,
             memory_budget_bytes: 96 << 20,

@@ -102,6 +102,12 @@ fn validate(s: &Settings) -> Result<(), String> {
     if s.capture.subscriber_queue_frames == 0 {
         return Err("capture.subscriber_queue_frames must be at least 1".to_string());
     }
+    if s.capture.max_media_messages_per_second < 100 {
+        return Err(
+            "capture.max_media_messages_per_second must be at least 100 (a real stream sends 50-200)"
+                .to_string(),
+        );
+    }
     for (key, value) in [
         ("subscriber_queue_bytes", s.capture.subscriber_queue_bytes),
         ("ingest_queue_bytes", s.capture.ingest_queue_bytes),

@@ -96,9 +96,12 @@ fn reason_words(scenario: Scenario) -> &'static [&'static str] {
             "budget",
         ],
         Scenario::AmfGiantStrings => &["connect", "amf", "string", "limit"],
-        Scenario::ParameterSetFlood
-        | Scenario::ParameterSetFloodUnderMessageCap
-        | Scenario::KeyframeFloodAfterValidSets => &[
+        // Tiny keyframes as fast as TCP takes them: read no faster than
+        // capture.max_media_messages_per_second, then dropped as a flood.
+        Scenario::ParameterSetFloodUnderMessageCap | Scenario::KeyframeFloodAfterValidSets => {
+            &["flood"]
+        }
+        Scenario::ParameterSetFlood => &[
             "parameter set",
             "sps",
             "pps",

@@ -20,6 +20,7 @@ use log::{debug, info};
 use pullcast::config::CaptureSettings;
 use pullcast::media::Track;
 use pullcast::net::pull_guard::PullGuard;
+use pullcast::rate_limit::RateLimiter;
 use pullcast::rtmp::{PlaySession, PlaySessionConfig, SessionEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
@@ -41,6 +42,11 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 /// supervisor: with the byte budget, this bounds what small tags can grow into (a keyframe
 /// tag gets its SPS and PPS in front). ~10 s of a 60 fps source with audio.
 const MAX_INGEST_MESSAGES: usize = 2048;
+/// A source kept over `capture.max_media_messages_per_second` this long is dropped as a
+/// flood (shorter bursts are only slowed down).
+const FLOOD_FOR: Duration = Duration::from_secs(5);
+/// A second without being slowed down ends a burst.
+const FLOOD_CALM: Duration = Duration::from_secs(1);
 /// Socket read buffer.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -140,6 +146,12 @@ async fn pull(source: &SourceContext, guard: &PullGuard) -> String {
     let mut deadline = Instant::now() + ms(settings.handshake_timeout_ms);
     let mut last_progress = Instant::now();
     let mut buf = vec![0u8; READ_BUFFER];
+    let started = Instant::now();
+    let per_second = settings.max_media_messages_per_second;
+    let mut message_rate = RateLimiter::new(f64::from(per_second), per_second, 1);
+    // Since when the source has been sending faster than the rate (None: it is not).
+    let mut flooding_since: Option<Instant> = None;
+    let mut last_slowed = started;
     loop {
         let out = session.take_outbound();
         if !out.is_empty() {
@@ -197,6 +209,27 @@ async fn pull(source: &SourceContext, guard: &PullGuard) -> String {
                     if ingest.over_limit() || ingest.messages() > MAX_INGEST_MESSAGES {
                         // One read can hold thousands of tiny tags: wait between them too.
                         ingest.wait_for_room(MAX_INGEST_MESSAGES).await;
+                    }
+                    // A source sends what it sends; we take it no faster than this. A burst is
+                    // slowed down; a source that keeps sending faster is a flood, dropped.
+                    while let Err(wait_ms) =
+                        message_rate.allow(&(), started.elapsed().as_millis() as i64)
+                    {
+                        let now = Instant::now();
+                        let since = *flooding_since.get_or_insert(now);
+                        last_slowed = now;
+                        if now.duration_since(since) >= FLOOD_FOR {
+                            return format!(
+                                "the source sent more than {per_second} media messages a second \
+                                 for {} s (capture.max_media_messages_per_second): a flood, \
+                                 dropped",
+                                FLOOD_FOR.as_secs()
+                            );
+                        }
+                        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                    }
+                    if last_slowed.elapsed() >= FLOOD_CALM {
+                        flooding_since = None;
                     }
                     deadline = Instant::now() + ms(settings.stall_timeout_ms);
                     let charge = ingest.charge(data.len() + MESSAGE_OVERHEAD);
