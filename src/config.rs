@@ -13,8 +13,11 @@ pub struct Settings {
     pub server: ServerSettings,
     pub tls: TlsSettings,
     pub rest: RestSettings,
+    pub http: HttpSettings,
+    pub auth: AuthSettings,
     pub limits: LimitSettings,
     pub capture: CaptureSettings,
+    pub pull: PullSettings,
     pub record: RecordSettings,
     pub webrtc: WebRtcSettings,
     pub log: LogSettings,
@@ -36,6 +39,9 @@ pub struct ServerSettings {
     pub wss_port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
+    /// Serve the plain-HTTP listeners (`rest_http_port`, `ws_port`); false leaves only the
+    /// TLS ones.
+    pub plain_http: bool,
     /// On SIGINT/SIGTERM: how long captures get to tell their viewers and close their
     /// recordings before the process exits.
     pub shutdown_timeout_ms: u64,
@@ -50,6 +56,7 @@ impl Default for ServerSettings {
             ws_port: 8080,
             wss_port: 8443,
             http_workers: 0,
+            plain_http: true,
             shutdown_timeout_ms: 10000,
         }
     }
@@ -65,6 +72,9 @@ pub struct TlsSettings {
     pub key_file: String,
     /// Where a generated self-signed certificate (`cert.pem`, `key.pem`) is written.
     pub self_signed_dir: String,
+    /// The host names and addresses a generated certificate names (its subject alternative
+    /// names); a change makes the server generate a new one.
+    pub host_names: Vec<String>,
 }
 
 impl Default for TlsSettings {
@@ -73,21 +83,113 @@ impl Default for TlsSettings {
             cert_file: String::new(),
             key_file: String::new(),
             self_signed_dir: "tls".to_string(),
+            host_names: vec![
+                "localhost".to_string(),
+                "127.0.0.1".to_string(),
+                "::1".to_string(),
+            ],
         }
     }
 }
 
-/// Who may call the REST API.
+/// The REST API's older settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct RestSettings {
-    /// HTTP Basic authentication user; authentication is off while this is empty.
+    /// The old spelling of one `[[auth.users]]` entry with every permission on every stream:
+    /// a user of this name (empty: none) whose password is `basic_auth_password`.
     pub basic_auth_user: String,
-    /// HTTP Basic authentication password.
+    /// The password of `basic_auth_user`.
     pub basic_auth_password: String,
     /// Browser origins allowed to call the API (CORS), e.g. `["https://ops.example.com"]`;
     /// `["*"]` allows any origin; empty sends no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+}
+
+/// Browser-facing HTTP rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Pages on other origins (e.g. `"https://app.example.com"`) that may open the WebSocket
+    /// signalling; a page served by pullcast itself (same origin) always may, and a client
+    /// that sends no `Origin` (not a browser) is not asked. `["*"]` allows every origin.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Who may do what: the access model (`pullcast::access`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Clients from these CIDR ranges may do everything without credentials.
+    pub trusted_networks: Vec<String>,
+    /// What everybody else may do without credentials: permission names (`api`, `pull`,
+    /// `pull_private`, `play`, `records`).
+    pub anonymous: Vec<String>,
+    /// When not empty, an `http://` URL asked about every request from outside the trusted
+    /// networks that the rules allow (and every bearer token pullcast did not issue): a JSON
+    /// POST; a 2xx answer allows, anything else (or no answer in time) refuses.
+    pub hook_url: String,
+    /// How long the hook may take to answer, in ms; later is a refusal.
+    pub hook_timeout_ms: u64,
+    /// Most hook requests at once; a request beyond it is refused.
+    pub hook_max_in_flight: usize,
+    /// Secret (at least 32 bytes) that signs the tokens `POST /rest-api/auth/token` issues;
+    /// empty: no tokens are issued or accepted.
+    pub token_secret: String,
+    /// Failed logins (wrong password, bad token) from one address within
+    /// `failed_login_window_ms` before further attempts from it get 429.
+    pub max_failed_logins: u32,
+    /// The window of `max_failed_logins`, and how long an address is then refused, in ms.
+    pub failed_login_window_ms: u64,
+    /// Named users with their credentials, permissions and streams (`[[auth.users]]`; left
+    /// out of the shipped file, where it is an example in comments).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserSettings>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            trusted_networks: vec!["127.0.0.0/8".to_string(), "::1/128".to_string()],
+            anonymous: vec!["play".to_string()],
+            hook_url: String::new(),
+            hook_timeout_ms: 2000,
+            hook_max_in_flight: 32,
+            token_secret: String::new(),
+            max_failed_logins: 10,
+            failed_login_window_ms: 60000,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One `[[auth.users]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserSettings {
+    /// The user name of HTTP Basic authentication (no `:`).
+    pub name: String,
+    /// The password in clear; give this or `password_hash`.
+    pub password: String,
+    /// An argon2 PHC string (`$argon2id$v=19$m=…`); give this or `password`.
+    pub password_hash: String,
+    /// What the user may do: `api`, `pull`, `pull_private`, `play`, `records`.
+    pub permissions: Vec<String>,
+    /// Glob patterns (`*` any run of characters, `?` one character, `\` escapes) over local
+    /// stream names and uris the user may act on.
+    pub streams: Vec<String>,
+}
+
+impl Default for UserSettings {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            password: String::new(),
+            password_hash: String::new(),
+            permissions: Vec::new(),
+            streams: vec!["*".to_string()],
+        }
+    }
 }
 
 /// Limits that protect the server.
@@ -98,6 +200,19 @@ pub struct LimitSettings {
     pub max_captures: usize,
     /// Largest REST request body in bytes; larger gets 413.
     pub max_request_body: usize,
+    /// Most WebRTC viewers at once, over all captures; past it a new viewer gets 503.
+    pub max_viewers: usize,
+    /// Most WebRTC viewers of one capture; past it a new viewer of it gets 503.
+    pub max_viewers_per_capture: usize,
+    /// Viewer starts (WHEP offers, WebSocket plays) one address may make per second on
+    /// average (trusted networks: unlimited); past it 429 / `FAILED` with a retry time.
+    pub viewer_starts_per_second: u32,
+    /// ... and at once.
+    pub viewer_start_burst: u32,
+    /// WebSocket sessions one address may hold open (trusted networks: unlimited).
+    pub ws_sessions_per_address: usize,
+    /// Streams one WebSocket session may play at once.
+    pub plays_per_session: usize,
 }
 
 impl Default for LimitSettings {
@@ -105,6 +220,12 @@ impl Default for LimitSettings {
         Self {
             max_captures: 64,
             max_request_body: 65536,
+            max_viewers: 1000,
+            max_viewers_per_capture: 500,
+            viewer_starts_per_second: 5,
+            viewer_start_burst: 20,
+            ws_sessions_per_address: 16,
+            plays_per_session: 16,
         }
     }
 }
@@ -138,6 +259,25 @@ pub struct CaptureSettings {
     pub buffer_length_ms: u32,
     /// Frames a subscriber may have queued before it skips to the next keyframe.
     pub subscriber_queue_frames: usize,
+    /// Bytes a subscriber may have queued (payload + per-frame overhead) before it skips to
+    /// the next keyframe; one message larger than this still goes to an empty queue.
+    pub subscriber_queue_bytes: usize,
+    /// Media messages a source may send per second (and at once); more are read only as
+    /// fast as this (TCP slows the source down), so a flood of tiny messages costs a
+    /// capture at most this many messages' work per second.
+    pub max_media_messages_per_second: u32,
+    /// Bytes of media between the socket and the supervisor (tags and frames in flight);
+    /// past this the reader stops reading until the capture catches up (TCP backpressure).
+    pub ingest_queue_bytes: usize,
+    /// Bytes queued for a transcoder (B-frame video, AAC → Opus); past this, frames are
+    /// dropped (video until the next keyframe) instead of queued.
+    pub transcoder_queue_bytes: usize,
+    /// The frames since the latest keyframe kept for a new viewer's instant start (bytes,
+    /// payload + per-frame overhead); past it the cache waits for the next keyframe.
+    pub keyframe_cache_bytes: usize,
+    /// What one capture may hold in memory: its queues and keyframe caches. A capture over
+    /// it ends `FAILED` with the figures; the other captures go on.
+    pub memory_budget_bytes: usize,
     /// An on-demand capture (a viewer played an rtmp:// name) stops this long after its
     /// last viewer leaves.
     pub on_demand_linger_ms: u64,
@@ -162,11 +302,32 @@ impl Default for CaptureSettings {
             chunk_size: 4096,
             buffer_length_ms: 1000,
             subscriber_queue_frames: 512,
+            subscriber_queue_bytes: 8 << 20,
+            ingest_queue_bytes: 8 << 20,
+            max_media_messages_per_second: 1000,
+            transcoder_queue_bytes: 8 << 20,
+            keyframe_cache_bytes: crate::gop::DEFAULT_KEYFRAME_CACHE_BYTES,
+            memory_budget_bytes: 96 << 20,
             on_demand_linger_ms: 10000,
             opus_bitrate: 96000,
             bframe_transcode_bitrate: 2_500_000,
         }
     }
+}
+
+/// Which hosts a pull may reach (the SSRF guard, [`crate::net::pull_guard`]). By default a
+/// pull may only reach public addresses; callers with the `pull_private` permission may
+/// reach any address. Entries are CIDR ranges (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`) or host
+/// patterns (`cams.example.com`, `*.example.com`, `cam-?.local`; case-insensitive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PullSettings {
+    /// Private or reserved targets anybody with the `pull` permission may reach: a host
+    /// matching a pattern (whatever it resolves to), or addresses in a range.
+    pub allow: Vec<String>,
+    /// Targets nobody may reach, whatever their permissions and `allow` say: a host matching
+    /// a pattern, or a host with any address in a range.
+    pub deny: Vec<String>,
 }
 
 /// WebRTC viewers: ICE transport and timeouts.
@@ -223,6 +384,15 @@ pub struct RecordSettings {
     /// Program run when a recording is finished, with the stream name and the file's
     /// absolute path as its two arguments; empty for none.
     pub hook: String,
+    /// A hook still running after this long is killed.
+    pub hook_timeout_ms: u64,
+    /// Most hooks running at once (all captures); past it a hook is skipped and logged.
+    pub max_running_hooks: usize,
+    /// A file is not started (and an open one is closed) when the disk has less free space.
+    pub min_free_bytes: u64,
+    /// Most files one capture may start in a minute: a source flipping between codec
+    /// configurations makes a new file at each change; past this its recording stops.
+    pub max_files_per_minute: u32,
 }
 
 impl Default for RecordSettings {
@@ -233,6 +403,10 @@ impl Default for RecordSettings {
             by_default: false,
             fragment_ms: 1000,
             hook: String::new(),
+            hook_timeout_ms: 60_000,
+            max_running_hooks: 4,
+            min_free_bytes: 256 << 20,
+            max_files_per_minute: 10,
         }
     }
 }

@@ -6,6 +6,8 @@
 //! lets the server crate (`actors/`) stay a thin layer of actors that move messages.
 //!
 //! ## Code map
+//! - [`access`] — the access model: permissions, users, stream patterns, signed tokens, the
+//!   failed-login throttle, origins, uri redaction, and the decision every way in asks.
 //! - [`rtmp`] — the RTMP *client* side of a pull: URL parsing, our own chunk decoder, and a
 //!   play session that speaks `connect` / `createStream` + `FCSubscribe` / `play` and turns
 //!   bytes into [`rtmp::SessionEvent`]s. It borrows the handshake, the chunk serializer and the
@@ -19,11 +21,14 @@
 //! - [`gop`] — the keyframe cache that lets a new viewer start at once.
 //! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
 //! - [`mp4`] — the fragmented MP4 writer for recordings: frames in, init + fragments out.
+//! - [`net`] — CIDR ranges, the address ranges a pull must not reach, numeric host
+//!   spellings, and the pull-target policy (no DNS, no sockets).
 //! - [`record`] — recording file names (templates, sanitising, 255-byte cap).
 //! - [`video`] — B-frame detection and the per-capture transcode to Constrained Baseline
 //!   (OpenH264 in-process) for WebRTC viewers.
 //! - [`timeline`] — keeps frame times monotonic when a source restarts (reconnects).
 //! - [`backoff`] — jittered exponential retry delays for a dropped source.
+//! - [`rate_limit`] — a token bucket per client address, with a bounded table.
 //! - [`report_once`] — log each distinct problem of a stream once, with a bound.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
 //! - [`config`] — the configuration schema with its built-in defaults.
@@ -39,6 +44,7 @@
 //! results are drained with `poll_*()` until it returns `None`. "Not enough bytes yet" is
 //! `Ok(None)` / no output, never an error; errors mean the peer broke the protocol.
 
+pub mod access;
 pub mod audio;
 pub mod backoff;
 pub mod config;
@@ -49,7 +55,9 @@ pub mod gop;
 pub mod lipsync;
 pub mod media;
 pub mod mp4;
+pub mod net;
 pub mod normalize;
+pub mod rate_limit;
 pub mod record;
 pub mod report_once;
 pub mod rtmp;

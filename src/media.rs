@@ -22,7 +22,7 @@ pub enum Track {
 /// One decodable unit of media.
 ///
 /// - Video: one H.264 access unit in Annex-B form (`00 00 00 01` start codes); keyframes
-///   (IDR) carry the current SPS and PPS in front, so any keyframe can start a decoder.
+///   (IDR) carry the SPS and PPS they need in front, so any keyframe can start a decoder.
 /// - Audio: one raw AAC frame (no ADTS header), decoded with the capture's
 ///   [`AudioSpecificConfig`].
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,24 @@ pub struct MediaFrame {
     pub ingest_us: u64,
 }
 
+/// What one frame costs in memory beside its payload, in bytes: the `MediaFrame` itself (64),
+/// the shared header `Bytes` allocates for a payload made from a `Vec` and the allocator's
+/// rounding of the payload (about 64), and the slot of the queue or mailbox it waits in (an
+/// actix envelope is a boxed message of about 100). Rounded up to 256 so that a flood of
+/// tiny frames is counted at what it really holds, not at its few payload bytes.
+pub const FRAME_OVERHEAD_BYTES: usize = 256;
+
+impl MediaFrame {
+    /// What this frame costs in memory: its payload plus [`FRAME_OVERHEAD_BYTES`]. Queues,
+    /// caches and budgets count frames with this, never with the payload length alone.
+    ///
+    /// Honest only for a payload that owns its allocation: the normalizer and the RTMP
+    /// chunk decoder copy what they hand on, so no frame keeps a larger buffer alive.
+    pub fn cost_bytes(&self) -> usize {
+        self.data.len().saturating_add(FRAME_OVERHEAD_BYTES)
+    }
+}
+
 /// The codec configuration in force for a capture. A new one mid-stream is a codec change.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CodecSet {
@@ -50,4 +68,25 @@ pub struct CodecSet {
     pub video: Option<Arc<AvcConfig>>,
     /// AAC configuration, if the source has audio.
     pub audio: Option<Arc<AudioSpecificConfig>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_costs_its_payload_and_the_overhead() {
+        let frame = MediaFrame {
+            track: Track::Video,
+            pts: 0,
+            dts: 0,
+            keyframe: true,
+            data: Bytes::from(vec![0u8; 11]),
+            ingest_us: 0,
+        };
+        assert_eq!(frame.cost_bytes(), 11 + FRAME_OVERHEAD_BYTES);
+        // The constant covers the struct with room for the payload's and the queue's
+        // bookkeeping.
+        assert!(std::mem::size_of::<MediaFrame>() * 2 <= FRAME_OVERHEAD_BYTES);
+    }
 }

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::flv::aac::{parse_audio_specific_config, AacError};
-use crate::flv::avc::{avcc_to_annexb, parse_avc_decoder_config, AvcConfig, AvcError};
+use crate::flv::avc::{
+    avcc_to_annexb, first_slice_pps_id, parse_avc_decoder_config, AvcConfig, AvcError,
+};
 use crate::flv::tag::{parse_audio_tag, parse_video_tag, AudioTag, TagError, VideoTag};
 use crate::media::{CodecSet, MediaFrame, Track};
 
@@ -164,7 +166,10 @@ impl Normalizer {
                     pts: dts,
                     dts,
                     keyframe: true,
-                    data: frame,
+                    // A copy of its own: a slice would keep the whole buffer the tag came in
+                    // alive for as long as the frame is cached or queued, whatever
+                    // `MediaFrame::cost_bytes` says.
+                    data: Bytes::copy_from_slice(&frame),
                     ingest_us: 0,
                 }));
                 Ok(())
@@ -178,9 +183,14 @@ impl Normalizer {
     }
 }
 
-/// Converts one AVCC access unit to Annex-B. Keyframes get the configuration's SPS/PPS in
-/// front (after an access unit delimiter, if the unit starts with one) unless they carry
-/// their own. Returns the bytes and whether the unit is a keyframe a decoder can start at.
+/// Converts one AVCC access unit to Annex-B. A keyframe that carries no SPS of its own
+/// gets the two parameter sets its first slice needs put in front (after an access unit
+/// delimiter, if the unit starts with one): the PPS its header names and the SPS that PPS
+/// names, or the configuration's first of each when those cannot be found
+/// ([`AvcConfig::parameter_sets_for`]) — never the whole configuration, so what a keyframe
+/// costs does not grow with the number of parameter sets a source announces. A keyframe
+/// with an SPS in-band is passed on as it is. Returns the bytes and whether the unit is a
+/// keyframe a decoder can start at.
 fn access_unit(
     config: &AvcConfig,
     flv_keyframe: bool,
@@ -198,15 +208,12 @@ fn access_unit(
         .filter(|(nal_type, _)| *nal_type == NAL_AUD)
         .map(|(_, len)| 4 + len)
         .unwrap_or(0);
-    let sets: usize = config
-        .sps
-        .iter()
-        .chain(config.pps.iter())
-        .map(|n| n.len() + 4)
-        .sum();
-    let mut out = Vec::with_capacity(converted.len() + sets);
+    let (sps, pps) = config.parameter_sets_for(first_slice_pps_id(data, size));
+    let sets = [sps, pps];
+    let sets_len: usize = sets.iter().flatten().map(|n| n.len() + 4).sum();
+    let mut out = Vec::with_capacity(converted.len() + sets_len);
     out.extend_from_slice(converted.get(..aud_end).unwrap_or_default());
-    for nal in config.sps.iter().chain(config.pps.iter()) {
+    for nal in sets.iter().flatten() {
         out.extend_from_slice(&[0, 0, 0, 1]);
         out.extend_from_slice(nal);
     }
@@ -414,5 +421,200 @@ mod tests {
         // Interleaved audio slightly behind video stays just behind.
         assert_eq!(clock.extend(2), u32::MAX as i64 + 3);
         assert_eq!(clock.extend(40), u32::MAX as i64 + 41);
+    }
+
+    /// An AVC sequence header tag holding these parameter sets.
+    fn sequence_header_of(sps: &[Vec<u8>], pps: &[Vec<u8>]) -> Bytes {
+        let mut v = vec![0x17, 0x00, 0, 0, 0];
+        v.extend_from_slice(&[0x01, 0x42, 0xc0, 0x1f, 0xff, 0xe0 | sps.len() as u8]);
+        for s in sps {
+            v.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            v.extend_from_slice(s);
+        }
+        v.push(pps.len() as u8);
+        for p in pps {
+            v.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            v.extend_from_slice(p);
+        }
+        Bytes::from(v)
+    }
+
+    /// An SPS with id 1 (only its start is read: profile, flags, level, ue(1), stop bit).
+    const SPS1: &[u8] = &[0x67, 0x42, 0xc0, 0x1f, 0x50];
+    /// PPS 1 → SPS 1 (ue(1) ue(1) stop bit) and PPS 2 → SPS 0 (ue(2) ue(0) stop bit).
+    const PPS1: &[u8] = &[0x68, 0x4a];
+    const PPS2: &[u8] = &[0x68, 0x78];
+    /// IDR slice headers (first_mb 0, slice_type 7) naming PPS 1 and PPS 2.
+    const IDR_PPS1: &[u8] = &[0x65, 0x88, 0x5f];
+    const IDR_PPS2: &[u8] = &[0x65, 0x88, 0x7f];
+
+    fn annexb(nals: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend_from_slice(&[0, 0, 0, 1]);
+            v.extend_from_slice(n);
+        }
+        v
+    }
+
+    fn only_frame(n: &mut Normalizer) -> MediaFrame {
+        let frames: Vec<MediaFrame> = drain(n)
+            .into_iter()
+            .filter_map(|e| match e {
+                NormalizedEvent::Frame(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames.len(), 1);
+        frames.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_keyframe_gets_only_the_parameter_sets_its_slice_needs() {
+        let mut n = Normalizer::new();
+        n.handle_video(
+            0,
+            &sequence_header_of(
+                &[SPS.to_vec(), SPS1.to_vec()],
+                &[PPS.to_vec(), PPS1.to_vec(), PPS2.to_vec()],
+            ),
+        )
+        .unwrap();
+        drain(&mut n);
+        // PPS 1 → SPS 1.
+        n.handle_video(40, &nalus(1, 0, &[IDR_PPS1])).unwrap();
+        assert_eq!(
+            only_frame(&mut n).data.as_ref(),
+            annexb(&[SPS1, PPS1, IDR_PPS1]).as_slice()
+        );
+        // PPS 2 → SPS 0, after an access unit delimiter.
+        n.handle_video(80, &nalus(1, 0, &[&[0x09, 0xf0], IDR_PPS2]))
+            .unwrap();
+        assert_eq!(
+            only_frame(&mut n).data.as_ref(),
+            annexb(&[&[0x09, 0xf0], SPS, PPS2, IDR_PPS2]).as_slice()
+        );
+        // A slice header that cannot be read: the first SPS and the first PPS, no more.
+        n.handle_video(120, &nalus(1, 0, &[&[0x65, 0x88]])).unwrap();
+        assert_eq!(
+            only_frame(&mut n).data.as_ref(),
+            annexb(&[SPS, PPS, &[0x65, 0x88]]).as_slice()
+        );
+        // A keyframe carrying its own SPS and PPS is passed on as it is.
+        n.handle_video(160, &nalus(1, 0, &[SPS1, PPS1, IDR_PPS1]))
+            .unwrap();
+        let frame = only_frame(&mut n);
+        assert_eq!(
+            frame.data.as_ref(),
+            annexb(&[SPS1, PPS1, IDR_PPS1]).as_slice()
+        );
+        assert!(frame.keyframe);
+        // Inter frames get nothing.
+        n.handle_video(200, &nalus(2, 0, &[&[0x41, 0x9a]])).unwrap();
+        assert_eq!(
+            only_frame(&mut n).data.as_ref(),
+            annexb(&[&[0x41, 0x9a]]).as_slice()
+        );
+    }
+
+    /// Issue 11's attack: a valid configuration, then one holding 31 SPS and 200 PPS of
+    /// 64 000 bytes each, then a flood of 11-byte keyframe tags. The hostile record is
+    /// refused with one clear error, the good configuration stays in force, and each
+    /// keyframe grows by its one SPS and one PPS, not by 14.8 MB.
+    #[test]
+    fn the_parameter_set_flood_of_issue_11_is_refused_and_keyframes_stay_small() {
+        let mut n = Normalizer::new();
+        n.handle_video(0, &sequence_header()).unwrap();
+        assert_eq!(drain(&mut n).len(), 1);
+        let sps: Vec<Vec<u8>> = (0..31)
+            .map(|_| {
+                let mut s = SPS.to_vec();
+                s.resize(64_000, 0x55);
+                s
+            })
+            .collect();
+        let pps: Vec<Vec<u8>> = (0..200)
+            .map(|_| {
+                let mut p = PPS.to_vec();
+                p.resize(64_000, 0x55);
+                p
+            })
+            .collect();
+        let hostile = sequence_header_of(&sps, &pps);
+        let err = n.handle_video(40, &hostile).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "bad H.264 data: AVC decoder configuration of {} bytes is over the 65536-byte \
+                 limit",
+                hostile.len() - 5
+            )
+        );
+        assert!(drain(&mut n).is_empty(), "no codec change");
+        let tag = Bytes::from_static(&[0x17, 0x01, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88]);
+        assert_eq!(tag.len(), 11);
+        let expected = annexb(&[SPS, PPS, &[0x65, 0x88]]);
+        for i in 0..1000 {
+            n.handle_video(80 + i, &tag).unwrap();
+            let frame = only_frame(&mut n);
+            assert_eq!(frame.data.as_ref(), expected.as_slice());
+        }
+        // A big configuration that passes (31 SPS and 30 PPS of 1 000 bytes with distinct
+        // ids, 61 KB): still two parameter sets in front of each keyframe.
+        let sps: Vec<Vec<u8>> = (0..31)
+            .map(|id| with_ids(&[0x67, 0x42, 0xc0, 0x1f], &[id], 1000))
+            .collect();
+        let pps: Vec<Vec<u8>> = (0..30)
+            .map(|id| with_ids(&[0x68], &[id, id % 31], 1000))
+            .collect();
+        n.handle_video(2000, &sequence_header_of(&sps, &pps))
+            .unwrap();
+        let out = drain(&mut n);
+        let NormalizedEvent::CodecChange(set) = &out[0] else {
+            panic!("expected a codec change, got {out:?}");
+        };
+        let video = set.video.as_ref().unwrap();
+        assert_eq!((video.sps.len(), video.pps.len()), (31, 30));
+        n.handle_video(2040, &tag).unwrap();
+        assert_eq!(only_frame(&mut n).data.len(), 4 + 1000 + 4 + 1000 + 4 + 2);
+        // A slice naming PPS 29 gets PPS 29 and SPS 29.
+        n.handle_video(2080, &nalus(1, 0, &[&with_ids(&[0x65], &[0, 7, 29], 4)]))
+            .unwrap();
+        let frame = only_frame(&mut n);
+        assert_eq!(frame.data[4..1004], sps[29][..]);
+        assert_eq!(frame.data[1008..2008], pps[29][..]);
+    }
+
+    /// `prefix`, then `ids` as exp-Golomb codes and a stop bit, padded to `len` bytes (no
+    /// emulation prevention needed for these small values).
+    fn with_ids(prefix: &[u8], ids: &[u32], len: usize) -> Vec<u8> {
+        let mut bits = String::new();
+        for &id in ids {
+            let code = format!("{:b}", id + 1);
+            bits.push_str(&"0".repeat(code.len() - 1));
+            bits.push_str(&code);
+        }
+        bits.push('1');
+        while !bits.len().is_multiple_of(8) {
+            bits.push('0');
+        }
+        let mut v = prefix.to_vec();
+        for i in (0..bits.len()).step_by(8) {
+            v.push(u8::from_str_radix(&bits[i..i + 8], 2).unwrap());
+        }
+        v.resize(len.max(v.len()), 0x55);
+        v
+    }
+
+    #[test]
+    fn audio_frames_own_their_bytes() {
+        let mut n = Normalizer::new();
+        n.handle_audio(0, &Bytes::from_static(&[0xaf, 0x00, 0x12, 0x10]))
+            .unwrap();
+        let tag = Bytes::from(vec![0xaf, 0x01, 0x21, 0x10, 0x04]);
+        n.handle_audio(23, &tag).unwrap();
+        let frame = only_frame(&mut n);
+        assert_eq!(frame.data.as_ref(), &[0x21, 0x10, 0x04]);
+        assert!(!tag.as_ptr_range().contains(&frame.data.as_ptr()));
     }
 }

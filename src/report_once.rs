@@ -6,6 +6,11 @@
 
 use std::collections::HashSet;
 
+/// Longest problem text remembered, in bytes (cut at a character boundary): problems that
+/// differ only past it count as one. Keeps the set at most `limit` × 256 bytes whatever
+/// texts a stream makes us build.
+pub const MAX_PROBLEM_BYTES: usize = 256;
+
 /// The distinct problem texts seen so far, up to a limit.
 #[derive(Debug, Clone)]
 pub struct ReportOnce {
@@ -39,6 +44,11 @@ impl ReportOnce {
 
     /// What to do with `problem` (see [`Verdict`]).
     pub fn verdict(&mut self, problem: &str) -> Verdict {
+        let mut end = problem.len().min(MAX_PROBLEM_BYTES);
+        while !problem.is_char_boundary(end) {
+            end -= 1;
+        }
+        let problem = problem.get(..end).unwrap_or_default();
         if self.seen.contains(problem) {
             Verdict::Quiet
         } else if self.seen.len() < self.limit {
@@ -80,5 +90,14 @@ mod tests {
         assert_eq!(r.verdict("b"), Verdict::FirstOverLimit);
         assert_eq!(r.verdict("c"), Verdict::Quiet);
         assert_eq!(r.verdict("a"), Verdict::Quiet);
+    }
+
+    #[test]
+    fn long_problems_are_remembered_by_their_start() {
+        let mut r = ReportOnce::new(4);
+        let long = "é".repeat(MAX_PROBLEM_BYTES);
+        assert!(r.first_time(&format!("{long}a")));
+        assert!(!r.first_time(&format!("{long}b")));
+        assert!(r.seen.iter().all(|p| p.len() <= MAX_PROBLEM_BYTES));
     }
 }

@@ -26,12 +26,17 @@ impl RateMeter {
         }
     }
 
-    /// Records `amount` at time `now_ms`.
+    /// Records `amount` at time `now_ms`. Amounts recorded at the same millisecond share one
+    /// sample, so the meter holds at most one sample per millisecond of its window however
+    /// many frames a source sends (a flood of tiny frames cannot grow it).
     pub fn add(&mut self, now_ms: i64, amount: u64) {
         self.expire(now_ms);
-        self.samples.push_back((now_ms, amount));
-        self.in_window += amount;
-        self.total += amount;
+        match self.samples.back_mut() {
+            Some((t, sum)) if *t == now_ms => *sum = sum.saturating_add(amount),
+            _ => self.samples.push_back((now_ms, amount)),
+        }
+        self.in_window = self.in_window.saturating_add(amount);
+        self.total = self.total.saturating_add(amount);
     }
 
     /// Everything ever recorded.
@@ -54,7 +59,7 @@ impl RateMeter {
             // Too little history to say anything honest.
             return 0.0;
         }
-        (self.in_window - first_amount) as f64 * 1000.0 / span as f64
+        self.in_window.saturating_sub(first_amount) as f64 * 1000.0 / span as f64
     }
 
     fn expire(&mut self, now_ms: i64) {
@@ -63,7 +68,7 @@ impl RateMeter {
                 break;
             }
             self.samples.pop_front();
-            self.in_window -= amount;
+            self.in_window = self.in_window.saturating_sub(amount);
         }
     }
 }
@@ -228,5 +233,18 @@ mod tests {
         let mut m = RateMeter::new(2000);
         m.add(100, 1_000_000);
         assert_eq!(m.per_second(100), 0.0);
+    }
+
+    /// A million frames within one window hold at most one sample per millisecond.
+    #[test]
+    fn a_flood_keeps_one_sample_per_millisecond() {
+        let mut m = RateMeter::new(2000);
+        for i in 0..1_000_000i64 {
+            m.add(i / 500, 1);
+        }
+        assert!(m.samples.len() <= 2001, "{}", m.samples.len());
+        assert_eq!(m.total(), 1_000_000);
+        let rate = m.per_second(1999);
+        assert!((rate - 500_000.0).abs() < 1000.0, "{rate}");
     }
 }

@@ -6,6 +6,7 @@
 //! - [`settings`] loads the configuration (defaults → file → `PULLCAST_…` environment).
 //! - [`messages`] holds every actor message, grouped by the actor that receives it.
 //! - [`registry`] is the single owner of all captures.
+//! - [`panic_guard`] contains a panic to the capture or viewer it happened in.
 //! - [`stream`] holds one capture's actors: `StreamSupervisor`, `RtmpReader`, `Normalizer`.
 //! - [`http`] serves the REST API over HTTP and HTTPS.
 //! - [`webrtc`] holds the WebRTC engine and the `ViewerPeer` actor (one per browser viewer).
@@ -15,6 +16,7 @@
 pub mod fuzzing;
 pub mod http;
 pub mod messages;
+pub mod panic_guard;
 pub mod records;
 pub mod registry;
 pub mod settings;

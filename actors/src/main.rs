@@ -17,10 +17,13 @@ use pullcast_server::webrtc::WebRtcEngine;
 use pullcast_server::{http, stream};
 
 const USAGE: &str = "usage: pullcast [--config PATH]
+       pullcast --hash-password < password.txt
 
 Pulls live RTMP streams on REST calls and re-serves them.
-  --config PATH   TOML configuration (default: conf/pullcast.toml if present, else built-in)
-  -h, --help      this text
+  --config PATH     TOML configuration (default: conf/pullcast.toml if present, else built-in)
+  --hash-password   read a password (one line) from stdin, print its argon2id PHC string
+                    for [[auth.users]] password_hash, and exit
+  -h, --help        this text
   -V, --version   the version
 Environment: PULLCAST_<SECTION>__<KEY> overrides any key, RUST_LOG the log filter.";
 
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
                 Some(path) => config = Some(PathBuf::from(path)),
                 None => return usage_error("--config needs a path"),
             },
+            "--hash-password" => return hash_password(),
             "-h" | "--help" => {
                 eprintln!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Err(_) => "info".to_string(),
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    pullcast_server::panic_guard::install_hook();
     let (settings, source) = match loaded {
         Ok(v) => v,
         Err(e) => {
@@ -70,20 +75,60 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--hash-password`: one line from stdin → its argon2id PHC string on stdout (the only
+/// thing this binary writes to stdout; the server itself logs).
+fn hash_password() -> ExitCode {
+    use std::io::{BufRead, Write};
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("pullcast: cannot read the password from stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        eprintln!("pullcast: the password is empty");
+        return ExitCode::from(2);
+    }
+    // 16 random bytes (uuid v4 comes from the OS's random source) as the salt.
+    let salt = uuid::Uuid::new_v4();
+    match pullcast::access::password::hash_password(password, salt.as_bytes()) {
+        Ok(phc) => match writeln!(std::io::stdout(), "{phc}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pullcast: cannot write the hash: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(e) => {
+            eprintln!("pullcast: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn usage_error(message: &str) -> ExitCode {
     eprintln!("pullcast: {message}\n\n{USAGE}");
     ExitCode::from(2)
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
-    let registry = Registry::new(settings.clone(), stream::rtmp_source(), 0).start();
+    let pull_guard = stream::connect::pull_guard(&settings.pull)?;
+    let registry = Registry::new(settings.clone(), stream::rtmp_source(pull_guard), 0).start();
     let webrtc = WebRtcEngine::new(&settings)?;
     let server = http::serve(&settings, registry.clone(), webrtc)?;
     let s = &settings.server;
-    info!(
-        "REST API on http://{}:{}/rest-api and https://{}:{}/rest-api",
-        s.bind, s.rest_http_port, s.bind, s.rest_https_port
-    );
+    if s.plain_http {
+        info!(
+            "REST API on http://{}:{}/rest-api and https://{}:{}/rest-api",
+            s.bind, s.rest_http_port, s.bind, s.rest_https_port
+        );
+    } else {
+        info!(
+            "REST API on https://{}:{}/rest-api (plain HTTP is off: server.plain_http)",
+            s.bind, s.rest_https_port
+        );
+    }
     let handle = server.handle();
     let mut server = actix::spawn(server);
     tokio::select! {

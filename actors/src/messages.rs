@@ -16,6 +16,7 @@ use pullcast::rtmp::session::MetaValue;
 use pullcast::rtmp::RtmpUrl;
 use uuid::Uuid;
 
+use crate::stream::budget::Charge;
 use crate::telemetry::{LatencySummary, SharedTelemetry};
 
 // ---------------------------------------------------------------------------------------
@@ -44,12 +45,18 @@ pub struct Terminate {
 
 /// Find the capture a viewer asks for by name — its local stream name or its uri. A name
 /// that is an `rtmp://` URL with no capture yet starts one on demand, exactly as `pull`
-/// would (SPEC §3); such a capture stops `capture.on_demand_linger_ms` after its last
-/// WebRTC viewer leaves.
+/// would (SPEC §3), when `may_start_pull` says the caller may; such a capture stops
+/// `capture.on_demand_linger_ms` after its last WebRTC viewer leaves. The access checks
+/// are the caller's (`http::play`): the Registry only obeys these two flags.
 #[derive(Message, Debug)]
 #[rtype(result = "Result<CaptureHandle, WatchError>")]
 pub struct Watch {
     pub name: String,
+    /// Whether an `rtmp://` name nobody captures yet may be pulled on demand (the caller
+    /// has the `pull` permission for it); if not, such a name is `NotFound`.
+    pub may_start_pull: bool,
+    /// Whether that pull may go to a private address (`pull_private`).
+    pub may_pull_private: bool,
 }
 
 /// Stop every capture (SIGINT/SIGTERM): viewers are told `STOPPED`, recordings closed.
@@ -58,6 +65,25 @@ pub struct Watch {
 #[rtype(result = "()")]
 pub struct Shutdown {
     pub reason: String,
+}
+
+/// Fault injection for tests: the receiver panics inside its handler, so a test can prove
+/// that a panic ends no more than it must (`crate::panic_guard`). Only code that holds an
+/// actor's address can send it; nothing on the network can.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct InjectPanic {
+    pub target: PanicTarget,
+}
+
+/// Which actor [`InjectPanic`] makes panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PanicTarget {
+    /// The Registry itself.
+    Registry,
+    /// The `StreamSupervisor` of the capture with this local stream name or uri (the
+    /// Registry forwards it). A `ViewerPeer` takes `InjectPanic` at its own address.
+    Capture { name: String },
 }
 
 /// A supervisor stopped on its own. Carries its id so a late notice never removes a newer
@@ -98,6 +124,8 @@ pub struct SourceMedia {
     /// connections it has already given up on).
     pub generation: u64,
     pub event: NormalizedEvent,
+    /// Held on the capture's ingest budget until the supervisor has handled the event.
+    pub charge: Charge,
 }
 
 /// The reader's `MediaEnd`, passed on by the normalizer after the frames before it.
@@ -175,6 +203,8 @@ pub struct FlvTag {
     pub body: Bytes,
     /// When the reader parsed the message (`telemetry::now_us`).
     pub received_us: u64,
+    /// Held on the capture's ingest budget until the normalizer has handled the tag.
+    pub charge: Charge,
 }
 
 /// The media of the connection stopped. The reader says it on the tags' path, so the
@@ -189,6 +219,9 @@ pub enum MediaEnd {
     PublisherLeft { reason: String },
     /// The pull failed or ended; the reader has stopped.
     ConnectionEnded { reason: String },
+    /// A bug panicked in the reader or the normalizer: the capture ends `FAILED` (pulling
+    /// again would likely hit the same bug with the same source).
+    Crashed { reason: String },
 }
 
 /// Opus frames from the capture's AudioTranscoder, for its WebRTC subscribers.
@@ -238,6 +271,8 @@ pub struct TranscoderConfig {
 #[rtype(result = "()")]
 pub struct TranscodeAudio {
     pub frame: MediaFrame,
+    /// Held on the transcoder's queue budget until it has handled the frame.
+    pub charge: Charge,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -249,6 +284,8 @@ pub struct TranscodeAudio {
 #[rtype(result = "()")]
 pub struct TranscodeVideo {
     pub frame: MediaFrame,
+    /// Held on the transcoder's queue budget until it has handled the frame.
+    pub charge: Charge,
 }
 
 /// The keyframe cache, fed once at start, in decode order: all is decoded, only the latest
@@ -322,12 +359,13 @@ pub enum SubscriberMedia {
     /// One frame: H.264 access unit (Annex-B, SPS/PPS before IDRs), or audio — AAC for
     /// `Delivery::Original`, one 20 ms Opus packet for `Delivery::WebRtc` (`pts` in ms on
     /// the same timeline as the video).
-    Frame(MediaFrame),
+    /// The charge is held on this subscriber's queue budget until it has handled the frame.
+    Frame(MediaFrame, Charge),
     /// The keyframe cache — the latest keyframe and the frames after it, in order — sent to
     /// one subscriber, as one message, when it subscribes or asks for a keyframe. Older than
     /// the live frames that follow, on purpose: a WebRTC viewer stamps them as a burst just
     /// before the newest, so the browser decodes them at once and plays from the live edge.
-    Replay(Vec<MediaFrame>),
+    Replay(Vec<MediaFrame>, Charge),
     /// The capture is gone; `failed` when it gave up (viewers report `FAILED`), not when it
     /// was terminated.
     Stopped { reason: String, failed: bool },
@@ -352,6 +390,11 @@ pub struct PullRequest {
     /// Started by a viewer asking for an rtmp:// name (SPEC §3), not by REST: it stops by
     /// itself after its last viewer leaves.
     pub on_demand: bool,
+    /// The caller's `pull_private` permission: the source may be at a private or reserved
+    /// address (loopback, RFC 1918, link-local, ...; see `pullcast::net::pull_guard`). Set
+    /// from the permissions of whoever asked for the pull (REST caller, or the viewer who
+    /// played an rtmp:// name); `pull.deny` refuses a target even so.
+    pub may_pull_private: bool,
 }
 
 /// Why a pull was refused.
@@ -399,6 +442,8 @@ pub enum WatchError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TerminateError {
     NotFound(String),
+    /// The registry hit a bug answering (500); it keeps serving.
+    Internal(String),
 }
 
 /// The state of a capture.

@@ -43,6 +43,13 @@ pub fn write_sidecar(file: &Path, sidecar: &Sidecar) -> std::io::Result<()> {
     fs::write(sidecar_path(file), text)
 }
 
+/// The sidecar of recording `file`, if it has a readable one.
+pub fn read_sidecar(file: &Path) -> Option<Sidecar> {
+    fs::read_to_string(sidecar_path(file))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
 /// Moves a recording and its sidecar.
 pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
     fs::rename(from, to)?;
@@ -87,9 +94,7 @@ pub fn list(folder: &Path) -> std::io::Result<Vec<Listed>> {
             continue;
         }
         let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-        let sidecar = fs::read_to_string(sidecar_path(&path))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
+        let sidecar = read_sidecar(&path);
         out.push(Listed {
             name,
             size,

@@ -4,6 +4,10 @@
 //! core) so captures use every core.
 //!
 //! It holds addresses, never media; a capture's state lives in its `StreamSupervisor`.
+//!
+//! Nothing can replace it, so it must never be lost: every handler runs inside
+//! [`panic_guard::catch`]. A bug that panics while answering one request answers that request
+//! with an error (500) and leaves the capture list as it was before the request.
 
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -12,12 +16,15 @@ use pullcast::config::Settings;
 use uuid::Uuid;
 
 use crate::messages::{
-    CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, Pull, PullError,
-    PullRequest, Shutdown, StopCapture, Terminate, TerminateError, Watch, WatchError,
+    CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, InjectPanic, PanicTarget,
+    Pull, PullError, PullRequest, Shutdown, StopCapture, Terminate, TerminateError, Watch,
+    WatchError,
 };
+use crate::panic_guard::{self, Panic};
 use crate::stream::supervisor::StreamSupervisor;
 use crate::stream::SourceStarter;
 use crate::telemetry::SharedTelemetry;
+use pullcast::access::redact_uri;
 use pullcast::rtmp::RtmpUrl;
 
 #[derive(Clone)]
@@ -115,7 +122,7 @@ impl Registry {
         info!(
             "registered {}capture {id} of {}",
             if request.on_demand { "on-demand " } else { "" },
-            request.uri
+            redact_uri(&request.uri)
         );
         let entry = Entry {
             id,
@@ -133,7 +140,8 @@ impl Handler<Pull> for Registry {
     type Result = ResponseFuture<Result<CaptureSnapshot, PullError>>;
 
     fn handle(&mut self, msg: Pull, ctx: &mut Self::Context) -> Self::Result {
-        let registered = self.register(msg.request, ctx);
+        let registered = panic_guard::catch(|| self.register(msg.request, ctx))
+            .unwrap_or_else(|p| Err(PullError::CannotStart(self.survived(p))));
         Box::pin(async move {
             registered?
                 .addr
@@ -148,6 +156,14 @@ impl Handler<Watch> for Registry {
     type Result = Result<CaptureHandle, WatchError>;
 
     fn handle(&mut self, msg: Watch, ctx: &mut Self::Context) -> Self::Result {
+        panic_guard::catch(|| self.watch(msg, ctx))
+            .unwrap_or_else(|p| Err(WatchError::CannotStart(self.survived(p))))
+    }
+}
+
+impl Registry {
+    /// The capture a viewer asks for; an rtmp:// name with none yet is pulled on demand.
+    fn watch(&mut self, msg: Watch, ctx: &mut Context<Self>) -> Result<CaptureHandle, WatchError> {
         let name = msg.name.trim();
         let found = self
             .captures
@@ -157,7 +173,7 @@ impl Handler<Watch> for Registry {
             .cloned();
         let entry = match found {
             Some(entry) => entry,
-            None if name.len() >= 7 && name[..7].eq_ignore_ascii_case("rtmp://") => {
+            None if msg.may_start_pull && is_rtmp_url(name) => {
                 // SPEC §3: an rtmp:// name is pulled on demand, as /pull/rtmp/pull would.
                 let url = RtmpUrl::parse(name).map_err(|e| {
                     WatchError::CannotStart(format!("cannot pull '{name}': {e}"))
@@ -170,6 +186,7 @@ impl Handler<Watch> for Registry {
                     has_audio: true,
                     has_video: true,
                     on_demand: true,
+                    may_pull_private: msg.may_pull_private,
                 };
                 self.register(request, ctx).map_err(|e| match e {
                     PullError::Conflict(e) | PullError::CannotStart(e) => {
@@ -199,11 +216,16 @@ impl Handler<FindAll> for Registry {
     type Result = ResponseFuture<Vec<CaptureSnapshot>>;
 
     fn handle(&mut self, _msg: FindAll, _ctx: &mut Self::Context) -> Self::Result {
-        let asks: Vec<_> = self
-            .captures
-            .iter()
-            .map(|c| c.addr.send(GetSnapshot))
-            .collect();
+        let asks: Vec<_> = panic_guard::catch(|| {
+            self.captures
+                .iter()
+                .map(|c| c.addr.send(GetSnapshot))
+                .collect()
+        })
+        .unwrap_or_else(|p| {
+            self.survived(p);
+            Vec::new()
+        });
         Box::pin(async move {
             join_all(asks)
                 .await
@@ -218,6 +240,13 @@ impl Handler<Terminate> for Registry {
     type Result = Result<(), TerminateError>;
 
     fn handle(&mut self, msg: Terminate, _ctx: &mut Self::Context) -> Self::Result {
+        panic_guard::catch(|| self.terminate(msg))
+            .unwrap_or_else(|p| Err(TerminateError::Internal(self.survived(p))))
+    }
+}
+
+impl Registry {
+    fn terminate(&mut self, msg: Terminate) -> Result<(), TerminateError> {
         let Some(index) = self.captures.iter().position(|c| c.uri == msg.uri) else {
             return Err(TerminateError::NotFound(format!(
                 "no capture of {} (find_all lists them)",
@@ -225,7 +254,11 @@ impl Handler<Terminate> for Registry {
             )));
         };
         let entry = self.captures.remove(index);
-        info!("terminating capture {} of {}", entry.id, entry.uri);
+        info!(
+            "terminating capture {} of {}",
+            entry.id,
+            redact_uri(&entry.uri)
+        );
         entry.addr.do_send(StopCapture {
             reason: "terminated through the REST API".to_string(),
         });
@@ -263,5 +296,68 @@ impl Handler<CaptureEnded> for Registry {
     fn handle(&mut self, msg: CaptureEnded, _ctx: &mut Self::Context) {
         // Only the capture with this id: a newer capture of the same uri stays.
         self.captures.retain(|c| c.id != msg.id);
+    }
+}
+
+impl Handler<InjectPanic> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectPanic, _ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| match &msg.target {
+            PanicTarget::Registry => panic!("injected panic (test)"),
+            PanicTarget::Capture { name } => {
+                if let Some(c) = self
+                    .captures
+                    .iter()
+                    .find(|c| &c.local_stream_name == name || &c.uri == name)
+                {
+                    c.addr.do_send(msg.clone());
+                }
+            }
+        });
+        if let Err(p) = outcome {
+            self.survived(p);
+        }
+    }
+}
+
+impl Registry {
+    /// Logs a panic caught in a handler; the answer to that one request is this reason.
+    fn survived(&self, panic: Panic) -> String {
+        log::error!(
+            "the registry caught a panic and carries on with {} capture(s): {panic}",
+            self.captures.len()
+        );
+        panic.reason("the registry")
+    }
+}
+
+/// Whether a stream name asks for an `rtmp://` URL (case-insensitive scheme). Names are user
+/// input in any script: compared by characters, never sliced at a byte offset.
+fn is_rtmp_url(name: &str) -> bool {
+    name.get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rtmp://"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_rtmp_url;
+
+    #[test]
+    fn rtmp_names_in_any_script() {
+        assert!(is_rtmp_url("rtmp://h/a/s"));
+        assert!(is_rtmp_url("RTMP://h/a/s"));
+        for name in [
+            "直播流",
+            "rtmp:/",
+            "",
+            "ёлка-ёлка",
+            "rtmp\u{fe0f}://",
+            "cafés",
+            "rtmp:/é/",
+        ] {
+            assert!(!is_rtmp_url(name), "{name}");
+        }
+        assert!(!is_rtmp_url("rtmp:/\u{00e9}//x"));
     }
 }

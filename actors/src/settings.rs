@@ -60,6 +60,12 @@ pub fn load(
             .list_separator(",")
             .with_list_parse_key("rest.cors_allowed_origins")
             .with_list_parse_key("webrtc.public_ips")
+            .with_list_parse_key("http.allowed_origins")
+            .with_list_parse_key("auth.trusted_networks")
+            .with_list_parse_key("auth.anonymous")
+            .with_list_parse_key("pull.allow")
+            .with_list_parse_key("pull.deny")
+            .with_list_parse_key("tls.host_names")
             .source(Some(overrides)),
     );
     let settings = builder
@@ -77,11 +83,15 @@ fn validate(s: &Settings) -> Result<(), String> {
     if s.tls.cert_file.is_empty() != s.tls.key_file.is_empty() {
         return Err("tls.cert_file and tls.key_file must be given together".to_string());
     }
-    if s.rest.basic_auth_user.contains(':') {
-        return Err("rest.basic_auth_user cannot contain ':'".to_string());
-    }
-    if !s.rest.basic_auth_user.is_empty() && s.rest.basic_auth_password.is_empty() {
-        return Err("rest.basic_auth_password is empty while basic_auth_user is set".to_string());
+    // The access model: users, networks, patterns, the token secret, the hook's URL.
+    pullcast::access::Policy::new(&s.auth, &s.rest)?;
+    if !s.auth.hook_url.trim().is_empty() {
+        pullcast::access::hook::HookUrl::parse(&s.auth.hook_url)?;
+        if s.auth.hook_timeout_ms == 0 || s.auth.hook_max_in_flight == 0 {
+            return Err(
+                "auth.hook_timeout_ms and auth.hook_max_in_flight must be at least 1".to_string(),
+            );
+        }
     }
     if s.limits.max_request_body == 0 {
         return Err("limits.max_request_body must be at least 1".to_string());
@@ -91,6 +101,23 @@ fn validate(s: &Settings) -> Result<(), String> {
     }
     if s.capture.subscriber_queue_frames == 0 {
         return Err("capture.subscriber_queue_frames must be at least 1".to_string());
+    }
+    if s.capture.max_media_messages_per_second < 100 {
+        return Err(
+            "capture.max_media_messages_per_second must be at least 100 (a real stream sends 50-200)"
+                .to_string(),
+        );
+    }
+    for (key, value) in [
+        ("subscriber_queue_bytes", s.capture.subscriber_queue_bytes),
+        ("ingest_queue_bytes", s.capture.ingest_queue_bytes),
+        ("keyframe_cache_bytes", s.capture.keyframe_cache_bytes),
+        ("transcoder_queue_bytes", s.capture.transcoder_queue_bytes),
+        ("memory_budget_bytes", s.capture.memory_budget_bytes),
+    ] {
+        if value < 65536 {
+            return Err(format!("capture.{key} must be at least 65536 (64 KiB)"));
+        }
     }
     if s.webrtc.udp_port == 0 || s.webrtc.udp_port_count == 0 {
         return Err("webrtc.udp_port and webrtc.udp_port_count must be at least 1".to_string());
@@ -106,6 +133,7 @@ fn validate(s: &Settings) -> Result<(), String> {
     {
         return Err(format!("webrtc.public_ips: {bad:?} is not an IP address"));
     }
+    pullcast::net::pull_guard::PullGuard::new(&s.pull.allow, &s.pull.deny)?;
     if s.webrtc.connect_timeout_ms == 0 {
         return Err("webrtc.connect_timeout_ms must be at least 1".to_string());
     }
@@ -174,6 +202,42 @@ mod tests {
     }
 
     #[test]
+    fn access_lists_from_the_environment_and_mistakes_refused() {
+        let env = vec![
+            (
+                "PULLCAST_AUTH__TRUSTED_NETWORKS".to_string(),
+                "10.0.0.0/8,fd00::/8".to_string(),
+            ),
+            (
+                "PULLCAST_AUTH__ANONYMOUS".to_string(),
+                "play,records".to_string(),
+            ),
+            (
+                "PULLCAST_HTTP__ALLOWED_ORIGINS".to_string(),
+                "https://app.example".to_string(),
+            ),
+        ];
+        let (s, _) = load(None, env).unwrap();
+        assert_eq!(s.auth.trusted_networks, vec!["10.0.0.0/8", "fd00::/8"]);
+        assert_eq!(s.auth.anonymous, vec!["play", "records"]);
+        assert_eq!(s.http.allowed_origins, vec!["https://app.example"]);
+        for (key, value, words) in [
+            (
+                "PULLCAST_AUTH__TRUSTED_NETWORKS",
+                "10.0.0.1/8",
+                "auth.trusted_networks",
+            ),
+            ("PULLCAST_AUTH__ANONYMOUS", "play,watch", "auth.anonymous"),
+            ("PULLCAST_AUTH__HOOK_URL", "https://h/auth", "http://"),
+            ("PULLCAST_AUTH__TOKEN_SECRET", "short", "token_secret"),
+            ("PULLCAST_REST__BASIC_AUTH_USER", "a:b", "basic_auth_user"),
+        ] {
+            let err = load(None, vec![(key.to_string(), value.to_string())]).unwrap_err();
+            assert!(err.contains(words), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_clear_errors() {
         let env = vec![("PULLCAST_SERVER__RESTPORT".to_string(), "1".to_string())];
         let err = load(None, env).unwrap_err();
@@ -185,5 +249,25 @@ mod tests {
         assert!(load(None, env).is_err());
         let err = load(Some(Path::new("/nonexistent/p.toml")), Vec::new()).unwrap_err();
         assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
+    fn pull_lists_come_from_the_environment_and_are_checked() {
+        let env = vec![
+            (
+                "PULLCAST_PULL__ALLOW".to_string(),
+                "192.168.10.0/24,*.studio.lan".to_string(),
+            ),
+            ("PULLCAST_PULL__DENY".to_string(), "10.0.0.0/8".to_string()),
+        ];
+        let (s, _) = load(None, env).unwrap();
+        assert_eq!(s.pull.allow, vec!["192.168.10.0/24", "*.studio.lan"]);
+        assert_eq!(s.pull.deny, vec!["10.0.0.0/8"]);
+        let env = vec![("PULLCAST_PULL__DENY".to_string(), "10.0.0.1/8".to_string())];
+        let err = load(None, env).unwrap_err();
+        assert!(
+            err.contains("pull.deny") && err.contains("10.0.0.0/8"),
+            "{err}"
+        );
     }
 }

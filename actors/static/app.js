@@ -3,6 +3,9 @@
 import { PullcastClient } from '/pullcast.js';
 
 const $ = (id) => document.getElementById(id);
+const query = new URLSearchParams(location.search);
+// ?token=…: a play token (POST /rest-api/auth/token) sent with every play of this page.
+const playToken = query.get('token');
 const video = $('video');
 let client = null;
 let current = null;
@@ -101,7 +104,7 @@ $('play').onclick = async () => {
         clearInterval(statsTimer);
         current = null;
       }
-    });
+    }, { token: playToken });
     clearInterval(statsTimer);
     statsTimer = setInterval(sampleStats, 1000);
   } catch (e) {
@@ -112,7 +115,7 @@ $('stop').onclick = () => current && current.stop();
 // For automation (tests, monitoring): the stream being played and its RTCPeerConnection.
 window.pullcastPlayer = { get stream() { return current; } };
 $('name').addEventListener('keydown', (e) => { if (e.key === 'Enter') $('play').click(); });
-const wanted = new URLSearchParams(location.search).get('stream');
+const wanted = query.get('stream');
 if (wanted) $('name').value = wanted;
 
 // ---------------------------------------------------------------- capture console (REST)

@@ -35,10 +35,12 @@ export class PullcastClient {
   }
 
   /**
-   * Plays `name` into `video` (a <video> element). `onStatus({status, reason})` hears
-   * PENDING, PLAYING, STOPPED and FAILED. Resolves with a handle once the answer is applied.
+   * Plays `name` into `video` (a <video> element). `onStatus({status, reason, code})` hears
+   * PENDING, PLAYING, STOPPED and FAILED (`code`: why a play was refused, e.g. 401, 403).
+   * `options.token`: a token for this play (e.g. one a web app got from
+   * POST /rest-api/auth/token). Resolves with a handle once the answer is applied.
    */
-  async play(name, video, onStatus) {
+  async play(name, video, onStatus, options = {}) {
     const id = `s${this.next++}`;
     const pc = new RTCPeerConnection();
     pc.addTransceiver('video', { direction: 'recvonly' });
@@ -52,7 +54,9 @@ export class PullcastClient {
     this.streams.set(id, stream);
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
-    this._send({ type: 'play', id, name, sdp: pc.localDescription.sdp });
+    const message = { type: 'play', id, name, sdp: pc.localDescription.sdp };
+    if (options.token) message.token = options.token;
+    this._send(message);
     await stream.answered;
     return stream;
   }

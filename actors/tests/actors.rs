@@ -14,6 +14,7 @@ use pullcast::media::Track;
 use pullcast::rtmp::RtmpUrl;
 use pullcast_server::messages::*;
 use pullcast_server::registry::Registry;
+use pullcast_server::stream::budget::Charge;
 use pullcast_server::stream::supervisor::StreamSupervisor;
 use pullcast_server::stream::{SourceContext, SourceStarter};
 use uuid::Uuid;
@@ -52,6 +53,7 @@ fn tag(track: Track, timestamp: u32, body: Bytes) -> FlvTag {
         timestamp,
         body,
         received_us: 1,
+        charge: Charge::none(),
     }
 }
 
@@ -145,6 +147,7 @@ fn request(uri: &str, name: Option<&str>) -> PullRequest {
         has_audio: true,
         has_video: true,
         on_demand: false,
+        may_pull_private: true,
     }
 }
 
@@ -163,7 +166,11 @@ async fn pull(registry: &Addr<Registry>, uri: &str) {
 async fn pull_and_watch(registry: &Addr<Registry>, uri: &str) -> CaptureHandle {
     pull(registry, uri).await;
     registry
-        .send(Watch { name: uri.into() })
+        .send(Watch {
+            name: uri.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap()
@@ -331,8 +338,8 @@ fn frames(got: &Arc<Mutex<Vec<SubscriberMedia>>>) -> Vec<pullcast::media::MediaF
         .unwrap()
         .iter()
         .flat_map(|m| match m {
-            SubscriberMedia::Frame(f) => vec![f.clone()],
-            SubscriberMedia::Replay(frames) => frames.clone(),
+            SubscriberMedia::Frame(f, _) => vec![f.clone()],
+            SubscriberMedia::Replay(frames, _) => frames.clone(),
             _ => Vec::new(),
         })
         .collect()
@@ -440,13 +447,19 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
         .unwrap()
         .unwrap();
     let by_name = registry
-        .send(Watch { name: "cam".into() })
+        .send(Watch {
+            name: "cam".into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap();
     let by_uri = registry
         .send(Watch {
             name: "rtmp://origin/live/a".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap()
@@ -455,6 +468,8 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     let missing = registry
         .send(Watch {
             name: "nope".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap();
@@ -462,6 +477,8 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     let bad = registry
         .send(Watch {
             name: "rtmp://host-only".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap();
@@ -470,7 +487,11 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     // An rtmp:// name: an on-demand capture, listed like any other.
     let uri = "rtmp://origin/live/ondemand";
     let handle = registry
-        .send(Watch { name: uri.into() })
+        .send(Watch {
+            name: uri.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap();
@@ -496,6 +517,58 @@ async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     let left = registry.send(FindAll).await.unwrap();
     assert_eq!(left.len(), 1, "the on-demand capture should be gone");
     assert_eq!(left[0].local_stream_name, "cam", "the REST capture stays");
+}
+
+/// A caller without `pull` (`may_start_pull: false`) finds captures that exist, by name or
+/// uri, but an rtmp:// name nobody captures is `NotFound` and starts nothing; names that
+/// are not ASCII are ordinary names.
+#[actix::test]
+async fn watch_without_pull_permission_finds_only_captures_that_exist() {
+    let sources = Sources::default();
+    let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
+    registry
+        .send(Pull {
+            request: request("rtmp://origin/live/a", Some("直播流")),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    for name in ["直播流", "rtmp://origin/live/a"] {
+        let found = registry
+            .send(Watch {
+                name: name.into(),
+                may_start_pull: false,
+                may_pull_private: false,
+            })
+            .await
+            .unwrap();
+        assert!(found.is_ok(), "{name}");
+    }
+    for name in [
+        "rtmp://origin/live/other",
+        "RTMP://origin/live/other",
+        "Ёлка",
+        "rtmp:/é",
+    ] {
+        let missing = registry
+            .send(Watch {
+                name: name.into(),
+                may_start_pull: false,
+                may_pull_private: false,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(missing, Err(WatchError::NotFound(_))),
+            "{name}: {missing:?}"
+        );
+    }
+    assert_eq!(registry.send(FindAll).await.unwrap().len(), 1);
+    assert_eq!(
+        sources.contexts.lock().unwrap().len(),
+        1,
+        "no other pull was started"
+    );
 }
 
 /// Real AAC-LC 48 kHz stereo frames from the FDK encoder, as FLV tag bodies.
@@ -612,19 +685,21 @@ async fn webrtc_subscribers_get_opus_from_one_transcoder_and_originals_get_aac()
 
 /// The Recorder on its own, driven by messages: a codec change closes the file and the next
 /// one starts; both files carry the frames of their configuration.
-#[actix::test]
-async fn recorder_starts_a_new_file_on_a_codec_change() {
-    use pullcast::config::RecordSettings;
+/// Records `rounds` configurations of one stream, alternating between two (another level),
+/// 120 frames each, with `settings` (into a new temporary folder); returns the folder, the
+/// recorder's statuses and the `.mp4` file names, once `files` of them exist.
+async fn record_alternating_configurations(
+    mut settings: pullcast::config::RecordSettings,
+    rounds: usize,
+    files: usize,
+) -> (std::path::PathBuf, Vec<RecordingStatus>, Vec<String>) {
     use pullcast::flv::avc::parse_avc_decoder_config;
     use pullcast::media::{CodecSet, MediaFrame};
     use pullcast_server::stream::recorder::Recorder;
 
     let folder = std::env::temp_dir().join(format!("pullcast-recorder-{}", Uuid::new_v4()));
-    let settings = RecordSettings {
-        folder: folder.to_string_lossy().into_owned(),
-        template: "{streamName}".to_string(),
-        ..RecordSettings::default()
-    };
+    settings.folder = folder.to_string_lossy().into_owned();
+    settings.template = "{streamName}".to_string();
     struct Statuses(Arc<Mutex<Vec<RecordingStatus>>>);
     impl Actor for Statuses {
         type Context = Context<Self>;
@@ -664,37 +739,47 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
         }),
         ingest_us: 0,
     };
-    for (config, start) in [(first, 0i64), (changed, 10_000)] {
+    for round in 0..rounds {
+        let config = if round % 2 == 0 { &first } else { &changed };
         recorder.do_send(SubscriberMedia::Codecs(CodecSet {
-            video: Some(config),
+            video: Some(config.clone()),
             audio: None,
         }));
+        let start = round as i64 * 10_000;
         for i in 0..120 {
-            recorder.do_send(SubscriberMedia::Frame(frame(start + i * 33, i % 30 == 0)));
+            recorder.do_send(SubscriberMedia::Frame(
+                frame(start + i * 33, i % 30 == 0),
+                Charge::none(),
+            ));
         }
     }
     recorder.do_send(SubscriberMedia::Stopped {
         reason: "test over".into(),
         failed: false,
     });
-    eventually(|| {
-        std::fs::read_dir(&folder)
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
             .map(|d| {
                 d.flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "mp4"))
-                    .count()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".mp4"))
+                    .collect()
             })
-            .unwrap_or(0)
-            == 2
-    })
-    .await;
-    let mut names: Vec<String> = std::fs::read_dir(&folder)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".mp4"))
-        .collect();
-    names.sort();
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    // Stopped (by the error, or by `Stopped` after the last frame): every status is sent.
+    eventually(|| !recorder.connected()).await;
+    eventually(|| names().len() == files).await;
+    let statuses = statuses.lock().unwrap().clone();
+    (folder.clone(), statuses, names())
+}
+
+#[actix::test]
+async fn recorder_starts_a_new_file_on_a_codec_change() {
+    let settings = pullcast::config::RecordSettings::default();
+    let (folder, statuses, names) = record_alternating_configurations(settings, 2, 2).await;
     assert_eq!(names, vec!["cam-2.mp4", "cam.mp4"]);
     for name in &names {
         let bytes = std::fs::read(folder.join(name)).unwrap();
@@ -704,7 +789,40 @@ async fn recorder_starts_a_new_file_on_a_codec_change() {
             "{name} has fragments"
         );
     }
-    assert!(statuses.lock().unwrap().iter().all(|s| s.error.is_none()));
+    assert!(statuses.iter().all(|s| s.error.is_none()));
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[actix::test]
+async fn a_source_flipping_codecs_stops_its_recording_at_the_file_rate_cap() {
+    let settings = pullcast::config::RecordSettings {
+        max_files_per_minute: 3,
+        ..Default::default()
+    };
+    let (folder, statuses, names) = record_alternating_configurations(settings, 8, 3).await;
+    assert_eq!(names, vec!["cam-2.mp4", "cam-3.mp4", "cam.mp4"]);
+    let errors: Vec<_> = statuses.iter().filter_map(|s| s.error.clone()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("record.max_files_per_minute"),
+        "{errors:?}"
+    );
+    let _ = std::fs::remove_dir_all(folder);
+}
+
+#[actix::test]
+async fn a_recording_needs_the_free_disk_space_it_is_told() {
+    let settings = pullcast::config::RecordSettings {
+        min_free_bytes: u64::MAX,
+        ..Default::default()
+    };
+    let (folder, statuses, names) = record_alternating_configurations(settings, 1, 0).await;
+    assert!(names.is_empty());
+    let errors: Vec<_> = statuses.iter().filter_map(|s| s.error.clone()).collect();
+    assert!(
+        errors.iter().any(|e| e.contains("record.min_free_bytes")),
+        "{errors:?}"
+    );
     let _ = std::fs::remove_dir_all(folder);
 }
 
@@ -946,7 +1064,11 @@ async fn an_on_demand_capture_gives_up_and_its_viewers_get_failed() {
     let registry = Registry::new(settings, sources.starter(), 1).start();
     let uri = "rtmp://origin/live/gone";
     let handle = registry
-        .send(Watch { name: uri.into() })
+        .send(Watch {
+            name: uri.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
         .await
         .unwrap()
         .unwrap();
@@ -989,6 +1111,8 @@ async fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
     let handle = registry
         .send(Watch {
             name: "rtmp://origin/live/never".into(),
+            may_start_pull: true,
+            may_pull_private: true,
         })
         .await
         .unwrap()
@@ -1044,4 +1168,107 @@ async fn a_keyframe_request_replays_the_cache_to_that_subscriber_only() {
     let snap = snapshot_of(&registry, uri).await;
     assert_eq!(snap.subscribers, 2);
     assert_eq!(*frames(&got_b)[6].data.last().unwrap(), 6);
+}
+
+/// Waits (up to 2 s) until the capture list has `n` entries; returns it.
+async fn listed(registry: &Addr<Registry>, n: usize) -> Vec<CaptureSnapshot> {
+    for _ in 0..200 {
+        let all = registry.send(FindAll).await.unwrap();
+        if all.len() == n {
+            return all;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the registry never listed {n} capture(s)");
+}
+
+#[actix::test]
+async fn a_panic_ends_only_its_capture_and_never_the_registry() {
+    let sources = Sources::default();
+    let registry = Registry::new(Settings::default(), sources.starter(), 1).start();
+
+    // A bug in the registry while answering: that request fails, the registry stays.
+    registry
+        .send(InjectPanic {
+            target: PanicTarget::Registry,
+        })
+        .await
+        .unwrap();
+    let (a, b) = ("rtmp://origin/live/a", "rtmp://origin/live/b");
+    pull(&registry, a).await;
+    pull(&registry, b).await;
+    let (_, tags_b) = sources.wait_for(2).await;
+    let watched = registry
+        .send(Watch {
+            name: a.into(),
+            may_start_pull: true,
+            may_pull_private: true,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let viewer = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity: 64,
+    }
+    .start();
+    watched
+        .subscribe
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+            delivery: Delivery::Original,
+        })
+        .await
+        .unwrap();
+
+    // A bug in capture a's supervisor: a ends FAILED, its viewer is told why.
+    registry
+        .send(InjectPanic {
+            target: PanicTarget::Capture { name: a.into() },
+        })
+        .await
+        .unwrap();
+    eventually(|| {
+        got.lock().unwrap().iter().any(|m| {
+            matches!(m, SubscriberMedia::Stopped { failed: true, reason }
+                if reason.contains("internal error") && reason.contains("injected panic"))
+        })
+    })
+    .await;
+    let left = listed(&registry, 1).await;
+    assert_eq!(left[0].uri, b);
+
+    // Capture b goes on: its media still counts.
+    tags_b.do_send(tag(Track::Audio, 0, Bytes::from_static(AAC_HEADER)));
+    for i in 0..5u32 {
+        tags_b.do_send(tag(Track::Audio, i * 21, Bytes::from_static(AAC_FRAME)));
+    }
+    let mut audio_frames = 0;
+    for _ in 0..200 {
+        audio_frames = snapshot_of(&registry, b).await.audio_frames;
+        if audio_frames == 5 {
+            break;
+        }
+        actix::clock::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(audio_frames, 5);
+
+    // The registry still pulls, watches and answers, a included, and non-ASCII names are
+    // just names (this one used to panic the registry: it was sliced at byte 7).
+    pull(&registry, a).await;
+    for name in ["直播流", "Ёлка", "café", &"長".repeat(10_000)] {
+        let answer = registry
+            .send(Watch {
+                name: name.to_string(),
+                may_start_pull: true,
+                may_pull_private: true,
+            })
+            .await
+            .unwrap();
+        assert!(matches!(answer, Err(WatchError::NotFound(_))), "{name}");
+    }
+    assert_eq!(listed(&registry, 2).await.len(), 2);
 }

@@ -46,7 +46,11 @@ async function runDriver(inPage, defaultTimeoutMs) {
   }, limit);
   try {
     browser = await launch();
-    const page = await browser.newPage();
+    // The page is one of the server's, whose Content-Security-Policy (rightly) refuses
+    // inline scripts such as the injected WHEP client: the drivers' own code is let in.
+    // (player_driver.js uses the page as it is, CSP included.)
+    const context = await browser.newContext({ bypassCSP: true });
+    const page = await context.newPage();
     const consoleLines = [];
     page.on('console', (m) => consoleLines.push(m.text()));
     await page.goto(spec.pageUrl, { waitUntil: 'domcontentloaded' }).catch(() => {});

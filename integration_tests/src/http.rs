@@ -187,9 +187,23 @@ pub fn send(
     url: &str,
     body: Option<&[u8]>,
 ) -> Result<(u16, String), String> {
-    let req = agent
+    send_with_headers(agent, method, url, body, &[])
+}
+
+/// [`send`] with extra request headers (e.g. `Authorization`).
+pub fn send_with_headers(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), String> {
+    let mut req = agent
         .request(method, url)
         .set("Content-Type", "application/json");
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
     let result = match body {
         Some(bytes) => req.send_bytes(bytes),
         None => req.call(),

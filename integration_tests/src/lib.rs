@@ -10,8 +10,15 @@
 //! - [`aac_vectors`] — HE-AAC sources ffmpeg cannot encode (FDK encoder → our FLV file →
 //!   `ffmpeg -c copy` to nginx);
 //! - [`cpu_load`] — how busy the machine was during a measurement, ours versus others';
+//! - [`ws_client`] — a WebSocket client for the signalling, with any headers on the upgrade;
+//! - [`auth_hook`] — an authorization hook (a small HTTP server) that records what it is
+//!   asked and answers as the test says;
 //! - [`webrtc_client`] — a non-browser WebRTC viewer (webrtc-rs, `bench/loadclient`) for
-//!   what Chromium cannot be made to do on demand (a keyframe request at a chosen moment).
+//!   what Chromium cannot be made to do on demand (a keyframe request at a chosen moment);
+//! - [`HostileRtmpServer`] — an RTMP server of our own that attacks whoever pulls from it
+//!   (one [`hostile_rtmp::Scenario`] per connection), or serves a valid live stream;
+//! - [`flv_clip`] — short H.264 + AAC clips encoded by ffmpeg at test time, as FLV tags;
+//! - [`memory`] — a process's resident memory from `/proc`, sampled during a test.
 //!
 //! Rules the harness keeps: a missing tool is a loud panic, never a skipped test; every child
 //! process is killed on `Drop` (so a failing test leaves nothing behind); every wait has a
@@ -19,9 +26,13 @@
 //! its path printed) when the test panics.
 
 pub mod aac_vectors;
+pub mod auth_hook;
 pub mod browser;
 pub mod cpu_load;
+pub mod flv_clip;
+pub mod hostile_rtmp;
 pub mod http;
+pub mod memory;
 pub mod nginx;
 pub mod ports;
 pub mod probe;
@@ -31,7 +42,9 @@ pub mod server;
 pub mod tempdir;
 pub mod wait;
 pub mod webrtc_client;
+pub mod ws_client;
 
+pub use hostile_rtmp::HostileRtmpServer;
 pub use nginx::NginxRtmp;
 pub use ports::{free_port, SilentTcpListener};
 pub use publisher::{Publisher, PublisherBuilder};

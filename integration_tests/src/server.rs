@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::{self, parse_body, send};
+use crate::http::{self, parse_body, send, send_with_headers};
 use crate::ports::free_port;
 use crate::process::{kill_tree, spawn_logged, tail, wait_exit};
 use crate::tempdir::TempDir;
@@ -121,6 +121,8 @@ pub struct Pullcast {
     wss_port: u16,
     agent: ureq::Agent,
     tls_agent: OnceLock<ureq::Agent>,
+    /// `Authorization` sent with every REST call of the harness (`find_all`, `pull`, …).
+    authorization: Option<String>,
 }
 
 impl Pullcast {
@@ -128,8 +130,20 @@ impl Pullcast {
     /// `RUST_LOG=info,pullcast=debug`, then `extra_env` (which may override any of those),
     /// and waits (≤ 20 s) until `find_all` answers.
     pub fn start(extra_env: &[(&str, &str)]) -> Pullcast {
+        Self::start_with_config("", extra_env)
+    }
+
+    /// [`Pullcast::start`] with `config` (TOML) as the server's `conf/pullcast.toml`, for
+    /// what the environment cannot say (e.g. `[[auth.users]]`). The harness's environment
+    /// (ports, bind address, TLS folder) still overrides it.
+    pub fn start_with_config(config: &str, extra_env: &[(&str, &str)]) -> Pullcast {
         let binary = server_binary();
         let dir = TempDir::new("pullcast");
+        if !config.is_empty() {
+            std::fs::create_dir_all(dir.join("conf")).expect("create conf dir");
+            std::fs::write(dir.join("conf").join("pullcast.toml"), config)
+                .expect("write conf/pullcast.toml");
+        }
         let tls_dir = dir.join("tls");
         std::fs::create_dir_all(&tls_dir).expect("create tls dir");
         let (rest_http_port, rest_https_port) = (free_port(), free_port());
@@ -175,6 +189,7 @@ impl Pullcast {
             wss_port,
             agent: http::agent(),
             tls_agent: OnceLock::new(),
+            authorization: None,
         };
         me.wait_ready();
         me
@@ -240,6 +255,11 @@ impl Pullcast {
         format!("https://127.0.0.1:{}/rest-api", self.rest_https_port)
     }
 
+    /// `ws://127.0.0.1:<ws_port>/` — where browsers open the signalling.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/", self.ws_port)
+    }
+
     /// REST HTTP port.
     pub fn rest_http_port(&self) -> u16 {
         self.rest_http_port
@@ -283,8 +303,20 @@ impl Pullcast {
     /// `method url` (a full URL, e.g. outside `/rest-api`) with a raw body; status and body
     /// text. Panics (with the log tail) on transport errors.
     pub fn request_url(&self, method: &str, url: &str, body: Option<&[u8]>) -> (u16, String) {
-        send(&self.agent, method, url, body)
+        let headers: Vec<(&str, &str)> = self
+            .authorization
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        send_with_headers(&self.agent, method, url, body, &headers)
             .unwrap_or_else(|e| panic!("no HTTP answer: {e}\n{}", self.log_tail()))
+    }
+
+    /// Sends `authorization` (an `Authorization` header value) with every REST call the
+    /// harness makes from now on — for servers whose clients are not trusted.
+    pub fn authorize(&mut self, authorization: &str) {
+        self.authorization = Some(authorization.to_string());
     }
 
     /// `http://127.0.0.1:<rest_http_port>` (no `/rest-api`).

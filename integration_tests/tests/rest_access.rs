@@ -1,5 +1,6 @@
-//! Access control of the REST API over real HTTP: Basic authentication when configured,
-//! CORS preflights and headers for the allowed origins only.
+//! Access control of the REST API over real HTTP: the old `rest.basic_auth_*` keys (a user
+//! with every permission) for clients outside the trusted networks, CORS preflights and
+//! headers for the allowed origins only. (The whole access model: `access.rs`.)
 #![allow(clippy::unwrap_used)]
 
 use pullcast_integration_tests::http::agent;
@@ -30,12 +31,14 @@ fn call(
 
 #[test]
 fn basic_auth_and_cors_when_configured() {
+    // trusted_networks switched off: this machine is a remote client.
     let pc = Pullcast::start(&[
+        ("PULLCAST_AUTH__TRUSTED_NETWORKS", ""),
         ("PULLCAST_REST__BASIC_AUTH_USER", "admin"),
         ("PULLCAST_REST__BASIC_AUTH_PASSWORD", "s3cret"),
         ("PULLCAST_REST__CORS_ALLOWED_ORIGINS", "https://ops.example"),
     ]);
-    let find_all = format!("{}/rest-api/pull/rtmp/find_all", pc.http_base());
+    let find_all = format!("{}/pull/rtmp/find_all", pc.http_base());
     let good = ("Authorization", "Basic YWRtaW46czNjcmV0"); // admin:s3cret
     let bad = ("Authorization", "Basic YWRtaW46d3Jvbmc="); // admin:wrong
 
@@ -88,7 +91,7 @@ fn basic_auth_and_cors_when_configured() {
 #[test]
 fn open_by_default_without_cors_headers() {
     let pc = Pullcast::start(&[]);
-    let find_all = format!("{}/rest-api/pull/rtmp/find_all", pc.http_base());
+    let find_all = format!("{}/pull/rtmp/find_all", pc.http_base());
     let (status, h) = call(
         &find_all,
         "POST",

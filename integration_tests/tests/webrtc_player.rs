@@ -194,3 +194,36 @@ fn terminate_ends_the_viewers_with_stopped_and_a_reason() {
     let reason = final_status["reason"].as_str().unwrap_or("");
     assert!(reason.contains("terminated"), "reason: {reason}");
 }
+
+#[test]
+fn an_rtmp_name_whose_source_refuses_fails_its_viewer_at_once() {
+    let _browser = exclusive();
+    // A loopback port nobody listens on: the on-demand capture fails at its first connect,
+    // usually before the browser's connection is up (it used to leave that viewer connected
+    // to a capture that no longer existed, waiting for media until the browser gave up).
+    let port = pullcast_integration_tests::free_port();
+    let uri = format!("rtmp://127.0.0.1:{port}/live/nobody");
+    let pc = Pullcast::start(&[]);
+    let started = Instant::now();
+    let result = play(&pc, &uri, 500);
+    let took = started.elapsed();
+    let final_status = &result["final"];
+    assert_eq!(final_status["status"], "FAILED", "{result}");
+    let reason = final_status["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.contains("refused")
+            || reason.contains("could not be pulled")
+            || reason.contains("ended before"),
+        "reason: {reason}"
+    );
+    assert!(
+        !statuses(&result).contains(&"PLAYING".to_string()),
+        "{result}"
+    );
+    // Well before the WebRTC connect timeout (10 s) would have ended it.
+    assert!(
+        took < Duration::from_secs(9),
+        "FAILED only after {took:?}: {result}"
+    );
+    eprintln!("on-demand source refused: FAILED after {took:?} with {reason:?}");
+}

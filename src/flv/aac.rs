@@ -21,6 +21,10 @@ pub enum AacError {
     ReservedSampleRateIndex(u8),
     /// An explicit 24-bit sampling frequency of 0.
     ZeroSampleRate,
+    /// A sampling frequency outside [`STANDARD_SAMPLE_RATES`] (an explicit 24-bit value).
+    UnsupportedSampleRate(u32),
+    /// The config is longer than [`MAX_AUDIO_SPECIFIC_CONFIG_BYTES`].
+    ConfigTooLarge(usize),
     /// A reserved channel configuration (8, 9, 10 or 15).
     ReservedChannelConfig(u8),
 }
@@ -36,6 +40,15 @@ impl fmt::Display for AacError {
                 write!(f, "reserved AAC sampling frequency index {i}")
             }
             AacError::ZeroSampleRate => write!(f, "AAC explicit sampling frequency is 0"),
+            AacError::UnsupportedSampleRate(rate) => write!(
+                f,
+                "AAC sampling frequency {rate} Hz is not one of the standard rates"
+            ),
+            AacError::ConfigTooLarge(len) => write!(
+                f,
+                "AAC AudioSpecificConfig of {len} bytes is over the \
+                 {MAX_AUDIO_SPECIFIC_CONFIG_BYTES}-byte limit"
+            ),
             AacError::ReservedChannelConfig(c) => {
                 write!(f, "reserved AAC channel configuration {c}")
             }
@@ -71,6 +84,17 @@ const SAMPLE_RATES: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
 ];
 
+/// The sampling frequencies accepted: the 13 of the index table (ISO/IEC 14496-3 Table
+/// 1.18), 7350 Hz included (it is in the table and FDK AAC decodes it). An explicit 24-bit
+/// frequency is accepted only when it is one of these: any other value would make the
+/// resampler to 48 kHz size its buffers after an arbitrary ratio (1 Hz → 48 000×).
+pub const STANDARD_SAMPLE_RATES: [u32; 13] = SAMPLE_RATES;
+
+/// Largest AudioSpecificConfig accepted: 1 KiB. Encoders write 2–7 bytes; the longest
+/// legitimate ones carry a program_config_element (at most 45 elements and a 255-byte
+/// comment, under 400 bytes) or a USAC config with loudness extensions.
+pub const MAX_AUDIO_SPECIFIC_CONFIG_BYTES: usize = 1024;
+
 const AOT_MAIN: u8 = 1;
 const AOT_LC: u8 = 2;
 const AOT_SSR: u8 = 3;
@@ -85,7 +109,13 @@ const AOT_ER_AAC_ELD: u8 = 39;
 
 /// Parses an `AudioSpecificConfig` (the body of an FLV AAC sequence header after the
 /// 2-byte audio tag header).
+///
+/// Refused: a config over [`MAX_AUDIO_SPECIFIC_CONFIG_BYTES`], a core or SBR sampling
+/// frequency outside [`STANDARD_SAMPLE_RATES`].
 pub fn parse_audio_specific_config(data: &[u8]) -> Result<AudioSpecificConfig, AacError> {
+    if data.len() > MAX_AUDIO_SPECIFIC_CONFIG_BYTES {
+        return Err(AacError::ConfigTooLarge(data.len()));
+    }
     let mut r = BitReader { data, pos: 0 };
     let mut object_type = read_object_type(&mut r)?;
     if object_type == 0 {
@@ -204,6 +234,9 @@ fn read_sample_rate(r: &mut BitReader<'_>, field: &'static str) -> Result<u32, A
         let rate = r.bits(24, "samplingFrequency")?;
         if rate == 0 {
             return Err(AacError::ZeroSampleRate);
+        }
+        if !STANDARD_SAMPLE_RATES.contains(&rate) {
+            return Err(AacError::UnsupportedSampleRate(rate));
         }
         return Ok(rate);
     }
@@ -528,15 +561,64 @@ mod tests {
 
     #[test]
     fn explicit_sample_rate() {
-        // 00010 1111 <37800:24> 0010 000
-        let data = [0x17, 0x80, 0x49, 0xd4, 0x10];
-        assert_eq!(summary(&data), lc(37800, 2));
+        // 00010 1111 <44100:24> 0010 000: a standard rate written out is accepted.
+        let data = [0x17, 0x80, 0x56, 0x22, 0x10];
+        assert_eq!(summary(&data), lc(44100, 2));
         check_prefixes(&data, 5);
-        assert_eq!(adts_header(&asc(&data), 100), None);
+        // 00010 1111 <37800:24> 0010 000: not a standard rate.
+        assert_eq!(
+            parse_audio_specific_config(&[0x17, 0x80, 0x49, 0xd4, 0x10]),
+            Err(AacError::UnsupportedSampleRate(37800))
+        );
+        // <1:24> and <16777215:24>: the extremes a resampler would be sized after.
+        assert_eq!(
+            parse_audio_specific_config(&[0x17, 0x80, 0x00, 0x00, 0x90]),
+            Err(AacError::UnsupportedSampleRate(1))
+        );
+        assert_eq!(
+            parse_audio_specific_config(&[0x17, 0xff, 0xff, 0xff, 0x90]),
+            Err(AacError::UnsupportedSampleRate(0xff_ffff))
+        );
+        assert_eq!(
+            AacError::UnsupportedSampleRate(37800).to_string(),
+            "AAC sampling frequency 37800 Hz is not one of the standard rates"
+        );
+        // Every rate of the index table, also 7350 Hz (index 12), written as an index.
+        for (index, &rate) in STANDARD_SAMPLE_RATES.iter().enumerate() {
+            // 00010 iiii 0010 000
+            let i = index as u8;
+            let c = asc(&[0x10 | (i >> 1), ((i & 1) << 7) | 0x10]);
+            assert_eq!(c.sample_rate, rate);
+        }
         // 00010 1111 <0:24> ...
         assert_eq!(
             parse_audio_specific_config(&[0x17, 0x80, 0, 0, 0x10]),
             Err(AacError::ZeroSampleRate)
+        );
+    }
+
+    #[test]
+    fn explicit_sbr_rate_must_be_standard_too() {
+        // 00101 0111 0010 1111 <44100:24> 00010 000 parses (see explicit_hierarchical_he_aac);
+        // with <44101:24> as the extension rate it does not.
+        let data = [0x2b, 0x97, 0x80, 0x56, 0x22, 0x88, 0x00];
+        assert_eq!(
+            parse_audio_specific_config(&data),
+            Err(AacError::UnsupportedSampleRate(44101))
+        );
+    }
+
+    #[test]
+    fn an_oversized_config_is_refused() {
+        let mut data = vec![0x12, 0x10];
+        data.resize(MAX_AUDIO_SPECIFIC_CONFIG_BYTES, 0);
+        assert_eq!(summary(&data), lc(44100, 2));
+        data.push(0);
+        assert_eq!(
+            parse_audio_specific_config(&data),
+            Err(AacError::ConfigTooLarge(
+                MAX_AUDIO_SPECIFIC_CONFIG_BYTES + 1
+            ))
         );
     }
 

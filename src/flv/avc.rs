@@ -14,8 +14,20 @@ use bytes::Bytes;
 pub enum AvcError {
     /// The decoder configuration record is shorter than its 7 mandatory bytes.
     ConfigTooShort(usize),
+    /// The decoder configuration record is longer than [`MAX_AVC_CONFIG_BYTES`].
+    ConfigTooLarge(usize),
     /// `configurationVersion` is not 1.
     UnsupportedConfigVersion(u8),
+    /// A parameter set in the decoder configuration is longer than its limit
+    /// ([`MAX_SPS_BYTES`], [`MAX_PPS_BYTES`]).
+    ParameterSetTooLarge {
+        /// "SPS" or "PPS".
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A parameter set count or length in the decoder configuration runs past the end.
     ConfigTruncated {
         /// Which part of the record was cut off.
@@ -55,6 +67,14 @@ impl fmt::Display for AvcError {
             AvcError::ConfigTooShort(n) => {
                 write!(f, "AVC decoder configuration too short ({n} bytes)")
             }
+            AvcError::ConfigTooLarge(n) => write!(
+                f,
+                "AVC decoder configuration of {n} bytes is over the {MAX_AVC_CONFIG_BYTES}-byte limit"
+            ),
+            AvcError::ParameterSetTooLarge { what, len, max } => write!(
+                f,
+                "AVC decoder configuration holds a {what} of {len} bytes, over the {max}-byte limit"
+            ),
             AvcError::UnsupportedConfigVersion(v) => {
                 write!(f, "unsupported AVC decoder configuration version {v}")
             }
@@ -98,9 +118,11 @@ pub struct AvcConfig {
     pub level: u8,
     /// Size in bytes of the NAL length prefix in the video tags (1, 2, 3 or 4).
     pub nal_length_size: u8,
-    /// Sequence parameter sets, each starting with its NAL header byte.
+    /// Sequence parameter sets, each starting with its NAL header byte; one per
+    /// `seq_parameter_set_id` (at most 31, each at most [`MAX_SPS_BYTES`]).
     pub sps: Vec<Bytes>,
-    /// Picture parameter sets, each starting with its NAL header byte.
+    /// Picture parameter sets, each starting with its NAL header byte; one per
+    /// `pic_parameter_set_id` (at most 255, each at most [`MAX_PPS_BYTES`]).
     pub pps: Vec<Bytes>,
     /// What the first SPS says, or `None` when there is none or it does not parse.
     pub sps_info: Option<SpsInfo>,
@@ -144,18 +166,49 @@ pub struct NalSummary {
     pub has_pps: bool,
 }
 
+/// Largest `AVCDecoderConfigurationRecord` accepted: 64 KiB. Real records are 40–200 bytes
+/// (one SPS, one PPS); 64 KiB holds several of the largest conforming parameter sets, and
+/// it bounds what a capture keeps of a source's parameter sets.
+pub const MAX_AVC_CONFIG_BYTES: usize = 64 * 1024;
+/// Largest SPS accepted: 8 KiB. x264 writes 20–60 bytes (about 1 KiB with custom scaling
+/// matrices); the longest SPS the syntax allows (255 POC cycle offsets, 12 scaling lists and
+/// two 32-entry HRD tables, all at their longest exp-Golomb codes, plus emulation
+/// prevention) is about 6.5 KiB.
+pub const MAX_SPS_BYTES: usize = 8 * 1024;
+/// Largest PPS accepted: 4 KiB. Encoders write 4–10 bytes (about 1 KiB with scaling lists);
+/// only an explicit slice-group map (FMO type 6, Baseline/Extended only, which no WebRTC
+/// decoder plays) can be longer.
+pub const MAX_PPS_BYTES: usize = 4 * 1024;
+/// Largest picture an SPS may describe, in macroblocks: `MaxFS` of level 6.2, the highest
+/// level (H.264 Table A-1; 8192×4320 is 138 240). A bigger SPS is invalid (`sps_info` is
+/// `None`), so nothing sizes buffers after it.
+pub const MAX_FRAME_MBS: u64 = 139_264;
+
+const NAL_SLICE: u8 = 1;
 const NAL_IDR: u8 = 5;
 const NAL_SPS: u8 = 7;
 const NAL_PPS: u8 = 8;
+/// Bytes of a NAL unit's payload read to find the ids at its start: three exp-Golomb codes
+/// of at most 63 bits each, after at most 3 fixed bytes, fit in 28.
+const ID_PREFIX_BYTES: usize = 32;
 
 /// Parses an ISO/IEC 14496-15 `AVCDecoderConfigurationRecord` (the body of an FLV AVC
 /// sequence header after the 5-byte video tag header).
+///
+/// The record is refused when it is longer than [`MAX_AVC_CONFIG_BYTES`] or holds an SPS
+/// over [`MAX_SPS_BYTES`] or a PPS over [`MAX_PPS_BYTES`]. Its count fields allow at most
+/// 31 SPS and 255 PPS. A parameter set with the same id as an earlier one replaces it (in
+/// the earlier one's place), so each id is kept once; one whose id cannot be read is kept
+/// as it is.
 ///
 /// The trailing `chroma_format` / bit depth / SPS extension fields of the High profiles are
 /// optional (many muxers leave them out) and are ignored, also when cut short.
 pub fn parse_avc_decoder_config(data: &[u8]) -> Result<AvcConfig, AvcError> {
     if data.len() < 7 {
         return Err(AvcError::ConfigTooShort(data.len()));
+    }
+    if data.len() > MAX_AVC_CONFIG_BYTES {
+        return Err(AvcError::ConfigTooLarge(data.len()));
     }
     let mut r = ByteReader { data, pos: 0 };
     let version = r.u8("configurationVersion")?;
@@ -169,12 +222,14 @@ pub fn parse_avc_decoder_config(data: &[u8]) -> Result<AvcConfig, AvcError> {
     let num_sps = r.u8("numOfSequenceParameterSets")? & 0x1f;
     let mut sps = Vec::with_capacity(usize::from(num_sps));
     for _ in 0..num_sps {
-        sps.push(r.parameter_set("sequence parameter set")?);
+        let nal = r.parameter_set("sequence parameter set", "SPS", MAX_SPS_BYTES)?;
+        insert_by_id(&mut sps, nal, sps_id);
     }
     let num_pps = r.u8("numOfPictureParameterSets")?;
     let mut pps = Vec::with_capacity(usize::from(num_pps));
     for _ in 0..num_pps {
-        pps.push(r.parameter_set("picture parameter set")?);
+        let nal = r.parameter_set("picture parameter set", "PPS", MAX_PPS_BYTES)?;
+        insert_by_id(&mut pps, nal, |p| pps_ids(p).map(|(id, _)| id));
     }
     // For profiles 100/110/122/144 the record may continue with chroma_format,
     // bit_depth_luma_minus8, bit_depth_chroma_minus8 and SPS extensions. Everything we need
@@ -189,6 +244,132 @@ pub fn parse_avc_decoder_config(data: &[u8]) -> Result<AvcConfig, AvcError> {
         pps,
         sps_info,
     })
+}
+
+/// Adds `nal` to `list`, replacing the entry with the same id (as `id_of` reads it).
+fn insert_by_id(list: &mut Vec<Bytes>, nal: Bytes, id_of: impl Fn(&[u8]) -> Option<u32>) {
+    let id = id_of(&nal);
+    let same = id.and_then(|id| list.iter().position(|old| id_of(old) == Some(id)));
+    match same.and_then(|i| list.get_mut(i)) {
+        Some(slot) => *slot = nal,
+        None => list.push(nal),
+    }
+}
+
+impl AvcConfig {
+    /// The SPS and PPS a decoder needs for a picture whose slices use PPS `pps_id` (see
+    /// [`first_slice_pps_id`]): that PPS and the SPS it names. When the id is unknown, or
+    /// not found, the first PPS stands in; when the PPS's SPS is not found, the first SPS.
+    /// Never more than one of each, whatever the configuration holds.
+    pub fn parameter_sets_for(&self, pps_id: Option<u32>) -> (Option<&Bytes>, Option<&Bytes>) {
+        let pps = pps_id
+            .and_then(|id| {
+                self.pps
+                    .iter()
+                    .find(|p| pps_ids(p).is_some_and(|(pid, _)| pid == id))
+            })
+            .or_else(|| self.pps.first());
+        let sps = pps
+            .and_then(|p| pps_ids(p))
+            .and_then(|(_, sid)| self.sps.iter().find(|s| sps_id(s) == Some(sid)))
+            .or_else(|| self.sps.first());
+        (sps, pps)
+    }
+}
+
+/// The first [`ID_PREFIX_BYTES`] bytes of a NAL unit's RBSP (after its header byte), with
+/// emulation prevention removed: enough to read the ids at the start of an SPS, a PPS or a
+/// slice header without allocating.
+fn rbsp_prefix(nal: &[u8]) -> ([u8; ID_PREFIX_BYTES], usize) {
+    let mut out = [0u8; ID_PREFIX_BYTES];
+    let mut len = 0;
+    let mut zeros = 0usize;
+    for &b in nal.iter().skip(1) {
+        if len == out.len() {
+            break;
+        }
+        if zeros >= 2 && b == 0x03 {
+            zeros = 0;
+            continue;
+        }
+        if let Some(slot) = out.get_mut(len) {
+            *slot = b;
+        }
+        len += 1;
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    (out, len)
+}
+
+/// `seq_parameter_set_id` of an SPS NAL unit (header byte included); `None` when the NAL
+/// unit is not an SPS or the id cannot be read or is over 31.
+pub fn sps_id(nal: &[u8]) -> Option<u32> {
+    if nal.first().map(|h| h & 0x1f) != Some(NAL_SPS) {
+        return None;
+    }
+    let (prefix, len) = rbsp_prefix(nal);
+    let mut r = BitReader::new(prefix.get(..len)?);
+    r.bits(24, "profile_idc, constraint flags, level_idc")
+        .ok()?;
+    r.ue("seq_parameter_set_id").ok().filter(|&id| id <= 31)
+}
+
+/// `(pic_parameter_set_id, seq_parameter_set_id)` of a PPS NAL unit (header byte
+/// included); `None` when it is not a PPS or the ids cannot be read or are out of range
+/// (255 and 31).
+pub fn pps_ids(nal: &[u8]) -> Option<(u32, u32)> {
+    if nal.first().map(|h| h & 0x1f) != Some(NAL_PPS) {
+        return None;
+    }
+    let (prefix, len) = rbsp_prefix(nal);
+    let mut r = BitReader::new(prefix.get(..len)?);
+    let pps = r.ue("pic_parameter_set_id").ok().filter(|&id| id <= 255)?;
+    let sps = r.ue("seq_parameter_set_id").ok().filter(|&id| id <= 31)?;
+    Some((pps, sps))
+}
+
+/// `pic_parameter_set_id` of a coded slice NAL unit (type 1 or 5, header byte included),
+/// read from the start of its header (`first_mb_in_slice`, `slice_type`,
+/// `pic_parameter_set_id`; H.264 §7.3.3); `None` for other NAL units or values out of range.
+pub fn slice_pps_id(nal: &[u8]) -> Option<u32> {
+    let nal_type = nal.first().map(|h| h & 0x1f)?;
+    if nal_type != NAL_SLICE && nal_type != NAL_IDR {
+        return None;
+    }
+    let (prefix, len) = rbsp_prefix(nal);
+    let mut r = BitReader::new(prefix.get(..len)?);
+    let first_mb = r.ue("first_mb_in_slice").ok()?;
+    if u64::from(first_mb) >= MAX_FRAME_MBS {
+        return None;
+    }
+    r.ue("slice_type").ok().filter(|&t| t <= 9)?;
+    r.ue("pic_parameter_set_id").ok().filter(|&id| id <= 255)
+}
+
+/// The `pic_parameter_set_id` of the first coded slice among length-prefixed (AVCC) NAL
+/// units: the PPS the picture is decoded with. `None` when there is no slice, a length
+/// prefix is broken before it, or its header cannot be read.
+pub fn first_slice_pps_id(data: &[u8], nal_length_size: u8) -> Option<u32> {
+    let size = usize::from(nal_length_size);
+    if !(1..=4).contains(&size) {
+        return None;
+    }
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let prefix = data.get(pos..pos.checked_add(size)?)?;
+        let length = prefix
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let start = pos + size;
+        let nal = data.get(start..start.checked_add(length)?)?;
+        if let Some(&header) = nal.first() {
+            if matches!(header & 0x1f, NAL_SLICE | NAL_IDR) {
+                return slice_pps_id(nal);
+            }
+        }
+        pos = start + length;
+    }
+    None
 }
 
 /// A cursor over the decoder configuration record.
@@ -211,7 +392,14 @@ impl ByteReader<'_> {
         Ok(b)
     }
 
-    fn parameter_set(&mut self, what: &'static str) -> Result<Bytes, AvcError> {
+    /// One length-prefixed parameter set of at most `max` bytes, copied out of the record
+    /// (so it does not keep the message it came in alive).
+    fn parameter_set(
+        &mut self,
+        what: &'static str,
+        kind: &'static str,
+        max: usize,
+    ) -> Result<Bytes, AvcError> {
         let offset = self.pos;
         let truncated = AvcError::ConfigTruncated { what, offset };
         let len_bytes = self
@@ -222,6 +410,13 @@ impl ByteReader<'_> {
             [hi, lo] => usize::from(u16::from_be_bytes([*hi, *lo])),
             _ => return Err(truncated),
         };
+        if len > max {
+            return Err(AvcError::ParameterSetTooLarge {
+                what: kind,
+                len,
+                max,
+            });
+        }
         let start = offset + 2;
         let body = self
             .data
@@ -309,6 +504,15 @@ pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, AvcError> {
     let width_mbs = u64::from(r.ue("pic_width_in_mbs_minus1")?) + 1;
     let height_map_units = u64::from(r.ue("pic_height_in_map_units_minus1")?) + 1;
     let frame_mbs_only = r.flag("frame_mbs_only_flag")?;
+    let frame_mbs = width_mbs
+        .saturating_mul(height_map_units)
+        .saturating_mul(if frame_mbs_only { 1 } else { 2 });
+    if frame_mbs > MAX_FRAME_MBS {
+        return Err(AvcError::InvalidSps {
+            field: "frame size in macroblocks",
+            value: frame_mbs,
+        });
+    }
     if !frame_mbs_only {
         r.flag("mb_adaptive_frame_field_flag")?;
     }
@@ -869,9 +1073,13 @@ mod tests {
             });
         }
         /// rbsp_trailing_bits, then emulation prevention; returns the NAL with header 0x67.
-        fn finish_sps(mut self) -> Vec<u8> {
+        fn finish_sps(self) -> Vec<u8> {
+            self.finish_nal(0x67)
+        }
+        /// rbsp_trailing_bits, then emulation prevention; returns the NAL with `header`.
+        fn finish_nal(mut self, header: u8) -> Vec<u8> {
             self.bit(true);
-            let mut nal = vec![0x67];
+            let mut nal = vec![header];
             let mut zeros = 0;
             for b in self.bytes {
                 if zeros >= 2 && b <= 3 {
@@ -1172,7 +1380,8 @@ mod tests {
         }
     }
 
-    /// Builds a record by hand from two SPS and two PPS with a 2-byte NAL length size.
+    /// Builds a record by hand from two SPS and two PPS (all with id 0) with a 2-byte NAL
+    /// length size.
     #[test]
     fn decoder_config_built_from_parameter_sets() {
         let sps_list = [hex(HIGH1080_SPS), hex(HIGH360_SPS)];
@@ -1189,11 +1398,11 @@ mod tests {
         }
         let cfg = parse_avc_decoder_config(&data).unwrap();
         assert_eq!(cfg.nal_length_size, 2);
-        assert_eq!(cfg.sps.len(), 2);
-        assert_eq!(cfg.pps.len(), 2);
-        assert_eq!(cfg.pps[1], Bytes::from(hex(BASE720_PPS)));
+        // Both SPS have id 0 and both PPS have id 0: the later of each replaces the earlier.
+        assert_eq!(cfg.sps, vec![Bytes::from(hex(HIGH360_SPS))]);
+        assert_eq!(cfg.pps, vec![Bytes::from(hex(BASE720_PPS))]);
         let info = cfg.sps_info.unwrap();
-        assert_eq!((info.width, info.height), (1920, 1080));
+        assert_eq!((info.width, info.height), (640, 360));
         for len in 0..data.len() {
             assert!(
                 parse_avc_decoder_config(&data[..len]).is_err(),
@@ -1355,5 +1564,271 @@ mod tests {
             AvcError::SpsTruncated("level_idc").to_string(),
             "SPS truncated before level_idc"
         );
+    }
+
+    /// A record from parameter sets, with a 4-byte NAL length size.
+    fn record(sps: &[Vec<u8>], pps: &[Vec<u8>]) -> Vec<u8> {
+        let mut data = vec![1, 66, 0xc0, 30, 0xff, 0xe0 | sps.len() as u8];
+        for s in sps {
+            data.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            data.extend_from_slice(s);
+        }
+        data.push(pps.len() as u8);
+        for p in pps {
+            data.extend_from_slice(&(p.len() as u16).to_be_bytes());
+            data.extend_from_slice(p);
+        }
+        data
+    }
+
+    /// An SPS whose id is `id` (only its start is well-formed), padded to `len` bytes.
+    fn sps_with_id(id: u64, len: usize) -> Vec<u8> {
+        let mut w = BitWriter::default();
+        w.bits(24, 0x42_c0_1e);
+        w.ue(id);
+        let mut nal = w.finish_sps();
+        nal.resize(len.max(nal.len()), 0x55);
+        nal
+    }
+
+    fn pps_with_ids(id: u64, sps: u64, len: usize) -> Vec<u8> {
+        let mut w = BitWriter::default();
+        w.ue(id);
+        w.ue(sps);
+        let mut nal = w.finish_nal(0x68);
+        nal.resize(len.max(nal.len()), 0x55);
+        nal
+    }
+
+    fn slice_with_pps(nal_header: u8, first_mb: u64, slice_type: u64, pps: u64) -> Vec<u8> {
+        let mut w = BitWriter::default();
+        w.ue(first_mb);
+        w.ue(slice_type);
+        w.ue(pps);
+        w.bits(16, 0xbeef); // frame_num and the rest: not read
+        w.finish_nal(nal_header)
+    }
+
+    /// The record of issue 11's attack (31 SPS and 200 PPS of 64 000 bytes each), and
+    /// records just over each cap, are refused with a clear error.
+    #[test]
+    fn oversized_records_and_parameter_sets_are_refused() {
+        let big_sps: Vec<Vec<u8>> = (0..31).map(|i| sps_with_id(i, 64_000)).collect();
+        let big_pps: Vec<Vec<u8>> = (0..200).map(|i| pps_with_ids(i, 0, 64_000)).collect();
+        let attack = record(&big_sps, &big_pps);
+        assert_eq!(
+            parse_avc_decoder_config(&attack),
+            Err(AvcError::ConfigTooLarge(attack.len()))
+        );
+        assert!(AvcError::ConfigTooLarge(attack.len())
+            .to_string()
+            .contains("over the 65536-byte limit"));
+        // One SPS over its cap, in a small record.
+        let data = record(&[sps_with_id(0, MAX_SPS_BYTES + 1)], &[hex(BASE720_PPS)]);
+        assert_eq!(
+            parse_avc_decoder_config(&data),
+            Err(AvcError::ParameterSetTooLarge {
+                what: "SPS",
+                len: MAX_SPS_BYTES + 1,
+                max: MAX_SPS_BYTES
+            })
+        );
+        assert_eq!(
+            AvcError::ParameterSetTooLarge {
+                what: "SPS",
+                len: 8193,
+                max: 8192
+            }
+            .to_string(),
+            "AVC decoder configuration holds a SPS of 8193 bytes, over the 8192-byte limit"
+        );
+        let data = record(
+            &[hex(BASE720_SPS)],
+            &[pps_with_ids(0, 0, MAX_PPS_BYTES + 1)],
+        );
+        assert!(matches!(
+            parse_avc_decoder_config(&data),
+            Err(AvcError::ParameterSetTooLarge { what: "PPS", .. })
+        ));
+        // At the caps: accepted.
+        let data = record(
+            &[sps_with_id(0, MAX_SPS_BYTES)],
+            &[pps_with_ids(0, 0, MAX_PPS_BYTES)],
+        );
+        let cfg = parse_avc_decoder_config(&data).unwrap();
+        assert_eq!(
+            (cfg.sps[0].len(), cfg.pps[0].len()),
+            (MAX_SPS_BYTES, MAX_PPS_BYTES)
+        );
+        // The largest record accepted, and one byte more (trailing bytes are allowed).
+        let mut data = record(&[hex(BASE720_SPS)], &[hex(BASE720_PPS)]);
+        data.resize(MAX_AVC_CONFIG_BYTES, 0);
+        assert!(parse_avc_decoder_config(&data).is_ok());
+        data.push(0);
+        assert_eq!(
+            parse_avc_decoder_config(&data),
+            Err(AvcError::ConfigTooLarge(MAX_AVC_CONFIG_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn parameter_sets_with_the_same_id_replace_each_other() {
+        let sps = [
+            sps_with_id(0, 20),
+            sps_with_id(1, 20),
+            sps_with_id(0, 30), // replaces the first, in its place
+        ];
+        let pps = [
+            pps_with_ids(0, 0, 5),
+            pps_with_ids(1, 1, 5),
+            pps_with_ids(1, 0, 9), // replaces PPS 1
+            vec![0x68],            // no id to read: kept as it is
+        ];
+        let cfg = parse_avc_decoder_config(&record(&sps, &pps)).unwrap();
+        assert_eq!(
+            cfg.sps,
+            vec![Bytes::from(sps[2].clone()), Bytes::from(sps[1].clone())]
+        );
+        assert_eq!(
+            cfg.pps,
+            vec![
+                Bytes::from(pps[0].clone()),
+                Bytes::from(pps[2].clone()),
+                Bytes::from(pps[3].clone())
+            ]
+        );
+        // 255 PPS with 255 distinct ids are all kept; the same id 255 times is one.
+        let many: Vec<Vec<u8>> = (0..255).map(|i| pps_with_ids(i, 0, 4)).collect();
+        let cfg = parse_avc_decoder_config(&record(&[hex(BASE720_SPS)], &many)).unwrap();
+        assert_eq!(cfg.pps.len(), 255);
+        let same: Vec<Vec<u8>> = (0..255).map(|_| pps_with_ids(7, 0, 4)).collect();
+        let cfg = parse_avc_decoder_config(&record(&[hex(BASE720_SPS)], &same)).unwrap();
+        assert_eq!(cfg.pps.len(), 1);
+    }
+
+    #[test]
+    fn ids_of_parameter_sets_and_slices() {
+        // Real x264 vectors.
+        assert_eq!(sps_id(&hex(BASE720_SPS)), Some(0));
+        assert_eq!(sps_id(&hex(HIGH1080_SPS)), Some(0));
+        assert_eq!(pps_ids(&hex(BASE720_PPS)), Some((0, 0)));
+        assert_eq!(pps_ids(&hex(HIGH_PPS)), Some((0, 0)));
+        // x264's IDR slice header: first_mb 0, slice_type 7 (I), PPS 0.
+        assert_eq!(slice_pps_id(&[0x65, 0x88, 0x84, 0x00, 0x21]), Some(0));
+        // Ids behind emulation prevention bytes: profile, flags and level all 0.
+        let mut w = BitWriter::default();
+        w.bits(24, 0);
+        w.ue(5);
+        let nal = w.finish_sps();
+        assert_eq!(&nal[..5], &[0x67, 0, 0, 3, 0]);
+        assert_eq!(sps_id(&nal), Some(5));
+        assert_eq!(sps_id(&sps_with_id(31, 0)), Some(31));
+        assert_eq!(sps_id(&sps_with_id(32, 0)), None);
+        assert_eq!(pps_ids(&pps_with_ids(255, 31, 0)), Some((255, 31)));
+        assert_eq!(pps_ids(&pps_with_ids(256, 0, 0)), None);
+        assert_eq!(pps_ids(&pps_with_ids(0, 32, 0)), None);
+        for (header, first_mb, slice_type, pps) in [(0x65, 0, 7, 3), (0x41, 3599, 5, 255)] {
+            assert_eq!(
+                slice_pps_id(&slice_with_pps(header, first_mb, slice_type, pps)),
+                Some(pps as u32)
+            );
+        }
+        assert_eq!(slice_pps_id(&slice_with_pps(0x65, 0, 7, 256)), None);
+        assert_eq!(slice_pps_id(&slice_with_pps(0x65, 0, 10, 0)), None);
+        // first_mb_in_slice 0, slice_type 0, then zeros: PPS id's code cut off.
+        assert_eq!(slice_pps_id(&[0x65, 0xc0, 0, 0, 3, 0, 0, 3]), None);
+        // Not a slice, not an SPS, not a PPS.
+        assert_eq!(slice_pps_id(&hex(BASE720_SPS)), None);
+        assert_eq!(sps_id(&hex(BASE720_PPS)), None);
+        assert_eq!(pps_ids(&[]), None);
+        assert_eq!(slice_pps_id(&[]), None);
+        // Pseudo-random junk never panics.
+        let mut x: u32 = 0xdead_beef;
+        for len in 0..100 {
+            let noise = crate::test_vectors::noise(&mut x, len);
+            let _ = (sps_id(&noise), pps_ids(&noise), slice_pps_id(&noise));
+            let _ = first_slice_pps_id(&noise, (len % 6) as u8);
+        }
+    }
+
+    #[test]
+    fn the_first_slice_of_an_access_unit_names_its_pps() {
+        let avcc = |nals: &[&[u8]]| {
+            let mut v = Vec::new();
+            for n in nals {
+                v.extend_from_slice(&(n.len() as u32).to_be_bytes());
+                v.extend_from_slice(n);
+            }
+            v
+        };
+        let slice2 = slice_with_pps(0x65, 0, 7, 2);
+        let slice9 = slice_with_pps(0x65, 120, 7, 9);
+        let data = avcc(&[
+            &[0x09, 0xf0],
+            &[0x06, 5, 1, 0],
+            &[],
+            &slice2[..],
+            &slice9[..],
+        ]);
+        assert_eq!(first_slice_pps_id(&data, 4), Some(2));
+        // No slice, or a broken length before one.
+        assert_eq!(first_slice_pps_id(&avcc(&[&[0x09, 0xf0]]), 4), None);
+        assert_eq!(first_slice_pps_id(&[0, 0, 0, 9, 0x65], 4), None);
+        assert_eq!(first_slice_pps_id(&data, 0), None);
+    }
+
+    #[test]
+    fn parameter_sets_for_a_slice() {
+        let sps = [sps_with_id(0, 10), sps_with_id(1, 11), sps_with_id(2, 12)];
+        let pps = [
+            pps_with_ids(0, 0, 4),
+            pps_with_ids(1, 2, 5),
+            pps_with_ids(2, 30, 6), // its SPS is not in the record
+        ];
+        let cfg = parse_avc_decoder_config(&record(&sps, &pps)).unwrap();
+        let pick = |id| {
+            let (s, p) = cfg.parameter_sets_for(id);
+            (s.map(|b| b.len()), p.map(|b| b.len()))
+        };
+        assert_eq!(pick(Some(0)), (Some(10), Some(4)));
+        assert_eq!(pick(Some(1)), (Some(12), Some(5)));
+        // Unknown SPS: the first; unknown or unreadable PPS id: the first of each.
+        assert_eq!(pick(Some(2)), (Some(10), Some(6)));
+        assert_eq!(pick(Some(77)), (Some(10), Some(4)));
+        assert_eq!(pick(None), (Some(10), Some(4)));
+        // An empty record has nothing to give.
+        let empty = parse_avc_decoder_config(&record(&[], &[])).unwrap();
+        assert_eq!(empty.parameter_sets_for(Some(0)), (None, None));
+    }
+
+    #[test]
+    fn a_picture_larger_than_any_level_allows_is_an_invalid_sps() {
+        let sps_of = |width_mbs: u64, height_mbs: u64| {
+            let mut w = BitWriter::default();
+            w.bits(24, 0x42_c0_1e);
+            w.ue(0);
+            w.ue(0);
+            w.ue(2);
+            w.ue(1);
+            w.bit(false);
+            w.ue(width_mbs - 1);
+            w.ue(height_mbs - 1);
+            w.bit(true); // frame_mbs_only_flag
+            w.bit(true);
+            w.bit(false); // no cropping
+            w.bit(false); // no VUI
+            w.finish_sps()
+        };
+        // 8192x4352: level 6.2's largest frame.
+        let info = parse_sps(&sps_of(512, 272)).unwrap();
+        assert_eq!((info.width, info.height), (8192, 4352));
+        assert!(matches!(
+            parse_sps(&sps_of(512, 273)),
+            Err(AvcError::InvalidSps {
+                field: "frame size in macroblocks",
+                ..
+            })
+        ));
+        assert!(parse_sps(&sps_of(1 << 31, 1 << 31)).is_err());
     }
 }

@@ -5,8 +5,10 @@
 //! is not empty), and in any case once a track holds `max_fragment_ms` of media (measured on
 //! the track that drives the file: video when there is video, else audio). Audio closes a
 //! fragment on its own only after `2 × max_fragment_ms` when there is video (so a stalled
-//! video track cannot hold audio back forever). A fragment also closes once it holds
-//! [`MAX_FRAGMENT_BYTES`], which keeps every size and offset within 32 bits.
+//! video track cannot hold audio back forever). A fragment also closes once its samples
+//! cost [`MAX_FRAGMENT_BYTES`] (payload plus [`SAMPLE_OVERHEAD_BYTES`] each), which bounds
+//! what a recorder holds whatever the source's timestamps do and keeps every size and
+//! offset within 32 bits.
 //!
 //! Timing: one timeline for all tracks, whose origin (decode time 0) is the smallest dts
 //! among the tracks' first samples, fixed when the first fragment is written. Each track
@@ -38,8 +40,14 @@ use super::Mp4Error;
 
 /// A single frame larger than this is dropped.
 pub const MAX_SAMPLE_BYTES: usize = 256 << 20;
-/// A fragment is closed once the queued samples reach this many bytes.
-pub const MAX_FRAGMENT_BYTES: usize = 256 << 20;
+/// A fragment is closed once its queued samples cost this much (payload plus
+/// [`SAMPLE_OVERHEAD_BYTES`] each): 32 MiB. A second of 4K at 100 Mbit/s is 12.5 MB; a
+/// source whose timestamps stand still (so no fragment ever closes on time) or that floods
+/// tiny frames holds at most this much in a recorder.
+pub const MAX_FRAGMENT_BYTES: usize = 32 << 20;
+/// What a queued sample costs beside its payload: its queue entry (72 bytes) and its `trun`
+/// entry (16), rounded up.
+pub const SAMPLE_OVERHEAD_BYTES: usize = 128;
 
 /// How the writer fragments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,7 +226,9 @@ impl FragmentedMp4Writer {
             data,
             decode_time: None,
         });
-        self.queued_bytes = self.queued_bytes.saturating_add(len);
+        self.queued_bytes = self
+            .queued_bytes
+            .saturating_add(len + SAMPLE_OVERHEAD_BYTES);
         let bytes_cut = self.queued_bytes >= MAX_FRAGMENT_BYTES;
         if keyframe_cut || span_cut || bytes_cut {
             self.close_fragment(false)
@@ -317,7 +327,9 @@ impl FragmentedMp4Writer {
         for (track, (_, _, samples)) in self.tracks.iter_mut().zip(&per_track) {
             let written: Vec<Queued> = track.queue.drain(..samples.len()).collect();
             for q in &written {
-                self.queued_bytes = self.queued_bytes.saturating_sub(q.data.len());
+                self.queued_bytes = self
+                    .queued_bytes
+                    .saturating_sub(q.data.len() + SAMPLE_OVERHEAD_BYTES);
                 let first = self.stats.first_pts_ms.get_or_insert(q.pts);
                 *first = (*first).min(q.pts);
                 let last = self.stats.last_pts_ms.get_or_insert(q.pts);

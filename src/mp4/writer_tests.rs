@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::init::tests::{aac_config, avc_config};
 use super::testutil::{fragments, walk_all, Fragment};
+use super::writer::{MAX_FRAGMENT_BYTES, SAMPLE_OVERHEAD_BYTES};
 use super::*;
 use crate::media::{MediaFrame, Track};
 
@@ -498,4 +499,23 @@ fn writer_is_usable_from_arcs() {
     let w = FragmentedMp4Writer::new(Some(Arc::clone(&v)), None, Mp4Options::default()).unwrap();
     assert_eq!(Arc::strong_count(&v), 2); // ours and the writer's
     assert_eq!(w.init_segment(), w.init_segment());
+}
+
+/// A source whose timestamps stand still never reaches `max_fragment_ms`, and a flood of
+/// tiny frames is cut by what the samples cost, not by their few payload bytes.
+#[test]
+fn standing_timestamps_and_tiny_frames_are_cut_by_cost() {
+    // Each sample is 8 bytes of AVCC (see `sample_ids`).
+    let per_sample = 8 + SAMPLE_OVERHEAD_BYTES;
+    let to_cut = MAX_FRAGMENT_BYTES.div_ceil(per_sample);
+    let mut w = FragmentedMp4Writer::new(Some(avc_config()), None, Mp4Options::default()).unwrap();
+    assert_eq!(w.push(&vframe(0, 0, true, 0)), None);
+    let mut cuts = Vec::new();
+    for i in 1..to_cut + 10 {
+        if let Some(fragment) = w.push(&vframe(0, 0, false, i as u16)) {
+            cuts.push((i, fragment.len()));
+        }
+    }
+    assert_eq!(cuts.len(), 1, "{cuts:?}");
+    assert_eq!(cuts[0].0, to_cut - 1);
 }

@@ -5,6 +5,8 @@
 //! timestamps are rebased so the first one equals the aggregate message's own timestamp
 //! (what Wowza and FMS expect of a player). `rml_rtmp` 0.8 has no support for them.
 
+use std::fmt;
+
 use bytes::Bytes;
 
 use super::chunk::RawMessage;
@@ -12,24 +14,65 @@ use super::chunk::RawMessage;
 /// Message type id of an aggregate message.
 pub const AGGREGATE_TYPE_ID: u8 = 22;
 
-/// Splits `aggregate` into its sub-messages. A truncated trailing record is dropped and
-/// reported as `Err` with the messages read so far.
-pub fn split_aggregate(aggregate: &RawMessage) -> Result<Vec<RawMessage>, Vec<RawMessage>> {
+/// Most messages taken from one aggregate: 1024. Wowza and FMS bundle 100–500 ms of audio
+/// and video, a few dozen messages. Each one costs an event and a queue slot downstream
+/// whatever its size, and an aggregate at the 8 MiB media cap made of empty 15-byte records
+/// would otherwise become 560 000 of them.
+pub const MAX_AGGREGATE_PARTS: usize = 1024;
+
+/// Why an aggregate could not be split completely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggregateError {
+    /// The last record runs past the end of the body; `parts` are the whole records before
+    /// it. Not fatal: report it and use them.
+    Truncated {
+        /// The records read before the cut one.
+        parts: Vec<RawMessage>,
+    },
+    /// More than [`MAX_AGGREGATE_PARTS`] records: no real server sends that; the
+    /// connection ends.
+    TooManyParts,
+}
+
+impl fmt::Display for AggregateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AggregateError::Truncated { parts } => write!(
+                f,
+                "truncated aggregate message (the record after the first {} is cut short)",
+                parts.len()
+            ),
+            AggregateError::TooManyParts => write!(
+                f,
+                "aggregate message holding more than {MAX_AGGREGATE_PARTS} messages"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for AggregateError {}
+
+/// Splits `aggregate` into its sub-messages, at most [`MAX_AGGREGATE_PARTS`]. Each
+/// sub-message's payload is copied into an allocation of its own, so a small frame kept in
+/// a cache does not keep the whole aggregate alive.
+pub fn split_aggregate(aggregate: &RawMessage) -> Result<Vec<RawMessage>, AggregateError> {
     let data: &Bytes = &aggregate.payload;
     let mut out = Vec::new();
     let mut pos = 0usize;
     let mut first_ts: Option<u32> = None;
     while pos < data.len() {
-        let Some(h) = data.get(pos..pos + 11) else {
-            return Err(out);
+        let Some(&[type_id, l0, l1, l2, t0, t1, t2, t3, ..]) = data.get(pos..pos + 11) else {
+            return Err(AggregateError::Truncated { parts: out });
         };
-        let type_id = h[0];
-        let length = ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize;
-        let ts = ((h[7] as u32) << 24) | ((h[4] as u32) << 16) | ((h[5] as u32) << 8) | h[6] as u32;
+        let length = (usize::from(l0) << 16) | (usize::from(l1) << 8) | usize::from(l2);
+        let ts = u32::from_be_bytes([t3, t0, t1, t2]);
         let start = pos + 11;
         let end = start + length;
-        if end > data.len() {
-            return Err(out);
+        let Some(body) = data.get(start..end) else {
+            return Err(AggregateError::Truncated { parts: out });
+        };
+        if out.len() == MAX_AGGREGATE_PARTS {
+            return Err(AggregateError::TooManyParts);
         }
         let base = *first_ts.get_or_insert(ts);
         out.push(RawMessage {
@@ -37,7 +80,7 @@ pub fn split_aggregate(aggregate: &RawMessage) -> Result<Vec<RawMessage>, Vec<Ra
             timestamp: aggregate.timestamp.wrapping_add(ts.wrapping_sub(base)),
             type_id,
             stream_id: aggregate.stream_id,
-            payload: data.slice(start..end),
+            payload: Bytes::copy_from_slice(body),
         });
         // Skip the back pointer (tolerate its absence at the very end).
         pos = (end + 4).min(data.len());
@@ -100,10 +143,40 @@ mod tests {
         let mut body = record(8, 10, &[1, 2, 3]);
         body.extend_from_slice(&record(9, 20, &[4, 5, 6, 7])[..9]);
         let err = split_aggregate(&aggregate(10, body)).unwrap_err();
-        assert_eq!(err.len(), 1);
+        assert!(matches!(&err, AggregateError::Truncated { parts } if parts.len() == 1));
+        assert_eq!(
+            err.to_string(),
+            "truncated aggregate message (the record after the first 1 is cut short)"
+        );
         for cut in 0..20 {
             let body = record(9, 1, &[9; 6]);
             let _ = split_aggregate(&aggregate(0, body[..cut.min(body.len())].to_vec()));
         }
+    }
+
+    #[test]
+    fn the_number_of_parts_is_capped() {
+        let mut body = Vec::new();
+        for i in 0..MAX_AGGREGATE_PARTS as u32 {
+            body.extend(record(9, i, &[]));
+        }
+        let msgs = split_aggregate(&aggregate(0, body.clone())).unwrap();
+        assert_eq!(msgs.len(), MAX_AGGREGATE_PARTS);
+        body.extend(record(9, 5000, &[]));
+        assert_eq!(
+            split_aggregate(&aggregate(0, body)),
+            Err(AggregateError::TooManyParts)
+        );
+    }
+
+    #[test]
+    fn parts_do_not_share_the_aggregate_buffer() {
+        let mut body = record(8, 0, &[0xaf, 1, 0x21]);
+        body.extend(record(9, 0, &vec![0; 100_000]));
+        let agg = aggregate(0, body);
+        let msgs = split_aggregate(&agg).unwrap();
+        let range = agg.payload.as_ptr_range();
+        assert!(!range.contains(&msgs[0].payload.as_ptr()));
+        assert_eq!(msgs[0].payload.as_ref(), &[0xaf, 1, 0x21]);
     }
 }

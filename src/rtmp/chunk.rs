@@ -9,6 +9,17 @@
 //!
 //! Feed with [`ChunkDecoder::push`], drain with [`ChunkDecoder::next_message`] until
 //! `Ok(None)` ("need more bytes"). No I/O.
+//!
+//! Memory is bounded whatever the peer declares. A chunk's body is taken as it arrives, so
+//! neither a declared message length nor a chunk size (up to the spec's 2^31 − 1) makes the
+//! decoder allocate or wait for more than what was received: after `next_message` has said
+//! `Ok(None)` the input buffer holds less than one chunk header. A message's buffer grows
+//! with what has arrived, never past the declared length; each message type has a size cap
+//! ([`max_message_bytes`]); at most [`MAX_OPEN_CHUNK_STREAMS`] chunk streams are remembered
+//! and at most [`MAX_BUFFERED_PARTIAL_BYTES`] are held in partial messages across them. Over
+//! a cap is a [`ChunkError`]: the connection cannot go on. Every message is handed on in an
+//! allocation of its own, exactly its size, so a small frame never keeps a large read
+//! buffer alive.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,13 +28,39 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// The chunk size every RTMP connection starts with.
 pub const INITIAL_CHUNK_SIZE: usize = 128;
-/// Largest chunk size we accept (the spec's maximum is 2^31 - 1; no real server goes past
-/// 16 MiB, and a bigger one would only let a peer make us buffer without bound).
-pub const MAX_CHUNK_SIZE: usize = 16 * 1024 * 1024;
-/// Largest message we assemble (the 24-bit length field allows 16 MiB).
-pub const MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
-/// Most chunk streams with a partial message at once (the protocol allows 65599).
+/// Largest chunk size the peer may set: the spec's 2^31 − 1 (the top bit of the field is
+/// ignored). A big chunk size costs nothing here: bodies are taken as they arrive, and a
+/// message's buffer is bounded by its type's cap, not by the chunk size.
+pub const MAX_CHUNK_SIZE: usize = 0x7fff_ffff;
+/// Largest audio, video or aggregate message: 8 MiB. An H.264 keyframe of a 4K stream at
+/// 50 Mbit/s is 1–3 MB; nothing a live source sends in one message comes near 8 MiB, and
+/// without a cap a peer declaring the 24-bit field's 16 MiB on many chunk streams could make
+/// us hold that much per stream.
+pub const MAX_MEDIA_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Largest AMF command or data message (types 15, 17, 18, 20): 1 MiB. Status answers are
+/// under 1 KiB; the largest legitimate one is an `onMetaData` with the keyframe index of a
+/// long recording (18 000 keyframes, 10 h at 2 s GOPs: about 330 KB).
+pub const MAX_AMF_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Largest message of any other type (protocol and user control messages, shared objects,
+/// unknown types): 64 KiB. Control messages are 4–10 bytes; the others are ignored.
+pub const MAX_OTHER_MESSAGE_BYTES: usize = 64 * 1024;
+/// Most chunk streams remembered at once (the protocol allows 65 599 ids). Past it, streams
+/// without a partial message are forgotten; if all have one, it is an error. Servers use 2
+/// to 8.
 pub const MAX_OPEN_CHUNK_STREAMS: usize = 64;
+/// Most bytes held in partial messages across all chunk streams: 16 MiB, two media messages
+/// at their cap (a big video message interleaved with audio and data needs one and a bit).
+pub const MAX_BUFFERED_PARTIAL_BYTES: usize = 2 * MAX_MEDIA_MESSAGE_BYTES;
+
+/// The largest message of RTMP message type `type_id` we assemble (see
+/// [`MAX_MEDIA_MESSAGE_BYTES`], [`MAX_AMF_MESSAGE_BYTES`], [`MAX_OTHER_MESSAGE_BYTES`]).
+pub fn max_message_bytes(type_id: u8) -> usize {
+    match type_id {
+        8 | 9 | 22 => MAX_MEDIA_MESSAGE_BYTES,
+        15 | 17 | 18 | 20 => MAX_AMF_MESSAGE_BYTES,
+        _ => MAX_OTHER_MESSAGE_BYTES,
+    }
+}
 
 /// One complete RTMP message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,17 +77,31 @@ pub struct RawMessage {
     pub payload: Bytes,
 }
 
-/// The peer broke the chunk protocol; the connection cannot go on.
+/// The peer broke the chunk protocol or went over a limit; the connection cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkError {
     /// A type 1/2/3 chunk on a chunk stream that never had a type 0 header.
     NoPreviousHeader { csid: u32, fmt: u8 },
-    /// A message longer than we accept.
-    MessageTooLarge { csid: u32, length: usize },
-    /// A `SetChunkSize` outside 1..=16 MiB.
+    /// A message longer than its type's cap ([`max_message_bytes`]).
+    MessageTooLarge {
+        /// Chunk stream it came on.
+        csid: u32,
+        /// Its message type.
+        type_id: u8,
+        /// The length its header declares.
+        length: usize,
+        /// The cap for its type.
+        max: usize,
+    },
+    /// A `SetChunkSize` of 0.
     BadChunkSize(u32),
-    /// Too many chunk streams with partial messages at once.
+    /// More than [`MAX_OPEN_CHUNK_STREAMS`] chunk streams with partial messages at once.
     TooManyChunkStreams,
+    /// Partial messages would hold more than [`MAX_BUFFERED_PARTIAL_BYTES`].
+    TooMuchBuffered {
+        /// What they would hold.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for ChunkError {
@@ -60,14 +111,25 @@ impl fmt::Display for ChunkError {
                 f,
                 "RTMP chunk of type {fmt} on chunk stream {csid} without a previous header"
             ),
-            ChunkError::MessageTooLarge { csid, length } => write!(
+            ChunkError::MessageTooLarge {
+                csid,
+                type_id,
+                length,
+                max,
+            } => write!(
                 f,
-                "RTMP message of {length} bytes on chunk stream {csid} exceeds the {MAX_MESSAGE_SIZE} byte limit"
+                "RTMP message of type {type_id} on chunk stream {csid} declares {length} bytes, \
+                 over the {max}-byte limit for its type"
             ),
             ChunkError::BadChunkSize(size) => write!(f, "invalid RTMP chunk size {size}"),
             ChunkError::TooManyChunkStreams => write!(
                 f,
                 "more than {MAX_OPEN_CHUNK_STREAMS} RTMP chunk streams with partial messages"
+            ),
+            ChunkError::TooMuchBuffered { bytes } => write!(
+                f,
+                "RTMP partial messages would hold {bytes} bytes, over the \
+                 {MAX_BUFFERED_PARTIAL_BYTES}-byte limit"
             ),
         }
     }
@@ -87,10 +149,19 @@ struct ChunkStream {
     stream_id: u32,
     /// The last header carried an extended timestamp with this value.
     extended: Option<u32>,
-    /// Body collected so far of the message in progress.
-    partial: BytesMut,
+    /// Body collected so far of the message in progress; its capacity never exceeds
+    /// `length`.
+    partial: Vec<u8>,
     /// Whether a message is in progress.
     in_progress: bool,
+}
+
+/// The chunk whose body is being read.
+#[derive(Debug, Clone, Copy)]
+struct BodyInProgress {
+    csid: u32,
+    /// Body bytes of this chunk still to come.
+    remaining: usize,
 }
 
 /// Reassembles RTMP messages from chunks.
@@ -99,6 +170,10 @@ pub struct ChunkDecoder {
     buffer: BytesMut,
     chunk_size: usize,
     streams: HashMap<u32, ChunkStream>,
+    /// A chunk whose header has been read and whose body has not all arrived.
+    body: Option<BodyInProgress>,
+    /// Capacity of all partial messages together.
+    buffered: usize,
 }
 
 impl Default for ChunkDecoder {
@@ -113,36 +188,55 @@ impl ChunkDecoder {
             buffer: BytesMut::with_capacity(64 * 1024),
             chunk_size: INITIAL_CHUNK_SIZE,
             streams: HashMap::new(),
+            body: None,
+            buffered: 0,
         }
     }
 
-    /// Appends received bytes.
+    /// Appends received bytes. Drain [`ChunkDecoder::next_message`] until `Ok(None)` after
+    /// each push: the buffer then keeps less than one chunk header.
     pub fn push(&mut self, bytes: &[u8]) {
         self.buffer.extend_from_slice(bytes);
     }
 
-    /// Applies the peer's `SetChunkSize`.
+    /// Applies the peer's `SetChunkSize` (1 to [`MAX_CHUNK_SIZE`]; the top bit is ignored).
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
         let size = size & 0x7fff_ffff;
-        if size == 0 || size as usize > MAX_CHUNK_SIZE {
+        if size == 0 {
             return Err(ChunkError::BadChunkSize(size));
         }
-        self.chunk_size = size as usize;
+        self.chunk_size = (size as usize).min(MAX_CHUNK_SIZE);
         Ok(())
     }
 
     /// Applies the peer's `Abort`: drops the partial message of `csid`.
     pub fn abort(&mut self, csid: u32) {
         if let Some(stream) = self.streams.get_mut(&csid) {
-            stream.partial.clear();
+            self.buffered = self.buffered.saturating_sub(stream.partial.capacity());
+            stream.partial = Vec::new();
             stream.in_progress = false;
         }
+    }
+
+    /// Bytes held in partial messages (at most [`MAX_BUFFERED_PARTIAL_BYTES`]).
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Received bytes not consumed yet.
+    #[cfg(test)]
+    fn pending_input(&self) -> usize {
+        self.buffer.len()
     }
 
     /// The next complete message, `Ok(None)` when more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<RawMessage>, ChunkError> {
         loop {
-            match self.read_chunk()? {
+            let outcome = match self.body {
+                Some(body) => self.read_body(body)?,
+                None => self.read_header()?,
+            };
+            match outcome {
                 ChunkOutcome::NeedMore => return Ok(None),
                 ChunkOutcome::Message(m) => return Ok(Some(m)),
                 ChunkOutcome::Partial => continue,
@@ -150,8 +244,9 @@ impl ChunkDecoder {
         }
     }
 
-    /// Reads one chunk if the whole of it is buffered; consumes nothing otherwise.
-    fn read_chunk(&mut self) -> Result<ChunkOutcome, ChunkError> {
+    /// Reads one chunk header if all of it is buffered (consumes nothing otherwise), then
+    /// what has arrived of its body.
+    fn read_header(&mut self) -> Result<ChunkOutcome, ChunkError> {
         let buf = &self.buffer[..];
         let Some(&b0) = buf.first() else {
             return Ok(ChunkOutcome::NeedMore);
@@ -168,7 +263,12 @@ impl ChunkDecoder {
             },
             n => (n as u32, 1),
         };
-        let header_len = [11, 7, 3, 0][fmt as usize];
+        let header_len = match fmt {
+            0 => 11,
+            1 => 7,
+            2 => 3,
+            _ => 0,
+        };
         let Some(header) = buf.get(pos..pos + header_len) else {
             return Ok(ChunkOutcome::NeedMore);
         };
@@ -188,20 +288,20 @@ impl ChunkDecoder {
         let continuing = fmt == 3 && previous.is_some_and(|s| s.in_progress);
 
         // The 3-byte timestamp field, and whether it escapes to 4 extended bytes.
-        let ts_field = (fmt < 3).then(|| u24(header));
+        let ts_field = header.get(..3).filter(|_| fmt < 3).map(u24);
         let extended = match ts_field {
-            Some(0xff_ffff) => match buf.get(pos..pos + 4) {
-                Some(b) => {
+            Some(0xff_ffff) => match buf.get(pos..pos + 4).map(u32_be) {
+                Some(value) => {
                     pos += 4;
-                    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    Some(value)
                 }
                 None => return Ok(ChunkOutcome::NeedMore),
             },
             Some(_) => None,
             None => match previous.and_then(|s| s.extended) {
                 // Type 3 after an extended header: take the 4 bytes only if they repeat it.
-                Some(value) => match buf.get(pos..pos + 4) {
-                    Some(b) if u32::from_be_bytes([b[0], b[1], b[2], b[3]]) == value => {
+                Some(value) => match buf.get(pos..pos + 4).map(u32_be) {
+                    Some(next) if next == value => {
                         pos += 4;
                         Some(value)
                     }
@@ -220,17 +320,23 @@ impl ChunkDecoder {
         let prev = previous.map(|s| (s.timestamp, s.delta, s.length, s.type_id, s.stream_id));
         let (p_ts, p_delta, p_len, p_type, p_sid) = prev.unwrap_or((0, 0, 0, 0, 0));
         let field = extended.or(ts_field).unwrap_or(p_delta);
-        let (length, type_id, stream_id) = match fmt {
-            0 => (
-                u24(&header[3..]) as usize,
-                header[6],
-                u32::from_le_bytes([header[7], header[8], header[9], header[10]]),
+        let (length, type_id, stream_id) = match header {
+            [_, _, _, l0, l1, l2, t, s0, s1, s2, s3] => (
+                u24(&[*l0, *l1, *l2]) as usize,
+                *t,
+                u32::from_le_bytes([*s0, *s1, *s2, *s3]),
             ),
-            1 => (u24(&header[3..]) as usize, header[6], p_sid),
+            [_, _, _, l0, l1, l2, t] => (u24(&[*l0, *l1, *l2]) as usize, *t, p_sid),
             _ => (p_len, p_type, p_sid),
         };
-        if length > MAX_MESSAGE_SIZE {
-            return Err(ChunkError::MessageTooLarge { csid, length });
+        let max = max_message_bytes(type_id);
+        if length > max {
+            return Err(ChunkError::MessageTooLarge {
+                csid,
+                type_id,
+                length,
+                max,
+            });
         }
         let (timestamp, delta) = match fmt {
             0 => (field, 0),
@@ -243,18 +349,15 @@ impl ChunkDecoder {
         } else {
             0
         };
-        let take = (length - already).min(self.chunk_size);
-        if buf.len() < pos + take {
-            return Ok(ChunkOutcome::NeedMore);
-        }
+        let take = length.saturating_sub(already).min(self.chunk_size);
 
-        // The whole chunk is here: consume it and update the chunk stream.
+        // The header is whole: consume it and update the chunk stream.
         self.buffer.advance(pos);
-        let body = self.buffer.split_to(take);
         let stream = self.streams.entry(csid).or_default();
         if !continuing {
             // A new message; a header of type 0/1/2 in the middle of one abandons it.
-            stream.partial.clear();
+            self.buffered = self.buffered.saturating_sub(stream.partial.capacity());
+            stream.partial = Vec::new();
             stream.timestamp = timestamp;
             stream.delta = delta;
             stream.length = length;
@@ -265,28 +368,73 @@ impl ChunkDecoder {
             }
             stream.in_progress = true;
         }
-        if stream.partial.is_empty() && body.len() == length {
-            // Single-chunk message: hand the buffer on without copying.
-            stream.in_progress = false;
-            return Ok(ChunkOutcome::Message(RawMessage {
-                csid,
-                timestamp: stream.timestamp,
-                type_id: stream.type_id,
-                stream_id: stream.stream_id,
-                payload: body.freeze(),
-            }));
+        self.read_body(BodyInProgress {
+            csid,
+            remaining: take,
+        })
+    }
+
+    /// Takes what has arrived of the current chunk's body into its message.
+    fn read_body(&mut self, body: BodyInProgress) -> Result<ChunkOutcome, ChunkError> {
+        let Some(stream) = self.streams.get_mut(&body.csid) else {
+            // The stream was forgotten under the body (cannot happen: only streams without
+            // a message in progress are); skip nothing, read the next header.
+            self.body = None;
+            return Ok(ChunkOutcome::Partial);
+        };
+        let n = body.remaining.min(self.buffer.len());
+        if !stream.in_progress {
+            // Its message was aborted in the middle of this chunk (the session only aborts
+            // between messages, so this is defensive): the rest of the chunk is skipped.
+            self.buffer.advance(n);
+            let remaining = body.remaining - n;
+            self.body = (remaining > 0).then_some(BodyInProgress { remaining, ..body });
+            return Ok(if remaining > 0 {
+                ChunkOutcome::NeedMore
+            } else {
+                ChunkOutcome::Partial
+            });
         }
-        stream.partial.extend_from_slice(&body);
+        let needed = stream.partial.len() + n;
+        if needed > stream.partial.capacity() {
+            // Grow by doubling, never past the declared length, and only as bytes arrive.
+            let old = stream.partial.capacity();
+            let target = needed.max(old.saturating_mul(2)).min(stream.length);
+            let total = self.buffered.saturating_sub(old).saturating_add(target);
+            if total > MAX_BUFFERED_PARTIAL_BYTES {
+                return Err(ChunkError::TooMuchBuffered { bytes: total });
+            }
+            stream
+                .partial
+                .reserve_exact(target.saturating_sub(stream.partial.len()));
+            self.buffered = self
+                .buffered
+                .saturating_sub(old)
+                .saturating_add(stream.partial.capacity());
+        }
+        stream
+            .partial
+            .extend_from_slice(self.buffer.get(..n).unwrap_or_default());
+        self.buffer.advance(n);
+        let remaining = body.remaining - n;
+        if remaining > 0 {
+            self.body = Some(BodyInProgress { remaining, ..body });
+            return Ok(ChunkOutcome::NeedMore);
+        }
+        self.body = None;
         if stream.partial.len() < stream.length {
             return Ok(ChunkOutcome::Partial);
         }
         stream.in_progress = false;
+        self.buffered = self.buffered.saturating_sub(stream.partial.capacity());
+        // Exactly `length` bytes in an allocation of exactly that size.
+        let payload = Bytes::from(std::mem::take(&mut stream.partial));
         Ok(ChunkOutcome::Message(RawMessage {
-            csid,
+            csid: body.csid,
             timestamp: stream.timestamp,
             type_id: stream.type_id,
             stream_id: stream.stream_id,
-            payload: stream.partial.split().freeze(),
+            payload,
         }))
     }
 }
@@ -298,7 +446,11 @@ enum ChunkOutcome {
 }
 
 fn u24(b: &[u8]) -> u32 {
-    ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32
+    b.iter().take(3).fold(0, |n, &x| (n << 8) | u32::from(x))
+}
+
+fn u32_be(b: &[u8]) -> u32 {
+    b.iter().take(4).fold(0, |n, &x| (n << 8) | u32::from(x))
 }
 
 #[cfg(test)]
@@ -480,6 +632,18 @@ mod tests {
         d.push(&next);
         let got = drain(&mut d);
         assert_eq!(got[0].payload.as_ref(), &[5, 5]);
+        // Aborted in the middle of a chunk's body: the rest of that chunk is skipped.
+        let mut d = ChunkDecoder::new();
+        d.push(&type0(6, 0, 200, 9, 1));
+        d.push(&[1; 50]);
+        assert!(drain(&mut d).is_empty());
+        d.abort(6);
+        assert_eq!(d.buffered_bytes(), 0);
+        d.push(&[1; 78]);
+        d.push(&next);
+        let got = drain(&mut d);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].payload.as_ref(), &[5, 5]);
     }
 
     #[test]
@@ -503,6 +667,175 @@ mod tests {
                     _ => break,
                 }
             }
+        }
+    }
+
+    /// A type-0 header with a 3-byte basic header (csid 64 + `n`), for many streams.
+    fn type0_wide(n: u16, len: usize, type_id: u8) -> Vec<u8> {
+        let mut v = vec![0x01, (n & 0xff) as u8, (n >> 8) as u8];
+        v.extend_from_slice(&type0(0, 0, len, type_id, 1)[1..]);
+        v
+    }
+
+    #[test]
+    fn each_type_has_its_cap_and_going_over_it_ends_the_connection() {
+        for (type_id, max) in [
+            (9u8, MAX_MEDIA_MESSAGE_BYTES),
+            (8, MAX_MEDIA_MESSAGE_BYTES),
+            (22, MAX_MEDIA_MESSAGE_BYTES),
+            (20, MAX_AMF_MESSAGE_BYTES),
+            (18, MAX_AMF_MESSAGE_BYTES),
+            (4, MAX_OTHER_MESSAGE_BYTES),
+            (19, MAX_OTHER_MESSAGE_BYTES),
+        ] {
+            assert_eq!(max_message_bytes(type_id), max);
+            // At the cap: accepted (nothing allocated yet, no body has come).
+            let mut d = ChunkDecoder::new();
+            d.push(&type0(4, 0, max, type_id, 1));
+            assert_eq!(d.next_message(), Ok(None));
+            assert_eq!(d.buffered_bytes(), 0);
+            // One byte over: refused at the header.
+            let mut d = ChunkDecoder::new();
+            d.push(&type0(4, 0, max + 1, type_id, 1));
+            let err = d.next_message().unwrap_err();
+            assert_eq!(
+                err,
+                ChunkError::MessageTooLarge {
+                    csid: 4,
+                    type_id,
+                    length: max + 1,
+                    max
+                }
+            );
+        }
+        // The 24-bit field's 16 MiB, and the message the error names.
+        let mut d = ChunkDecoder::new();
+        d.push(&type0(6, 0, 0xff_ffff, 9, 1));
+        assert_eq!(
+            d.next_message().unwrap_err().to_string(),
+            "RTMP message of type 9 on chunk stream 6 declares 16777215 bytes, over the \
+             8388608-byte limit for its type"
+        );
+        // A type-1 header that changes a stream's type to one with a lower cap.
+        let mut d = ChunkDecoder::new();
+        let mut wire = type0(5, 0, 1, 9, 1);
+        wire.push(0x17);
+        wire.extend_from_slice(&[0x45, 0, 0, 0, 0x10, 0, 1, 20]); // 1 MiB + 1, type 20
+        d.push(&wire);
+        assert_eq!(d.next_message().unwrap().unwrap().payload.as_ref(), &[0x17]);
+        assert!(matches!(
+            d.next_message(),
+            Err(ChunkError::MessageTooLarge { type_id: 20, .. })
+        ));
+    }
+
+    /// A message that declares 8 MiB and sends a trickle holds what came, not 8 MiB; the
+    /// largest chunk size the peer may set changes nothing.
+    #[test]
+    fn memory_follows_what_arrived_not_what_was_declared() {
+        let mut d = ChunkDecoder::new();
+        d.set_chunk_size(0x7fff_ffff).unwrap();
+        assert_eq!(d.set_chunk_size(0xffff_ffff), Ok(()), "top bit ignored");
+        d.push(&type0(6, 0, MAX_MEDIA_MESSAGE_BYTES, 9, 1));
+        let mut received = 0usize;
+        for _ in 0..5000 {
+            d.push(&[0xab; 7]);
+            received += 7;
+            assert_eq!(d.next_message(), Ok(None));
+            assert_eq!(d.pending_input(), 0);
+            assert!(d.buffered_bytes() <= 2 * received, "{}", d.buffered_bytes());
+        }
+        assert!(d.buffered_bytes() >= received);
+        // The rest of it, in one go: one message, the accounting back at 0.
+        d.push(&vec![0xcd; MAX_MEDIA_MESSAGE_BYTES - received]);
+        let m = d.next_message().unwrap().unwrap();
+        assert_eq!(m.payload.len(), MAX_MEDIA_MESSAGE_BYTES);
+        assert_eq!(m.payload[..received], vec![0xab; received][..]);
+        assert_eq!(d.buffered_bytes(), 0);
+        assert_eq!(d.pending_input(), 0);
+    }
+
+    /// Partial messages on many chunk streams cannot add up past the cap.
+    #[test]
+    fn partial_messages_together_are_capped() {
+        let chunk = 4 * 1024 * 1024;
+        let mut d = ChunkDecoder::new();
+        d.set_chunk_size(chunk as u32).unwrap();
+        let streams = MAX_BUFFERED_PARTIAL_BYTES / chunk;
+        for n in 0..streams as u16 {
+            d.push(&type0_wide(n, MAX_MEDIA_MESSAGE_BYTES, 9));
+            d.push(&vec![1; chunk]);
+            assert_eq!(d.next_message(), Ok(None));
+        }
+        assert_eq!(d.buffered_bytes(), MAX_BUFFERED_PARTIAL_BYTES);
+        d.push(&type0_wide(streams as u16, MAX_MEDIA_MESSAGE_BYTES, 9));
+        d.push(&[1; 100]);
+        assert_eq!(
+            d.next_message(),
+            Err(ChunkError::TooMuchBuffered {
+                bytes: MAX_BUFFERED_PARTIAL_BYTES + 100
+            })
+        );
+        // An abort gives the bytes back.
+        let mut d = ChunkDecoder::new();
+        d.push(&type0(6, 0, 1000, 9, 1));
+        d.push(&[0; 128]);
+        assert_eq!(d.next_message(), Ok(None));
+        assert_eq!(d.buffered_bytes(), 128);
+        d.abort(6);
+        assert_eq!(d.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn chunk_streams_are_bounded() {
+        let mut d = ChunkDecoder::new();
+        // Many streams, each with a complete message: old ones are forgotten.
+        for n in 0..1000u16 {
+            let mut wire = type0_wide(n, 1, 8);
+            wire.push(0xaf);
+            d.push(&wire);
+            assert_eq!(d.next_message().unwrap().unwrap().csid, 64 + u32::from(n));
+        }
+        assert!(d.streams.len() <= MAX_OPEN_CHUNK_STREAMS);
+        // As many with a partial message as allowed, then one more.
+        let mut d = ChunkDecoder::new();
+        for n in 0..MAX_OPEN_CHUNK_STREAMS as u16 {
+            d.push(&type0_wide(n, 200, 9));
+            d.push(&[0; 128]);
+            assert_eq!(d.next_message(), Ok(None));
+        }
+        d.push(&type0_wide(1000, 200, 9));
+        assert_eq!(d.next_message(), Err(ChunkError::TooManyChunkStreams));
+    }
+
+    /// A header cut anywhere, and bodies arriving in pieces, give the same messages.
+    #[test]
+    fn any_split_of_the_input_gives_the_same_messages() {
+        let mut wire = type0(6, 0x0100_0000, 300, 9, 1);
+        wire.extend_from_slice(&[3; 128]);
+        wire.push(0xc6);
+        wire.extend_from_slice(&0x0100_0000u32.to_be_bytes());
+        wire.extend_from_slice(&[4; 128]);
+        wire.extend(type0(4, 10, 3, 8, 1));
+        wire.extend_from_slice(&[0xaf, 1, 2]);
+        wire.push(0xc6);
+        wire.extend_from_slice(&[5; 44]);
+        let mut whole = ChunkDecoder::new();
+        whole.push(&wire);
+        let expected = drain(&mut whole);
+        // The audio message completes first; the video's third chunk (without a repeated
+        // extended timestamp) completes it.
+        assert_eq!(expected.len(), 2);
+        assert_eq!(expected[0].payload.as_ref(), &[0xaf, 1, 2]);
+        assert_eq!(expected[1].payload.len(), 300);
+        assert_eq!(expected[1].payload[256..], [5; 44]);
+        for cut in 0..wire.len() {
+            let mut d = ChunkDecoder::new();
+            d.push(&wire[..cut]);
+            let mut got = drain(&mut d);
+            d.push(&wire[cut..]);
+            got.extend(drain(&mut d));
+            assert_eq!(got, expected, "cut at {cut}");
         }
     }
 }

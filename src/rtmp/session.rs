@@ -48,7 +48,7 @@ use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::{self, Amf0Value};
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::aggregate::{split_aggregate, AGGREGATE_TYPE_ID};
+use super::aggregate::{split_aggregate, AggregateError, AGGREGATE_TYPE_ID};
 use super::chunk::{ChunkDecoder, RawMessage};
 use super::url::RtmpUrl;
 use crate::report_once::{ReportOnce, Verdict};
@@ -64,12 +64,27 @@ const MAX_REPORTED: usize = 64;
 const MAX_REPORTED_NAME: usize = 64;
 /// Deepest nesting of AMF0 objects and arrays we decode. `rml_amf0` parses them recursively,
 /// so a body of nested strict arrays (5 bytes a level) would overflow the stack long before
-/// the 16 MiB message limit. Status objects and metadata nest two or three levels.
+/// the 1 MiB AMF message limit. Status objects and metadata nest two or three levels.
 const MAX_AMF0_DEPTH: usize = 32;
-/// Most AMF0 values we decode from one message: a 16 MiB body of one-byte nulls would
-/// otherwise become 16 M values (about 1 GiB). Ample for the keyframe tables in the
-/// `onMetaData` of long recordings.
-const MAX_AMF0_VALUES: usize = 1 << 18;
+/// Most AMF0 values we decode from one message: 65 536. A body at the 1 MiB AMF message cap
+/// made of one-byte nulls would otherwise become a million values (about 60 MB decoded).
+/// Ample for the keyframe tables in the `onMetaData` of long recordings (two numbers per
+/// keyframe: 18 hours at 2 s GOPs).
+const MAX_AMF0_VALUES: usize = 1 << 16;
+/// Most bytes of `onMetaData` kept for the capture (property names, strings, and
+/// [`META_VALUE_COST`] per value): 16 KiB. The metadata is held as long as the capture and
+/// copied into every `find_all` answer; the properties worth showing (size, rates, codecs,
+/// encoder) take well under 1 KiB. Scalar properties are kept first, so a large keyframe
+/// table cannot push out the width or the frame rate.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Longest metadata string kept, in bytes (cut at a character boundary).
+pub const MAX_METADATA_STRING_BYTES: usize = 512;
+/// What one metadata value is counted as beside its text: the size of a [`MetaValue`] and a
+/// vector slot, rounded up.
+const META_VALUE_COST: usize = 48;
+/// Longest status text (`level`, `code`, `description` of an info object) kept, in bytes:
+/// it ends up in capture failure reasons and log lines.
+pub const MAX_STATUS_TEXT_BYTES: usize = 512;
 
 /// How to open the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,28 +109,98 @@ pub enum MetaValue {
 }
 
 impl MetaValue {
-    fn from_amf0(value: Amf0Value) -> Self {
-        match value {
+    /// Converts `value` within `budget`; `None` when the budget has run out (containers
+    /// keep what fitted).
+    fn from_amf0(value: Amf0Value, budget: &mut MetaBudget) -> Option<Self> {
+        if !budget.take(META_VALUE_COST) {
+            return None;
+        }
+        Some(match value {
             Amf0Value::Number(n) => MetaValue::Number(n),
             Amf0Value::Boolean(b) => MetaValue::Bool(b),
             // nginx-rtmp pads some strings with NULs.
-            Amf0Value::Utf8String(s) => MetaValue::String(s.trim_end_matches('\0').to_string()),
-            Amf0Value::Object(map) => MetaValue::Object(sorted_properties(map)),
-            Amf0Value::StrictArray(items) => {
-                MetaValue::Array(items.into_iter().map(MetaValue::from_amf0).collect())
+            Amf0Value::Utf8String(s) => {
+                let text = cut_text(s.trim_end_matches('\0'), MAX_METADATA_STRING_BYTES);
+                if !budget.take(text.len()) {
+                    return None;
+                }
+                MetaValue::String(text.to_string())
             }
+            Amf0Value::Object(map) => MetaValue::Object(sorted_properties(map, budget)),
+            Amf0Value::StrictArray(items) => MetaValue::Array(
+                items
+                    .into_iter()
+                    .map_while(|item| MetaValue::from_amf0(item, budget))
+                    .collect(),
+            ),
             Amf0Value::Null | Amf0Value::Undefined => MetaValue::Null,
+        })
+    }
+}
+
+/// What is left of [`MAX_METADATA_BYTES`] while metadata is converted.
+#[derive(Debug)]
+struct MetaBudget {
+    left: usize,
+    /// Something did not fit.
+    cut: bool,
+}
+
+impl MetaBudget {
+    fn new() -> Self {
+        Self {
+            left: MAX_METADATA_BYTES,
+            cut: false,
+        }
+    }
+
+    /// Takes `n` bytes if they are left.
+    fn take(&mut self, n: usize) -> bool {
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                true
+            }
+            None => {
+                self.cut = true;
+                false
+            }
         }
     }
 }
 
-fn sorted_properties(map: HashMap<String, Amf0Value>) -> Vec<(String, MetaValue)> {
-    let mut props: Vec<(String, MetaValue)> = map
-        .into_iter()
-        .map(|(k, v)| (k, MetaValue::from_amf0(v)))
-        .collect();
+/// An object's properties sorted by name, scalar ones first taken from the budget (a big
+/// nested table cannot push out the width or the frame rate); what does not fit is left out.
+fn sorted_properties(
+    map: HashMap<String, Amf0Value>,
+    budget: &mut MetaBudget,
+) -> Vec<(String, MetaValue)> {
+    let mut entries: Vec<(String, Amf0Value)> = map.into_iter().collect();
+    entries.sort_by(|a, b| {
+        let nested = |v: &Amf0Value| matches!(v, Amf0Value::Object(_) | Amf0Value::StrictArray(_));
+        (nested(&a.1), &a.0).cmp(&(nested(&b.1), &b.0))
+    });
+    let mut props = Vec::new();
+    for (name, value) in entries {
+        let name = cut_text(&name, MAX_METADATA_STRING_BYTES).to_string();
+        if !budget.take(name.len()) {
+            continue;
+        }
+        if let Some(value) = MetaValue::from_amf0(value, budget) {
+            props.push((name, value));
+        }
+    }
     props.sort_by(|a, b| a.0.cmp(&b.0));
     props
+}
+
+/// `text` cut to at most `max` bytes at a character boundary.
+fn cut_text(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default()
 }
 
 /// What the session reports.
@@ -138,7 +223,7 @@ pub enum SessionEvent {
     Failed { reason: String },
     /// Any other status the server sent (informational).
     Status { code: String, description: String },
-    /// `onMetaData` properties.
+    /// `onMetaData` properties, sorted by name, at most [`MAX_METADATA_BYTES`] of them.
     Metadata(Vec<(String, MetaValue)>),
     /// An FLV video tag body.
     Video { timestamp: u32, data: Bytes },
@@ -309,6 +394,12 @@ impl PlaySession {
 
     fn handle_message(&mut self, message: RawMessage) -> Result<(), SessionError> {
         match message.type_id {
+            // An empty audio or video message carries nothing, and each would still cost an
+            // event and a queue slot downstream: a peer could send one per byte.
+            8 | 9 if message.payload.is_empty() => {
+                self.report_once("empty audio or video message");
+                Ok(())
+            }
             8 => {
                 self.events.push_back(SessionEvent::Audio {
                     timestamp: message.timestamp,
@@ -326,9 +417,12 @@ impl PlaySession {
             AGGREGATE_TYPE_ID => {
                 let parts = match split_aggregate(&message) {
                     Ok(parts) => parts,
-                    Err(parts) => {
+                    Err(AggregateError::Truncated { parts }) => {
                         self.report_once("truncated aggregate message");
                         parts
+                    }
+                    Err(e @ AggregateError::TooManyParts) => {
+                        return Err(SessionError::Chunk(e.to_string()))
                     }
                 };
                 for part in parts {
@@ -677,10 +771,16 @@ impl PlaySession {
         }
         match name {
             Some(Amf0Value::Utf8String(s)) if s == "onMetaData" => {
+                let mut budget = MetaBudget::new();
                 let props = match values.next() {
-                    Some(Amf0Value::Object(map)) => sorted_properties(map),
+                    Some(Amf0Value::Object(map)) => sorted_properties(map, &mut budget),
                     _ => Vec::new(),
                 };
+                if budget.cut {
+                    self.report_once(&format!(
+                        "onMetaData over {MAX_METADATA_BYTES} bytes (the rest is left out)"
+                    ));
+                }
                 self.events.push_back(SessionEvent::Metadata(props));
             }
             // Flash players' permission to read raw samples; nothing for us to do.
@@ -1014,13 +1114,33 @@ impl StatusInfo {
     }
 }
 
+/// A server's status text as we keep it: at most [`MAX_STATUS_TEXT_BYTES`], control
+/// characters escaped (it goes into log lines and failure reasons).
+fn status_text(text: &str) -> String {
+    // nginx-rtmp pads some strings with NULs.
+    let text = text.trim_end_matches('\0');
+    let cut = cut_text(text, MAX_STATUS_TEXT_BYTES);
+    let mut out = String::with_capacity(cut.len());
+    for c in cut.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if cut.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
 /// The first info object among `values`.
 fn status_info<'a>(values: impl IntoIterator<Item = &'a Amf0Value>) -> StatusInfo {
     let mut info = StatusInfo::default();
     for value in values {
         if let Amf0Value::Object(map) = value {
             let text = |key: &str| match map.get(key) {
-                Some(Amf0Value::Utf8String(s)) => s.clone(),
+                Some(Amf0Value::Utf8String(s)) => status_text(s),
                 _ => String::new(),
             };
             info.level = text("level");

@@ -1168,3 +1168,166 @@ fn amf3_flagged_commands_are_read_as_amf0() {
         "{events:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// What a hostile server can make the session keep (issue 11).
+// ---------------------------------------------------------------------------------------
+
+/// One aggregate record: type, length, timestamp, stream id, body, back pointer.
+fn aggregate_record(type_id: u8, ts: u32, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![type_id];
+    v.extend_from_slice(&(data.len() as u32).to_be_bytes()[1..]);
+    v.extend_from_slice(&ts.to_be_bytes()[1..]);
+    v.extend_from_slice(&[0, 0, 0, 1]);
+    v.extend_from_slice(data);
+    v.extend_from_slice(&((data.len() + 11) as u32).to_be_bytes());
+    v
+}
+
+#[test]
+fn an_aggregate_of_too_many_messages_ends_the_connection() {
+    let (mut client, mut server, _) = started();
+    let body: Vec<u8> = (0..=crate::rtmp::aggregate::MAX_AGGREGATE_PARTS as u32)
+        .flat_map(|i| aggregate_record(8, i, &[0xaf, 1]))
+        .collect();
+    server.to_client.extend(chunked(6, 22, 1, 0, &body));
+    let back = std::mem::take(&mut server.to_client);
+    let err = client.handle_input(&back).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "RTMP protocol error: aggregate message holding more than 1024 messages"
+    );
+}
+
+#[test]
+fn messages_over_their_types_cap_end_the_connection_with_a_reason() {
+    for (type_id, len) in [
+        (20u8, crate::rtmp::chunk::MAX_AMF_MESSAGE_BYTES + 1),
+        (9, crate::rtmp::chunk::MAX_MEDIA_MESSAGE_BYTES + 1),
+        (4, crate::rtmp::chunk::MAX_OTHER_MESSAGE_BYTES + 1),
+    ] {
+        let (mut client, mut server, _) = started();
+        // Only the header: the refusal comes before any body is buffered.
+        let mut header = raw_message(5, type_id, 1, 0, &[]);
+        header[4..7].copy_from_slice(&(len as u32).to_be_bytes()[1..]);
+        server.to_client.extend(header);
+        let back = std::mem::take(&mut server.to_client);
+        let err = client.handle_input(&back).unwrap_err().to_string();
+        assert!(
+            err.starts_with("RTMP protocol error: RTMP message of type")
+                && err.contains(&format!("declares {len} bytes")),
+            "{err}"
+        );
+    }
+}
+
+/// `onMetaData` with a huge keyframe table, long strings and thousands of properties is
+/// kept within its budget, scalars first; the cut is reported once.
+#[test]
+fn metadata_is_kept_within_its_budget() {
+    let (mut client, mut server, _) = started();
+    let mut props = HashMap::new();
+    props.insert("width".to_string(), Amf0Value::Number(1280.0));
+    props.insert("framerate".to_string(), Amf0Value::Number(30.0));
+    props.insert(
+        "encoder".to_string(),
+        string(&format!("{}\0\0", "é".repeat(1000))),
+    );
+    let times: Vec<Amf0Value> = (0..20_000).map(|i| Amf0Value::Number(i as f64)).collect();
+    let mut keyframes = HashMap::new();
+    keyframes.insert("times".to_string(), Amf0Value::StrictArray(times));
+    props.insert("keyframes".to_string(), Amf0Value::Object(keyframes));
+    for i in 0..3000 {
+        props.insert(format!("zz{i:04}"), Amf0Value::Boolean(true));
+    }
+    let body = amf0(vec![string("onMetaData"), Amf0Value::Object(props)]);
+    assert!(body.len() > 200_000);
+    for _ in 0..2 {
+        server.to_client.extend(chunked(5, 18, 1, 0, &body));
+    }
+    let events = pump_raw(&mut client, &mut server);
+    let metas: Vec<&Vec<(String, MetaValue)>> = events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Metadata(props) => Some(props),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(metas.len(), 2);
+    let meta = metas[0];
+    assert!(meta.contains(&("width".to_string(), MetaValue::Number(1280.0))));
+    assert!(meta.contains(&("framerate".to_string(), MetaValue::Number(30.0))));
+    // The string: cut at a character boundary (2-byte characters, 512-byte cap).
+    let encoder = meta.iter().find(|(k, _)| k == "encoder").unwrap();
+    assert_eq!(encoder.1, MetaValue::String("é".repeat(256)));
+    fn cost(v: &MetaValue) -> usize {
+        META_VALUE_COST
+            + match v {
+                MetaValue::String(s) => s.len(),
+                MetaValue::Array(items) => items.iter().map(cost).sum(),
+                MetaValue::Object(props) => props.iter().map(|(k, v)| k.len() + cost(v)).sum(),
+                _ => 0,
+            }
+    }
+    let total: usize = meta.iter().map(|(k, v)| k.len() + cost(v)).sum();
+    assert!(total <= MAX_METADATA_BYTES, "{total}");
+    assert!(total > MAX_METADATA_BYTES - 100, "{total}");
+    // Sorted by name, as before.
+    assert!(meta.windows(2).all(|w| w[0].0 < w[1].0));
+    let cuts: Vec<&SessionEvent> = events
+        .iter()
+        .filter(|e| matches!(e, SessionEvent::Ignored { what } if what.contains("onMetaData")))
+        .collect();
+    assert_eq!(cuts.len(), 1, "{events:?}");
+}
+
+#[test]
+fn status_texts_are_cut_and_escaped() {
+    let (mut client, mut server, _) = started();
+    let long = format!("line one\nline two {}", "x".repeat(5000));
+    let body = call(
+        "onStatus",
+        0.0,
+        vec![info("error", "NetStream.Play.Failed", &long)],
+    );
+    server.to_client.extend(chunked(5, 20, 1, 0, &body));
+    let events = pump_raw(&mut client, &mut server);
+    let reason = events
+        .iter()
+        .find_map(|e| match e {
+            SessionEvent::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(reason.contains("line one\\nline two xxx"), "{reason}");
+    assert!(!reason.contains('\n'));
+    assert!(
+        reason.len() < MAX_STATUS_TEXT_BYTES + 100,
+        "{}",
+        reason.len()
+    );
+    assert!(reason.ends_with('…'));
+}
+
+/// A type-3 chunk header alone is a new zero-length message when the last one was empty:
+/// one byte each. They are dropped at once (reported once), not handed on as events.
+#[test]
+fn empty_media_messages_are_dropped() {
+    let (mut client, mut server, _) = started();
+    server.to_client.extend(raw_message(7, 9, 1, 0, &[]));
+    server.to_client.extend(std::iter::repeat_n(0xc7, 10_000));
+    server.to_client.extend(raw_message(7, 9, 1, 40, &VIDEO));
+    let events = pump_raw(&mut client, &mut server);
+    assert_eq!(
+        events,
+        vec![
+            SessionEvent::Ignored {
+                what: "empty audio or video message".to_string()
+            },
+            SessionEvent::Video {
+                timestamp: 40,
+                data: Bytes::from_static(&VIDEO)
+            }
+        ]
+    );
+}

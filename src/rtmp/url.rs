@@ -99,9 +99,14 @@ impl RtmpUrl {
     }
 }
 
+/// For logs and messages: the stream's query (often a stream key or token) is shown as
+/// `?…`, never its value.
 impl fmt::Display for RtmpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.tc_url(), self.stream)
+        match self.stream.split_once('?') {
+            Some((name, _)) => write!(f, "{}/{name}?…", self.tc_url()),
+            None => write!(f, "{}/{}", self.tc_url(), self.stream),
+        }
     }
 }
 
@@ -143,6 +148,15 @@ fn parse_authority(authority: &str) -> Result<(String, u16), UrlError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_without_its_stream_key() {
+        let url = RtmpUrl::parse("rtmp://h/live/cam?key=s3cret&x=1").unwrap();
+        assert_eq!(url.to_string(), "rtmp://h:1935/live/cam?…");
+        assert_eq!(url.stream, "cam?key=s3cret&x=1");
+        let plain = RtmpUrl::parse("rtmp://h:1936/a/b").unwrap();
+        assert_eq!(plain.to_string(), "rtmp://h:1936/a/b");
+    }
 
     #[test]
     fn plain_url() {

@@ -65,6 +65,11 @@ impl Default for TranscodeSettings {
     }
 }
 
+/// Most presentation times held for frames the decoder has taken and not given back as
+/// pictures: 32, twice the largest H.264 decoded picture buffer (16 frames). Past it the
+/// oldest is forgotten, so a stream that never yields pictures cannot grow the list.
+pub const MAX_PENDING_PICTURES: usize = 32;
+
 /// Decodes B-frame H.264 and re-encodes it without B-frames.
 pub struct BFrameTranscoder {
     decoding: Decoding,
@@ -214,6 +219,11 @@ impl Decoding {
             self.seen_keyframe = true;
         }
         self.pending.push(Reverse((frame.pts, frame.ingest_us)));
+        if self.pending.len() > MAX_PENDING_PICTURES {
+            // A decoder that takes frames and gives no pictures back (a broken or hostile
+            // stream): forget the oldest time rather than grow.
+            self.pending.pop();
+        }
         let Ok(decoded) = self.decoder.decode(&frame.data) else {
             // A corrupt or concealed picture: its time is dropped with it.
             self.errors += 1;

@@ -288,3 +288,20 @@ fn a_backlog_gives_one_keyframe_of_the_latest_picture_then_live_frames_continue(
         assert!(check.decode(&f.data).unwrap().is_some());
     }
 }
+
+/// Frames the decoder takes without giving a picture back (here: access units holding only
+/// a delimiter) cannot grow the list of pending presentation times.
+#[test]
+fn pending_times_are_bounded_when_no_picture_comes_back() {
+    let source = source_frames();
+    let mut t = transcoder();
+    t.push(&source[0]).unwrap();
+    let mut empty = source[1].clone();
+    empty.data = Bytes::from_static(&[0, 0, 0, 1, 0x09, 0xf0]);
+    for i in 0..1000 {
+        empty.pts = 1000 + i;
+        empty.dts = 1000 + i;
+        let _ = t.push(&empty);
+    }
+    assert_eq!(t.decoding.pending.len(), MAX_PENDING_PICTURES);
+}

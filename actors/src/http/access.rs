@@ -1,85 +1,460 @@
-//! Who may call the REST API: optional HTTP Basic authentication (off by default, as in
-//! the commercial product) and CORS for browser pages on other origins.
+//! The gate every way in goes through: REST, WHEP, WebSocket signalling, recording
+//! downloads (and later HLS and RTMP play). It runs the decisions of `pullcast::access`
+//! — who the caller is, whether it may do a thing — with what they need from outside:
+//! the TCP peer address, the clock, the failed-login throttle's lock, the hook's socket.
 //!
-//! [`guard`] is an actix-web middleware on the `/rest-api` scope. It answers CORS
-//! preflights itself, refuses unauthenticated calls with 401 when authentication is on, and
-//! adds `Access-Control-Allow-Origin` to answers for allowed origins. It never looks at bodies.
+//! - [`Authenticated`] is the extractor: the caller from the peer address and the
+//!   `Authorization` header (401 for wrong credentials, 429 while throttled).
+//! - [`Gate::allow`] decides one action on one stream (401, 403, or the hook's answer).
+//! - [`guard`] is the `/rest-api` middleware for CORS (preflights, headers).
+//!
+//! The client address is the TCP peer's: `X-Forwarded-For` is not trusted. Nothing here
+//! reads bodies.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
-use pullcast::config::RestSettings;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use log::{info, warn};
+use pullcast::access::hook::{canonical, HookQuestion};
+use pullcast::access::origin::origin_allowed;
+use pullcast::access::{
+    Caller, Credentials, Decision, Identity, LoginThrottle, Permission, Policy,
+};
+use pullcast::config::Settings;
+use pullcast::rtmp::RtmpUrl;
 
+use super::auth_hook::HookClient;
 use super::rest::error;
 
-/// The access rules, built once from the settings.
-#[derive(Debug, Clone)]
-pub struct Access {
-    credentials: Option<(String, String)>,
-    origins: Vec<String>,
+/// One action to decide: what, on which stream, through which way in.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub permission: Permission,
+    /// The name the client used (a local stream name or a uri), if the action is about a
+    /// stream.
+    pub stream: Option<&'a str>,
+    /// The capture's local stream name, when known and different.
+    pub local_name: Option<&'a str>,
+    /// The capture's uri, when known.
+    pub uri: Option<&'a str>,
+    /// `rest`, `whep`, `websocket`, `download` (later `hls`, `rtmp`): told to the hook.
+    pub protocol: &'static str,
 }
 
-impl Access {
-    pub fn new(settings: &RestSettings) -> Self {
+impl<'a> Ask<'a> {
+    /// An action on no stream in particular.
+    pub fn new(permission: Permission, protocol: &'static str) -> Self {
         Self {
-            credentials: (!settings.basic_auth_user.is_empty()).then(|| {
-                (
-                    settings.basic_auth_user.clone(),
-                    settings.basic_auth_password.clone(),
-                )
-            }),
-            origins: settings.cors_allowed_origins.clone(),
+            permission,
+            stream: None,
+            local_name: None,
+            uri: None,
+            protocol,
         }
     }
 
-    /// Whether an `Authorization` header value lets the caller in.
-    pub fn authorized(&self, authorization: Option<&str>) -> bool {
-        let Some((user, password)) = &self.credentials else {
-            return true;
-        };
-        let Some(encoded) = authorization.and_then(|v| {
-            v.strip_prefix("Basic ")
-                .or_else(|| v.strip_prefix("basic "))
-        }) else {
-            return false;
-        };
-        let Some(decoded) = decode_base64(encoded.trim()) else {
-            return false;
-        };
-        let expected = format!("{user}:{password}");
-        constant_time_eq(&decoded, expected.as_bytes())
+    /// The same action on the stream the client called `name`.
+    pub fn on(mut self, name: &'a str) -> Self {
+        self.stream = Some(name);
+        self
     }
 
-    /// The `Access-Control-Allow-Origin` value for `origin`, if it is allowed.
-    pub fn allow_origin(&self, origin: &str) -> Option<HeaderValue> {
-        if self.origins.iter().any(|o| o == "*") {
+    /// The capture's own names, when it was found.
+    pub fn capture(mut self, local_name: &'a str, uri: &'a str) -> Self {
+        self.local_name = Some(local_name);
+        self.uri = Some(uri);
+        self
+    }
+
+    fn names(&self) -> Vec<&'a str> {
+        let mut names: Vec<&str> = Vec::with_capacity(3);
+        for name in [self.stream, self.local_name, self.uri]
+            .into_iter()
+            .flatten()
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: no or wrong credentials.
+    Unauthenticated(String),
+    /// 403: not allowed, whoever the caller is.
+    Forbidden(String),
+    /// 429: too many failed logins from this address.
+    Throttled { retry_after_s: u64 },
+}
+
+impl Refusal {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Refusal::Forbidden(_) => StatusCode::FORBIDDEN,
+            Refusal::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        }
+    }
+
+    /// The sentence for the client.
+    pub fn reason(&self) -> String {
+        match self {
+            Refusal::Unauthenticated(r) | Refusal::Forbidden(r) => r.clone(),
+            Refusal::Throttled { retry_after_s } => {
+                format!("too many failed logins from this address; try again in {retry_after_s} s")
+            }
+        }
+    }
+
+    /// The JSON answer with its headers (`WWW-Authenticate`, `Retry-After`).
+    pub fn response(&self) -> HttpResponse {
+        self.response_saying(&self.reason())
+    }
+
+    /// The same answer with another sentence (e.g. with stream keys hidden).
+    pub fn response_saying(&self, reason: &str) -> HttpResponse {
+        let mut response = error(self.status(), reason);
+        let headers = response.headers_mut();
+        match self {
+            Refusal::Unauthenticated(_) => {
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"pullcast\", charset=\"UTF-8\""),
+                );
+                headers.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"pullcast\""),
+                );
+            }
+            Refusal::Throttled { retry_after_s } => {
+                if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                    headers.insert(header::RETRY_AFTER, v);
+                }
+            }
+            Refusal::Forbidden(_) => {}
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason())
+    }
+}
+
+impl ResponseError for Refusal {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.response()
+    }
+}
+
+/// The access model with what it needs from the outside world. Cheap to clone.
+#[derive(Clone)]
+pub struct Gate {
+    policy: Arc<Policy>,
+    throttle: Arc<Mutex<LoginThrottle>>,
+    hook: Option<HookClient>,
+    cors_origins: Arc<Vec<String>>,
+    websocket_origins: Arc<Vec<String>>,
+    epoch: Instant,
+    /// Where pulls may go (checked again by the reader at every connection).
+    pull_guard: Arc<pullcast::net::pull_guard::PullGuard>,
+    /// DNS lookup time allowed when a pull target is checked before it is registered.
+    pull_check_timeout: std::time::Duration,
+}
+
+impl Gate {
+    /// Builds the gate from the settings (the same checks as loading them).
+    pub fn new(settings: &Settings) -> Result<Gate, String> {
+        let policy = Policy::new(&settings.auth, &settings.rest)?;
+        if !settings.rest.basic_auth_user.is_empty() {
+            info!(
+                "rest.basic_auth_user '{}' is the old spelling of an [[auth.users]] entry with every permission on every stream",
+                settings.rest.basic_auth_user
+            );
+        }
+        Ok(Gate {
+            policy: Arc::new(policy),
+            throttle: Arc::new(Mutex::new(LoginThrottle::new(
+                settings.auth.max_failed_logins,
+                settings.auth.failed_login_window_ms,
+            ))),
+            hook: HookClient::new(&settings.auth)?,
+            cors_origins: Arc::new(settings.rest.cors_allowed_origins.clone()),
+            websocket_origins: Arc::new(settings.http.allowed_origins.clone()),
+            epoch: Instant::now(),
+            pull_guard: crate::stream::connect::pull_guard(&settings.pull)?,
+            pull_check_timeout: std::time::Duration::from_millis(
+                settings.capture.connect_timeout_ms,
+            ),
+        })
+    }
+
+    /// The decisions.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn throttle(&self) -> std::sync::MutexGuard<'_, LoginThrottle> {
+        self.throttle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Who the caller from `address` is, given what it presented (`Err` for credentials
+    /// that could not even be read). Failed logins are counted per address; past the limit
+    /// the answer is 429 until the window ends. Trusted addresses are never throttled.
+    pub async fn authenticate(
+        &self,
+        address: IpAddr,
+        credentials: Result<Option<Credentials>, String>,
+    ) -> Result<Caller, Refusal> {
+        let address = canonical(address);
+        if self.policy.is_trusted(address) {
+            return Ok(Caller {
+                address,
+                identity: Identity::Trusted,
+            });
+        }
+        let credentials = match credentials {
+            Ok(None) => {
+                return Ok(Caller {
+                    address,
+                    identity: Identity::Anonymous,
+                })
+            }
+            Ok(Some(c)) => Ok(c),
+            Err(e) => Err(e),
+        };
+        if let Err(retry_after_s) = self.throttle().check(address, self.now_ms()) {
+            return Err(Refusal::Throttled { retry_after_s });
+        }
+        let checked = match credentials {
+            Err(e) => Err(e),
+            Ok(credentials) => {
+                let now_unix_s = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                if self.policy.is_slow_to_check(&credentials) {
+                    let policy = self.policy.clone();
+                    web::block(move || policy.authenticate(address, Some(&credentials), now_unix_s))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("cannot check the password: {e}")))
+                } else {
+                    self.policy
+                        .authenticate(address, Some(&credentials), now_unix_s)
+                }
+            }
+        };
+        match checked {
+            Ok(caller) => {
+                self.throttle().record_success(address, self.now_ms());
+                Ok(caller)
+            }
+            Err(reason) => {
+                let blocked = self.throttle().record_failure(address, self.now_ms());
+                info!("failed login from {address}: {reason}");
+                if let Some(s) = blocked {
+                    warn!("{address}: too many failed logins; refusing logins from it for {s} s");
+                }
+                Err(Refusal::Unauthenticated(reason))
+            }
+        }
+    }
+
+    /// Refuses at once a caller that cannot have `permission` on any stream (before a
+    /// stream is looked up, so its existence is not revealed). Asks no hook.
+    pub fn precheck(&self, caller: &Caller, permission: Permission) -> Result<(), Refusal> {
+        match self.policy.decide(caller, permission, &[]) {
+            Decision::Allow | Decision::AskHook => Ok(()),
+            Decision::Unauthenticated(r) => Err(Refusal::Unauthenticated(r)),
+            Decision::Forbidden(r) => Err(Refusal::Forbidden(r)),
+        }
+    }
+
+    /// The policy's decision on `ask` without the hook (which `allow` asks later): refuses
+    /// early what the rules refuse, so the hook is asked only about what they allow.
+    pub fn check(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Refusal> {
+        match self.policy.decide(caller, ask.permission, &ask.names()) {
+            Decision::Allow | Decision::AskHook => Ok(()),
+            Decision::Unauthenticated(r) => Err(Refusal::Unauthenticated(r)),
+            Decision::Forbidden(r) => Err(Refusal::Forbidden(r)),
+        }
+    }
+
+    /// Whether `caller` may do `ask`: the policy's decision, and the hook's answer when the
+    /// policy asks for it.
+    pub async fn allow(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Refusal> {
+        match self.policy.decide(caller, ask.permission, &ask.names()) {
+            Decision::Allow => Ok(()),
+            Decision::Unauthenticated(r) => Err(Refusal::Unauthenticated(r)),
+            Decision::Forbidden(r) => Err(Refusal::Forbidden(r)),
+            Decision::AskHook => {
+                let Some(hook) = &self.hook else {
+                    return Err(Refusal::Forbidden(
+                        "no authorization hook is configured".to_string(),
+                    ));
+                };
+                let question = HookQuestion {
+                    action: ask.permission,
+                    stream: ask.stream.map(str::to_string),
+                    uri: ask.uri.map(str::to_string),
+                    user: caller.user_name().map(str::to_string),
+                    address: caller.address,
+                    protocol: ask.protocol,
+                    token: match &caller.identity {
+                        Identity::Foreign { token } => Some(token.clone()),
+                        _ => None,
+                    },
+                };
+                hook.ask(&question).await.map_err(|reason| {
+                    info!(
+                        "{} {} by {}: refused by the hook ({reason})",
+                        ask.protocol, ask.permission, caller.address
+                    );
+                    Refusal::Forbidden(format!("refused by the authorization hook: {reason}"))
+                })
+            }
+        }
+    }
+
+    /// Whether `caller` may see uris as they are (query and user information included):
+    /// callers with `api`. Everybody else gets them through `pullcast::access::redact_*`.
+    pub fn shows_uris(&self, caller: &Caller) -> bool {
+        self.policy.holds(caller, Permission::Api)
+    }
+
+    /// Checks where a pull of `url` would connect before the capture is registered: a
+    /// target the pull guard refuses for this caller is a 403 at once (with the precise
+    /// reason for `api` callers, a generic one for others: no port-scan oracle). A host that
+    /// does not resolve is left to the capture, which reports and retries as before.
+    pub async fn check_pull_target(&self, caller: &Caller, url: &RtmpUrl) -> Result<(), Refusal> {
+        let may_pull_private = self.policy.holds(caller, Permission::PullPrivate);
+        match crate::stream::connect::precheck(
+            url,
+            &self.pull_guard,
+            may_pull_private,
+            self.pull_check_timeout,
+        )
+        .await
+        {
+            Err(refused) if refused.by_policy => Err(Refusal::Forbidden(
+                refused.reason_for(self.shows_uris(caller)).to_string(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The `Access-Control-Allow-Origin` value for `origin`, if `rest.cors_allowed_origins`
+    /// allows it.
+    pub fn cors_origin(&self, origin: &str) -> Option<HeaderValue> {
+        if self.cors_origins.iter().any(|o| o == "*") {
             return Some(HeaderValue::from_static("*"));
         }
-        self.origins
+        self.cors_origins
             .iter()
             .any(|o| o.trim_end_matches('/') == origin)
             .then(|| HeaderValue::from_str(origin).ok())
             .flatten()
     }
+
+    /// Whether the page that opens a WebSocket may: no `Origin` (not a browser), the same
+    /// origin, or one of `http.allowed_origins`.
+    pub fn websocket_origin_allowed(&self, req: &HttpRequest) -> bool {
+        let text = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+        };
+        origin_allowed(
+            text(header::ORIGIN),
+            text(header::HOST),
+            &self.websocket_origins,
+        )
+    }
 }
 
-/// The middleware: preflight, authentication, CORS headers.
+/// The client's address: the TCP peer (IPv4-mapped IPv6 as IPv4). Unknown → unspecified,
+/// which no sensible `trusted_networks` contains.
+pub fn peer_ip(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| canonical(a.ip()))
+}
+
+/// The credentials of the `Authorization` header: none, or what it says, or why it cannot
+/// be read.
+pub fn credentials(req: &HttpRequest) -> Result<Option<Credentials>, String> {
+    match req.headers().get(header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| "the Authorization header is not ASCII".to_string())?;
+            Credentials::from_header(text).map(Some)
+        }
+    }
+}
+
+/// The extractor: the authenticated caller of this request (401/429 as a JSON answer).
+pub struct Authenticated(pub Caller);
+
+impl FromRequest for Authenticated {
+    type Error = Refusal;
+    type Future = Pin<Box<dyn Future<Output = Result<Authenticated, Refusal>>>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let gate = req.app_data::<web::Data<Gate>>().cloned();
+        let address = peer_ip(req);
+        let credentials = credentials(req);
+        Box::pin(async move {
+            let Some(gate) = gate else {
+                // A wiring mistake: fail closed.
+                return Err(Refusal::Forbidden(
+                    "the server has no access configuration".to_string(),
+                ));
+            };
+            gate.authenticate(address, credentials)
+                .await
+                .map(Authenticated)
+        })
+    }
+}
+
+/// The `/rest-api` middleware: CORS preflights and headers for `rest.cors_allowed_origins`.
+/// Authentication is each handler's `Authenticated` extractor.
 pub async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let access = req
-        .app_data::<web::Data<Access>>()
-        .map(|a| a.get_ref().clone())
-        .unwrap_or_else(|| Access::new(&RestSettings::default()));
     let allowed = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .and_then(|o| access.allow_origin(o));
+        .app_data::<web::Data<Gate>>()
+        .zip(
+            req.headers()
+                .get(header::ORIGIN)
+                .and_then(|o| o.to_str().ok()),
+        )
+        .and_then(|(gate, origin)| gate.cors_origin(origin));
 
     let preflight = req.method() == Method::OPTIONS
         && req
@@ -105,23 +480,6 @@ pub async fn guard(
         return Ok(req.into_response(response).map_into_right_body());
     }
 
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if !access.authorized(authorization) {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "authentication required (HTTP Basic)",
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"pullcast\", charset=\"UTF-8\""),
-        );
-        add_cors(response.headers_mut(), &allowed);
-        return Ok(req.into_response(response).map_into_right_body());
-    }
-
     let mut response = next.call(req).await?;
     add_cors(response.headers_mut(), &allowed);
     Ok(response.map_into_left_body())
@@ -134,94 +492,95 @@ fn add_cors(headers: &mut actix_web::http::header::HeaderMap, allowed: &Option<H
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Standard base64 (RFC 4648 §4) with optional padding; `None` for anything else.
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    (bits < 6).then_some(out)
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    fn access(user: &str, password: &str, origins: &[&str]) -> Access {
-        Access::new(&RestSettings {
-            basic_auth_user: user.to_string(),
-            basic_auth_password: password.to_string(),
-            cors_allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-        })
+    fn gate(origins: &[&str]) -> Gate {
+        let mut settings = Settings::default();
+        settings.rest.cors_allowed_origins = origins.iter().map(|s| s.to_string()).collect();
+        Gate::new(&settings).unwrap()
     }
 
     #[test]
-    fn base64_vectors() {
-        // RFC 4648 §10.
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(decode_base64(encoded).as_deref(), Some(plain.as_bytes()));
-        }
-        assert_eq!(decode_base64("Zm9v!"), None);
-        assert_eq!(decode_base64("Z"), None);
-    }
-
-    #[test]
-    fn basic_auth() {
-        let open = access("", "", &[]);
-        assert!(open.authorized(None));
-        let locked = access("admin", "s3cret", &[]);
-        assert!(!locked.authorized(None));
-        // admin:s3cret
-        assert!(locked.authorized(Some("Basic YWRtaW46czNjcmV0")));
-        // admin:wrong
-        assert!(!locked.authorized(Some("Basic YWRtaW46d3Jvbmc=")));
-        assert!(!locked.authorized(Some("Bearer YWRtaW46czNjcmV0")));
-        assert!(!locked.authorized(Some("Basic %%%")));
-    }
-
-    #[test]
-    fn origins() {
-        let none = access("", "", &[]);
-        assert!(none.allow_origin("https://a.example").is_none());
-        let some = access("", "", &["https://a.example/"]);
+    fn cors_origins() {
+        let none = gate(&[]);
+        assert!(none.cors_origin("https://a.example").is_none());
+        let some = gate(&["https://a.example/"]);
         assert_eq!(
-            some.allow_origin("https://a.example"),
+            some.cors_origin("https://a.example"),
             Some(HeaderValue::from_static("https://a.example"))
         );
-        assert!(some.allow_origin("https://evil.example").is_none());
-        let any = access("", "", &["*"]);
+        assert!(some.cors_origin("https://evil.example").is_none());
+        let any = gate(&["*"]);
         assert_eq!(
-            any.allow_origin("https://x.example"),
+            any.cors_origin("https://x.example"),
             Some(HeaderValue::from_static("*"))
         );
+    }
+
+    #[test]
+    fn refusals_carry_their_headers() {
+        let r = Refusal::Unauthenticated("who?".into()).response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let schemes: Vec<_> = r
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        assert!(schemes[0].starts_with("Basic") && schemes[1].starts_with("Bearer"));
+        let r = Refusal::Throttled { retry_after_s: 42 }.response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers().get(header::RETRY_AFTER).unwrap(), "42");
+        assert_eq!(Refusal::Forbidden("no".into()).response().status(), 403);
+    }
+
+    #[actix_web::test]
+    async fn throttles_failed_logins_but_never_trusted_addresses() {
+        let mut settings = Settings::default();
+        settings.auth.max_failed_logins = 3;
+        settings.auth.users.push(pullcast::config::UserSettings {
+            name: "ops".into(),
+            password: "pw".into(),
+            permissions: vec!["api".into()],
+            ..Default::default()
+        });
+        let gate = Gate::new(&settings).unwrap();
+        let remote: IpAddr = "203.0.113.9".parse().unwrap();
+        let wrong = || {
+            Ok(Some(Credentials::Basic {
+                user: "ops".into(),
+                password: "nope".into(),
+            }))
+        };
+        for _ in 0..3 {
+            let r = gate.authenticate(remote, wrong()).await.unwrap_err();
+            assert!(matches!(r, Refusal::Unauthenticated(_)), "{r:?}");
+        }
+        let right = Ok(Some(Credentials::Basic {
+            user: "ops".into(),
+            password: "pw".into(),
+        }));
+        let r = gate.authenticate(remote, right).await.unwrap_err();
+        assert!(
+            matches!(r, Refusal::Throttled { retry_after_s: 60 }),
+            "{r:?}"
+        );
+        // Without credentials the address may still do what anonymous callers may.
+        let anonymous = gate.authenticate(remote, Ok(None)).await.unwrap();
+        assert!(matches!(anonymous.identity, Identity::Anonymous));
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..10 {
+            let c = gate.authenticate(local, wrong()).await.unwrap();
+            assert!(c.is_trusted());
+        }
+        // Malformed credentials count too.
+        let other: IpAddr = "203.0.113.10".parse().unwrap();
+        let r = gate
+            .authenticate(other, Err("garbage".into()))
+            .await
+            .unwrap_err();
+        assert_eq!(r, Refusal::Unauthenticated("garbage".into()));
     }
 }

@@ -5,6 +5,7 @@
 //! the commercial product's clients send extras. Responses keep the spec's field names
 //! exactly and add ours beside them.
 
+use pullcast::access::{redact_text, PermissionSet, StreamPattern};
 use pullcast::rtmp::session::MetaValue;
 use pullcast::rtmp::RtmpUrl;
 use serde_json::{json, Map, Value};
@@ -101,6 +102,8 @@ pub fn parse_pull(body: &[u8], record_default: bool) -> Result<PullRequest, Stri
         has_audio: flag(&map, "hasAudio", true)?,
         has_video: flag(&map, "hasVideo", true)?,
         on_demand: false,
+        // The REST handler sets it from the caller's `pull_private`.
+        may_pull_private: false,
     };
     if !request.has_audio && !request.has_video {
         return Err("hasAudio and hasVideo cannot both be false".to_string());
@@ -119,6 +122,107 @@ pub fn parse_find_all(body: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     parse_object(body).map(|_| ())
+}
+
+/// Longest lifetime of an issued token: 30 days.
+pub const MAX_TOKEN_SECONDS: u64 = 30 * 24 * 3600;
+
+/// The body of `/auth/token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// The stream pattern the token is for.
+    pub stream: StreamPattern,
+    /// What it grants (default: `play`).
+    pub permissions: PermissionSet,
+    /// How long it is valid, in seconds (default: one hour).
+    pub expires_in_s: u64,
+}
+
+/// Parses the body of `/auth/token`:
+/// `{"stream": "cam1", "permissions": ["play"], "expiresInSeconds": 3600}`.
+pub fn parse_token_request(body: &[u8]) -> Result<TokenRequest, String> {
+    let map = parse_object(body)?;
+    let stream = match map.get("stream") {
+        Some(Value::String(s)) => StreamPattern::parse(s).map_err(|e| format!("stream: {e}"))?,
+        None | Some(Value::Null) => {
+            return Err(
+                "stream is required (a stream name, or a pattern like \"cam*\")".to_string(),
+            )
+        }
+        Some(other) => return Err(format!("stream must be a string, not {}", kind(other))),
+    };
+    let permissions = match map.get("permissions") {
+        None | Some(Value::Null) => PermissionSet::parse(&["play"])?,
+        Some(Value::Array(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::String(s) => names.push(s.as_str()),
+                    other => {
+                        return Err(format!(
+                            "permissions must be an array of strings, not of {}",
+                            kind(other)
+                        ))
+                    }
+                }
+            }
+            let set = PermissionSet::parse(&names).map_err(|e| format!("permissions: {e}"))?;
+            if set.is_empty() {
+                return Err("permissions is empty: a token must grant something".to_string());
+            }
+            set
+        }
+        Some(other) => return Err(format!("permissions must be an array, not {}", kind(other))),
+    };
+    let expires_in_s = match map.get("expiresInSeconds") {
+        None | Some(Value::Null) => 3600,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(s) if (1..=MAX_TOKEN_SECONDS).contains(&s) => s,
+            _ => {
+                return Err(format!(
+                    "expiresInSeconds must be a whole number from 1 to {MAX_TOKEN_SECONDS}"
+                ))
+            }
+        },
+        Some(other) => {
+            return Err(format!(
+                "expiresInSeconds must be a number, not {}",
+                kind(other)
+            ))
+        }
+    };
+    Ok(TokenRequest {
+        stream,
+        permissions,
+        expires_in_s,
+    })
+}
+
+/// The answer of `/auth/token`.
+pub fn token_json(token: &str, request: &TokenRequest, expires_unix_s: u64) -> Value {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_unix_s);
+    json!({
+        "token": token,
+        "stream": request.stream.as_str(),
+        "permissions": request.permissions.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "expiresAt": humantime::format_rfc3339_seconds(at).to_string(),
+        "expiresInSeconds": request.expires_in_s,
+    })
+}
+
+/// A JSON answer for a caller without `api`: every string that holds a uri has its query
+/// and user information hidden (`pullcast::access::redact_text`).
+pub fn redact_json(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(hidden) = redact_text(s) {
+                *s = hidden;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Object(map) => map.values_mut().for_each(redact_json),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 fn status_name(status: CaptureStatus) -> &'static str {
@@ -289,6 +393,59 @@ mod tests {
             let err = parse_pull(body, false).unwrap_err();
             assert!(err.contains(words), "{err}");
         }
+    }
+
+    #[test]
+    fn token_requests() {
+        let r = parse_token_request(br#"{"stream":"cam1"}"#).unwrap();
+        assert_eq!(r.stream.as_str(), "cam1");
+        assert_eq!(r.permissions.names(), "play");
+        assert_eq!(r.expires_in_s, 3600);
+        let r = parse_token_request(
+            r#"{"stream":"直播*","permissions":["play","records"],"expiresInSeconds":60}"#
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.permissions.names(), "play,records");
+        assert_eq!(r.expires_in_s, 60);
+        for (body, words) in [
+            (&br#"{}"#[..], "stream is required"),
+            (br#"{"stream":5}"#, "stream must be a string"),
+            (br#"{"stream":""}"#, "stream:"),
+            (
+                br#"{"stream":"a","permissions":["fly"]}"#,
+                "unknown permission",
+            ),
+            (br#"{"stream":"a","permissions":[]}"#, "empty"),
+            (br#"{"stream":"a","permissions":"play"}"#, "array"),
+            (
+                br#"{"stream":"a","expiresInSeconds":0}"#,
+                "expiresInSeconds",
+            ),
+            (
+                br#"{"stream":"a","expiresInSeconds":99999999}"#,
+                "expiresInSeconds",
+            ),
+            (br#"{"stream":"a","expiresInSeconds":"1"}"#, "number"),
+        ] {
+            let err = parse_token_request(body).unwrap_err();
+            assert!(err.contains(words), "{err}");
+        }
+    }
+
+    #[test]
+    fn redacted_answers_hide_stream_keys_everywhere() {
+        let mut v = json!({
+            "uri": "rtmp://h/live/s?key=abc",
+            "localStreamName": "rtmp://h/live/s?key=abc",
+            "history": [{"reason": "cannot pull 'rtmp://u:p@h/live/s?key=abc'"}],
+            "count": 3,
+        });
+        redact_json(&mut v);
+        let text = v.to_string();
+        assert!(!text.contains("abc") && !text.contains("u:p@"), "{text}");
+        assert_eq!(v["uri"], "rtmp://h/live/s?key=***");
+        assert_eq!(v["count"], 3);
     }
 
     #[test]

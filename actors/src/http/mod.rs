@@ -1,12 +1,18 @@
 //! The HTTP side: one actix-web application on four listeners — REST http/https (8081/8444)
 //! and WebSocket ws/wss (8080/8443). Every listener serves every route: the REST API
 //! ([`rest`], JSON in [`dto`]), WHEP ([`whep`]), WebSocket signalling ([`ws`], JSON in
-//! [`ws_protocol`]) and the player page ([`page`]); [`access`] guards the REST API and
-//! [`tls`] makes the certificate. Nothing here touches media.
+//! [`ws_protocol`]) and the player page ([`page`]); [`tls`] makes the certificate.
+//! Nothing here touches media.
+//!
+//! Every way in goes through [`access`] (the `Gate`: who calls, may it do this, the hook in
+//! [`auth_hook`]); every play through [`play::find_capture`].
 
 pub mod access;
+pub mod admission;
+pub mod auth_hook;
 pub mod dto;
 pub mod page;
+pub mod play;
 pub mod recordings;
 pub mod rest;
 pub mod tls;
@@ -16,6 +22,7 @@ pub mod ws_protocol;
 
 use actix::Addr;
 use actix_web::dev::Server;
+use actix_web::http::header;
 use actix_web::{web, App, HttpServer};
 use pullcast::config::Settings;
 
@@ -37,6 +44,7 @@ pub fn serve(
     let signalling = ws::SignallingState {
         registry: registry.clone(),
         engine: webrtc.clone(),
+        plays_per_session: settings.limits.plays_per_session,
     };
     let state = rest::ApiState {
         registry,
@@ -48,14 +56,21 @@ pub fn serve(
     let https_port = settings.server.rest_https_port;
     let ws_port = settings.server.ws_port;
     let wss_port = settings.server.wss_port;
-    let access = access::Access::new(&settings.rest);
+    let gate = access::Gate::new(settings)?;
+    let admission = admission::Admission::new(&settings.limits);
     let recordings = recordings::RecordingsState {
         folder: std::path::PathBuf::from(&settings.record.folder),
     };
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::REFERRER_POLICY, "no-referrer")),
+            )
             .app_data(web::Data::new(state.clone()))
-            .app_data(web::Data::new(access.clone()))
+            .app_data(web::Data::new(gate.clone()))
+            .app_data(web::Data::new(admission.clone()))
             .configure(rest::configure)
             .app_data(web::Data::new(whep_state.clone()))
             .configure(whep::configure)
@@ -71,13 +86,16 @@ pub fn serve(
     if settings.server.http_workers > 0 {
         server = server.workers(settings.server.http_workers);
     }
+    if settings.server.plain_http {
+        server = server
+            .bind((bind, http_port))
+            .map_err(|e| format!("cannot listen on http {bind}:{http_port}: {e}"))?
+            .bind((bind, ws_port))
+            .map_err(|e| format!("cannot listen on ws {bind}:{ws_port}: {e}"))?;
+    }
     let server = server
-        .bind((bind, http_port))
-        .map_err(|e| format!("cannot listen on http {bind}:{http_port}: {e}"))?
         .bind_rustls_0_23((bind, https_port), tls.clone())
         .map_err(|e| format!("cannot listen on https {bind}:{https_port}: {e}"))?
-        .bind((bind, ws_port))
-        .map_err(|e| format!("cannot listen on ws {bind}:{ws_port}: {e}"))?
         .bind_rustls_0_23((bind, wss_port), tls)
         .map_err(|e| format!("cannot listen on wss {bind}:{wss_port}: {e}"))?;
     Ok(server.run())

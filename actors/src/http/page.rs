@@ -1,10 +1,16 @@
 //! The player page and its scripts, embedded in the binary and served at `/` on every
 //! listener (a request to `/` that asks for a WebSocket upgrade goes to the signalling
 //! endpoint instead). Static bytes only.
+//!
+//! The page needs no permission: it is the same for everybody, and what it does — the
+//! signalling's `play`, the REST calls of its console — is checked where it arrives. Its
+//! answers carry a Content-Security-Policy (scripts and connections to this origin only,
+//! no framing), `X-Frame-Options: DENY`; every answer of the server carries
+//! `X-Content-Type-Options: nosniff` and `Referrer-Policy: no-referrer` (`http::serve`).
 
 use actix_web::guard::{Guard, GuardContext};
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::ws;
 
@@ -17,24 +23,56 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/")
             .route(web::get().guard(WebSocketUpgrade).to(ws::connect))
-            .route(web::get().to(|| async { page(INDEX, "text/html; charset=utf-8") })),
+            .route(web::get().to(|req: HttpRequest| async move {
+                page(&req, INDEX, "text/html; charset=utf-8")
+            })),
     )
     .service(web::resource("/ws").route(web::get().to(ws::connect)))
     .service(
-        web::resource("/app.js")
-            .route(web::get().to(|| async { page(APP_JS, "text/javascript; charset=utf-8") })),
+        web::resource("/app.js").route(web::get().to(|req: HttpRequest| async move {
+            page(&req, APP_JS, "text/javascript; charset=utf-8")
+        })),
     )
     .service(
-        web::resource("/pullcast.js")
-            .route(web::get().to(|| async { page(CLIENT_JS, "text/javascript; charset=utf-8") })),
+        web::resource("/pullcast.js").route(web::get().to(|req: HttpRequest| async move {
+            page(&req, CLIENT_JS, "text/javascript; charset=utf-8")
+        })),
     );
 }
 
-fn page(body: &'static str, content_type: &'static str) -> HttpResponse {
+fn page(req: &HttpRequest, body: &'static str, content_type: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            content_security_policy(req),
+        ))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .body(body)
+}
+
+/// The page's policy: its own scripts and styles (the page has inline styles), connections
+/// to its own origin — `'self'`, and the `ws:`/`wss:` spelling of this host for browsers
+/// that do not count a WebSocket to the same host as `'self'` — and no framing, forms, base
+/// URL or plugins.
+fn content_security_policy(req: &HttpRequest) -> String {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+    let sockets = host.map_or(String::new(), |h| format!(" ws://{h} wss://{h}"));
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; media-src 'self' blob:; connect-src 'self'{sockets}; \
+         base-uri 'none'; form-action 'none'; object-src 'none'; frame-ancestors 'none'"
+    )
 }
 
 /// Matches requests asking to upgrade to a WebSocket.
@@ -47,5 +85,30 @@ impl Guard for WebSocketUpgrade {
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_policy_names_this_host_only_when_it_is_a_plain_host() {
+        let req = TestRequest::default()
+            .insert_header((header::HOST, "media.example:8080"))
+            .to_http_request();
+        let csp = content_security_policy(&req);
+        assert!(
+            csp.contains("connect-src 'self' ws://media.example:8080 wss://media.example:8080;"),
+            "{csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        let evil = TestRequest::default()
+            .insert_header((header::HOST, "x; script-src *"))
+            .to_http_request();
+        let csp = content_security_policy(&evil);
+        assert!(csp.contains("connect-src 'self';"), "{csp}");
+        assert!(!csp.contains("script-src *"), "{csp}");
     }
 }

@@ -10,24 +10,34 @@
 //! - `OPTIONS` → `204` with `Accept-Post: application/sdp` (and CORS headers for allowed
 //!   origins); `PATCH` (trickle ICE) → `405`: answers carry all candidates.
 //!
-//! Errors are JSON `{"error": ...}` like the REST API: 400 bad offer, 404 "Stream not found",
-//! 406 nothing in the offer we can send, 415 not `application/sdp`, 500 the viewer could not
-//! start. This module only signals: media is the `ViewerPeer`'s business.
+//! Access (RFC 9725 §4.5): the caller is its address and `Authorization: Bearer <token>`
+//! (HTTP Basic works too); the checks are `play::find_capture`'s, the same as signalling's.
+//! `DELETE` needs nothing but the Location, an unguessable capability.
+//!
+//! Errors are JSON `{"error": ...}` like the REST API: 400 bad offer, 401 credentials
+//! needed or wrong, 403 not allowed, 404 "Stream not found", 406 nothing in the offer we can
+//! send, 415 not `application/sdp`, 429 too many failed logins, 500 the viewer could not
+//! start. Callers without `api` see uris with their stream keys hidden. This module only
+//! signals: media is the `ViewerPeer`'s business.
 
 use std::collections::HashMap;
 
 use actix::prelude::*;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use log::{info, warn};
 use uuid::Uuid;
 
-use super::access::Access;
+use pullcast::access::{redact_text, redact_uri};
+
+use super::access::{Authenticated, Gate};
+use super::admission::Admission;
+use super::play::find_capture;
 use super::rest::error;
-use crate::messages::{StopViewer, ViewerEvent, Watch, WatchError};
+use crate::messages::{StopViewer, ViewerEvent};
 use crate::registry::Registry;
 use crate::webrtc::{ViewerError, ViewerPeer, ViewerRequest, WebRtcEngine};
 
@@ -158,13 +168,13 @@ fn tail(req: &HttpRequest) -> &str {
 
 fn cors(req: &HttpRequest, response: &mut HttpResponse) {
     let allowed = req
-        .app_data::<web::Data<Access>>()
+        .app_data::<web::Data<Gate>>()
         .zip(
             req.headers()
                 .get(header::ORIGIN)
                 .and_then(|o| o.to_str().ok()),
         )
-        .and_then(|(access, origin)| access.allow_origin(origin));
+        .and_then(|(gate, origin)| gate.cors_origin(origin));
     if let Some(origin) = allowed {
         let h = response.headers_mut();
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -187,9 +197,28 @@ fn fail(req: &HttpRequest, status: StatusCode, message: &str) -> HttpResponse {
 
 async fn post(
     state: web::Data<WhepState>,
+    gate: web::Data<Gate>,
+    admission: web::Data<Admission>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
+    // Who calls, first: a refusal must not depend on what the body says.
+    let caller = match Authenticated::extract(&req).await {
+        Ok(Authenticated(caller)) => caller,
+        Err(refusal) => return answer(&req, refusal.response()),
+    };
+    // How often: every offer makes the server build a peer connection.
+    if let Err(too_many) = admission.start_viewer(&caller) {
+        return answer(&req, too_many.response());
+    }
+    let show_uris = gate.shows_uris(&caller);
+    let fail = |req: &HttpRequest, status: StatusCode, message: &str| {
+        if show_uris {
+            fail(req, status, message)
+        } else {
+            fail(req, status, &redact_text(message))
+        }
+    };
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -202,10 +231,11 @@ async fn post(
         .trim()
         .to_ascii_lowercase();
     if essence != "application/sdp" {
+        let shown: String = content_type.chars().take(80).collect();
         return fail(
             &req,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            &format!("a WHEP offer is Content-Type: application/sdp, not {content_type:?}"),
+            &format!("a WHEP offer is Content-Type: application/sdp, not {shown:?}"),
         );
     }
     let Some(stream) = percent_decode(tail(&req)) else {
@@ -229,28 +259,9 @@ async fn post(
     if let Err(e) = pullcast::webrtc_sdp::parse_offer(&offer_sdp) {
         return fail(&req, StatusCode::BAD_REQUEST, &e.to_string());
     }
-    let capture = match state
-        .registry
-        .send(Watch {
-            name: stream.clone(),
-        })
-        .await
-    {
-        Ok(Ok(handle)) => handle,
-        Ok(Err(WatchError::NotFound(_))) => {
-            return fail(&req, StatusCode::NOT_FOUND, "Stream not found")
-        }
-        Ok(Err(WatchError::CannotStart(e))) => {
-            return fail(&req, StatusCode::INTERNAL_SERVER_ERROR, &e)
-        }
-        Err(e) => {
-            warn!("the registry did not answer: {e}");
-            return fail(
-                &req,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the server is shutting down or overloaded; try again",
-            );
-        }
+    let capture = match find_capture(&gate, &state.registry, &caller, &stream, "whep").await {
+        Ok(handle) => handle,
+        Err(refusal) => return answer(&req, refusal.response(show_uris)),
     };
     let started = state
         .engine
@@ -267,9 +278,21 @@ async fn post(
         Err(ViewerError::Failed(e)) => {
             return fail(&req, StatusCode::INTERNAL_SERVER_ERROR, &e);
         }
+        Err(ViewerError::Unavailable(e)) => {
+            let mut response = fail(&req, StatusCode::SERVICE_UNAVAILABLE, &e);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+            return response;
+        }
     };
     let location = format!("{PREFIX}{}/{}", percent_encode(&stream), started.id);
-    info!("WHEP: viewer {} of {stream} at {location}", started.id);
+    info!(
+        "WHEP: viewer {} of {} from {}",
+        started.id,
+        redact_uri(&stream),
+        caller.address
+    );
     state.sessions.do_send(Register {
         id: started.id,
         stream,

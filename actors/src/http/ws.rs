@@ -5,18 +5,30 @@
 //! `ViewerPeer` with the browser's offer and sends the answer; `ViewerEvent`s become
 //! `status` messages (`PENDING` → `PLAYING` → `STOPPED`/`FAILED`). One session may play
 //! several streams. Closing the socket ends its viewers. It never touches media.
+//!
+//! Access: the upgrade is refused (403) for a page on a foreign origin (same origin and
+//! `http.allowed_origins` only; clients without `Origin` are not browsers and may), and
+//! (401, 429) for wrong credentials in its `Authorization` header. Each `play` is checked by
+//! `play::find_capture` for the upgrade's caller, or for the holder of the play's `token`.
+//! Callers without `api` see uris in reasons with their stream keys hidden.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use log::{debug, info};
+use pullcast::access::{redact_text, redact_uri, Caller, Credentials};
 use uuid::Uuid;
 
+use super::access::{Authenticated, Gate};
+use super::admission::{Admission, SessionSlot};
+use super::play::{find_capture, PlayRefusal};
+use super::rest::error;
 use super::ws_protocol::{self, ClientMessage, ServerMessage, StreamStatus};
-use crate::messages::{StopViewer, ViewerEvent, Watch, WatchError};
+use crate::messages::{StopViewer, ViewerEvent};
 use crate::registry::Registry;
 use crate::webrtc::engine::{ViewerRequest, ViewerStarted};
 use crate::webrtc::viewer_peer::ViewerPeer;
@@ -32,15 +44,52 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 pub struct SignallingState {
     pub registry: Addr<Registry>,
     pub engine: WebRtcEngine,
+    /// Streams one session may play at once (`limits.plays_per_session`).
+    pub plays_per_session: usize,
 }
 
-/// Upgrades the request to a WebSocket served by a new [`SignallingSession`].
+/// Upgrades the request to a WebSocket served by a new [`SignallingSession`], after the
+/// Origin and credentials checks.
 pub async fn connect(
     req: HttpRequest,
     stream: web::Payload,
     state: web::Data<SignallingState>,
+    gate: web::Data<Gate>,
+    admission: web::Data<Admission>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let session = SignallingSession::new(state.registry.clone(), state.engine.clone());
+    if !gate.websocket_origin_allowed(&req) {
+        let origin = req
+            .headers()
+            .get(actix_web::http::header::ORIGIN)
+            .map(|o| {
+                String::from_utf8_lossy(o.as_bytes())
+                    .chars()
+                    .take(100)
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        info!("WebSocket from {origin:?} refused: not this server's origin nor in http.allowed_origins");
+        return Ok(error(
+            StatusCode::FORBIDDEN,
+            &format!("pages from {origin:?} may not open this WebSocket (http.allowed_origins)"),
+        ));
+    }
+    let caller = match Authenticated::extract(&req).await {
+        Ok(Authenticated(caller)) => caller,
+        Err(refusal) => return Ok(refusal.response()),
+    };
+    let slot = match admission.open_session(&caller) {
+        Ok(slot) => slot,
+        Err(too_many) => return Ok(too_many.response()),
+    };
+    let mut session = SignallingSession::new(
+        state.registry.clone(),
+        state.engine.clone(),
+        gate.get_ref().clone(),
+        caller,
+    );
+    session.admission = Some((admission.get_ref().clone(), slot));
+    session.plays_per_session = state.plays_per_session;
     ws::WsResponseBuilder::new(session, &req, stream)
         .frame_size(ws_protocol::MAX_MESSAGE)
         .start()
@@ -56,18 +105,34 @@ pub struct SignallingSession {
     id: Uuid,
     registry: Addr<Registry>,
     engine: WebRtcEngine,
+    gate: Gate,
+    /// Who opened the socket (its address and the upgrade's credentials).
+    caller: Caller,
+    /// Whether reasons may show uris as they are (the caller has `api`).
+    show_uris: bool,
     streams: HashMap<String, Stream>,
     last_heard: Instant,
+    /// How often this caller may start viewers; the slot counts this session against its
+    /// address (none for trusted callers).
+    admission: Option<(Admission, Option<SessionSlot>)>,
+    /// Streams this session may play at once.
+    plays_per_session: usize,
 }
 
 impl SignallingSession {
-    pub fn new(registry: Addr<Registry>, engine: WebRtcEngine) -> Self {
+    pub fn new(registry: Addr<Registry>, engine: WebRtcEngine, gate: Gate, caller: Caller) -> Self {
+        let show_uris = gate.shows_uris(&caller);
         Self {
             id: Uuid::new_v4(),
             registry,
             engine,
+            gate,
+            caller,
+            show_uris,
             streams: HashMap::new(),
             last_heard: Instant::now(),
+            admission: None,
+            plays_per_session: usize::MAX,
         }
     }
 
@@ -75,25 +140,48 @@ impl SignallingSession {
         ctx.text(ws_protocol::render(message));
     }
 
+    /// Sends a `status`; the reason with stream keys hidden unless the caller has `api`.
     fn status(
+        &self,
         ctx: &mut ws::WebsocketContext<Self>,
         id: &str,
         status: StreamStatus,
         reason: Option<String>,
     ) {
+        self.status_with_code(ctx, id, status, reason, None);
+    }
+
+    fn status_with_code(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        id: &str,
+        status: StreamStatus,
+        reason: Option<String>,
+        code: Option<u16>,
+    ) {
+        let reason = match reason {
+            Some(r) if !self.show_uris => Some(redact_text(&r).into_owned()),
+            other => other,
+        };
         Self::send(
             ctx,
             &ServerMessage::Status {
                 id: id.to_string(),
                 status,
                 reason,
+                code,
             },
         );
     }
 
     fn on_message(&mut self, message: ClientMessage, ctx: &mut ws::WebsocketContext<Self>) {
         match message {
-            ClientMessage::Play { id, name, sdp } => self.play(id, name, sdp, ctx),
+            ClientMessage::Play {
+                id,
+                name,
+                sdp,
+                token,
+            } => self.play(id, name, sdp, token, ctx),
             ClientMessage::Stop { id } => match self.streams.remove(&id) {
                 Some(stream) => {
                     if let Some((_, viewer)) = stream.viewer {
@@ -101,7 +189,7 @@ impl SignallingSession {
                             reason: "stopped by the client".to_string(),
                         });
                     }
-                    Self::status(
+                    self.status(
                         ctx,
                         &id,
                         StreamStatus::Stopped,
@@ -125,6 +213,7 @@ impl SignallingSession {
         id: String,
         name: String,
         sdp: String,
+        token: Option<String>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         if self.streams.contains_key(&id) {
@@ -136,18 +225,47 @@ impl SignallingSession {
             );
             return;
         }
-        info!("session {}: play '{name}' as '{id}'", self.id);
+        if self.streams.len() >= self.plays_per_session {
+            self.status(
+                ctx,
+                &id,
+                StreamStatus::Failed,
+                Some(format!(
+                    "this session plays {} streams already (limits.plays_per_session)",
+                    self.plays_per_session
+                )),
+            );
+            return;
+        }
+        if let Some((admission, _)) = &self.admission {
+            if let Err(too_many) = admission.start_viewer(&self.caller) {
+                self.status(ctx, &id, StreamStatus::Failed, Some(too_many.reason));
+                return;
+            }
+        }
+        info!(
+            "session {} ({}): play '{}' as '{id}'",
+            self.id,
+            self.caller.address,
+            redact_uri(&name)
+        );
         self.streams.insert(id.clone(), Stream { viewer: None });
-        Self::status(ctx, &id, StreamStatus::Pending, None);
+        self.status(ctx, &id, StreamStatus::Pending, None);
         let registry = self.registry.clone();
         let engine = self.engine.clone();
+        let gate = self.gate.clone();
+        let session_caller = self.caller.clone();
         let events = ctx.address().recipient::<ViewerEvent>();
         let start = async move {
-            let capture = match registry.send(Watch { name }).await {
-                Ok(Ok(handle)) => handle,
-                Ok(Err(WatchError::NotFound(e) | WatchError::CannotStart(e))) => return Err(e),
-                Err(e) => return Err(format!("the server is shutting down ({e})")),
+            // A token in the message speaks for this play instead of the upgrade's caller.
+            let caller = match token {
+                Some(token) => gate
+                    .authenticate(session_caller.address, Credentials::token(&token).map(Some))
+                    .await
+                    .map_err(PlayRefusal::Access)?,
+                None => session_caller,
             };
+            let capture = find_capture(&gate, &registry, &caller, &name, "websocket").await?;
             engine
                 .start_viewer(ViewerRequest {
                     capture,
@@ -155,10 +273,10 @@ impl SignallingSession {
                     events,
                 })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| PlayRefusal::CannotStart(e.to_string()))
         };
         ctx.spawn(start.into_actor(self).map(
-            move |result: Result<ViewerStarted, String>, act, ctx| {
+            move |result: Result<ViewerStarted, PlayRefusal>, act, ctx| {
                 match (result, act.streams.get_mut(&id)) {
                     (Ok(started), Some(stream)) => {
                         stream.viewer = Some((started.id, started.addr));
@@ -176,9 +294,16 @@ impl SignallingSession {
                             reason: "stopped by the client".to_string(),
                         });
                     }
-                    (Err(reason), Some(_)) => {
+                    (Err(refusal), Some(_)) => {
                         act.streams.remove(&id);
-                        Self::status(ctx, &id, StreamStatus::Failed, Some(reason));
+                        let reason = refusal.reason(act.show_uris);
+                        act.status_with_code(
+                            ctx,
+                            &id,
+                            StreamStatus::Failed,
+                            Some(reason),
+                            Some(refusal.status().as_u16()),
+                        );
                     }
                     (Err(_), None) => {}
                 }
@@ -277,19 +402,19 @@ impl Handler<ViewerEvent> for SignallingSession {
             ViewerEvent::Connected { .. } => {}
             ViewerEvent::Playing { viewer } => {
                 if let Some(id) = self.stream_of(viewer) {
-                    Self::status(ctx, &id, StreamStatus::Playing, None);
+                    self.status(ctx, &id, StreamStatus::Playing, None);
                 }
             }
             ViewerEvent::Stopped { viewer, reason } => {
                 if let Some(id) = self.stream_of(viewer) {
                     self.streams.remove(&id);
-                    Self::status(ctx, &id, StreamStatus::Stopped, Some(reason));
+                    self.status(ctx, &id, StreamStatus::Stopped, Some(reason));
                 }
             }
             ViewerEvent::Failed { viewer, reason } => {
                 if let Some(id) = self.stream_of(viewer) {
                     self.streams.remove(&id);
-                    Self::status(ctx, &id, StreamStatus::Failed, Some(reason));
+                    self.status(ctx, &id, StreamStatus::Failed, Some(reason));
                 }
             }
         }

@@ -12,11 +12,15 @@ use serde_json::Value;
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Play `name` (a local stream name, a pulled uri, or an rtmp:// URL to pull on demand)
-    /// with the browser's SDP offer; `id` is the client's handle for this stream.
+    /// with the browser's SDP offer; `id` is the client's handle for this stream. `token`
+    /// (optional) is a bearer token for this play, as browsers cannot set headers on a
+    /// WebSocket.
     Play {
         id: String,
         name: String,
         sdp: String,
+        #[serde(default)]
+        token: Option<String>,
     },
     /// Stop the stream `id`.
     Stop { id: String },
@@ -55,12 +59,15 @@ pub enum ServerMessage {
     },
     /// The SDP answer for stream `id` (every ICE candidate included; no trickle needed).
     Answer { id: String, sdp: String },
-    /// A stream's state changed.
+    /// A stream's state changed. A `FAILED` play refused before it started carries the
+    /// HTTP status that says why (`code`: 401, 403, 404, 429, 500, 503).
     Status {
         id: String,
         status: StreamStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
     },
     /// Keep-alive from the server; answer with `pong`.
     Ping { ts: u64 },
@@ -84,7 +91,7 @@ pub fn parse(text: &str) -> Result<ClientMessage, String> {
     let message: ClientMessage =
         serde_json::from_str(text).map_err(|e| format!("cannot read the message: {e}"))?;
     match &message {
-        ClientMessage::Play { id, name, sdp } => {
+        ClientMessage::Play { id, name, sdp, .. } => {
             if id.is_empty() || id.len() > 128 {
                 return Err("play: id must be 1 to 128 characters".to_string());
             }
@@ -122,7 +129,18 @@ mod tests {
             ClientMessage::Play {
                 id: "s1".into(),
                 name: "cam".into(),
-                sdp: "v=0".into()
+                sdp: "v=0".into(),
+                token: None,
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"play","id":"s1","name":"直播流","sdp":"v=0","token":"pc1.a.b"}"#)
+                .unwrap(),
+            ClientMessage::Play {
+                id: "s1".into(),
+                name: "直播流".into(),
+                sdp: "v=0".into(),
+                token: Some("pc1.a.b".into()),
             }
         );
         assert_eq!(
@@ -158,15 +176,17 @@ mod tests {
             id: "s1".into(),
             status: StreamStatus::Failed,
             reason: Some("Stream not found".into()),
+            code: Some(404),
         });
         assert_eq!(
             s,
-            r#"{"type":"status","id":"s1","status":"FAILED","reason":"Stream not found"}"#
+            r#"{"type":"status","id":"s1","status":"FAILED","reason":"Stream not found","code":404}"#
         );
         let s = render(&ServerMessage::Status {
             id: "s1".into(),
             status: StreamStatus::Playing,
             reason: None,
+            code: None,
         });
         assert_eq!(s, r#"{"type":"status","id":"s1","status":"PLAYING"}"#);
         let s = render(&ServerMessage::Session {

@@ -8,10 +8,12 @@
 //! source has is recorded. A codec change closes the file and the next one starts. Disk
 //! trouble stops the recording with a reason; the capture and its viewers go on.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use log::{info, warn};
@@ -29,6 +31,8 @@ use crate::records::{self, Sidecar};
 const WAIT_FOR_TRACKS_MS: i64 = 3000;
 /// Most frames held while waiting (a few seconds of 60 fps video and audio).
 const MAX_HELD: usize = 1024;
+/// Most bytes held while waiting (frame cost: payload + overhead); the oldest go first.
+const MAX_HELD_BYTES: usize = 16 << 20;
 
 /// One open recording file.
 struct Open {
@@ -56,7 +60,12 @@ pub struct Recorder {
     /// Tracks the capture may carry (its request's hasAudio / hasVideo).
     expect_audio: bool,
     expect_video: bool,
+    /// When the files of the last minute started (`record.max_files_per_minute`).
+    file_starts: VecDeque<Instant>,
 }
+
+/// Hooks running now, over every capture (`record.max_running_hooks`).
+static RUNNING_HOOKS: AtomicUsize = AtomicUsize::new(0);
 
 impl Recorder {
     pub fn new(
@@ -82,6 +91,7 @@ impl Recorder {
             hooks: Vec::new(),
             expect_audio: true,
             expect_video: true,
+            file_starts: VecDeque::new(),
         }
     }
 
@@ -126,8 +136,10 @@ impl Recorder {
             && (self.codecs.audio.is_some() || !self.expect_audio);
         let ready = (all_tracks && (keyframe_held || !video_known)) || span >= WAIT_FOR_TRACKS_MS;
         if !ready || (video_known && !keyframe_held) {
-            if self.held.len() > MAX_HELD {
-                self.held.remove(0);
+            let mut held_bytes: usize = self.held.iter().map(MediaFrame::cost_bytes).sum();
+            while self.held.len() > MAX_HELD || (held_bytes > MAX_HELD_BYTES && self.held.len() > 1)
+            {
+                held_bytes -= self.held.remove(0).cost_bytes();
             }
             return Ok(());
         }
@@ -144,12 +156,30 @@ impl Recorder {
         };
         if let Some(fragment) = open.writer.push(frame) {
             append(open, &fragment)?;
+            let folder = PathBuf::from(&self.settings.folder);
+            enough_free_space(&folder, self.settings.min_free_bytes)?;
             self.report(None);
         }
         Ok(())
     }
 
     fn start(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        while self
+            .file_starts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.file_starts.pop_front();
+        }
+        let most = self.settings.max_files_per_minute as usize;
+        if self.file_starts.len() >= most {
+            return Err(format!(
+                "the source changed its codec configuration so often that {most} files started \
+                 within a minute (record.max_files_per_minute); recording stopped"
+            ));
+        }
+        self.file_starts.push_back(now);
         let folder = PathBuf::from(&self.settings.folder);
         std::fs::create_dir_all(&folder).map_err(|e| {
             format!(
@@ -157,6 +187,7 @@ impl Recorder {
                 folder.display()
             )
         })?;
+        enough_free_space(&folder, self.settings.min_free_bytes)?;
         let mut fields = self.fields.clone();
         fields.start_ms = unix_ms();
         fields.end_ms = None;
@@ -241,7 +272,7 @@ impl Recorder {
             open.bytes
         );
         self.hooks.retain(|h| !h.is_finished());
-        if let Some(hook) = run_hook(&self.settings.hook, &self.fields.stream_name, &path) {
+        if let Some(hook) = run_hook(&self.settings, &self.fields.stream_name, &path) {
             self.hooks.push(hook);
         }
     }
@@ -292,24 +323,73 @@ fn unix_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Runs the hook with the stream name and the file's absolute path, on a thread of its own;
-/// a failure is logged, never fatal.
+/// Refuses when the disk holding `folder` has less than `min_free` bytes free.
+fn enough_free_space(folder: &Path, min_free: u64) -> Result<(), String> {
+    match nix::sys::statvfs::statvfs(folder) {
+        Ok(stats) => {
+            let free = stats
+                .blocks_available()
+                .saturating_mul(stats.fragment_size());
+            if free < min_free {
+                return Err(format!(
+                    "only {} MiB free on the disk of {}, under record.min_free_bytes ({} MiB)",
+                    free >> 20,
+                    folder.display(),
+                    min_free >> 20
+                ));
+            }
+            Ok(())
+        }
+        // Not knowing is no reason to stop recording; the write itself will say.
+        Err(_) => Ok(()),
+    }
+}
+
+/// The stream name as a hook's argument: one that starts with '-' gets '_' in front, so no
+/// program takes it for an option (the exact name is in `PULLCAST_STREAM`).
+fn hook_argument(stream: &str) -> String {
+    if stream.starts_with('-') {
+        format!("_{stream}")
+    } else {
+        stream.to_string()
+    }
+}
+
+/// Runs the hook with the stream name and the file's absolute path, on a thread of its own,
+/// killed after `record.hook_timeout_ms`; skipped when `record.max_running_hooks` are
+/// running. A failure is logged, never fatal.
 fn run_hook(
-    hook: &str,
+    settings: &RecordSettings,
     stream: &str,
-    path: &std::path::Path,
+    path: &Path,
 ) -> Option<std::thread::JoinHandle<()>> {
-    if hook.is_empty() {
+    if settings.hook.is_empty() {
         return None;
     }
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (hook, stream) = (hook.to_string(), stream.to_string());
+    if RUNNING_HOOKS.fetch_add(1, Ordering::SeqCst) >= settings.max_running_hooks {
+        RUNNING_HOOKS.fetch_sub(1, Ordering::SeqCst);
+        warn!(
+            "recording hook skipped for {}: {} hooks are running (record.max_running_hooks)",
+            absolute.display(),
+            settings.max_running_hooks
+        );
+        return None;
+    }
+    let hook = settings.hook.clone();
+    let stream = stream.to_string();
+    let limit = Duration::from_millis(settings.hook_timeout_ms);
     let handle = std::thread::spawn(move || {
-        match std::process::Command::new(&hook)
-            .arg(&stream)
+        let outcome = std::process::Command::new(&hook)
+            .arg(hook_argument(&stream))
             .arg(&absolute)
-            .status()
-        {
+            .env("PULLCAST_STREAM", &stream)
+            .env("PULLCAST_FILE", &absolute)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not run: {e}"))
+            .and_then(|mut child| wait_or_kill(&mut child, limit));
+        match outcome {
             Ok(status) if status.success() => {
                 info!("recording hook {hook} ran for {}", absolute.display())
             }
@@ -317,10 +397,34 @@ fn run_hook(
                 "recording hook {hook} failed ({status}) for {}",
                 absolute.display()
             ),
-            Err(e) => warn!("recording hook {hook} could not run: {e}"),
+            Err(e) => warn!("recording hook {hook} for {}: {e}", absolute.display()),
         }
+        RUNNING_HOOKS.fetch_sub(1, Ordering::SeqCst);
     });
     Some(handle)
+}
+
+/// Waits for `child` up to `limit`, then kills it.
+fn wait_or_kill(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Result<std::process::ExitStatus, String> {
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if started.elapsed() >= limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "killed after {} ms (record.hook_timeout_ms)",
+                    limit.as_millis()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("cannot wait for it: {e}")),
+        }
+    }
 }
 
 impl Actor for Recorder {
@@ -376,12 +480,12 @@ impl Handler<SubscriberMedia> for Recorder {
                 }
                 self.codecs = codecs;
             }
-            SubscriberMedia::Frame(frame) => {
+            SubscriberMedia::Frame(frame, _queued) => {
                 if let Err(reason) = self.on_frame(frame) {
                     self.fail(reason, ctx);
                 }
             }
-            SubscriberMedia::Replay(frames) => {
+            SubscriberMedia::Replay(frames, _queued) => {
                 for frame in frames {
                     if let Err(reason) = self.on_frame(frame) {
                         self.fail(reason, ctx);
@@ -391,5 +495,41 @@ impl Handler<SubscriberMedia> for Recorder {
             }
             SubscriberMedia::Stopped { .. } => ctx.stop(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hook_argument_is_never_an_option() {
+        assert_eq!(hook_argument("-rf"), "_-rf");
+        assert_eq!(hook_argument("--help"), "_--help");
+        assert_eq!(hook_argument("直播流"), "直播流");
+        assert_eq!(hook_argument("a-b"), "a-b");
+    }
+
+    #[test]
+    fn a_hook_that_runs_too_long_is_killed() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep runs");
+        let started = Instant::now();
+        let outcome = wait_or_kill(&mut child, Duration::from_millis(200));
+        assert!(matches!(&outcome, Err(e) if e.contains("killed after 200 ms")));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let mut quick = std::process::Command::new("true")
+            .spawn()
+            .expect("true runs");
+        assert!(wait_or_kill(&mut quick, Duration::from_secs(10)).is_ok_and(|s| s.success()));
+    }
+
+    #[test]
+    fn free_space_is_checked_against_the_minimum() {
+        assert!(enough_free_space(Path::new("."), 0).is_ok());
+        let refused = enough_free_space(Path::new("."), u64::MAX);
+        assert!(matches!(&refused, Err(e) if e.contains("record.min_free_bytes")));
     }
 }

@@ -13,16 +13,21 @@
 //! `try_send`, and a subscriber whose mailbox is full misses frames until the next keyframe.
 //! A slow subscriber therefore never slows the capture or any other subscriber. The
 //! supervisor does no I/O and no parsing.
+//!
+//! Every handler runs inside `panic_guard::catch`: a bug that panics ends this capture
+//! `FAILED` with the panic's message as the reason (viewers told, the Registry forgets it),
+//! and only this one.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
-use log::{info, warn};
+use log::{error, info, warn};
+use pullcast::access::redact_text;
 use pullcast::backoff::Backoff;
 use pullcast::config::{CaptureSettings, RecordSettings};
 use pullcast::flv::avc::profile_name;
-use pullcast::gop::GopCache;
+use pullcast::gop::{GopCache, GopPush};
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;
@@ -32,24 +37,24 @@ use pullcast::video::transcode::TranscodeSettings;
 use pullcast::video::BFrameDetector;
 use uuid::Uuid;
 
+use crate::panic_guard::{self, Panic};
 use crate::telemetry::{LatencySummary, SharedTelemetry};
 
 use super::audio_transcoder::AudioTranscoderActor;
+use super::budget::{ByteBudget, SharedBudget, MESSAGE_OVERHEAD};
 use super::normalizer::NormalizerActor;
 use super::recorder::Recorder;
 use super::video_transcoder::VideoTranscoderActor;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
     AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
-    ForceKeyframe, GetSnapshot, MediaEnd, PullRequest, ReaderEvent, RecordingStatus,
+    ForceKeyframe, GetSnapshot, InjectPanic, MediaEnd, PullRequest, ReaderEvent, RecordingStatus,
     RequestKeyframe, ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, SourceMediaEnded,
     StatusChange, StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio,
     TranscodeBacklog, TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig,
     Unsubscribe, VideoInfo,
 };
 
-/// Most bytes kept in the keyframe cache; past it the cache waits for the next keyframe.
-const GOP_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Status transitions kept for `find_all`.
 const HISTORY_LEN: usize = 20;
 /// Window over which the frame rate is averaged.
@@ -63,6 +68,8 @@ const FIRST_VIEWER_GRACE: Duration = Duration::from_secs(15);
 
 struct SubscriberState {
     recipient: Recipient<SubscriberMedia>,
+    /// What this subscriber has queued, in bytes.
+    queue: SharedBudget,
     delivery: Delivery,
     /// Missed a frame: send no video until the next keyframe.
     waiting_for_keyframe: bool,
@@ -72,6 +79,8 @@ struct SubscriberState {
 struct Transcoder {
     addr: Addr<AudioTranscoderActor>,
     arbiter: Arbiter,
+    /// What it has queued, in bytes.
+    queue: SharedBudget,
 }
 
 /// The capture's one B-frame → Constrained Baseline transcoder, while it has B-frames and
@@ -79,6 +88,10 @@ struct Transcoder {
 struct VideoTranscoder {
     addr: Addr<VideoTranscoderActor>,
     arbiter: Arbiter,
+    /// What it has queued, in bytes.
+    queue: SharedBudget,
+    /// It fell behind by its whole queue: frames skip it until the next keyframe.
+    skipping: bool,
 }
 
 /// Supervises one capture.
@@ -136,6 +149,9 @@ pub struct StreamSupervisor {
     end_failed: bool,
     /// `StopCapture` arrived: no more retries.
     stopping: bool,
+    /// Media between the socket and this supervisor (bytes), shared with the reader and
+    /// the normalizer of every connection.
+    ingest: SharedBudget,
 }
 
 impl StreamSupervisor {
@@ -156,12 +172,12 @@ impl StreamSupervisor {
             status: CaptureStatus::Pending,
             reason: None,
             codecs: CodecSet::default(),
-            gop: GopCache::new(GOP_CACHE_MAX_BYTES),
+            gop: GopCache::new(settings.keyframe_cache_bytes),
             subscribers: HashMap::new(),
             transcoder: None,
             bframes: BFrameDetector::new(),
             video_transcoder: None,
-            transcoded_gop: GopCache::new(GOP_CACHE_MAX_BYTES),
+            transcoded_gop: GopCache::new(settings.keyframe_cache_bytes),
             linger: None,
             bytes_received: 0,
             video_frames: 0,
@@ -183,6 +199,7 @@ impl StreamSupervisor {
             origin: Instant::now(),
             timeline: Timeline::new(),
             backoff: Backoff::new(settings.reconnect_initial_ms, settings.reconnect_max_ms),
+            ingest: ByteBudget::new(settings.ingest_queue_bytes),
             settings,
             generation: 0,
             retry_at: None,
@@ -253,14 +270,17 @@ impl StreamSupervisor {
             ctx.address().recipient(),
             ctx.address().recipient(),
             self.generation,
+            self.ingest.clone(),
         )
         .start();
         let source = (self.starter)(SourceContext {
             url: self.request.url.clone(),
             settings: self.settings.clone(),
+            may_pull_private: self.request.may_pull_private,
             events: ctx.address().recipient(),
             tags: normalizer.clone().recipient(),
             media_end: normalizer.recipient(),
+            ingest: self.ingest.clone(),
         });
         self.source = Some(source);
     }
@@ -369,7 +389,12 @@ impl StreamSupervisor {
     }
 
     fn label(&self) -> String {
-        format!("capture {} ({})", self.request.local_stream_name, self.id)
+        // The local name is the uri when none was given: its stream key stays out of logs.
+        format!(
+            "capture {} ({})",
+            redact_text(&self.request.local_stream_name),
+            self.id
+        )
     }
 
     fn on_codecs(&mut self, mut codecs: CodecSet, ctx: &mut Context<Self>) {
@@ -424,6 +449,11 @@ impl StreamSupervisor {
     }
 
     fn on_frame(&mut self, mut frame: MediaFrame, ctx: &mut Context<Self>) {
+        if let Some(reason) = self.over_memory_budget() {
+            self.stopping = true;
+            self.fail_and_stop(ctx, reason);
+            return;
+        }
         let wanted = match frame.track {
             Track::Video => self.request.has_video,
             Track::Audio => self.request.has_audio,
@@ -460,7 +490,17 @@ impl StreamSupervisor {
             }
             self.set_status(CaptureStatus::ProcessedRemote, None);
         }
-        self.gop.push(&frame);
+        if let GopPush::Overflowed {
+            would_hold,
+            max_bytes,
+        } = self.gop.push(&frame)
+        {
+            warn!(
+                "{}: the frames since the last keyframe ({would_hold} bytes) pass \
+                 capture.keyframe_cache_bytes ({max_bytes}); new viewers wait for the next keyframe",
+                self.label()
+            );
+        }
         if let Some(since) = self.resume_from {
             // Subscribers resume at a video keyframe (any frame when there is no video).
             let resumes = match frame.track {
@@ -477,9 +517,13 @@ impl StreamSupervisor {
         }
         if frame.track == Track::Audio {
             if let Some(t) = &self.transcoder {
-                t.addr.do_send(TranscodeAudio {
-                    frame: frame.clone(),
-                });
+                // Over its queue the transcoder is far behind: a frame less beats a backlog.
+                if let Some(charge) = t.queue.try_charge(frame.data.len() + MESSAGE_OVERHEAD) {
+                    t.addr.do_send(TranscodeAudio {
+                        frame: frame.clone(),
+                        charge,
+                    });
+                }
             }
             // AAC goes to the subscribers that take the original; WebRTC gets Opus.
             self.fan_out(&frame, Some(Delivery::Original), ctx);
@@ -489,10 +533,18 @@ impl StreamSupervisor {
             }
             if self.webrtc_video_transcoded() {
                 // The original (B-frames and all) for recordings; WebRTC gets the transcode.
-                if let Some(t) = &self.video_transcoder {
-                    t.addr.do_send(TranscodeVideo {
-                        frame: frame.clone(),
-                    });
+                if let Some(t) = &mut self.video_transcoder {
+                    // Over its queue it is far behind: skip to the next keyframe.
+                    let charge = (!t.skipping || frame.keyframe)
+                        .then(|| t.queue.try_charge(frame.data.len() + MESSAGE_OVERHEAD))
+                        .flatten();
+                    t.skipping = charge.is_none();
+                    if let Some(charge) = charge {
+                        t.addr.do_send(TranscodeVideo {
+                            frame: frame.clone(),
+                            charge,
+                        });
+                    }
                 }
                 self.fan_out(&frame, Some(Delivery::Original), ctx);
             } else {
@@ -516,9 +568,17 @@ impl StreamSupervisor {
                     continue;
                 }
             }
+            let Some(charge) = sub.queue.try_charge(frame.data.len() + MESSAGE_OVERHEAD) else {
+                // Its queue holds its limit in bytes: as full as a full mailbox.
+                if has_video && !sub.waiting_for_keyframe {
+                    log::debug!("subscriber {id} fell behind; skipping to the next keyframe");
+                    sub.waiting_for_keyframe = true;
+                }
+                continue;
+            };
             match sub
                 .recipient
-                .try_send(SubscriberMedia::Frame(frame.clone()))
+                .try_send(SubscriberMedia::Frame(frame.clone(), charge))
             {
                 Ok(()) => {}
                 Err(SendError::Full(_)) => {
@@ -572,6 +632,7 @@ impl StreamSupervisor {
     fn replay_cache(
         &self,
         recipient: &Recipient<SubscriberMedia>,
+        queue: &SharedBudget,
         delivery: Delivery,
         video_only: bool,
     ) -> bool {
@@ -589,7 +650,50 @@ impl StreamSupervisor {
             return false;
         }
         let has_keyframe = frames.iter().any(|f| f.track == Track::Video && f.keyframe);
-        recipient.try_send(SubscriberMedia::Replay(frames)).is_ok() && has_keyframe
+        let cost = frames.iter().map(|f| f.data.len() + MESSAGE_OVERHEAD).sum();
+        let Some(charge) = queue.try_charge(cost) else {
+            return false;
+        };
+        recipient
+            .try_send(SubscriberMedia::Replay(frames, charge))
+            .is_ok()
+            && has_keyframe
+    }
+
+    /// What this capture holds in memory, in bytes: media in flight from the socket, the
+    /// keyframe caches, the largest subscriber queue (subscribers share frames, so their
+    /// queues overlap), the transcoders' queues.
+    fn memory_in_use(&self) -> MemoryInUse {
+        MemoryInUse {
+            ingest: self.ingest.used(),
+            caches: self.gop.bytes() + self.transcoded_gop.bytes(),
+            subscriber_queue: self
+                .subscribers
+                .values()
+                .map(|s| s.queue.used())
+                .max()
+                .unwrap_or(0),
+            transcoders: self.transcoder.as_ref().map_or(0, |t| t.queue.used())
+                + self.video_transcoder.as_ref().map_or(0, |t| t.queue.used()),
+        }
+    }
+
+    /// The reason to end this capture when it holds more than its memory budget.
+    fn over_memory_budget(&self) -> Option<String> {
+        let used = self.memory_in_use();
+        let budget = self.settings.memory_budget_bytes;
+        (used.total() > budget).then(|| {
+            format!(
+                "the capture held {} bytes, over its memory budget of {budget} \
+                 (capture.memory_budget_bytes): {} in flight from the source, {} in keyframe \
+                 caches, {} in the largest viewer queue, {} queued for transcoders",
+                used.total(),
+                used.ingest,
+                used.caches,
+                used.subscriber_queue,
+                used.transcoders
+            )
+        })
     }
 
     /// Media has flowed at least once.
@@ -648,7 +752,12 @@ impl StreamSupervisor {
                 "{}: video transcoder (B-frames → Constrained Baseline) started",
                 self.label()
             );
-            self.video_transcoder = Some(VideoTranscoder { addr, arbiter });
+            self.video_transcoder = Some(VideoTranscoder {
+                addr,
+                arbiter,
+                queue: ByteBudget::new(self.settings.transcoder_queue_bytes),
+                skipping: false,
+            });
         } else if !wanted {
             if let Some(t) = self.video_transcoder.take() {
                 info!("{}: video transcoder stopped", self.label());
@@ -675,7 +784,11 @@ impl StreamSupervisor {
             "{}: first WebRTC viewer; audio transcoder (AAC → Opus) started",
             self.label()
         );
-        self.transcoder = Some(Transcoder { addr, arbiter });
+        self.transcoder = Some(Transcoder {
+            addr,
+            arbiter,
+            queue: ByteBudget::new(self.settings.transcoder_queue_bytes),
+        });
     }
 
     /// Stops an on-demand capture after `after` unless a subscriber arrives first.
@@ -796,6 +909,16 @@ impl Actor for StreamSupervisor {
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if let Err(panic) = panic_guard::catch(|| self.tell_everyone_it_ended()) {
+            error!("{}: caught a panic while stopping: {panic}", self.label());
+        }
+    }
+}
+
+impl StreamSupervisor {
+    /// The end of the capture: the source and transcoders stop, subscribers and the Registry
+    /// are told.
+    fn tell_everyone_it_ended(&mut self) {
         if let Some(source) = self.source.take() {
             source.do_send(StopSource);
         }
@@ -825,8 +948,8 @@ impl Actor for StreamSupervisor {
 impl Handler<ReaderEvent> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, event: ReaderEvent, _ctx: &mut Self::Context) {
-        match event {
+    fn handle(&mut self, event: ReaderEvent, ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| match event {
             ReaderEvent::Connected { peer } => info!("{}: connected to {peer}", self.label()),
             ReaderEvent::HandshakeDone => log::debug!("{}: handshake done", self.label()),
             ReaderEvent::PlayStarted => info!("{}: the source started playing", self.label()),
@@ -839,6 +962,9 @@ impl Handler<ReaderEvent> for StreamSupervisor {
                 let now = self.now_ms();
                 self.bitrate.add(now, delta);
             }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -847,13 +973,18 @@ impl Handler<SourceMedia> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, media: SourceMedia, ctx: &mut Self::Context) {
-        if media.generation != self.generation {
-            // Late frames of a connection that has already ended.
-            return;
-        }
-        match media.event {
-            NormalizedEvent::CodecChange(codecs) => self.on_codecs(codecs, ctx),
-            NormalizedEvent::Frame(frame) => self.on_frame(frame, ctx),
+        let outcome = panic_guard::catch(|| {
+            if media.generation != self.generation {
+                // Late frames of a connection that has already ended.
+                return;
+            }
+            match media.event {
+                NormalizedEvent::CodecChange(codecs) => self.on_codecs(codecs, ctx),
+                NormalizedEvent::Frame(frame) => self.on_frame(frame, ctx),
+            }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -862,19 +993,29 @@ impl Handler<SourceMediaEnded> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SourceMediaEnded, ctx: &mut Self::Context) {
-        if msg.generation != self.generation {
-            // About a connection the supervisor has already given up on.
-            return;
-        }
-        match msg.end {
-            MediaEnd::PublisherLeft { reason } => {
-                if self.has_streamed() {
-                    let reason = format!("{reason}; waiting for it to return");
-                    self.set_status(CaptureStatus::Reconnecting, Some(reason));
-                }
-                self.source_lost(ctx);
+        let outcome = panic_guard::catch(|| {
+            if msg.generation != self.generation {
+                // About a connection the supervisor has already given up on.
+                return;
             }
-            MediaEnd::ConnectionEnded { reason } => self.connection_ended(reason, ctx),
+            match msg.end {
+                MediaEnd::PublisherLeft { reason } => {
+                    if self.has_streamed() {
+                        let reason = format!("{reason}; waiting for it to return");
+                        self.set_status(CaptureStatus::Reconnecting, Some(reason));
+                    }
+                    self.source_lost(ctx);
+                }
+                MediaEnd::ConnectionEnded { reason } => self.connection_ended(reason, ctx),
+                MediaEnd::Crashed { reason } => {
+                    error!("{}: {reason}", self.label());
+                    self.stopping = true;
+                    self.fail_and_stop(ctx, reason);
+                }
+            }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -883,49 +1024,62 @@ impl Handler<Subscribe> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
-        let recipient = msg.recipient;
-        if self.codecs != CodecSet::default() {
-            recipient.do_send(SubscriberMedia::Codecs(self.codecs.clone()));
+        let outcome = panic_guard::catch(|| {
+            let recipient = msg.recipient;
+            if self.codecs != CodecSet::default() {
+                recipient.do_send(SubscriberMedia::Codecs(self.codecs.clone()));
+            }
+            // Instant start: the frames since the latest keyframe, at once. WebRTC subscribers
+            // get the cached video only; their audio is Opus, which starts live.
+            let video_only = msg.delivery == Delivery::WebRtc;
+            let queue = ByteBudget::new(self.settings.subscriber_queue_bytes);
+            let keyframe_sent = self.replay_cache(&recipient, &queue, msg.delivery, video_only);
+            let waiting_for_keyframe = self.codecs.video.is_some() && !keyframe_sent;
+            self.subscribers.insert(
+                msg.id,
+                SubscriberState {
+                    recipient,
+                    queue,
+                    delivery: msg.delivery,
+                    waiting_for_keyframe,
+                },
+            );
+            self.subscribers_changed(ctx);
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
-        // Instant start: the frames since the latest keyframe, at once. WebRTC subscribers
-        // get the cached video only; their audio is Opus, which starts live.
-        let video_only = msg.delivery == Delivery::WebRtc;
-        let keyframe_sent = self.replay_cache(&recipient, msg.delivery, video_only);
-        let waiting_for_keyframe = self.codecs.video.is_some() && !keyframe_sent;
-        self.subscribers.insert(
-            msg.id,
-            SubscriberState {
-                recipient,
-                delivery: msg.delivery,
-                waiting_for_keyframe,
-            },
-        );
-        self.subscribers_changed(ctx);
     }
 }
 
 impl Handler<RequestKeyframe> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: RequestKeyframe, _ctx: &mut Self::Context) {
-        if self.codecs.video.is_none() {
-            return;
-        }
-        let Some(sub) = self.subscribers.get(&msg.id) else {
-            return;
-        };
-        let (recipient, delivery) = (sub.recipient.clone(), sub.delivery);
-        let keyframe_sent = match &self.video_transcoder {
-            Some(t) if delivery == Delivery::WebRtc && self.webrtc_video_transcoded() => {
-                // A fresh keyframe for everyone watching the transcode, times moving forward.
-                t.addr.do_send(ForceKeyframe);
-                false
+    fn handle(&mut self, msg: RequestKeyframe, ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| {
+            if self.codecs.video.is_none() {
+                return;
             }
-            // The cached video from the latest keyframe, to this subscriber only.
-            _ => self.replay_cache(&recipient, delivery, true),
-        };
-        if let Some(sub) = self.subscribers.get_mut(&msg.id) {
-            sub.waiting_for_keyframe = !keyframe_sent;
+            let Some(sub) = self.subscribers.get(&msg.id) else {
+                return;
+            };
+            let (recipient, queue, delivery) =
+                (sub.recipient.clone(), sub.queue.clone(), sub.delivery);
+            let keyframe_sent = match &self.video_transcoder {
+                Some(t) if delivery == Delivery::WebRtc && self.webrtc_video_transcoded() => {
+                    // A fresh keyframe for everyone watching the transcode, times moving forward.
+                    t.addr.do_send(ForceKeyframe);
+                    false
+                }
+                // The cached video from the latest keyframe, to this subscriber only.
+                _ => self.replay_cache(&recipient, &queue, delivery, true),
+            };
+            if let Some(sub) = self.subscribers.get_mut(&msg.id) {
+                sub.waiting_for_keyframe = !keyframe_sent;
+            }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -934,8 +1088,13 @@ impl Handler<Unsubscribe> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: Unsubscribe, ctx: &mut Self::Context) {
-        if self.subscribers.remove(&msg.id).is_some() {
-            self.subscribers_changed(ctx);
+        let outcome = panic_guard::catch(|| {
+            if self.subscribers.remove(&msg.id).is_some() {
+                self.subscribers_changed(ctx);
+            }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -943,8 +1102,13 @@ impl Handler<Unsubscribe> for StreamSupervisor {
 impl Handler<RecordingStatus> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordingStatus, _ctx: &mut Self::Context) {
-        self.recording = Some(msg);
+    fn handle(&mut self, msg: RecordingStatus, ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| {
+            self.recording = Some(msg);
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
+        }
     }
 }
 
@@ -952,12 +1116,17 @@ impl Handler<TranscodedAudio> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: TranscodedAudio, ctx: &mut Self::Context) {
-        if self.transcoder.is_none() {
-            // Late output of a transcoder that was just stopped.
-            return;
-        }
-        for frame in &msg.frames {
-            self.fan_out(frame, Some(Delivery::WebRtc), ctx);
+        let outcome = panic_guard::catch(|| {
+            if self.transcoder.is_none() {
+                // Late output of a transcoder that was just stopped.
+                return;
+            }
+            for frame in &msg.frames {
+                self.fan_out(frame, Some(Delivery::WebRtc), ctx);
+            }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -966,13 +1135,18 @@ impl Handler<TranscodedVideo> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: TranscodedVideo, ctx: &mut Self::Context) {
-        if self.video_transcoder.is_none() {
-            // Late output of a transcoder that was just stopped.
-            return;
-        }
-        for frame in &msg.frames {
-            self.transcoded_gop.push(frame);
-            self.fan_out(frame, Some(Delivery::WebRtc), ctx);
+        let outcome = panic_guard::catch(|| {
+            if self.video_transcoder.is_none() {
+                // Late output of a transcoder that was just stopped.
+                return;
+            }
+            for frame in &msg.frames {
+                let _ = self.transcoded_gop.push(frame);
+                self.fan_out(frame, Some(Delivery::WebRtc), ctx);
+            }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -980,8 +1154,15 @@ impl Handler<TranscodedVideo> for StreamSupervisor {
 impl Handler<GetSnapshot> for StreamSupervisor {
     type Result = MessageResult<GetSnapshot>;
 
-    fn handle(&mut self, _msg: GetSnapshot, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.snapshot())
+    fn handle(&mut self, _msg: GetSnapshot, ctx: &mut Self::Context) -> Self::Result {
+        match panic_guard::catch(|| self.snapshot()) {
+            Ok(snapshot) => MessageResult(snapshot),
+            Err(panic) => {
+                let reason = panic.reason("this capture");
+                self.crashed(panic, ctx);
+                MessageResult(self.minimal_snapshot(reason))
+            }
+        }
     }
 }
 
@@ -990,6 +1171,7 @@ impl Handler<StopCapture> for StreamSupervisor {
 
     /// Answered once the capture has stopped and its recording (if any) is closed.
     fn handle(&mut self, msg: StopCapture, _ctx: &mut Self::Context) -> Self::Result {
+        // Nothing here can panic but the log line's formatting: no guard needed.
         info!("{}: stopping: {}", self.label(), msg.reason);
         self.registry = None;
         self.stopping = true;
@@ -1004,6 +1186,81 @@ impl Handler<StopCapture> for StreamSupervisor {
             .into_actor(self)
             .map(|(), _act, ctx| ctx.stop()),
         )
+    }
+}
+
+impl Handler<InjectPanic> for StreamSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: InjectPanic, ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| panic!("injected panic (test)"));
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
+        }
+    }
+}
+
+impl StreamSupervisor {
+    /// A handler panicked: the state may be half-changed, so this capture ends `FAILED`
+    /// (viewers are told so, the Registry forgets it); every other capture goes on.
+    fn crashed(&mut self, panic: Panic, ctx: &mut Context<Self>) {
+        error!(
+            "{}: caught a panic; ending this capture: {panic}",
+            self.label()
+        );
+        self.stopping = true;
+        self.fail_and_stop(ctx, panic.reason("this capture"));
+    }
+
+    /// What `find_all` shows when building the full snapshot itself panicked.
+    fn minimal_snapshot(&self, reason: String) -> CaptureSnapshot {
+        CaptureSnapshot {
+            id: self.id,
+            uri: self.request.uri.clone(),
+            local_stream_name: self.request.local_stream_name.clone(),
+            record: self.request.record,
+            has_audio: self.request.has_audio,
+            has_video: self.request.has_video,
+            status: CaptureStatus::Failed,
+            reason: Some(reason),
+            video: None,
+            audio: None,
+            bytes_received: self.bytes_received,
+            video_frames: self.video_frames,
+            video_keyframes: self.video_keyframes,
+            audio_frames: self.audio_frames,
+            bitrate_kbps: 0.0,
+            measured_fps: 0.0,
+            started_at: self.started_at,
+            subscribers: self.subscribers.len(),
+            on_demand: self.request.on_demand,
+            recording: None,
+            history: Vec::new(),
+            reconnects: self.reconnects,
+            b_frames: None,
+            b_frames_evidence: None,
+            video_transcoding: false,
+            last_resume: None,
+            retry: None,
+            frame_latency: None,
+            first_frame: None,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// Where a capture's memory is, in bytes (see `StreamSupervisor::memory_in_use`).
+#[derive(Debug, Clone, Copy)]
+struct MemoryInUse {
+    ingest: usize,
+    caches: usize,
+    subscriber_queue: usize,
+    transcoders: usize,
+}
+
+impl MemoryInUse {
+    fn total(&self) -> usize {
+        self.ingest + self.caches + self.subscriber_queue + self.transcoders
     }
 }
 

@@ -10,8 +10,8 @@
 //! TODO), so each connection binds one port of `webrtc.udp_port .. + udp_port_count`.
 //! This module must not touch media: it never sees a frame.
 
-use std::collections::BTreeSet;
 use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -73,16 +73,19 @@ pub enum ViewerError {
     BadOffer(String),
     /// The offer has nothing we can send: no H.264 video and no Opus audio (406).
     NotAcceptable(String),
-    /// No port free, the connection could not be built, ICE gathering failed (500/503).
+    /// The connection could not be built, ICE gathering failed (500).
     Failed(String),
+    /// A limit is reached: no UDP port free, too many viewers (503, try later).
+    Unavailable(String),
 }
 
 impl std::fmt::Display for ViewerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ViewerError::BadOffer(m) | ViewerError::NotAcceptable(m) | ViewerError::Failed(m) => {
-                f.write_str(m)
-            }
+            ViewerError::BadOffer(m)
+            | ViewerError::NotAcceptable(m)
+            | ViewerError::Failed(m)
+            | ViewerError::Unavailable(m) => f.write_str(m),
         }
     }
 }
@@ -154,8 +157,37 @@ impl Drop for PortLease {
     }
 }
 
+/// How many viewers there are, in all and per capture.
+#[derive(Default)]
+struct ViewerCounts {
+    total: usize,
+    per_capture: HashMap<Uuid, usize>,
+}
+
+/// One viewer counted against `limits.max_viewers` and `max_viewers_per_capture`; given
+/// back on drop.
+pub struct ViewerSlot {
+    capture: Uuid,
+    counts: Arc<Mutex<ViewerCounts>>,
+}
+
+impl Drop for ViewerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.lock() {
+            counts.total = counts.total.saturating_sub(1);
+            if let Some(n) = counts.per_capture.get_mut(&self.capture) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.per_capture.remove(&self.capture);
+                }
+            }
+        }
+    }
+}
+
 struct Inner {
     settings: Settings,
+    viewers: Arc<Mutex<ViewerCounts>>,
     setting_engine: SettingEngine,
     /// Addresses to bind, with port 0 to be replaced by the viewer's port.
     bind_addrs: Vec<SocketAddr>,
@@ -208,6 +240,7 @@ impl WebRtcEngine {
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
+                viewers: Arc::default(),
                 setting_engine: builder.build(),
                 bind_addrs,
                 ports: Arc::new(Mutex::new(PortPool {
@@ -273,6 +306,35 @@ impl WebRtcEngine {
         // Last in the chain, so the other interceptors have seen every inbound RTCP packet.
         let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
         Ok((media_engine, registry))
+    }
+
+    /// Counts one more viewer of `capture`, unless that passes a limit.
+    fn take_viewer_slot(&self, capture: Uuid) -> Result<ViewerSlot, ViewerError> {
+        let limits = &self.inner.settings.limits;
+        let mut counts = self
+            .inner
+            .viewers
+            .lock()
+            .map_err(|_| ViewerError::Failed("the viewer table is unusable".to_string()))?;
+        if counts.total >= limits.max_viewers {
+            return Err(ViewerError::Unavailable(format!(
+                "the server has its most WebRTC viewers ({}, limits.max_viewers); try later",
+                limits.max_viewers
+            )));
+        }
+        let of_capture = counts.per_capture.get(&capture).copied().unwrap_or(0);
+        if of_capture >= limits.max_viewers_per_capture {
+            return Err(ViewerError::Unavailable(format!(
+                "this stream has its most WebRTC viewers ({}, limits.max_viewers_per_capture); try later",
+                limits.max_viewers_per_capture
+            )));
+        }
+        counts.total += 1;
+        *counts.per_capture.entry(capture).or_insert(0) += 1;
+        Ok(ViewerSlot {
+            capture,
+            counts: self.inner.viewers.clone(),
+        })
     }
 
     /// Takes a free UDP port (checked by binding it) for one connection.
@@ -341,8 +403,9 @@ impl WebRtcEngine {
         let offer = webrtc_sdp::parse_offer(&request.offer_sdp)
             .map_err(|e| ViewerError::BadOffer(e.to_string()))?;
         let codecs = Self::codecs_for_offer(&offer)?;
+        let slot = self.take_viewer_slot(request.capture.id)?;
         let lease = self.lease_port().ok_or_else(|| {
-            ViewerError::Failed(format!(
+            ViewerError::Unavailable(format!(
                 "no free UDP port in {}..{} for WebRTC (webrtc.udp_port, webrtc.udp_port_count)",
                 self.inner.settings.webrtc.udp_port,
                 u32::from(self.inner.settings.webrtc.udp_port)
@@ -357,7 +420,7 @@ impl WebRtcEngine {
             events,
         } = request;
         let make = move |_: &mut Context<ViewerPeer>| {
-            ViewerPeer::new(id, engine, capture, events, codecs, lease)
+            ViewerPeer::new(id, engine, capture, events, codecs, lease, slot)
         };
         let addr = match self.arbiter() {
             Some(arbiter) => ViewerPeer::start_in_arbiter(&arbiter, make),
@@ -432,4 +495,34 @@ impl Interceptor for KeyframeRequestForwarder {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix::test]
+    async fn viewer_limits_count_per_capture_and_in_all_and_free_on_drop() {
+        let mut settings = Settings::default();
+        settings.limits.max_viewers = 3;
+        settings.limits.max_viewers_per_capture = 2;
+        let engine = WebRtcEngine::new(&settings).expect("engine");
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let a1 = engine.take_viewer_slot(a).expect("first of a");
+        let _a2 = engine.take_viewer_slot(a).expect("second of a");
+        let third = engine.take_viewer_slot(a);
+        assert!(
+            matches!(&third, Err(ViewerError::Unavailable(m)) if m.contains("max_viewers_per_capture"))
+        );
+        let _b1 = engine.take_viewer_slot(b).expect("first of b");
+        let over = engine.take_viewer_slot(b);
+        assert!(
+            matches!(&over, Err(ViewerError::Unavailable(m)) if m.contains("limits.max_viewers"))
+        );
+        drop(a1);
+        assert!(
+            engine.take_viewer_slot(b).is_ok(),
+            "a slot given back is free again"
+        );
+    }
 }

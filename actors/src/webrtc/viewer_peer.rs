@@ -53,11 +53,12 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::engine::{PortLease, ViewerCodecs, WebRtcEngine};
+use super::engine::{PortLease, ViewerCodecs, ViewerSlot, WebRtcEngine};
 use crate::messages::{
-    CaptureHandle, Delivery, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia, Unsubscribe,
-    ViewerEvent,
+    CaptureHandle, Delivery, InjectPanic, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia,
+    Unsubscribe, ViewerEvent,
 };
+use crate::panic_guard::{self, Panic};
 use crate::telemetry::now_us;
 
 /// RTP payload size: fits a 1280-byte UDP datagram with RTP, SRTP and header extensions.
@@ -156,6 +157,8 @@ pub struct ViewerPeer {
     events: Recipient<ViewerEvent>,
     codecs: ViewerCodecs,
     lease: Option<PortLease>,
+    /// This viewer counted against the viewer limits while it exists.
+    _slot: ViewerSlot,
     pc: Option<Arc<dyn PeerConnection>>,
     video: Option<OutTrack>,
     audio: Option<OutTrack>,
@@ -185,6 +188,7 @@ impl ViewerPeer {
         events: Recipient<ViewerEvent>,
         codecs: ViewerCodecs,
         lease: PortLease,
+        slot: ViewerSlot,
     ) -> Self {
         let interval = engine.settings().webrtc.keyframe_request_interval_ms;
         Self {
@@ -194,6 +198,7 @@ impl ViewerPeer {
             events,
             codecs,
             lease: Some(lease),
+            _slot: slot,
             pc: None,
             video: None,
             audio: None,
@@ -213,7 +218,11 @@ impl ViewerPeer {
     }
 
     fn label(&self) -> String {
-        format!("viewer {} of {}", self.id, self.capture.local_stream_name)
+        format!(
+            "viewer {} of {}",
+            self.id,
+            pullcast::access::redact_text(&self.capture.local_stream_name)
+        )
     }
 
     /// Ends the viewer once: unsubscribes, reports `event`, stops the actor (which closes the
@@ -239,6 +248,17 @@ impl ViewerPeer {
     }
 
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
+        if !self.capture.subscribe.connected() {
+            // The capture ended while this viewer connected (e.g. an on-demand source that
+            // failed at once): there is nothing to wait for.
+            self.fail(
+                ctx,
+                "the stream ended before this viewer could start (its source could not be \
+                 pulled or was stopped)"
+                    .to_string(),
+            );
+            return;
+        }
         self.waiting_for_keyframe = true;
         self.capture.subscribe.do_send(Subscribe {
             id: self.id,
@@ -730,34 +750,39 @@ impl Handler<PeerStateChanged> for ViewerPeer {
     type Result = ();
 
     fn handle(&mut self, msg: PeerStateChanged, ctx: &mut Self::Context) {
-        debug!("{}: connection state {}", self.label(), msg.0);
-        match msg.0 {
-            RTCPeerConnectionState::Connected => {
-                if self.phase == Phase::Created {
-                    self.connected_early = true;
-                } else {
-                    self.on_connected(ctx);
+        let outcome = panic_guard::catch(|| {
+            debug!("{}: connection state {}", self.label(), msg.0);
+            match msg.0 {
+                RTCPeerConnectionState::Connected => {
+                    if self.phase == Phase::Created {
+                        self.connected_early = true;
+                    } else {
+                        self.on_connected(ctx);
+                    }
                 }
+                RTCPeerConnectionState::Failed => {
+                    let reason = if self.phase == Phase::Connected {
+                        "the connection to the browser was lost (ICE failed)"
+                    } else {
+                        "ICE/DTLS failed"
+                    };
+                    self.fail(ctx, reason.to_string());
+                }
+                RTCPeerConnectionState::Closed => {
+                    let viewer = self.id;
+                    self.finish(
+                        ctx,
+                        ViewerEvent::Stopped {
+                            viewer,
+                            reason: "the connection was closed".to_string(),
+                        },
+                    );
+                }
+                _ => {}
             }
-            RTCPeerConnectionState::Failed => {
-                let reason = if self.phase == Phase::Connected {
-                    "the connection to the browser was lost (ICE failed)"
-                } else {
-                    "ICE/DTLS failed"
-                };
-                self.fail(ctx, reason.to_string());
-            }
-            RTCPeerConnectionState::Closed => {
-                let viewer = self.id;
-                self.finish(
-                    ctx,
-                    ViewerEvent::Stopped {
-                        viewer,
-                        reason: "the connection was closed".to_string(),
-                    },
-                );
-            }
-            _ => {}
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -765,16 +790,21 @@ impl Handler<PeerStateChanged> for ViewerPeer {
 impl Handler<KeyframeRequested> for ViewerPeer {
     type Result = ();
 
-    fn handle(&mut self, _msg: KeyframeRequested, _ctx: &mut Self::Context) {
-        if self.phase != Phase::Connected || !self.limiter.allow(self.engine.now_ms()) {
-            return;
+    fn handle(&mut self, _msg: KeyframeRequested, ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| {
+            if self.phase != Phase::Connected || !self.limiter.allow(self.engine.now_ms()) {
+                return;
+            }
+            debug!("{}: keyframe requested; asking the capture", self.label());
+            // What comes next starts at a keyframe.
+            self.waiting_for_keyframe = true;
+            self.capture
+                .keyframe
+                .do_send(RequestKeyframe { id: self.id });
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
-        debug!("{}: keyframe requested; asking the capture", self.label());
-        // What comes next starts at a keyframe.
-        self.waiting_for_keyframe = true;
-        self.capture
-            .keyframe
-            .do_send(RequestKeyframe { id: self.id });
     }
 }
 
@@ -782,31 +812,36 @@ impl Handler<SubscriberMedia> for ViewerPeer {
     type Result = ();
 
     fn handle(&mut self, msg: SubscriberMedia, ctx: &mut Self::Context) {
-        if self.phase != Phase::Connected && !matches!(msg, SubscriberMedia::Stopped { .. }) {
-            return;
-        }
-        match msg {
-            SubscriberMedia::Codecs(codecs) => {
-                self.capture_has_video = codecs.video.is_some();
-                // What follows starts at a keyframe (cache replay or a new configuration).
-                self.waiting_for_keyframe = true;
+        let outcome = panic_guard::catch(|| {
+            if self.phase != Phase::Connected && !matches!(msg, SubscriberMedia::Stopped { .. }) {
+                return;
             }
-            SubscriberMedia::Frame(frame) => match frame.track {
-                Track::Video => self.on_video(ctx, frame),
-                Track::Audio => self.on_audio(ctx, frame),
-            },
-            SubscriberMedia::Replay(frames) => self.on_replay(ctx, frames),
-            SubscriberMedia::Stopped { reason, failed } => {
-                // The capture is gone: nothing to unsubscribe from.
-                self.subscribed = false;
-                let viewer = self.id;
-                let event = if failed {
-                    ViewerEvent::Failed { viewer, reason }
-                } else {
-                    ViewerEvent::Stopped { viewer, reason }
-                };
-                self.finish(ctx, event);
+            match msg {
+                SubscriberMedia::Codecs(codecs) => {
+                    self.capture_has_video = codecs.video.is_some();
+                    // What follows starts at a keyframe (cache replay or a new configuration).
+                    self.waiting_for_keyframe = true;
+                }
+                SubscriberMedia::Frame(frame, _queued) => match frame.track {
+                    Track::Video => self.on_video(ctx, frame),
+                    Track::Audio => self.on_audio(ctx, frame),
+                },
+                SubscriberMedia::Replay(frames, _queued) => self.on_replay(ctx, frames),
+                SubscriberMedia::Stopped { reason, failed } => {
+                    // The capture is gone: nothing to unsubscribe from.
+                    self.subscribed = false;
+                    let viewer = self.id;
+                    let event = if failed {
+                        ViewerEvent::Failed { viewer, reason }
+                    } else {
+                        ViewerEvent::Stopped { viewer, reason }
+                    };
+                    self.finish(ctx, event);
+                }
             }
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
         }
     }
 }
@@ -815,14 +850,42 @@ impl Handler<StopViewer> for ViewerPeer {
     type Result = ();
 
     fn handle(&mut self, msg: StopViewer, ctx: &mut Self::Context) {
-        let viewer = self.id;
-        self.finish(
-            ctx,
-            ViewerEvent::Stopped {
-                viewer,
-                reason: msg.reason,
-            },
+        let outcome = panic_guard::catch(|| {
+            let viewer = self.id;
+            self.finish(
+                ctx,
+                ViewerEvent::Stopped {
+                    viewer,
+                    reason: msg.reason,
+                },
+            );
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
+        }
+    }
+}
+
+impl Handler<InjectPanic> for ViewerPeer {
+    type Result = ();
+
+    fn handle(&mut self, _msg: InjectPanic, ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| panic!("injected panic (test)"));
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
+        }
+    }
+}
+
+impl ViewerPeer {
+    /// A handler panicked: this viewer ends `FAILED` (unsubscribed, its session told);
+    /// the capture and every other viewer go on.
+    fn crashed(&mut self, panic: Panic, ctx: &mut Context<Self>) {
+        log::error!(
+            "{}: caught a panic; ending this viewer: {panic}",
+            self.label()
         );
+        self.fail(ctx, panic.reason("this viewer"));
     }
 }
 
