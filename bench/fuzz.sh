@@ -37,12 +37,12 @@ for v in RUNS MAX_TIME TIMEOUT RSS_LIMIT_MB NICE; do
 done
 
 # The server's parsers need the fuzz crate's `server` feature (pullcast-server: a long build).
-SERVER_TARGETS=" ws_message rest_body record_path record_sidecar webrtc_offer "
+SERVER_TARGETS=" ws_message rest_body record_path record_sidecar webrtc_offer auth_hook "
 # Longest input per target: the stream-shaped targets need room for several messages.
 max_len() {
     case "$1" in
         rtmp_session | rtmp_chunk | rtmp_amf0 | normalize | mp4_writer | flv_file) echo 16384 ;;
-        sdp_offer | webrtc_offer | ws_message | rest_body) echo 8192 ;;
+        sdp_offer | webrtc_offer | ws_message | rest_body | stream_pattern) echo 8192 ;;
         *) echo 4096 ;;
     esac
 }

@@ -11,10 +11,14 @@
 //! with [`FuzzInput`], which never fails: past the end every read is zero or empty, so every
 //! byte string is a valid program. Nothing here is used by the server.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::access::origin::origin_allowed;
+use crate::access::token::{is_pullcast_token, TokenClaims, TokenKey};
+use crate::access::{redact_text, redact_uri, Credentials, PermissionSet, StreamPattern};
 use crate::audio::transcoder::AudioTranscoder;
 use crate::flv::aac::{adts_header, parse_audio_specific_config};
 use crate::flv::avc::{avcc_to_annexb, codec_string, parse_avc_decoder_config, parse_sps};
@@ -22,10 +26,14 @@ use crate::flv::file::read_flv_file;
 use crate::flv::tag::{parse_audio_tag, parse_video_tag};
 use crate::media::{MediaFrame, Track};
 use crate::mp4::{FragmentedMp4Writer, Mp4Options};
+use crate::net::address::{embedded_ipv4, special_range};
+use crate::net::cidr::Cidr;
+use crate::net::host::numeric_host;
+use crate::net::pull_guard::PullGuard;
 use crate::normalize::{NormalizedEvent, Normalizer};
 use crate::record::naming::{self, NameFields};
-use crate::rtmp::aggregate::{split_aggregate, AGGREGATE_TYPE_ID};
-use crate::rtmp::chunk::{ChunkDecoder, RawMessage, MAX_MESSAGE_SIZE};
+use crate::rtmp::aggregate::{split_aggregate, AGGREGATE_TYPE_ID, MAX_AGGREGATE_PARTS};
+use crate::rtmp::chunk::{max_message_bytes, ChunkDecoder, RawMessage, MAX_BUFFERED_PARTIAL_BYTES};
 use crate::rtmp::{PlaySession, PlaySessionConfig, RtmpUrl};
 use crate::video::transcode::{BFrameTranscoder, TranscodeSettings};
 use crate::video::BFrameDetector;
@@ -54,7 +62,16 @@ pub const TARGETS: &[Target] = &[
     ("mp4_writer", mp4_writer),
     ("sdp_offer", sdp_offer),
     ("record_naming", record_naming),
+    ("auth_header", auth_header),
+    ("auth_token", auth_token),
+    ("stream_pattern", stream_pattern),
+    ("web_origin", web_origin),
+    ("redact", redact),
+    ("net_host", net_host),
 ];
+
+/// The `auth.token_secret` of the `auth_token` target (its seeds are minted with it).
+pub const TOKEN_SECRET: &str = "pullcast-fuzz-token-secret-0123456789";
 
 /// Reads structure out of fuzz bytes. It never fails: past the end, numbers read as 0 and
 /// slices as empty.
@@ -197,12 +214,14 @@ pub fn rtmp_chunk(data: &[u8]) {
     for part in stream.chunks(piece) {
         decoder.push(part);
         loop {
-            let message = match decoder.next_message() {
+            let next = decoder.next_message();
+            assert!(decoder.buffered_bytes() <= MAX_BUFFERED_PARTIAL_BYTES);
+            let message = match next {
                 Ok(Some(message)) => message,
                 Ok(None) => break,
                 Err(_) => return,
             };
-            assert!(message.payload.len() <= MAX_MESSAGE_SIZE);
+            assert!(message.payload.len() <= max_message_bytes(message.type_id));
             payload_bytes += message.payload.len();
             // Every payload byte is a byte of the stream, read once.
             assert!(payload_bytes <= stream.len());
@@ -278,11 +297,10 @@ pub fn rtmp_aggregate(data: &[u8]) {
         stream_id: 1,
         payload,
     };
-    let parts = match split_aggregate(&aggregate) {
-        Ok(parts) | Err(parts) => parts,
-    };
+    let parts = split_aggregate(&aggregate).unwrap_or_default();
     // Each record has an 11-byte header and a 4-byte back pointer.
     assert!(parts.len() <= aggregate.payload.len() / 11);
+    assert!(parts.len() <= MAX_AGGREGATE_PARTS);
     let total: usize = parts.iter().map(|p| p.payload.len()).sum();
     assert!(total <= aggregate.payload.len());
 }
@@ -618,4 +636,195 @@ pub fn record_naming(data: &[u8]) {
     let sanitized = naming::sanitize(&template);
     assert!(!sanitized.starts_with(['.', '-']), "{sanitized:?}");
     assert!(!sanitized.contains(['/', '\\', ':']), "{sanitized:?}");
+}
+
+/// Splits `data` (read as UTF-8, lossily) at NUL characters.
+fn texts(data: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(data)
+        .split('\0')
+        .map(str::to_string)
+        .collect()
+}
+
+/// `auth_header`: an `Authorization` header value (REST, WHEP, the WebSocket upgrade) and a
+/// bare token (the WebSocket `play` message's `token`).
+pub fn auth_header(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(Credentials::Basic { user, .. }) = Credentials::from_header(&text) {
+        assert!(!user.contains(':'), "the user name holds the separator");
+    }
+    match Credentials::token(&text) {
+        Ok(Credentials::Bearer(token)) => {
+            assert!(!token.is_empty());
+            assert!(!token.chars().any(|c| c.is_control() || c == ' '));
+        }
+        Ok(Credentials::Basic { .. }) => panic!("a bare token read as Basic credentials"),
+        Err(_) => {}
+    }
+    let _ = is_pullcast_token(&text);
+}
+
+/// `auth_token`: signed play tokens. Input: a mode byte, the time (`u64` as two `u32`s),
+/// then: mode bit 0 clear, a token to verify (a verified token must mint back to one with
+/// the same claims); set, claims to mint (an expiry `u64` as two `u32`s, then permission
+/// names and the stream pattern separated by NUL, the pattern last), and the minted token
+/// must verify to the same claims while it has not expired. Key: [`TOKEN_SECRET`].
+pub fn auth_token(data: &[u8]) {
+    let mut input = FuzzInput::new(data);
+    let mode = input.u8();
+    let now = u64::from(input.u32()) << 32 | u64::from(input.u32());
+    let Ok(key) = TokenKey::new(TOKEN_SECRET) else {
+        return;
+    };
+    if mode & 1 == 0 {
+        let token = String::from_utf8_lossy(input.rest());
+        if let Ok(claims) = key.verify(&token, now) {
+            assert!(claims.expires_unix_s > now, "an expired token verified");
+            assert_eq!(key.verify(&key.mint(&claims), now), Ok(claims));
+        }
+        return;
+    }
+    let expires_unix_s = u64::from(input.u32()) << 32 | u64::from(input.u32());
+    let mut parts = texts(input.rest());
+    let pattern = parts.pop().unwrap_or_default();
+    let (Ok(permissions), Ok(stream)) =
+        (PermissionSet::parse(&parts), StreamPattern::parse(&pattern))
+    else {
+        return;
+    };
+    let claims = TokenClaims {
+        permissions,
+        stream,
+        expires_unix_s,
+    };
+    let token = key.mint(&claims);
+    assert!(is_pullcast_token(&token));
+    assert!(
+        Credentials::token(&token).is_ok(),
+        "a minted token is not a valid bearer token"
+    );
+    match key.verify(&token, now) {
+        Ok(verified) => assert_eq!(verified, claims),
+        Err(e) => assert!(now >= expires_unix_s, "a fresh minted token failed: {e}"),
+    }
+}
+
+/// `stream_pattern`: a stream glob (`[[auth.users]] streams`, tokens) and a name matched
+/// against it. Input: the pattern, NUL, the name.
+pub fn stream_pattern(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (pattern, name) = text.split_once('\0').unwrap_or((&text, ""));
+    let Ok(glob) = StreamPattern::parse(pattern) else {
+        return;
+    };
+    let matched = glob.matches(name);
+    if glob.is_everything() {
+        assert!(matched, "* does not match {name:?}");
+    }
+    if !pattern.contains(['*', '?', '\\']) {
+        assert!(glob.is_literal());
+        assert_eq!(
+            matched,
+            name == pattern,
+            "literal {pattern:?} against {name:?}"
+        );
+    }
+    if !pattern.contains(['?', '\\']) {
+        // `*` matches any run, itself included, and every other character itself.
+        assert!(glob.matches(pattern), "{pattern:?} does not match itself");
+    }
+}
+
+/// `web_origin`: the WebSocket upgrade's `Origin` check. Input: the origin, NUL, the
+/// `Host`, then the `http.allowed_origins` entries, NUL-separated.
+pub fn web_origin(data: &[u8]) {
+    let mut parts = texts(data).into_iter();
+    let origin = parts.next().unwrap_or_default();
+    let host = parts.next().unwrap_or_default();
+    let allowed: Vec<String> = parts.collect();
+    assert!(
+        origin_allowed(None, Some(&host), &allowed),
+        "no Origin is not a browser"
+    );
+    let any = allowed.iter().any(|a| a.trim() == "*");
+    for host in [Some(host.as_str()), None] {
+        let verdict = origin_allowed(Some(&origin), host, &allowed);
+        if any {
+            assert!(verdict, "\"*\" allows every origin");
+        }
+    }
+}
+
+/// `redact`: stream keys and user information out of a uri, and out of every uri in a
+/// sentence.
+pub fn redact(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = redact_uri(&text);
+    let _ = redact_text(&text);
+}
+
+/// `net_host`: pull-target hosts and the SSRF guard. Input: a host (as written in an
+/// `rtmp://` uri), NUL, a `pull.allow`/`pull.deny` entry, NUL, bit 0 of the first byte after
+/// it is `pull_private`. Checks that the numeric spellings agree with the standard library
+/// where it reads them, that an address in a special range (or carrying one, in IPv6) is
+/// refused without permission, and that a deny range always wins.
+pub fn net_host(data: &[u8]) {
+    let parts = texts(data);
+    let host = parts.first().map(String::as_str).unwrap_or_default();
+    let entry = parts.get(1).map(String::as_str).unwrap_or_default();
+    let private = parts
+        .get(2)
+        .and_then(|p| p.bytes().next())
+        .is_some_and(|b| b & 1 == 1);
+
+    let numeric = numeric_host(host);
+    if let Ok(v4) = host.parse::<Ipv4Addr>() {
+        assert_eq!(numeric, Some(IpAddr::V4(v4)), "{host:?}");
+    }
+    if let Ok(v6) = host.parse::<Ipv6Addr>() {
+        assert_eq!(numeric, Some(IpAddr::V6(v6)), "{host:?}");
+    }
+    let ip = numeric.unwrap_or(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)));
+    let special = special_range(ip);
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = embedded_ipv4(v6) {
+            if special_range(IpAddr::V4(v4)).is_some() {
+                assert!(special.is_some(), "{v6} carries the special {v4}");
+            }
+        }
+    }
+    if let Ok(guard) = PullGuard::new(&[], &[]) {
+        let verdict = guard.check(host, &[ip], false);
+        if special.is_some() {
+            assert!(
+                verdict.is_err(),
+                "{host:?} ({ip}) pulled without permission"
+            );
+        }
+        assert!(
+            guard.check(host, &[], true).is_err(),
+            "no address is refused"
+        );
+    }
+
+    if let Ok(range) = Cidr::parse(entry) {
+        assert!(range.contains(range.network()));
+        assert_eq!(Cidr::parse(&range.to_string()), Ok(range));
+        if let Ok(guard) = PullGuard::new(&[], &[entry.to_string()]) {
+            if range.contains(ip) {
+                assert!(
+                    guard.check(host, &[ip], true).is_err(),
+                    "{ip} pulled through the deny range {range}"
+                );
+            }
+        }
+    }
+    for (allow, deny) in [
+        (vec![entry.to_string()], vec![]),
+        (vec![], vec![entry.to_string()]),
+    ] {
+        if let Ok(guard) = PullGuard::new(&allow, &deny) {
+            let _ = guard.check(host, &[ip], private);
+        }
+    }
 }

@@ -8,9 +8,12 @@
 //! An entry must never panic on any input; its `assert!`s state only what the driven code
 //! promises in its documentation. Nothing here is used by the server itself.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use pullcast::access::hook::{parse_status, HookQuestion, HookUrl};
+use pullcast::access::Permission;
 use pullcast::fuzzing::{FuzzInput, Target};
 use serde_json::Value;
 use webrtc::peer_connection::RTCSessionDescription;
@@ -27,6 +30,7 @@ pub const TARGETS: &[Target] = &[
     ("record_path", record_path),
     ("record_sidecar", record_sidecar),
     ("webrtc_offer", webrtc_offer),
+    ("auth_hook", auth_hook),
 ];
 
 /// `ws_message`: one WebSocket text message from a browser (text frames are UTF-8; other
@@ -36,7 +40,7 @@ pub fn ws_message(data: &[u8]) {
         return;
     };
     match ws_protocol::parse(text) {
-        Ok(ws_protocol::ClientMessage::Play { id, name, sdp }) => {
+        Ok(ws_protocol::ClientMessage::Play { id, name, sdp, .. }) => {
             assert!(
                 (1..=128).contains(&id.len()),
                 "play id of {} bytes",
@@ -73,6 +77,14 @@ pub fn rest_body(data: &[u8]) {
     }
     let _ = dto::parse_terminate(body);
     let _ = dto::parse_find_all(body);
+    if let Ok(request) = dto::parse_token_request(body) {
+        assert!((1..=dto::MAX_TOKEN_SECONDS).contains(&request.expires_in_s));
+        assert!(!request.permissions.is_empty());
+    }
+    // What a caller without `api` is shown of any JSON answer.
+    if let Ok(mut value) = serde_json::from_slice::<Value>(body) {
+        dto::redact_json(&mut value);
+    }
 }
 
 /// A recordings folder made once per process: two recordings, a sidecar, a folder named
@@ -146,4 +158,61 @@ pub fn webrtc_offer(data: &[u8]) {
     let text = String::from_utf8_lossy(data).into_owned();
     let _ = pullcast::webrtc_sdp::parse_offer(&text);
     let _ = RTCSessionDescription::offer(text);
+}
+
+/// `auth_hook`: the authorization hook's wire format. Input: a selector byte (the action,
+/// the protocol, which fields are absent), 16 address bytes (IPv6; IPv4-mapped ones are
+/// IPv4), then the stream, uri, user, token and hook URL, NUL-separated; the bytes after the
+/// last NUL are also read as the hook's answer. The JSON question must parse back to exactly
+/// what was asked, and the request must be one header block and that body.
+pub fn auth_hook(data: &[u8]) {
+    let mut input = FuzzInput::new(data);
+    let selector = input.u8();
+    let mut octets = [0u8; 16];
+    let got = input.bytes(16);
+    octets[..got.len()].copy_from_slice(got);
+    let address = IpAddr::V6(Ipv6Addr::from(octets));
+    let rest = input.rest();
+    let _ = parse_status(rest);
+    let text = String::from_utf8_lossy(rest);
+    let mut parts = text.split('\0').map(str::to_string);
+    let mut field = |bit: u8| {
+        let value = parts.next().unwrap_or_default();
+        (selector & bit == 0).then_some(value)
+    };
+    let question = HookQuestion {
+        action: Permission::ALL[usize::from(selector) % Permission::ALL.len()],
+        stream: field(8),
+        uri: field(16),
+        user: field(32),
+        address,
+        protocol: ["rest", "whep", "websocket", "download"][usize::from(selector >> 6)],
+        token: field(64),
+    };
+    let url_text = parts.next().unwrap_or_default();
+    let json = question.to_json();
+    let parsed: Value = match serde_json::from_str(&json) {
+        Ok(v) => v,
+        Err(e) => panic!("the hook question is not JSON ({e}): {json}"),
+    };
+    let text_of = |name: &str| parsed.get(name).and_then(Value::as_str).map(str::to_string);
+    assert_eq!(text_of("action").as_deref(), Some(question.action.name()));
+    assert_eq!(text_of("stream"), question.stream);
+    assert_eq!(text_of("uri"), question.uri);
+    assert_eq!(text_of("user"), question.user);
+    assert_eq!(text_of("token"), question.token);
+    assert_eq!(text_of("protocol").as_deref(), Some(question.protocol));
+    let Ok(url) = HookUrl::parse(&url_text) else {
+        return;
+    };
+    let request = question.request(&url);
+    let head_end = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    assert_eq!(
+        head_end.and_then(|end| request.get(end..)),
+        Some(json.as_bytes()),
+        "the hook request is not one header block and the question"
+    );
 }

@@ -10,9 +10,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use pullcast::access::token::{TokenClaims, TokenKey};
+use pullcast::access::{PermissionSet, StreamPattern};
 use pullcast::flv::file::{read_flv_file, FileTag};
 use pullcast::flv::tag::{parse_video_tag, VideoTag};
-use pullcast::fuzzing::{chunk_message, server_handshake};
+use pullcast::fuzzing::{chunk_message, server_handshake, TOKEN_SECRET};
 use pullcast::media::Track;
 use pullcast::normalize::{NormalizedEvent, Normalizer};
 use rml_rtmp::rml_amf0::{serialize, Amf0Value};
@@ -699,6 +701,10 @@ fn text_seeds(seeds: &mut Seeds) {
             "play-unicode",
             r#"{"type":"play","id":"s2","name":"直播流","sdp":"v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n"}"#.to_string(),
         ),
+        (
+            "play-token",
+            r#"{"type":"play","id":"s3","name":"rtmp://h/live/x","sdp":"v=0\nm=audio 9 RTP/AVP 111\n","token":"pc1.x.y"}"#.to_string(),
+        ),
         ("stop", r#"{"type":"stop","id":"s1"}"#.to_string()),
         ("ping", r#"{"type":"ping","ts":1733470000123}"#.to_string()),
         ("pong", r#"{"type":"pong","ts":{"a":[1,2.5,null,"x"]}}"#.to_string()),
@@ -714,6 +720,14 @@ fn text_seeds(seeds: &mut Seeds) {
         ("pull-minimal", br#"{"uri":"rtmp://10.0.0.1:1936/app/s?k=v"}"#),
         ("terminate", br#"{"uri":"rtmp://example.com/live/cam"}"#),
         ("empty", b" \n"),
+        (
+            "token-request",
+            r#"{"stream":"直播*","permissions":["play","records"],"expiresInSeconds":60}"#.as_bytes(),
+        ),
+        (
+            "find-all-answer",
+            br#"[{"uri":"rtmp://u:p@h/live/s?key=1","localStreamName":"s","reason":"cannot pull rtmp://h/a?k=v"}]"#,
+        ),
         ("array", b"[1,2]"),
     ] {
         seeds.put("rest_body", name, &[&[0u8][..], body].concat());
@@ -755,6 +769,146 @@ fn text_seeds(seeds: &mut Seeds) {
     );
 }
 
+/// Seeds of the access model and the pull guard.
+fn access_seeds(seeds: &mut Seeds) {
+    for (name, value) in [
+        ("basic", "Basic b3BzOnMzY3JldA=="),
+        ("basic-unicode", "basic  w6lsw6h2ZTrDqQ=="),
+        ("bearer", "Bearer pc1.abc.def"),
+        ("bearer-opaque", "bearer eyJhbGciOiJIUzI1NiJ9.e30.x"),
+        ("digest", "Digest username=\"x\""),
+    ] {
+        seeds.put("auth_header", name, value.as_bytes());
+    }
+
+    let key = TokenKey::new(TOKEN_SECRET).expect("the fuzz secret is long enough");
+    let now: u64 = 1_733_470_000;
+    for (name, permissions, stream, expires) in [
+        ("play-cam", "play", "cam1", now + 3600),
+        (
+            "all-glob",
+            "api,pull,pull_private,play,records",
+            "直播*",
+            now + 60,
+        ),
+        ("expired", "play", "cam?", now - 1),
+    ] {
+        let claims = TokenClaims {
+            permissions: PermissionSet::parse(&permissions.split(',').collect::<Vec<_>>())
+                .expect("permissions"),
+            stream: StreamPattern::parse(stream).expect("pattern"),
+            expires_unix_s: expires,
+        };
+        let token = key.mint(&claims);
+        let mut verify = vec![0u8];
+        verify.extend_from_slice(&now.to_be_bytes());
+        verify.extend_from_slice(token.as_bytes());
+        seeds.put("auth_token", &format!("verify-{name}"), &verify);
+        let mut mint = vec![1u8];
+        mint.extend_from_slice(&now.to_be_bytes());
+        mint.extend_from_slice(&expires.to_be_bytes());
+        mint.extend_from_slice(permissions.replace(',', "\0").as_bytes());
+        mint.push(0);
+        mint.extend_from_slice(stream.as_bytes());
+        seeds.put("auth_token", &format!("mint-{name}"), &mint);
+    }
+
+    for (name, pattern, stream) in [
+        ("star", "*", "rtmp://h/live/cam?key=1"),
+        ("prefix", "cam*", "cam12"),
+        ("unicode", "直播?", "直播流"),
+        ("escaped", "a\\*b*c?", "a*bxxcd"),
+        (
+            "literal",
+            "rtmp://example.com/live/cam",
+            "rtmp://example.com/live/cam",
+        ),
+        (
+            "many-stars",
+            "*a*a*a*a*a*b",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ),
+    ] {
+        seeds.put(
+            "stream_pattern",
+            name,
+            format!("{pattern}\0{stream}").as_bytes(),
+        );
+    }
+
+    for (name, text) in [
+        ("same-host", "https://example.com\0example.com:443"),
+        ("listed", "http://app.example.net:8080\0pullcast.local:8081\0http://app.example.net:8080/\0https://other"),
+        ("any", "null\0h\0*"),
+        ("ipv6", "http://[::1]:8081\0[::1]:8081"),
+    ] {
+        seeds.put("web_origin", name, text.as_bytes());
+    }
+
+    for (name, text) in [
+        (
+            "query-userinfo",
+            "rtmp://user:pass@example.com:1935/live/cam?key=abc&x#frag",
+        ),
+        (
+            "sentence",
+            "cannot pull rtmp://h/app/s?token=secret: refused; also rtmps://a@b/c",
+        ),
+        ("fragment", "rtmp://h/live/s#k"),
+        ("unicode", "rtmp://直播@例え.jp/流?鍵=秘密"),
+    ] {
+        seeds.put("redact", name, text.as_bytes());
+    }
+
+    for (name, text) in [
+        ("decimal", "2130706433\x0010.0.0.0/8\0"),
+        ("octal", "0177.0.0.1\x00127.0.0.0/8\0\u{1}"),
+        ("hex", "0x7f.1\0*.example.com\0"),
+        ("short", "127.1\0cam-?.local\0"),
+        ("mapped", "[::ffff:169.254.169.254]\0::ffff:0:0/96\0"),
+        ("nat64", "64:ff9b::a00:1\x0064:ff9b::/96\0"),
+        ("6to4", "2002:c0a8:101::1\x002002::/16\0"),
+        ("zone", "[fe80::1%25eth0]\0fe80::/10\0"),
+        ("public", "203.0.113.7\x00203.0.113.0/24\0"),
+        ("name", "cams.example.com.\0CAMS.example.com\0"),
+    ] {
+        seeds.put("net_host", name, text.as_bytes());
+    }
+
+    let mapped = |v4: [u8; 4]| {
+        let mut octets = [0u8; 16];
+        octets[10] = 0xff;
+        octets[11] = 0xff;
+        octets[12..].copy_from_slice(&v4);
+        octets
+    };
+    for (name, selector, address, text) in [
+        (
+            "play-whep",
+            3u8 | (1 << 6),
+            mapped([203, 0, 113, 7]),
+            "cam1\0rtmp://h/live/cam1?key=1\0ops\0opaque-token\0http://127.0.0.1:9000/auth\0HTTP/1.1 204 No Content\r\n",
+        ),
+        (
+            "nulls-ipv6",
+            0b0111_1000,
+            [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            "\0\0\0\0http://[::1]/hook?x=1\0HTTP/1.0 403 Forbidden\r\n",
+        ),
+        (
+            "escapes",
+            2 | (3 << 6),
+            mapped([127, 0, 0, 1]),
+            "直播\"流\\\n\u{2028}\0u\0\u{1}\0t\0http://hook.local:8080\0",
+        ),
+    ] {
+        let mut input = vec![selector];
+        input.extend_from_slice(&address);
+        input.extend_from_slice(text.as_bytes());
+        seeds.put("auth_hook", name, &input);
+    }
+}
+
 /// `text` as a JSON string literal.
 fn serde_json_string(text: &str) -> String {
     let mut out = String::from("\"");
@@ -785,5 +939,6 @@ fn main() {
         flv_seeds(&mut seeds, &stem, &bytes);
     }
     text_seeds(&mut seeds);
+    access_seeds(&mut seeds);
     println!("{} seeds written to {}", seeds.written, seeds.out.display());
 }
