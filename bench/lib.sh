@@ -68,6 +68,9 @@ cpu_ticks() {
     echo $(( ${12} + ${13} ))
 }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Open file descriptors and threads of a process (0 when it is gone).
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+thread_count() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ---- nginx-rtmp (the config of TESTING.md) ---------------------------------------------------
 # start_nginx: writes $WORK/nginx.conf on a free loopback port (sets RTMP_PORT the first time,
@@ -106,6 +109,7 @@ publish_count() { grep -c "publish: name='$1'" "$WORK/error.log" 2>/dev/null || 
 # ---- pullcast ------------------------------------------------------------------------------
 # start_server TAG: a fresh release pullcast ($BIN) on free ports, run in $WORK, logging to
 # $WORK/pullcast-TAG.log (RUST_LOG default warn); sets REST_PORT, SERVER_PID and API.
+# UDP_PORT_COUNT (default 400) sizes its WebRTC port range.
 start_server() {
     local tag=$1
     REST_PORT=$(free_port)
@@ -121,7 +125,7 @@ start_server() {
         export PULLCAST_SERVER__WSS_PORT="$(free_port)"
         export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
         export PULLCAST_WEBRTC__UDP_PORT="$UDP_BASE"
-        export PULLCAST_WEBRTC__UDP_PORT_COUNT=400
+        export PULLCAST_WEBRTC__UDP_PORT_COUNT="${UDP_PORT_COUNT:-400}"
         exec "$BIN" </dev/null >"$WORK/pullcast-$tag.log" 2>&1
     ) &
     SERVER_PID=$!

@@ -1,11 +1,18 @@
-//! `pullcast-loadclient`: N WebRTC viewers of one pullcast stream over WHEP, for the fan-out
-//! benchmark (`bench/fanout.sh`, issue 3).
+//! `pullcast-loadclient`: N WebRTC viewers of pullcast streams over WHEP, for the fan-out
+//! benchmark (`bench/fanout.sh`, issue 3) and the soak (`bench/soak.sh`, issue 11).
 //!
 //! ```text
 //! pullcast-loadclient --server http://127.0.0.1:8081 --stream bench --viewers 50 --seconds 20
 //!     [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] [--bind 127.0.0.1]
-//!     [--pli-after-ms 2000]
+//!     [--pli-after-ms 2000] [--churn-min-s 5 --churn-max-s 30 [--report-s 10]]
 //! ```
+//!
+//! `--stream` may be given more than once: viewer `i` watches stream `i % streams`.
+//!
+//! With `--churn-min-s`/`--churn-max-s` (churn mode, see [`churn`]) the viewers do not stay:
+//! each leaves a random time after its first video packet and is replaced at once, for
+//! `--seconds` in all; progress lines go to stderr and a churn summary to stdout. Without
+//! them:
 //!
 //! Each viewer is its own `webrtc` peer connection (recvonly H.264 + Opus) that completes
 //! ICE and DTLS and decrypts every SRTP packet. Phases: viewers start `--stagger-ms` apart;
@@ -21,6 +28,7 @@
 //! Runs on one current-thread tokio runtime (plus the blocking pool for the HTTP calls),
 //! so it uses at most one core next to the server.
 
+mod churn;
 mod stats;
 mod viewer;
 
@@ -36,7 +44,8 @@ use viewer::{Config, Shared};
 
 struct Args {
     server: String,
-    stream: String,
+    /// One or more stream names (`--stream` repeated).
+    streams: Vec<String>,
     viewers: usize,
     seconds: f64,
     stagger_ms: u64,
@@ -44,16 +53,23 @@ struct Args {
     connect_timeout_ms: u64,
     bind: SocketAddr,
     pli_after_ms: Option<u64>,
+    /// Churn mode: each viewer stays this many seconds (uniform in min..=max) after its
+    /// first video packet, then is replaced.
+    churn_min_s: Option<f64>,
+    churn_max_s: Option<f64>,
+    /// Churn mode: seconds between two progress lines on stderr.
+    report_s: f64,
 }
 
 const USAGE: &str = "usage: pullcast-loadclient --server http://HOST:PORT --stream NAME \
 --viewers N --seconds S [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] \
-[--bind 127.0.0.1] [--pli-after-ms MS]";
+[--bind 127.0.0.1] [--pli-after-ms MS] [--churn-min-s S --churn-max-s S [--report-s 10]] \
+(--stream may be repeated)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         server: String::new(),
-        stream: String::new(),
+        streams: Vec::new(),
         viewers: 1,
         seconds: 20.0,
         stagger_ms: 50,
@@ -61,6 +77,9 @@ fn parse_args() -> Result<Args, String> {
         connect_timeout_ms: 15_000,
         bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         pli_after_ms: None,
+        churn_min_s: None,
+        churn_max_s: None,
+        report_s: 10.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,12 +92,15 @@ fn parse_args() -> Result<Args, String> {
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {value:?}: {e}");
         match flag.as_str() {
             "--server" => args.server = value.trim_end_matches('/').to_string(),
-            "--stream" => args.stream = value,
+            "--stream" => args.streams.push(value),
             "--viewers" => args.viewers = value.parse().map_err(|e| bad(&e))?,
             "--seconds" => args.seconds = value.parse().map_err(|e| bad(&e))?,
             "--stagger-ms" => args.stagger_ms = value.parse().map_err(|e| bad(&e))?,
             "--settle-ms" => args.settle_ms = value.parse().map_err(|e| bad(&e))?,
             "--pli-after-ms" => args.pli_after_ms = Some(value.parse().map_err(|e| bad(&e))?),
+            "--churn-min-s" => args.churn_min_s = Some(value.parse().map_err(|e| bad(&e))?),
+            "--churn-max-s" => args.churn_max_s = Some(value.parse().map_err(|e| bad(&e))?),
+            "--report-s" => args.report_s = value.parse().map_err(|e| bad(&e))?,
             "--connect-timeout-ms" => {
                 args.connect_timeout_ms = value.parse().map_err(|e| bad(&e))?
             }
@@ -89,11 +111,26 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
-    if args.server.is_empty() || args.stream.is_empty() {
+    if args.server.is_empty() || args.streams.is_empty() {
         return Err(format!("--server and --stream are required\n{USAGE}"));
     }
     if args.viewers == 0 || args.seconds.is_nan() || args.seconds <= 0.0 {
         return Err("--viewers must be ≥ 1 and --seconds > 0".to_string());
+    }
+    match (args.churn_min_s, args.churn_max_s) {
+        (None, None) => {}
+        (Some(min), Some(max))
+            if min.is_finite() && max.is_finite() && 0.0 <= min && min <= max =>
+        {
+            if !(args.report_s.is_finite() && args.report_s > 0.0) {
+                return Err("--report-s must be > 0".to_string());
+            }
+        }
+        _ => {
+            return Err(
+                "--churn-min-s and --churn-max-s go together, with 0 ≤ min ≤ max".to_string(),
+            )
+        }
     }
     Ok(args)
 }
@@ -174,14 +211,39 @@ async fn main() -> ExitCode {
     let http = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .build();
-    let config = Arc::new(Config {
-        server: args.server.clone(),
-        stream_segment: percent_encode(&args.stream),
-        bind: args.bind,
-        connect_timeout: Duration::from_millis(args.connect_timeout_ms),
-        pli_after: args.pli_after_ms.map(Duration::from_millis),
-        http: http.clone(),
-    });
+    let configs: Vec<Arc<Config>> = args
+        .streams
+        .iter()
+        .map(|stream| {
+            Arc::new(Config {
+                server: args.server.clone(),
+                stream_segment: percent_encode(stream),
+                bind: args.bind,
+                connect_timeout: Duration::from_millis(args.connect_timeout_ms),
+                pli_after: args.pli_after_ms.map(Duration::from_millis),
+                http: http.clone(),
+            })
+        })
+        .collect();
+
+    if let (Some(min), Some(max)) = (args.churn_min_s, args.churn_max_s) {
+        let plan = Arc::new(churn::Plan {
+            slots: args.viewers,
+            stay_min: Duration::from_secs_f64(min),
+            stay_max: Duration::from_secs_f64(max),
+            run: Duration::from_secs_f64(args.seconds),
+            stagger: Duration::from_millis(args.stagger_ms),
+            report_every: Duration::from_secs_f64(args.report_s),
+            retry_after_failure: Duration::from_secs(1),
+        });
+        let (totals, elapsed) = churn::run(plan.clone(), configs, http).await;
+        let summary = totals
+            .lock()
+            .map(|t| t.summary(&plan, &args.streams, elapsed))
+            .unwrap_or_else(|e| e.into_inner().summary(&plan, &args.streams, elapsed));
+        println!("{summary}");
+        return ExitCode::SUCCESS;
+    }
 
     // 1. Connect, `stagger_ms` apart.
     let started = Instant::now();
@@ -190,7 +252,10 @@ async fn main() -> ExitCode {
         .collect();
     let mut tasks = Vec::with_capacity(args.viewers);
     for (i, s) in shared.iter().enumerate() {
-        let (config, s) = (config.clone(), s.clone());
+        let Some(config) = configs.get(i % configs.len()).cloned() else {
+            break;
+        };
+        let s = s.clone();
         let delay = Duration::from_millis(args.stagger_ms * i as u64);
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -307,7 +372,7 @@ async fn main() -> ExitCode {
         .collect();
     let summary = json!({
         "server": args.server,
-        "stream": args.stream,
+        "stream": args.streams.join(","),
         "viewers": args.viewers,
         "connected": connected,
         "failed": args.viewers - connected,

@@ -89,6 +89,12 @@ impl Shared {
         }
     }
 
+    /// Resolves once the viewer has failed (its connection reached `Failed`, or sending
+    /// failed), also when that happened before the call and nobody has waited for it yet.
+    pub async fn failed(&self) {
+        self.failed.notified().await
+    }
+
     fn fail(&self, reason: String) {
         let mut t = lock(&self.timeline);
         if t.failure.is_none() {
