@@ -363,7 +363,7 @@ impl Default for WebRtcSettings {
             loopback_candidates: true,
             connect_timeout_ms: 10000,
             keyframe_request_interval_ms: 1000,
-            replay_rate_kbps: 20_000,
+            replay_rate_kbps: 0,
         }
     }
 }

@@ -53,10 +53,37 @@ fn player_page_plays_a_pulled_stream_over_websocket_signalling() {
         (last["width"].as_u64(), last["height"].as_u64()),
         (Some(1280), Some(720))
     );
-    let dropped = last["framesDropped"].as_u64().unwrap();
+    // Counted from the first second of playback on, as the WHEP tests count: the start is
+    // the capture's cached GOP replayed as a decode-at-once burst, and Chromium may skip part
+    // of it on this shared 2-core machine when the next keyframe comes first (13 and 45
+    // frames in 2 of 4 runs here); after that second a dropped frame is a delivery problem.
+    // Samples start at the first decoded frame.
+    let start = samples.first().and_then(|s| s["t"].as_u64()).unwrap_or(0);
+    let at_1s = |key: &str| {
+        samples
+            .iter()
+            .rfind(|s| s["t"].as_u64().unwrap_or(u64::MAX) <= start + 1000)
+            .and_then(|s| s[key].as_u64())
+            .unwrap_or(0)
+    };
+    let dropped = last["framesDropped"]
+        .as_u64()
+        .unwrap()
+        .saturating_sub(at_1s("framesDropped"));
+    let decoded_after = decoded.saturating_sub(at_1s("framesDecoded"));
+    let drops: Vec<(u64, u64)> = samples
+        .iter()
+        .map(|s| {
+            let t = s["t"].as_u64().unwrap_or(0).saturating_sub(start);
+            (t, s["framesDropped"].as_u64().unwrap_or(0))
+        })
+        .filter(|(_, d)| *d > 0)
+        .take(5)
+        .collect();
     assert!(
-        dropped * 20 <= decoded,
-        "framesDropped {dropped} of {decoded}"
+        dropped * 20 <= decoded_after,
+        "framesDropped {dropped} of {decoded_after} after the first second; the first samples \
+         with drops (ms after the first frame, dropped so far): {drops:?}"
     );
     // Audio: Opus from the capture's transcoder, decoded, at a level well above silence.
     let samples_received = last["totalSamplesReceived"].as_u64().unwrap();
