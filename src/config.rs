@@ -114,6 +114,14 @@ pub struct HttpSettings {
     /// signalling; a page served by pullcast itself (same origin) always may, and a client
     /// that sends no `Origin` (not a browser) is not asked. `["*"]` allows every origin.
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies (CIDR ranges) whose `X-Forwarded-For` is believed: a request from one
+    /// stands for the right-most address in that header that is not itself a trusted proxy
+    /// (`pullcast::access::forwarded`). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Names this server is reached by, besides IP addresses, `localhost` and
+    /// `tls.host_names`. A request from `auth.trusted_networks` is trusted only when its
+    /// `Host` is one of them (against DNS rebinding: `pullcast::access::host_check`).
+    pub host_names: Vec<String>,
 }
 
 /// Who may do what: the access model (`pullcast::access`).

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::access::forwarded::client_address;
+use crate::access::host_check::names_this_server;
 use crate::access::origin::origin_allowed;
 use crate::access::token::{is_pullcast_token, TokenClaims, TokenKey};
 use crate::access::{redact_text, redact_uri, Credentials, PermissionSet, StreamPattern};
@@ -735,13 +737,27 @@ pub fn stream_pattern(data: &[u8]) {
     }
 }
 
-/// `web_origin`: the WebSocket upgrade's `Origin` check. Input: the origin, NUL, the
-/// `Host`, then the `http.allowed_origins` entries, NUL-separated.
+/// `web_origin`: the request headers that say where a request comes from — the WebSocket
+/// upgrade's `Origin` check, `Host` against the server's names (trust by address), and
+/// `X-Forwarded-For` behind trusted proxies. Input: the origin (also read as an
+/// `X-Forwarded-For` value), NUL, the `Host`, then the `http.allowed_origins` entries (also
+/// read as `http.host_names` and, those that parse, `http.trusted_proxies`), NUL-separated.
 pub fn web_origin(data: &[u8]) {
     let mut parts = texts(data).into_iter();
     let origin = parts.next().unwrap_or_default();
     let host = parts.next().unwrap_or_default();
     let allowed: Vec<String> = parts.collect();
+    let _ = names_this_server(Some(&host), &allowed);
+    assert!(
+        names_this_server(None, &allowed),
+        "no Host is not a browser"
+    );
+    let proxies: Vec<Cidr> = allowed.iter().filter_map(|a| Cidr::parse(a).ok()).collect();
+    let peer = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let client = client_address(peer, Some(&origin), &proxies);
+    if !proxies.iter().any(|p| p.contains(peer)) {
+        assert_eq!(client, peer, "only a trusted proxy is believed");
+    }
     assert!(
         origin_allowed(None, Some(&host), &allowed),
         "no Origin is not a browser"

@@ -4,7 +4,7 @@
 //! `Recipient<Message>` (never a concrete `Addr`), so tests can stand in for any side.
 //! Types shared by several messages (snapshots, requests, errors) are at the end.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use actix::prelude::*;
@@ -417,6 +417,26 @@ pub struct CaptureHandle {
     pub keyframe: Recipient<RequestKeyframe>,
     /// Where viewers record frame latency and first-frame times.
     pub telemetry: SharedTelemetry,
+    /// Why the capture ended, once it has: told to a viewer that comes too late.
+    pub end: CaptureEnd,
+}
+
+/// Why a capture ended, readable after its actors are gone: a viewer that finishes
+/// connecting after the end is told the capture's own reason ("connection refused", "the
+/// source did not come back within …") rather than a guess. Set once.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureEnd(Arc<OnceLock<String>>);
+
+impl CaptureEnd {
+    /// Records the reason; a second call keeps the first.
+    pub fn record(&self, reason: &str) {
+        let _ = self.0.set(reason.to_string());
+    }
+
+    /// The reason, once the capture has ended.
+    pub fn reason(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
 }
 
 impl std::fmt::Debug for CaptureHandle {

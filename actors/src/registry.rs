@@ -16,9 +16,9 @@ use pullcast::config::Settings;
 use uuid::Uuid;
 
 use crate::messages::{
-    CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, InjectPanic, PanicTarget,
-    Pull, PullError, PullRequest, Shutdown, StopCapture, Terminate, TerminateError, Watch,
-    WatchError,
+    CaptureEnd, CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, InjectPanic,
+    PanicTarget, Pull, PullError, PullRequest, Shutdown, StopCapture, Terminate, TerminateError,
+    Watch, WatchError,
 };
 use crate::panic_guard::{self, Panic};
 use crate::stream::supervisor::StreamSupervisor;
@@ -34,6 +34,7 @@ struct Entry {
     local_stream_name: String,
     addr: Addr<StreamSupervisor>,
     telemetry: SharedTelemetry,
+    end: CaptureEnd,
 }
 
 /// Owns every capture.
@@ -110,6 +111,7 @@ impl Registry {
             StreamSupervisor::new(id, request.clone(), settings, starter, Some(registry))
                 .with_record_settings(self.settings.record.clone());
         let telemetry = supervisor.telemetry();
+        let end = supervisor.end();
         let supervisor = move |_: &mut Context<StreamSupervisor>| supervisor;
         let addr = match self
             .arbiters
@@ -130,6 +132,7 @@ impl Registry {
             local_stream_name: request.local_stream_name,
             addr,
             telemetry,
+            end,
         };
         self.captures.push(entry.clone());
         Ok(entry)
@@ -208,6 +211,7 @@ impl Registry {
             unsubscribe: entry.addr.clone().recipient(),
             keyframe: entry.addr.recipient(),
             telemetry: entry.telemetry,
+            end: entry.end,
         })
     }
 }

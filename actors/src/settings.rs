@@ -61,6 +61,8 @@ pub fn load(
             .with_list_parse_key("rest.cors_allowed_origins")
             .with_list_parse_key("webrtc.public_ips")
             .with_list_parse_key("http.allowed_origins")
+            .with_list_parse_key("http.trusted_proxies")
+            .with_list_parse_key("http.host_names")
             .with_list_parse_key("auth.trusted_networks")
             .with_list_parse_key("auth.anonymous")
             .with_list_parse_key("pull.allow")

@@ -1131,6 +1131,12 @@ async fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
     })
     .await;
     assert!(registry.send(FindAll).await.unwrap().is_empty());
+    // A viewer that finishes connecting only now reads the capture's own reason from its
+    // handle (the supervisor is gone).
+    assert_eq!(
+        handle.end.reason(),
+        Some("connection refused by 10.0.0.1:1935 (nothing listens there)")
+    );
 }
 
 #[actix::test]

@@ -27,7 +27,8 @@ pub struct Refused {
 }
 
 impl WsClient {
-    /// Opens `ws://127.0.0.1:<port><path>` with `headers` added to the upgrade request.
+    /// Opens `ws://127.0.0.1:<port><path>` with `headers` added to the upgrade request (a
+    /// `Host` among them replaces the default `127.0.0.1:<port>`).
     pub fn connect(port: u16, path: &str, headers: &[(&str, &str)]) -> Result<WsClient, Refused> {
         let transport = |e: std::io::Error| Refused {
             status: 0,
@@ -38,10 +39,13 @@ impl WsClient {
             TcpStream::connect_timeout(&addr, Duration::from_secs(10)).map_err(transport)?;
         stream.set_nodelay(true).map_err(transport)?;
         let mut request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+            "GET {path} HTTP/1.1\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
              Sec-WebSocket-Version: 13\r\n"
         );
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            request.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+        }
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
         }

@@ -1696,3 +1696,108 @@ permissions = ["api"]
     assert!(again.is_some(), "a closed session's place was never freed");
     control_plane_answers(&pc, Some(&basic("ops", "ops-pw")), "the admission limits");
 }
+
+// ---------------------------------------------------------------------------------------
+// Where a request comes from: trusted proxies, and Host against DNS rebinding
+// ---------------------------------------------------------------------------------------
+
+/// `find_all` with extra headers (no credentials).
+fn find_all_with(pc: &Pullcast, headers: &[(&str, &str)]) -> Answer {
+    let mut all = vec![("Content-Type", "application/json")];
+    all.extend_from_slice(headers);
+    call(
+        "POST",
+        &format!("{}/pull/rtmp/find_all", pc.http_base()),
+        &all,
+        Some(b"{}"),
+        &["WWW-Authenticate"],
+    )
+}
+
+#[test]
+fn a_rebound_dns_name_gets_no_trust_and_forwarded_addresses_only_from_trusted_proxies() {
+    // The defaults: localhost trusted, no proxies.
+    let pc = Pullcast::start(&[]);
+    let port = pc.http_root().rsplit(':').next().unwrap().to_string();
+    expect(
+        &pc,
+        "find_all from localhost",
+        &find_all_with(&pc, &[]),
+        404,
+    );
+    for host in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+    ] {
+        let a = find_all_with(&pc, &[("Host", &host)]);
+        expect(
+            &pc,
+            &format!("find_all naming the server as {host}"),
+            &a,
+            404,
+        );
+    }
+    // A page whose DNS name was rebound to 127.0.0.1: same machine, foreign Host.
+    let rebound = format!("rebound.example:{port}");
+    let a = find_all_with(&pc, &[("Host", &rebound)]);
+    expect_401(&pc, "find_all with a rebound Host", &a);
+    assert!(
+        a.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("http.host_names")),
+        "the refusal says why: {}",
+        a.text
+    );
+    // Its page may open the WebSocket (same origin in the browser's eyes) but gets what an
+    // anonymous client gets: no pull of an rtmp:// name.
+    let target = SilentTcpListener::start();
+    let origin = format!("http://{rebound}");
+    let mut ws = ws_open(&pc, &[("Host", &rebound), ("Origin", &origin)]);
+    let uri = format!("rtmp://127.0.0.1:{}/live/rebound", target.port());
+    let m = ws_play(&mut ws, "r1", &uri, None);
+    expect_ws_failed("a pull from a rebound page", &m, 401);
+    assert_eq!(
+        target.accepted(),
+        0,
+        "the rebound page made the server connect"
+    );
+    // Without proxies configured, X-Forwarded-For is not believed either way.
+    let a = find_all_with(&pc, &[("X-Forwarded-For", "203.0.113.9")]);
+    expect(&pc, "a forwarded-for header from a non-proxy", &a, 404);
+    drop(pc);
+
+    // Behind nginx on this machine: the proxy is trusted, the clients it forwards are not.
+    let config = r#"
+[http]
+trusted_proxies = ["127.0.0.1/32"]
+host_names = ["media.example"]
+
+[limits]
+ws_sessions_per_address = 1
+"#;
+    let pc = Pullcast::start_with_config(config, &[]);
+    let a = find_all_with(&pc, &[("X-Forwarded-For", "203.0.113.9")]);
+    expect_401(&pc, "find_all forwarded for a remote client", &a);
+    let a = find_all_with(&pc, &[("X-Forwarded-For", "127.0.0.1, 203.0.113.9")]);
+    expect_401(&pc, "find_all with a spoofed first hop", &a);
+    let a = find_all_with(&pc, &[("X-Forwarded-For", "not-an-address")]);
+    expect_401(&pc, "find_all with an unreadable forwarded-for", &a);
+    let a = find_all_with(&pc, &[("X-Forwarded-For", "127.0.0.1")]);
+    expect(&pc, "find_all forwarded for a local client", &a, 404);
+    let a = find_all_with(&pc, &[]);
+    expect(&pc, "the proxy's own request", &a, 404);
+    let a = find_all_with(&pc, &[("Host", "media.example")]);
+    expect(&pc, "find_all naming a configured host name", &a, 404);
+    // Limits count the forwarded address: one session each for two remote clients.
+    let (ws_port, _) = pc.ws_ports();
+    let _first = ws_open(&pc, &[("X-Forwarded-For", "203.0.113.9")]);
+    let again = WsClient::connect(ws_port, "/", &[("X-Forwarded-For", "203.0.113.9")]);
+    assert!(
+        matches!(&again, Err(refused) if refused.status == 429),
+        "a second session of one forwarded client: {:?}",
+        again.as_ref().err()
+    );
+    let _other = ws_open(&pc, &[("X-Forwarded-For", "203.0.113.10")]);
+    control_plane_answers(&pc, None, "trusted proxies");
+}

@@ -237,12 +237,9 @@ fn an_rtmp_name_whose_source_refuses_fails_its_viewer_at_once() {
     let final_status = &result["final"];
     assert_eq!(final_status["status"], "FAILED", "{result}");
     let reason = final_status["reason"].as_str().unwrap_or("");
-    assert!(
-        reason.contains("refused")
-            || reason.contains("could not be pulled")
-            || reason.contains("ended before"),
-        "reason: {reason}"
-    );
+    // The capture's own reason, whether the viewer was subscribed when it ended or finished
+    // connecting after (then: "the stream ended before this viewer could start: …").
+    assert!(reason.contains("refused"), "reason: {reason}");
     assert!(
         !statuses(&result).contains(&"PLAYING".to_string()),
         "{result}"

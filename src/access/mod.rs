@@ -13,13 +13,17 @@
 //! - [`token`] — signed, expiring tokens (HMAC-SHA256);
 //! - [`throttle`] — failed logins per address, time passed in;
 //! - [`origin`] — which pages may open the WebSocket;
+//! - [`forwarded`] — the client's address behind trusted reverse proxies;
+//! - [`host_check`] — whether `Host` names this server (trust by address vs DNS rebinding);
 //! - [`redact`] — stream keys out of uris shown to non-`api` callers and out of logs;
 //! - [`hook`] — the hook's URL, JSON question, request bytes and status line;
 //! - [`policy`] — the decision itself (its rules are in that module's documentation).
 
 mod base64;
 pub mod credentials;
+pub mod forwarded;
 pub mod hook;
+pub mod host_check;
 pub mod origin;
 pub mod password;
 pub mod pattern;

@@ -3,13 +3,15 @@
 //! — who the caller is, whether it may do a thing — with what they need from outside:
 //! the TCP peer address, the clock, the failed-login throttle's lock, the hook's socket.
 //!
-//! - [`Authenticated`] is the extractor: the caller from the peer address and the
-//!   `Authorization` header (401 for wrong credentials, 429 while throttled).
+//! - [`Authenticated`] is the extractor: the caller from the [`Client`] (its address and
+//!   whether its `Host` names this server) and the `Authorization` header (401 for wrong
+//!   credentials, 429 while throttled).
 //! - [`Gate::allow`] decides one action on one stream (401, 403, or the hook's answer).
 //! - [`guard`] is the `/rest-api` middleware for CORS (preflights, headers).
 //!
-//! The client address is the TCP peer's: `X-Forwarded-For` is not trusted. Nothing here
-//! reads bodies.
+//! The client address is the TCP peer's, or, from a proxy in `http.trusted_proxies`, the
+//! one its `X-Forwarded-For` names. Trust by address (`auth.trusted_networks`) also needs a
+//! `Host` that names this server (DNS rebinding). Nothing here reads bodies.
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -23,13 +25,16 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
-use log::{info, warn};
+use log::{debug, info, warn};
+use pullcast::access::forwarded::client_address;
 use pullcast::access::hook::{canonical, HookQuestion};
+use pullcast::access::host_check::names_this_server;
 use pullcast::access::origin::origin_allowed;
 use pullcast::access::{
     Caller, Credentials, Decision, Identity, LoginThrottle, Permission, Policy,
 };
 use pullcast::config::Settings;
+use pullcast::net::cidr::Cidr;
 use pullcast::rtmp::RtmpUrl;
 
 use super::auth_hook::HookClient;
@@ -180,6 +185,19 @@ pub struct Gate {
     pull_guard: Arc<pullcast::net::pull_guard::PullGuard>,
     /// DNS lookup time allowed when a pull target is checked before it is registered.
     pull_check_timeout: std::time::Duration,
+    /// `http.trusted_proxies`: whose `X-Forwarded-For` is believed.
+    trusted_proxies: Arc<Vec<Cidr>>,
+    /// `http.host_names` and `tls.host_names`: the names a trusted request may use in `Host`.
+    host_names: Arc<Vec<String>>,
+}
+
+/// Where a request comes from, as far as trust goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The TCP peer, or the address a trusted proxy forwards for.
+    pub address: IpAddr,
+    /// Whether the request's `Host` names this server: trust by address needs it.
+    pub names_this_server: bool,
 }
 
 impl Gate {
@@ -192,6 +210,20 @@ impl Gate {
                 settings.rest.basic_auth_user
             );
         }
+        let trusted_proxies = settings
+            .http
+            .trusted_proxies
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Cidr::parse(t).map_err(|e| format!("http.trusted_proxies: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let host_names = settings
+            .http
+            .host_names
+            .iter()
+            .chain(&settings.tls.host_names)
+            .cloned()
+            .collect();
         Ok(Gate {
             policy: Arc::new(policy),
             throttle: Arc::new(Mutex::new(LoginThrottle::new(
@@ -206,6 +238,8 @@ impl Gate {
             pull_check_timeout: std::time::Duration::from_millis(
                 settings.capture.connect_timeout_ms,
             ),
+            trusted_proxies: Arc::new(trusted_proxies),
+            host_names: Arc::new(host_names),
         })
     }
 
@@ -222,20 +256,47 @@ impl Gate {
         self.throttle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Who the caller from `address` is, given what it presented (`Err` for credentials
-    /// that could not even be read). Failed logins are counted per address; past the limit
-    /// the answer is 429 until the window ends. Trusted addresses are never throttled.
+    /// Where `req` comes from: its client's address (behind trusted proxies) and whether
+    /// its `Host` names this server.
+    pub fn client(&self, req: &HttpRequest) -> Client {
+        let text = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+        };
+        let peer = req
+            .peer_addr()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| canonical(a.ip()));
+        // Several X-Forwarded-For headers are one list, in order.
+        let forwarded: Vec<&str> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+            .collect();
+        let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
+        Client {
+            address: client_address(peer, forwarded.as_deref(), &self.trusted_proxies),
+            names_this_server: names_this_server(text(header::HOST), &self.host_names),
+        }
+    }
+
+    /// Who `client` is, given what it presented (`Err` for credentials that could not even
+    /// be read). Failed logins are counted per address; past the limit the answer is 429
+    /// until the window ends. Trusted clients are never throttled.
     pub async fn authenticate(
         &self,
-        address: IpAddr,
+        client: Client,
         credentials: Result<Option<Credentials>, String>,
     ) -> Result<Caller, Refusal> {
-        let address = canonical(address);
+        let address = canonical(client.address);
         if self.policy.is_trusted(address) {
-            return Ok(Caller {
-                address,
-                identity: Identity::Trusted,
-            });
+            if client.names_this_server {
+                return Ok(Caller {
+                    address,
+                    identity: Identity::Trusted,
+                });
+            }
+            debug!("{address}: in trusted_networks, but its Host is not a name of this server: not trusted");
         }
         let credentials = match credentials {
             Ok(None) => {
@@ -288,8 +349,26 @@ impl Gate {
     pub fn precheck(&self, caller: &Caller, permission: Permission) -> Result<(), Refusal> {
         match self.policy.decide(caller, permission, &[]) {
             Decision::Allow | Decision::AskHook => Ok(()),
-            Decision::Unauthenticated(r) => Err(Refusal::Unauthenticated(r)),
-            Decision::Forbidden(r) => Err(Refusal::Forbidden(r)),
+            refused => Err(self.refusal(caller, refused)),
+        }
+    }
+
+    /// The refusal for a decision that refuses; one to a client of a trusted network that
+    /// was not trusted for its `Host` says why.
+    fn refusal(&self, caller: &Caller, decision: Decision) -> Refusal {
+        let hint = |reason: String| {
+            if !caller.is_trusted() && self.policy.is_trusted(caller.address) {
+                format!("{reason} (a client of auth.trusted_networks is trusted only when its Host header is an IP address, localhost or one of http.host_names)")
+            } else {
+                reason
+            }
+        };
+        match decision {
+            Decision::Unauthenticated(r) => Refusal::Unauthenticated(hint(r)),
+            Decision::Forbidden(r) => Refusal::Forbidden(hint(r)),
+            Decision::Allow | Decision::AskHook => {
+                Refusal::Forbidden("refused (internal: an allowing decision)".to_string())
+            }
         }
     }
 
@@ -298,8 +377,7 @@ impl Gate {
     pub fn check(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Refusal> {
         match self.policy.decide(caller, ask.permission, &ask.names()) {
             Decision::Allow | Decision::AskHook => Ok(()),
-            Decision::Unauthenticated(r) => Err(Refusal::Unauthenticated(r)),
-            Decision::Forbidden(r) => Err(Refusal::Forbidden(r)),
+            refused => Err(self.refusal(caller, refused)),
         }
     }
 
@@ -308,8 +386,9 @@ impl Gate {
     pub async fn allow(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Refusal> {
         match self.policy.decide(caller, ask.permission, &ask.names()) {
             Decision::Allow => Ok(()),
-            Decision::Unauthenticated(r) => Err(Refusal::Unauthenticated(r)),
-            Decision::Forbidden(r) => Err(Refusal::Forbidden(r)),
+            refused @ (Decision::Unauthenticated(_) | Decision::Forbidden(_)) => {
+                Err(self.refusal(caller, refused))
+            }
             Decision::AskHook => {
                 let Some(hook) = &self.hook else {
                     return Err(Refusal::Forbidden(
@@ -395,13 +474,6 @@ impl Gate {
     }
 }
 
-/// The client's address: the TCP peer (IPv4-mapped IPv6 as IPv4). Unknown → unspecified,
-/// which no sensible `trusted_networks` contains.
-pub fn peer_ip(req: &HttpRequest) -> IpAddr {
-    req.peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| canonical(a.ip()))
-}
-
 /// The credentials of the `Authorization` header: none, or what it says, or why it cannot
 /// be read.
 pub fn credentials(req: &HttpRequest) -> Result<Option<Credentials>, String> {
@@ -425,16 +497,16 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let gate = req.app_data::<web::Data<Gate>>().cloned();
-        let address = peer_ip(req);
+        let client = gate.as_ref().map(|gate| gate.client(req));
         let credentials = credentials(req);
         Box::pin(async move {
-            let Some(gate) = gate else {
+            let (Some(gate), Some(client)) = (gate, client) else {
                 // A wiring mistake: fail closed.
                 return Err(Refusal::Forbidden(
                     "the server has no access configuration".to_string(),
                 ));
             };
-            gate.authenticate(address, credentials)
+            gate.authenticate(client, credentials)
                 .await
                 .map(Authenticated)
         })
@@ -536,6 +608,93 @@ mod tests {
         assert_eq!(Refusal::Forbidden("no".into()).response().status(), 403);
     }
 
+    fn client(address: &str, names_this_server: bool) -> Client {
+        Client {
+            address: address.parse().unwrap(),
+            names_this_server,
+        }
+    }
+
+    fn request(peer: &str, headers: &[(&str, &str)]) -> HttpRequest {
+        let mut r = actix_web::test::TestRequest::get().peer_addr(peer.parse().unwrap());
+        for (name, value) in headers {
+            r = r.insert_header((*name, *value));
+        }
+        r.to_http_request()
+    }
+
+    #[test]
+    fn the_client_behind_trusted_proxies_and_its_host() {
+        let mut settings = Settings::default();
+        settings.http.trusted_proxies = vec!["127.0.0.1/32".into()];
+        settings.http.host_names = vec!["media.example.com".into()];
+        let gate = Gate::new(&settings).unwrap();
+        let at = |peer, headers: &[(&str, &str)]| gate.client(&request(peer, headers));
+        // Direct: the TCP peer, whatever it claims.
+        assert_eq!(
+            at("203.0.113.9:4000", &[("x-forwarded-for", "127.0.0.1")]),
+            client("203.0.113.9", true)
+        );
+        // Through the proxy: who it forwards for, several headers read as one list.
+        assert_eq!(
+            at("127.0.0.1:4000", &[("x-forwarded-for", "203.0.113.9")]).address,
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let two = actix_web::test::TestRequest::get()
+            .peer_addr("127.0.0.1:4000".parse().unwrap())
+            .append_header(("x-forwarded-for", "198.51.100.1"))
+            .append_header(("x-forwarded-for", "203.0.113.9"))
+            .to_http_request();
+        assert_eq!(
+            gate.client(&two).address,
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            at("[::ffff:127.0.0.1]:4000", &[]),
+            client("127.0.0.1", true)
+        );
+        // Host: addresses, localhost, configured names (http and tls) — not other names.
+        for (host, ok) in [
+            ("127.0.0.1:8080", true),
+            ("localhost:8080", true),
+            ("media.example.com", true),
+            ("evil.example:8080", false),
+        ] {
+            assert_eq!(
+                at("127.0.0.1:4000", &[("host", host)]).names_this_server,
+                ok,
+                "{host}"
+            );
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_trusted_network_with_a_foreign_host_is_not_trusted() {
+        let gate = Gate::new(&Settings::default()).unwrap();
+        let rebound = gate
+            .authenticate(client("127.0.0.1", false), Ok(None))
+            .await
+            .unwrap();
+        assert!(matches!(rebound.identity, Identity::Anonymous));
+        let refusal = gate.precheck(&rebound, Permission::Api).unwrap_err();
+        assert_eq!(refusal.status(), StatusCode::UNAUTHORIZED);
+        assert!(refusal.reason().contains("http.host_names"), "{refusal}");
+        // Anonymous callers may still play; the same address naming this server is trusted.
+        assert!(gate.precheck(&rebound, Permission::Play).is_ok());
+        let local = gate
+            .authenticate(client("127.0.0.1", true), Ok(None))
+            .await
+            .unwrap();
+        assert!(local.is_trusted());
+        // A remote anonymous caller's refusal carries no hint.
+        let remote = gate
+            .authenticate(client("203.0.113.9", false), Ok(None))
+            .await
+            .unwrap();
+        let refusal = gate.precheck(&remote, Permission::Api).unwrap_err();
+        assert!(!refusal.reason().contains("host_names"), "{refusal}");
+    }
+
     #[actix_web::test]
     async fn throttles_failed_logins_but_never_trusted_addresses() {
         let mut settings = Settings::default();
@@ -547,7 +706,7 @@ mod tests {
             ..Default::default()
         });
         let gate = Gate::new(&settings).unwrap();
-        let remote: IpAddr = "203.0.113.9".parse().unwrap();
+        let remote = client("203.0.113.9", true);
         let wrong = || {
             Ok(Some(Credentials::Basic {
                 user: "ops".into(),
@@ -570,13 +729,13 @@ mod tests {
         // Without credentials the address may still do what anonymous callers may.
         let anonymous = gate.authenticate(remote, Ok(None)).await.unwrap();
         assert!(matches!(anonymous.identity, Identity::Anonymous));
-        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let local = client("127.0.0.1", true);
         for _ in 0..10 {
             let c = gate.authenticate(local, wrong()).await.unwrap();
             assert!(c.is_trusted());
         }
         // Malformed credentials count too.
-        let other: IpAddr = "203.0.113.10".parse().unwrap();
+        let other = client("203.0.113.10", true);
         let r = gate
             .authenticate(other, Err("garbage".into()))
             .await

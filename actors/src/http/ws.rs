@@ -23,7 +23,7 @@ use log::{debug, info};
 use pullcast::access::{redact_text, redact_uri, Caller, Credentials};
 use uuid::Uuid;
 
-use super::access::{Authenticated, Gate};
+use super::access::{Authenticated, Client, Gate};
 use super::admission::{Admission, SessionSlot};
 use super::play::{find_capture, PlayRefusal};
 use super::rest::error;
@@ -82,11 +82,13 @@ pub async fn connect(
         Ok(slot) => slot,
         Err(too_many) => return Ok(too_many.response()),
     };
+    let client = gate.client(&req);
     let mut session = SignallingSession::new(
         state.registry.clone(),
         state.engine.clone(),
         gate.get_ref().clone(),
         caller,
+        client,
     );
     session.admission = Some((admission.get_ref().clone(), slot));
     session.plays_per_session = state.plays_per_session;
@@ -108,6 +110,8 @@ pub struct SignallingSession {
     gate: Gate,
     /// Who opened the socket (its address and the upgrade's credentials).
     caller: Caller,
+    /// Where the socket comes from: a `token` in a `play` is checked as from there.
+    client: Client,
     /// Whether reasons may show uris as they are (the caller has `api`).
     show_uris: bool,
     streams: HashMap<String, Stream>,
@@ -120,7 +124,13 @@ pub struct SignallingSession {
 }
 
 impl SignallingSession {
-    pub fn new(registry: Addr<Registry>, engine: WebRtcEngine, gate: Gate, caller: Caller) -> Self {
+    pub fn new(
+        registry: Addr<Registry>,
+        engine: WebRtcEngine,
+        gate: Gate,
+        caller: Caller,
+        client: Client,
+    ) -> Self {
         let show_uris = gate.shows_uris(&caller);
         Self {
             id: Uuid::new_v4(),
@@ -128,6 +138,7 @@ impl SignallingSession {
             engine,
             gate,
             caller,
+            client,
             show_uris,
             streams: HashMap::new(),
             last_heard: Instant::now(),
@@ -255,12 +266,13 @@ impl SignallingSession {
         let engine = self.engine.clone();
         let gate = self.gate.clone();
         let session_caller = self.caller.clone();
+        let session_client = self.client;
         let events = ctx.address().recipient::<ViewerEvent>();
         let start = async move {
             // A token in the message speaks for this play instead of the upgrade's caller.
             let caller = match token {
                 Some(token) => gate
-                    .authenticate(session_caller.address, Credentials::token(&token).map(Some))
+                    .authenticate(session_client, Credentials::token(&token).map(Some))
                     .await
                     .map_err(PlayRefusal::Access)?,
                 None => session_caller,

@@ -47,7 +47,7 @@ use super::recorder::Recorder;
 use super::video_transcoder::VideoTranscoderActor;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
-    AudioInfo, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
+    AudioInfo, CaptureEnd, CaptureEnded, CaptureSnapshot, CaptureStatus, Delivery, FinishRecording,
     ForceKeyframe, GetSnapshot, InjectPanic, MediaEnd, PullRequest, ReaderEvent, RecordingStatus,
     RequestKeyframe, ResetVideoTranscode, ResumeInfo, RetryInfo, SourceMedia, SourceMediaEnded,
     StatusChange, StopCapture, StopSource, Subscribe, SubscriberMedia, TranscodeAudio,
@@ -122,6 +122,8 @@ pub struct StreamSupervisor {
     frame_rate: RateMeter,
     metadata: Vec<(String, MetaValue)>,
     telemetry: SharedTelemetry,
+    /// Why this capture ended, for viewers that arrive after it (shared with its handles).
+    end: CaptureEnd,
     record_settings: RecordSettings,
     recording: Option<RecordingStatus>,
     recorder: Option<Addr<Recorder>>,
@@ -187,6 +189,7 @@ impl StreamSupervisor {
             frame_rate: RateMeter::new(FRAME_RATE_WINDOW_MS),
             metadata: Vec::new(),
             telemetry: SharedTelemetry::default(),
+            end: CaptureEnd::default(),
             record_settings: RecordSettings::default(),
             recording: None,
             recorder: None,
@@ -382,6 +385,11 @@ impl StreamSupervisor {
     /// Where this capture's viewers record their measurements.
     pub fn telemetry(&self) -> SharedTelemetry {
         self.telemetry.clone()
+    }
+
+    /// Where this capture leaves the reason it ended.
+    pub fn end(&self) -> CaptureEnd {
+        self.end.clone()
     }
 
     fn now_ms(&self) -> i64 {
@@ -919,6 +927,11 @@ impl StreamSupervisor {
     /// The end of the capture: the source and transcoders stop, subscribers and the Registry
     /// are told.
     fn tell_everyone_it_ended(&mut self) {
+        let reason = self
+            .reason
+            .clone()
+            .unwrap_or_else(|| "the capture was terminated".to_string());
+        self.end.record(&reason);
         if let Some(source) = self.source.take() {
             source.do_send(StopSource);
         }
@@ -928,10 +941,6 @@ impl StreamSupervisor {
         if let Some(t) = self.video_transcoder.take() {
             t.arbiter.stop();
         }
-        let reason = self
-            .reason
-            .clone()
-            .unwrap_or_else(|| "the capture was terminated".to_string());
         for sub in self.subscribers.values() {
             sub.recipient.do_send(SubscriberMedia::Stopped {
                 reason: reason.clone(),

@@ -250,13 +250,12 @@ impl ViewerPeer {
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
         if !self.capture.subscribe.connected() {
             // The capture ended while this viewer connected (e.g. an on-demand source that
-            // failed at once): there is nothing to wait for.
-            self.fail(
-                ctx,
-                "the stream ended before this viewer could start (its source could not be \
-                 pulled or was stopped)"
-                    .to_string(),
-            );
+            // failed at once): there is nothing to wait for; say why it ended.
+            let reason = match self.capture.end.reason() {
+                Some(why) => format!("the stream ended before this viewer could start: {why}"),
+                None => "the stream ended before this viewer could start".to_string(),
+            };
+            self.fail(ctx, reason);
             return;
         }
         self.waiting_for_keyframe = true;
