@@ -43,6 +43,9 @@ max_len() {
     case "$1" in
         rtmp_session | rtmp_chunk | rtmp_amf0 | normalize | mp4_writer | flv_file) echo 16384 ;;
         sdp_offer | webrtc_offer | ws_message | rest_body | stream_pattern) echo 8192 ;;
+        # Every execution decodes, resamples and Opus-encodes what it holds: a few frames
+        # are enough to cross frame and configuration boundaries.
+        aac_transcode) echo 1024 ;;
         *) echo 4096 ;;
     esac
 }

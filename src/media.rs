@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::flv::aac::AudioSpecificConfig;
-use crate::flv::avc::AvcConfig;
+use crate::codec::aac::AudioSpecificConfig;
+use crate::codec::h264::AvcConfig;
 
 /// Which elementary stream a frame belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

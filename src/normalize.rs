@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::flv::aac::{parse_audio_specific_config, AacError};
-use crate::flv::avc::{
+use crate::codec::aac::{parse_audio_specific_config, AacError};
+use crate::codec::h264::{
     avcc_to_annexb, first_slice_pps_id, parse_avc_decoder_config, AvcConfig, AvcError,
 };
 use crate::flv::tag::{parse_audio_tag, parse_video_tag, AudioTag, TagError, VideoTag};

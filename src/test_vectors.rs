@@ -11,7 +11,7 @@ use fdk_aac::enc::{
     AudioObjectType, BitRate, ChannelMode, Encoder as AacEncoder, EncoderParams, Transport,
 };
 
-use crate::flv::aac::{parse_audio_specific_config, AudioSpecificConfig};
+use crate::codec::aac::{parse_audio_specific_config, AudioSpecificConfig};
 use crate::media::{MediaFrame, Track};
 
 /// What sine to encode, and how.

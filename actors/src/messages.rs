@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use pullcast::flv::aac::AudioSpecificConfig;
+use pullcast::codec::aac::AudioSpecificConfig;
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;

@@ -693,7 +693,7 @@ async fn record_alternating_configurations(
     rounds: usize,
     files: usize,
 ) -> (std::path::PathBuf, Vec<RecordingStatus>, Vec<String>) {
-    use pullcast::flv::avc::parse_avc_decoder_config;
+    use pullcast::codec::h264::parse_avc_decoder_config;
     use pullcast::media::{CodecSet, MediaFrame};
     use pullcast_server::stream::recorder::Recorder;
 

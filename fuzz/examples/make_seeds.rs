@@ -442,7 +442,7 @@ fn flv_seeds(seeds: &mut Seeds, stem: &str, file: &[u8]) {
         match parse_video_tag(&tag.body) {
             Ok(VideoTag::AvcSequenceHeader(config)) => {
                 seeds.put("avc_config", stem, &config);
-                if let Ok(parsed) = pullcast::flv::avc::parse_avc_decoder_config(&config) {
+                if let Ok(parsed) = pullcast::codec::h264::parse_avc_decoder_config(&config) {
                     for (i, sps) in parsed.sps.iter().enumerate() {
                         seeds.put("avc_sps", &format!("{stem}-{i}"), sps);
                     }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use fdk_aac::dec::{Decoder, Transport};
 
-use crate::flv::aac::AudioSpecificConfig;
+use crate::codec::aac::AudioSpecificConfig;
 
 /// Largest PCM output of one frame: 2048 samples (HE-AAC) × 2 channels, with headroom.
 const MAX_PCM: usize = 2048 * 8;

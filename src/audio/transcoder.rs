@@ -15,7 +15,7 @@ use super::decode::AacDecoder;
 use super::framer::OpusFramer;
 use super::resample::Resampler;
 use super::OPUS_RATE;
-use crate::flv::aac::AudioSpecificConfig;
+use crate::codec::aac::AudioSpecificConfig;
 use crate::media::{MediaFrame, Track};
 
 /// A frame this far (ms) from the expected time restarts the timeline.

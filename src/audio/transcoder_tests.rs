@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::flv::aac::parse_audio_specific_config;
+use crate::codec::aac::parse_audio_specific_config;
 use crate::test_vectors::{aac_sine, AacSine};
 use fdk_aac::enc::AudioObjectType;
 

@@ -8,8 +8,8 @@
 
 use std::sync::Arc;
 
-use crate::flv::aac::AudioSpecificConfig;
-use crate::flv::avc::AvcConfig;
+use crate::codec::aac::AudioSpecificConfig;
+use crate::codec::h264::AvcConfig;
 use crate::media::Track;
 
 use super::boxes::{BoxWriter, UNITY_MATRIX};
@@ -271,7 +271,7 @@ fn write_avc1(w: &mut BoxWriter, cfg: &AvcConfig, width: u32, height: u32) {
 }
 
 /// The `AVCDecoderConfigurationRecord`, always with 4-byte NAL lengths (what
-/// [`super::annexb::annexb_to_avcc`] writes), whatever the source used.
+/// [`crate::codec::h264::annexb_to_avcc`] writes), whatever the source used.
 fn write_avcc(w: &mut BoxWriter, cfg: &AvcConfig) {
     let avcc = w.start_box(b"avcC");
     w.u8(1); // configurationVersion
@@ -360,8 +360,8 @@ fn descriptor_header(w: &mut BoxWriter, tag: u8, len: usize) {
 pub(crate) mod tests {
     use super::super::testutil::{be16, be32, walk_all};
     use super::*;
-    use crate::flv::aac::parse_audio_specific_config;
-    use crate::flv::avc::parse_avc_decoder_config;
+    use crate::codec::aac::parse_audio_specific_config;
+    use crate::codec::h264::parse_avc_decoder_config;
 
     /// A real 320x240 High profile avcC from libx264 (ffmpeg testsrc2).
     pub(crate) fn avc_config() -> Arc<AvcConfig> {

@@ -10,10 +10,8 @@
 //! - `init` — `ftyp`/`moov` and the `avc1`/`mp4a` sample descriptions.
 //! - `fragment` — `moof`/`mdat` layout (`tfhd`, `tfdt`, `trun` with signed offsets).
 //! - `timeline` — per-track ms → timescale conversion, jumps and wrap-arounds smoothed.
-//! - `annexb` — Annex-B access units → 4-byte length-prefixed NAL units.
 //! - `boxes` — box-writing primitives with size back-patching.
 
-mod annexb;
 mod boxes;
 mod error;
 mod fragment;

@@ -16,8 +16,8 @@ use fdk_aac::enc::AudioObjectType;
 
 use super::testutil::{fragments, walk_all};
 use super::*;
-use crate::flv::aac::AudioSpecificConfig;
-use crate::flv::avc::{parse_avc_decoder_config, AvcConfig};
+use crate::codec::aac::AudioSpecificConfig;
+use crate::codec::h264::{parse_avc_decoder_config, AvcConfig};
 use crate::media::{MediaFrame, Track};
 use crate::test_vectors::{aac_sine, AacSine};
 

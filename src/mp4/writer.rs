@@ -28,15 +28,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::flv::aac::AudioSpecificConfig;
-use crate::flv::avc::AvcConfig;
+use crate::codec::aac::AudioSpecificConfig;
+use crate::codec::h264::AvcConfig;
 use crate::media::{MediaFrame, Track};
 
-use super::annexb::annexb_to_avcc;
 use super::fragment::{write_fragment, Sample, TrackRun, NON_SYNC_SAMPLE_FLAGS, SYNC_SAMPLE_FLAGS};
 use super::init::{init_segment, TrackInfo};
 use super::timeline::{Timeline, MAX_JUMP_MS};
 use super::Mp4Error;
+use crate::codec::h264::annexb_to_avcc;
 
 /// A single frame larger than this is dropped.
 pub const MAX_SAMPLE_BYTES: usize = 256 << 20;

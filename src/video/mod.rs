@@ -9,7 +9,7 @@
 
 pub mod transcode;
 
-use crate::flv::avc::AvcConfig;
+use crate::codec::h264::AvcConfig;
 use crate::media::{MediaFrame, Track};
 
 /// `profile_idc` of Baseline: no B-slices possible.
@@ -75,7 +75,7 @@ impl BFrameDetector {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::flv::avc::parse_avc_decoder_config;
+    use crate::codec::h264::parse_avc_decoder_config;
     use crate::test_vectors::{bframes_flv, flv_file_tags};
     use bytes::Bytes;
 

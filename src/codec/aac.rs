@@ -1,5 +1,5 @@
-//! AAC as FLV carries it: the `AudioSpecificConfig` (ISO/IEC 14496-3 §1.6.2.1) sent in the
-//! AAC sequence header tag, and the 7-byte ADTS header needed to frame raw AAC for outputs
+//! AAC's `AudioSpecificConfig` (ISO/IEC 14496-3 §1.6.2.1) — what FLV's AAC sequence header
+//! and MP4's `esds` carry — and the 7-byte ADTS header needed to frame raw AAC for outputs
 //! that want ADTS (e.g. MPEG-TS).
 //!
 //! The bytes come from the network: nothing here may panic or keep state between calls. It

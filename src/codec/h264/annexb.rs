@@ -1,20 +1,92 @@
-//! Annex-B (start-code delimited) H.264 access units → the 4-byte length-prefixed NAL units
-//! an MP4 `avc1` sample holds (ISO/IEC 14496-15 §5.3.3).
+//! H.264 access units between their two framings: length-prefixed NAL units (AVCC, as FLV
+//! and MP4 carry them) → Annex-B start codes (what the normalizer hands on, what decoders
+//! and RTP packetizers take), and Annex-B → the 4-byte length-prefixed NAL units an MP4
+//! `avc1` sample holds (ISO/IEC 14496-15 §5.3.3; SPS, PPS and AUDs dropped: in MP4 the
+//! parameter sets live in `avcC` and AUDs are not allowed in samples).
 //!
-//! SPS, PPS and access unit delimiters are dropped: in MP4 the parameter sets live in `avcC`
-//! and AUDs are not allowed in samples. The input comes from the network: this never panics,
-//! accepts 3- and 4-byte start codes, strips `trailing_zero_8bits`, and treats bytes before
-//! the first start code as a NAL unit (so data without any start code is one NAL unit).
-//! Pure function, no state.
+//! The bytes come from the network: nothing here panics. AVCC with a length that overruns
+//! is an error; Annex-B accepts 3- and 4-byte start codes, strips `trailing_zero_8bits`,
+//! and treats bytes before the first start code as a NAL unit. Pure functions, no state.
 
-const NAL_SPS: u8 = 7;
-const NAL_PPS: u8 = 8;
-const NAL_AUD: u8 = 9;
+use super::error::AvcError;
+use super::nal::{NAL_AUD, NAL_IDR, NAL_PPS, NAL_SPS};
+
+/// What [`avcc_to_annexb`] saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NalSummary {
+    /// Number of (non-empty) NAL units written.
+    pub nal_count: usize,
+    /// An IDR slice (type 5) was among them.
+    pub has_idr: bool,
+    /// An SPS (type 7) was among them.
+    pub has_sps: bool,
+    /// A PPS (type 8) was among them.
+    pub has_pps: bool,
+}
+
+/// Rewrites length-prefixed (AVCC) NAL units as Annex-B: `00 00 00 01` before each NAL,
+/// appended to `out`. Zero-length NAL units are skipped. On error `out` is left as it was.
+pub fn avcc_to_annexb(
+    data: &[u8],
+    nal_length_size: u8,
+    out: &mut Vec<u8>,
+) -> Result<NalSummary, AvcError> {
+    if !(1..=4).contains(&nal_length_size) {
+        return Err(AvcError::InvalidNalLengthSize(nal_length_size));
+    }
+    let start_len = out.len();
+    let result = append_annexb(data, usize::from(nal_length_size), out);
+    if result.is_err() {
+        out.truncate(start_len);
+    }
+    result
+}
+
+fn append_annexb(data: &[u8], size: usize, out: &mut Vec<u8>) -> Result<NalSummary, AvcError> {
+    let mut summary = NalSummary::default();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let prefix = data
+            .get(pos..pos + size)
+            .ok_or(AvcError::NalLengthOverrun {
+                offset: pos,
+                length: size,
+                available: data.len() - pos,
+            })?;
+        let length = prefix
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        let body_start = pos + size;
+        let available = data.len() - body_start;
+        let nal = data
+            .get(body_start..)
+            .and_then(|rest| rest.get(..length))
+            .ok_or(AvcError::NalLengthOverrun {
+                offset: pos,
+                length,
+                available,
+            })?;
+        pos = body_start + length;
+        let Some(&header) = nal.first() else {
+            continue;
+        };
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(nal);
+        summary.nal_count += 1;
+        match header & 0x1f {
+            NAL_IDR => summary.has_idr = true,
+            NAL_SPS => summary.has_sps = true,
+            NAL_PPS => summary.has_pps = true,
+            _ => {}
+        }
+    }
+    Ok(summary)
+}
 
 /// Appends the NAL units of the Annex-B access unit `data` to `out`, each behind a 4-byte
 /// big-endian length, skipping SPS/PPS/AUD and empty NAL units. Returns the bytes appended.
 /// A NAL unit longer than `u32::MAX` bytes cannot be framed and is skipped.
-pub(crate) fn annexb_to_avcc(data: &[u8], out: &mut Vec<u8>) -> usize {
+pub fn annexb_to_avcc(data: &[u8], out: &mut Vec<u8>) -> usize {
     let before = out.len();
     for nal in split_nals(data) {
         let Some(&header) = nal.first() else {
