@@ -38,7 +38,7 @@ use pullcast::net::cidr::Cidr;
 use pullcast::rtmp::RtmpUrl;
 
 use super::auth_hook::HookClient;
-use super::rest::error;
+use super::dto::error;
 
 /// One action to decide: what, on which stream, through which way in.
 #[derive(Debug, Clone, Copy)]

@@ -47,7 +47,7 @@ pub struct TooMany {
 impl TooMany {
     /// 429 with the reason and `Retry-After`.
     pub fn response(&self) -> HttpResponse {
-        let mut response = super::rest::error(StatusCode::TOO_MANY_REQUESTS, &self.reason);
+        let mut response = super::dto::error(StatusCode::TOO_MANY_REQUESTS, &self.reason);
         if let Ok(value) = HeaderValue::from_str(&self.retry_after_s.to_string()) {
             response.headers_mut().insert(RETRY_AFTER, value);
         }

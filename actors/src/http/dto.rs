@@ -5,6 +5,8 @@
 //! the commercial product's clients send extras. Responses keep the spec's field names
 //! exactly and add ours beside them.
 
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
 use pullcast::access::{redact_text, PermissionSet, StreamPattern};
 use pullcast::rtmp::session::MetaValue;
 use pullcast::rtmp::RtmpUrl;
@@ -16,6 +18,11 @@ use crate::telemetry::LatencySummary;
 /// `{"error": "..."}`.
 pub fn error_body(message: &str) -> Value {
     json!({ "error": message })
+}
+
+/// An error answer: `status` with `{"error": message}` — every refusal of every way in.
+pub fn error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(error_body(message))
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, String> {

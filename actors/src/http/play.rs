@@ -18,7 +18,7 @@ use log::warn;
 use pullcast::access::{redact_text, Caller, Permission};
 
 use super::access::{Ask, Gate, Refusal};
-use super::rest::error;
+use super::dto::error;
 use crate::messages::{CaptureHandle, Watch, WatchError};
 use crate::registry::Registry;
 

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use pullcast::access::Permission;
 
 use super::access::{Ask, Authenticated, Gate};
-use super::rest::error;
+use super::dto::error;
 use crate::records;
 
 /// The recordings folder.

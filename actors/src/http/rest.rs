@@ -21,6 +21,7 @@ use pullcast::access::{Permission, TokenClaims};
 
 use super::access::{self, Ask, Authenticated, Gate};
 use super::dto;
+use super::dto::error;
 use crate::messages::{CaptureSnapshot, FindAll, Pull, PullError, Terminate, TerminateError};
 use crate::registry::Registry;
 
@@ -65,11 +66,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .default_service(web::to(not_found)),
     );
-}
-
-/// JSON error response.
-pub fn error(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(dto::error_body(message))
 }
 
 /// 404 for any path we do not serve.

@@ -35,8 +35,8 @@ use pullcast::access::{redact_text, redact_uri};
 
 use super::access::{Authenticated, Gate};
 use super::admission::Admission;
+use super::dto::error;
 use super::play::find_capture;
-use super::rest::error;
 use crate::messages::{StopViewer, ViewerEvent};
 use crate::registry::Registry;
 use crate::webrtc::{ViewerError, ViewerPeer, ViewerRequest, WebRtcEngine};

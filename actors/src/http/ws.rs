@@ -25,8 +25,8 @@ use uuid::Uuid;
 
 use super::access::{Authenticated, Client, Gate};
 use super::admission::{Admission, SessionSlot};
+use super::dto::error;
 use super::play::{find_capture, PlayRefusal};
-use super::rest::error;
 use super::ws_protocol::{self, ClientMessage, ServerMessage, StreamStatus};
 use crate::messages::{StopViewer, ViewerEvent};
 use crate::registry::Registry;
