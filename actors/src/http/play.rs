@@ -1,6 +1,7 @@
 //! How a viewer gets a capture to watch, the same for every way to play (WebSocket
 //! signalling, WHEP; later HLS and RTMP play): the access checks, then the Registry's
-//! `Watch`.
+//! `Watch` ([`find_capture`]); for WebRTC, [`start_playing`] wraps it: the offer is read
+//! once and refused before any lookup, then the viewer is started.
 //!
 //! 1. A caller that cannot play anything is refused before any lookup.
 //! 2. `Watch` without permission to start a pull: an existing capture is found by its local
@@ -11,16 +12,17 @@
 //!    both only when the rules allow both; then `Watch` again, now allowed to start the
 //!    on-demand pull (to a private address only with `pull_private`).
 
-use actix::Addr;
-use actix_web::http::StatusCode;
+use actix::{Addr, Recipient};
+use actix_web::http::{header, StatusCode};
 use actix_web::HttpResponse;
 use log::warn;
 use pullcast::access::{redact_text, Caller, Permission};
 
 use super::access::{Ask, Gate, Refusal};
 use super::dto::error;
-use crate::messages::{CaptureHandle, Watch, WatchError};
+use crate::messages::{CaptureHandle, ViewerEvent, Watch, WatchError};
 use crate::registry::Registry;
+use crate::webrtc::engine::{ViewerError, ViewerRequest, ViewerStarted, WebRtcEngine};
 
 /// Why a play is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,9 @@ pub enum PlayRefusal {
     CannotStart(String),
     /// 503: the Registry did not answer (shutting down, overloaded).
     Unavailable(String),
+    /// The viewer could not be started: 400 (not SDP), 406 (nothing we can send), 500, 503
+    /// (a limit: ports, viewers).
+    Viewer(ViewerError),
 }
 
 impl PlayRefusal {
@@ -46,6 +51,12 @@ impl PlayRefusal {
             PlayRefusal::NotFound(_) => StatusCode::NOT_FOUND,
             PlayRefusal::CannotStart(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PlayRefusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PlayRefusal::Viewer(e) => match e {
+                ViewerError::BadOffer(_) => StatusCode::BAD_REQUEST,
+                ViewerError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+                ViewerError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                ViewerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
@@ -57,6 +68,12 @@ impl PlayRefusal {
             | PlayRefusal::NotFound(r)
             | PlayRefusal::CannotStart(r)
             | PlayRefusal::Unavailable(r) => r.clone(),
+            PlayRefusal::Viewer(
+                ViewerError::BadOffer(r)
+                | ViewerError::NotAcceptable(r)
+                | ViewerError::Failed(r)
+                | ViewerError::Unavailable(r),
+            ) => r.clone(),
         };
         if show_uris {
             text
@@ -72,6 +89,13 @@ impl PlayRefusal {
         let reason = self.reason(show_uris);
         match self {
             PlayRefusal::Access(r) => r.response_saying(&reason),
+            PlayRefusal::Viewer(ViewerError::Unavailable(_)) => {
+                let mut response = error(self.status(), &reason);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                response
+            }
             other => error(other.status(), &reason),
         }
     }
@@ -145,6 +169,48 @@ pub async fn find_capture(
         Err(WatchError::NotFound(reason)) => Err(PlayRefusal::NotFound(reason)),
         Err(WatchError::CannotStart(reason)) => Err(PlayRefusal::CannotStart(reason)),
     }
+}
+
+/// One WebRTC play as a way in received it.
+pub struct PlayRequest<'a> {
+    /// Who asks.
+    pub caller: &'a Caller,
+    /// The local stream name or uri asked for.
+    pub name: &'a str,
+    /// The browser's SDP offer.
+    pub offer_sdp: String,
+    /// Where the viewer's events go.
+    pub events: Recipient<ViewerEvent>,
+    /// `websocket`, `whep`: told to the hook.
+    pub protocol: &'static str,
+}
+
+/// One WebRTC play: the offer is read (a malformed one refused before any capture is
+/// looked up or started), the capture found as [`find_capture`] does, the viewer started
+/// with its events going to `events`. The one flow of the WebSocket and WHEP.
+pub async fn start_playing(
+    gate: &Gate,
+    registry: &Addr<Registry>,
+    engine: &WebRtcEngine,
+    play: PlayRequest<'_>,
+) -> Result<ViewerStarted, PlayRefusal> {
+    let PlayRequest {
+        caller,
+        name,
+        offer_sdp,
+        events,
+        protocol,
+    } = play;
+    let offer = WebRtcEngine::check_offer(offer_sdp).map_err(PlayRefusal::Viewer)?;
+    let capture = find_capture(gate, registry, caller, name, protocol).await?;
+    engine
+        .start_viewer(ViewerRequest {
+            capture,
+            offer,
+            events,
+        })
+        .await
+        .map_err(PlayRefusal::Viewer)
 }
 
 async fn watch(

@@ -36,10 +36,10 @@ use pullcast::access::{redact_text, redact_uri};
 use super::access::{Authenticated, Gate};
 use super::admission::Admission;
 use super::dto::error;
-use super::play::find_capture;
+use super::play::{start_playing, PlayRequest};
 use crate::messages::{StopViewer, ViewerEvent};
 use crate::registry::Registry;
-use crate::webrtc::{ViewerError, ViewerPeer, ViewerRequest, WebRtcEngine};
+use crate::webrtc::{ViewerPeer, WebRtcEngine};
 
 /// The path prefix of every WHEP resource.
 pub const PREFIX: &str = "/whep/";
@@ -255,36 +255,17 @@ async fn post(
     let Ok(offer_sdp) = String::from_utf8(body.to_vec()) else {
         return fail(&req, StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8");
     };
-    // Refuse a malformed offer before starting (or finding) any capture.
-    if let Err(e) = pullcast::webrtc_sdp::parse_offer(&offer_sdp) {
-        return fail(&req, StatusCode::BAD_REQUEST, &e.to_string());
-    }
-    let capture = match find_capture(&gate, &state.registry, &caller, &stream, "whep").await {
-        Ok(handle) => handle,
-        Err(refusal) => return answer(&req, refusal.response(show_uris)),
+    let play = PlayRequest {
+        caller: &caller,
+        name: &stream,
+        offer_sdp,
+        events: state.sessions.clone().recipient(),
+        protocol: "whep",
     };
-    let started = state
-        .engine
-        .start_viewer(ViewerRequest {
-            capture,
-            offer_sdp,
-            events: state.sessions.clone().recipient(),
-        })
-        .await;
+    let started = start_playing(&gate, &state.registry, &state.engine, play).await;
     let started = match started {
         Ok(s) => s,
-        Err(ViewerError::BadOffer(e)) => return fail(&req, StatusCode::BAD_REQUEST, &e),
-        Err(ViewerError::NotAcceptable(e)) => return fail(&req, StatusCode::NOT_ACCEPTABLE, &e),
-        Err(ViewerError::Failed(e)) => {
-            return fail(&req, StatusCode::INTERNAL_SERVER_ERROR, &e);
-        }
-        Err(ViewerError::Unavailable(e)) => {
-            let mut response = fail(&req, StatusCode::SERVICE_UNAVAILABLE, &e);
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
-            return response;
-        }
+        Err(refusal) => return answer(&req, refusal.response(show_uris)),
     };
     let location = format!("{PREFIX}{}/{}", percent_encode(&stream), started.id);
     info!(

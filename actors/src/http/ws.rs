@@ -26,11 +26,11 @@ use uuid::Uuid;
 use super::access::{Authenticated, Client, Gate};
 use super::admission::{Admission, SessionSlot};
 use super::dto::error;
-use super::play::{find_capture, PlayRefusal};
+use super::play::{start_playing, PlayRefusal, PlayRequest};
 use super::ws_protocol::{self, ClientMessage, ServerMessage, StreamStatus};
 use crate::messages::{StopViewer, ViewerEvent};
 use crate::registry::Registry;
-use crate::webrtc::engine::{ViewerRequest, ViewerStarted};
+use crate::webrtc::engine::ViewerStarted;
 use crate::webrtc::viewer_peer::ViewerPeer;
 use crate::webrtc::WebRtcEngine;
 
@@ -277,15 +277,14 @@ impl SignallingSession {
                     .map_err(PlayRefusal::Access)?,
                 None => session_caller,
             };
-            let capture = find_capture(&gate, &registry, &caller, &name, "websocket").await?;
-            engine
-                .start_viewer(ViewerRequest {
-                    capture,
-                    offer_sdp: sdp,
-                    events,
-                })
-                .await
-                .map_err(|e| PlayRefusal::CannotStart(e.to_string()))
+            let play = PlayRequest {
+                caller: &caller,
+                name: &name,
+                offer_sdp: sdp,
+                events,
+                protocol: "websocket",
+            };
+            start_playing(&gate, &registry, &engine, play).await
         };
         ctx.spawn(start.into_actor(self).map(
             move |result: Result<ViewerStarted, PlayRefusal>, act, ctx| {

@@ -51,10 +51,18 @@ const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 pub struct ViewerRequest {
     /// The capture to watch (from `Registry` `Watch`).
     pub capture: CaptureHandle,
-    /// The browser's SDP offer (recvonly audio/video).
-    pub offer_sdp: String,
+    /// The browser's SDP offer (recvonly audio/video), checked.
+    pub offer: CheckedOffer,
     /// Where `ViewerEvent`s go.
     pub events: Recipient<ViewerEvent>,
+}
+
+/// An SDP offer read once, before any capture is looked up: the text (for the peer
+/// connection) and what it offers (for the codecs, decided when the viewer starts).
+#[derive(Debug, Clone)]
+pub struct CheckedOffer {
+    sdp: String,
+    summary: OfferSummary,
 }
 
 /// A viewer whose answer is ready.
@@ -397,12 +405,18 @@ impl WebRtcEngine {
         Ok(ViewerCodecs { video, audio })
     }
 
-    /// Creates a viewer for `request`: parses the offer, starts a `ViewerPeer` on a WebRTC
-    /// arbiter and returns its answer once ICE gathering is complete.
+    /// Reads an offer: `BadOffer` (400) when it is not SDP. Whether it has anything we can
+    /// send (406) is decided when the viewer starts, after the capture is found.
+    pub fn check_offer(sdp: String) -> Result<CheckedOffer, ViewerError> {
+        let summary =
+            webrtc_sdp::parse_offer(&sdp).map_err(|e| ViewerError::BadOffer(e.to_string()))?;
+        Ok(CheckedOffer { sdp, summary })
+    }
+
+    /// Creates a viewer for `request`: starts a `ViewerPeer` on a WebRTC arbiter and returns
+    /// its answer once ICE gathering is complete.
     pub async fn start_viewer(&self, request: ViewerRequest) -> Result<ViewerStarted, ViewerError> {
-        let offer = webrtc_sdp::parse_offer(&request.offer_sdp)
-            .map_err(|e| ViewerError::BadOffer(e.to_string()))?;
-        let codecs = Self::codecs_for_offer(&offer)?;
+        let codecs = Self::codecs_for_offer(&request.offer.summary)?;
         let slot = self.take_viewer_slot(request.capture.id)?;
         let lease = self.lease_port().ok_or_else(|| {
             ViewerError::Unavailable(format!(
@@ -416,7 +430,7 @@ impl WebRtcEngine {
         let engine = self.clone();
         let ViewerRequest {
             capture,
-            offer_sdp,
+            offer: CheckedOffer { sdp: offer_sdp, .. },
             events,
         } = request;
         let make = move |_: &mut Context<ViewerPeer>| {
