@@ -7,14 +7,17 @@
 //!   extended timestamp, and drops what it does not know; ours keeps one buffer per chunk
 //!   stream and checks the bytes before taking them as a timestamp.
 //! - [`aggregate`] splits aggregate messages (type 22) into their audio/video/data messages.
+//! - [`amf0`] checks AMF0 bodies (depth, value count) before `rml_amf0` decodes them.
 //! - [`session`] is the play session: handshake, `connect`, `createStream`, `FCSubscribe`,
 //!   `play`, control messages and acknowledgements, bytes in and [`SessionEvent`]s out. It
-//!   accepts media on any message stream id, including 0.
+//!   accepts media on any message stream id, including 0. Its `commands` submodule answers
+//!   what the server says; `metadata` keeps `onMetaData` within bounds.
 //!
 //! From `rml_rtmp` we keep what it does right: the handshake, the chunk *serializer* for
 //! what we send, and the message and AMF0 codecs.
 
 pub mod aggregate;
+pub mod amf0;
 pub mod chunk;
 pub mod session;
 pub mod url;

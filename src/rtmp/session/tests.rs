@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+use super::metadata::META_VALUE_COST;
 use super::*;
+use crate::rtmp::amf0::{amf0_too_big, MAX_AMF0_DEPTH};
 use crate::rtmp::chunk::ChunkDecoder;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
