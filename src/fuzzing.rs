@@ -39,7 +39,7 @@ use crate::rtmp::chunk::{max_message_bytes, ChunkDecoder, RawMessage, MAX_BUFFER
 use crate::rtmp::{PlaySession, PlaySessionConfig, RtmpUrl};
 use crate::video::transcode::{BFrameTranscoder, TranscodeSettings};
 use crate::video::BFrameDetector;
-use crate::webrtc_sdp::{choose_h264, opus_answer_fmtp, parse_offer, SourceProfile};
+use crate::webrtc_viewer::{choose_h264, opus_answer_fmtp, parse_offer, SourceProfile};
 
 /// A fuzz target: its name (the file `fuzz/fuzz_targets/<name>.rs` and the corpus folder
 /// `fuzz/corpus/<name>/`) and its entry function.

@@ -34,7 +34,7 @@
 //! - [`config`] — the configuration schema with its built-in defaults.
 //! - [`lipsync`] — what a viewer's RTCP sender reports say, so browsers align audio and video
 //!   by the source's timestamps.
-//! - [`webrtc_sdp`] — a WebRTC viewer's decisions: the browser's offered H.264/Opus formats,
+//! - [`webrtc_viewer`] — a WebRTC viewer's decisions: the browser's offered H.264/Opus formats,
 //!   the format to answer with, RTP timestamps from pts, keyframe-request rate limits.
 //! - `fuzzing` (hidden) — the entry points of the fuzz targets, shared by `fuzz/` and the
 //!   corpus replay in `cargo test` (see `fuzz/README.md`).
@@ -67,4 +67,4 @@ pub mod stats;
 pub(crate) mod test_vectors;
 pub mod timeline;
 pub mod video;
-pub mod webrtc_sdp;
+pub mod webrtc_viewer;

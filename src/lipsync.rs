@@ -12,7 +12,7 @@
 //!
 //! Pure: the caller passes the clock readings.
 
-use crate::webrtc_sdp::RtpClock;
+use crate::webrtc_viewer::RtpClock;
 
 /// One viewer's capture-time ↔ server-clock mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -156,7 +156,7 @@ pub fn record_sidecar(data: &[u8]) {
 /// reads it (`RTCSessionDescription::offer`), and by our own offer summary.
 pub fn webrtc_offer(data: &[u8]) {
     let text = String::from_utf8_lossy(data).into_owned();
-    let _ = pullcast::webrtc_sdp::parse_offer(&text);
+    let _ = pullcast::webrtc_viewer::parse_offer(&text);
     let _ = RTCSessionDescription::offer(text);
 }
 

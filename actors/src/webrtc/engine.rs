@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use log::{debug, warn};
 use pullcast::config::Settings;
-use pullcast::webrtc_sdp::{self, opus_answer_fmtp, H264Format, OfferSummary, OpusFormat};
+use pullcast::webrtc_viewer::{self, opus_answer_fmtp, H264Format, OfferSummary, OpusFormat};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::ReceiverReportBuilder;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
@@ -351,7 +351,7 @@ impl WebRtcEngine {
         let mut tried = 0u32;
         while tried < u32::from(pool.count) {
             let cursor = pool.cursor;
-            let port = webrtc_sdp::next_free_port(pool.first, pool.count, cursor, |p| {
+            let port = webrtc_viewer::next_free_port(pool.first, pool.count, cursor, |p| {
                 pool.in_use.contains(&p)
             })?;
             pool.cursor = port.wrapping_sub(pool.first).wrapping_add(1) % pool.count.max(1);
@@ -392,7 +392,7 @@ impl WebRtcEngine {
     /// Decides the codecs for an offer: H.264 (mode 1 preferred, an offered profile) for the
     /// video section, Opus for the audio section.
     pub fn codecs_for_offer(offer: &OfferSummary) -> Result<ViewerCodecs, ViewerError> {
-        let video = webrtc_sdp::choose_h264(&offer.h264, None);
+        let video = webrtc_viewer::choose_h264(&offer.h264, None);
         let audio = offer.opus.clone();
         if video.is_none() && audio.is_none() {
             return Err(ViewerError::NotAcceptable(
@@ -409,7 +409,7 @@ impl WebRtcEngine {
     /// send (406) is decided when the viewer starts, after the capture is found.
     pub fn check_offer(sdp: String) -> Result<CheckedOffer, ViewerError> {
         let summary =
-            webrtc_sdp::parse_offer(&sdp).map_err(|e| ViewerError::BadOffer(e.to_string()))?;
+            webrtc_viewer::parse_offer(&sdp).map_err(|e| ViewerError::BadOffer(e.to_string()))?;
         Ok(CheckedOffer { sdp, summary })
     }
 

@@ -8,7 +8,7 @@
 //! - [`viewer_peer`] — the [`viewer_peer::ViewerPeer`] actor, one per viewer: its peer
 //!   connection, its tracks, RTP out.
 //!
-//! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_sdp`. Nothing here
+//! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_viewer`. Nothing here
 //! parses RTMP or transcodes; media arrives as `SubscriberMedia` from the capture.
 
 pub mod engine;

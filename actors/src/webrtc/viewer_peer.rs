@@ -9,7 +9,7 @@
 //!
 //! H.264 access units go out untouched, packetized here (FU-A, STAP-A with the SPS/PPS
 //! that precede every IDR); Opus packets go out one per RTP packet. RTP timestamps are the
-//! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_sdp`), never
+//! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_viewer`), never
 //! backwards; the keyframe cache replayed at the start or for a PLI goes out as a burst
 //! ending at the live edge (`ForwardTime::place_replay`), so it costs no latency; the
 //! payload type is the one negotiated on the sender. A keyframe request (PLI/FIR) is passed
@@ -33,7 +33,7 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 use pullcast::lipsync::SyncAnchor;
 use pullcast::media::{MediaFrame, Track};
-use pullcast::webrtc_sdp::{ForwardTime, KeyframeRequestLimiter, ReplayPacer, RtpClock};
+use pullcast::webrtc_viewer::{ForwardTime, KeyframeRequestLimiter, ReplayPacer, RtpClock};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
