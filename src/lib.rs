@@ -47,6 +47,7 @@
 pub mod access;
 pub mod audio;
 pub mod backoff;
+pub mod capture;
 pub mod codec;
 pub mod config;
 pub mod flv;
