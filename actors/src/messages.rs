@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use actix::prelude::*;
 use bytes::Bytes;
+/// The capture's status types and delivery kinds live with its state machine.
+pub use pullcast::capture::{CaptureStatus, Delivery, ResumeInfo, RetryInfo, StatusChange};
 use pullcast::codec::aac::AudioSpecificConfig;
 use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
@@ -148,16 +150,6 @@ pub struct Subscribe {
     pub recipient: Recipient<SubscriberMedia>,
     /// Which form of the media it takes.
     pub delivery: Delivery,
-}
-
-/// The form a subscriber takes the media in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// The source's own H.264 and AAC (recorders, RTMP/HLS outputs).
-    Original,
-    /// What a browser's WebRTC stack plays: H.264 and Opus. Audio frames are Opus, 20 ms
-    /// each, from the capture's one shared `AudioTranscoder`.
-    WebRtc,
 }
 
 /// Remove a subscriber.
@@ -464,47 +456,6 @@ pub enum TerminateError {
     NotFound(String),
     /// The registry hit a bug answering (500); it keeps serving.
     Internal(String),
-}
-
-/// The state of a capture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureStatus {
-    /// Connecting to the source, or connected and waiting for media.
-    Pending,
-    /// Media is flowing.
-    ProcessedRemote,
-    /// Media flowed, then the source dropped; it is being pulled again (see the reason and
-    /// the retry).
-    Reconnecting,
-    /// The pull failed; see the reason. A REST capture keeps retrying (see the retry); an
-    /// on-demand one that gave up has ended.
-    Failed,
-}
-
-/// The latest return of a dropped source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResumeInfo {
-    /// When its first frame went out to the subscribers (the first keyframe, on video).
-    pub at: SystemTime,
-    /// From the drop to then.
-    pub gap_ms: u64,
-}
-
-/// The next attempt of a capture waiting to pull its source again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryInfo {
-    /// Attempts since media last flowed (1 = the first retry).
-    pub attempt: u32,
-    /// Milliseconds until it starts (0 once it is under way).
-    pub next_attempt_in_ms: u64,
-}
-
-/// One status transition of a capture.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusChange {
-    pub at: SystemTime,
-    pub status: CaptureStatus,
-    pub reason: Option<String>,
 }
 
 /// H.264 details for reports.

@@ -73,6 +73,8 @@ pub enum Input {
     TranscodedVideo { frames: Vec<MediaFrame> },
     /// Time passed: deadlines up to now fire.
     Tick,
+    /// A bug in this capture's handling (a caught panic): end `FAILED` with `reason`.
+    Fail { reason: String },
     /// Stop: no more retries; the end is told with `reason`.
     Stop { reason: String },
     /// The actor is stopping: stop everything and tell every subscriber.

@@ -220,6 +220,10 @@ impl Capture {
                 }
             }
             Input::Tick => self.tick(now),
+            Input::Fail { reason } => {
+                self.stopping = true;
+                self.fail(reason, now);
+            }
             Input::Stop { reason } => {
                 self.stopping = true;
                 self.retry_at = None;

@@ -7,10 +7,12 @@
 
 pub mod audio_transcoder;
 pub mod budget;
+pub mod children;
 pub mod connect;
 pub mod normalizer;
 pub mod recorder;
 pub mod rtmp_reader;
+pub mod snapshot;
 pub mod supervisor;
 pub mod video_transcoder;
 
