@@ -10,6 +10,7 @@ pub mod budget;
 pub mod children;
 pub mod connect;
 pub mod normalizer;
+pub mod outlets;
 pub mod recorder;
 pub mod rtmp_reader;
 pub mod snapshot;

@@ -12,14 +12,14 @@
 //! `FAILED` with the panic's message as the reason (viewers told, the Registry forgets it),
 //! and only this one.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Instant, SystemTime};
 
 use actix::prelude::*;
 use log::{error, info};
 use pullcast::access::redact_text;
 use pullcast::capture::{
-    Action, Capture, CaptureConfig, Input, Outgoing, QueuedBytes, SourceEnd, SubscriberId,
+    Action, Capture, CaptureConfig, Input, QueuedBytes, SourceEnd, SubscriberId,
 };
 use pullcast::config::{CaptureSettings, RecordSettings};
 use uuid::Uuid;
@@ -28,6 +28,7 @@ use super::audio_transcoder::AudioTranscoderActor;
 use super::budget::{ByteBudget, SharedBudget, MESSAGE_OVERHEAD};
 use super::children::{start_audio_transcoder, start_recorder, start_video_transcoder, Transcoder};
 use super::normalizer::NormalizerActor;
+use super::outlets::Outlets;
 use super::recorder::Recorder;
 use super::snapshot::{minimal_snapshot, snapshot, SnapshotContext};
 use super::video_transcoder::VideoTranscoderActor;
@@ -35,9 +36,8 @@ use super::{SourceContext, SourceStarter};
 use crate::messages::{
     CaptureEnd, CaptureEnded, Delivery, FinishRecording, ForceKeyframe, GetSnapshot, InjectPanic,
     MediaEnd, PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe, ResetVideoTranscode,
-    SourceMedia, SourceMediaEnded, StopCapture, StopSource, Subscribe, SubscriberMedia,
-    TranscodeAudio, TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig,
-    Unsubscribe,
+    SourceMedia, SourceMediaEnded, StopCapture, StopSource, Subscribe, TranscodeAudio,
+    TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig, Unsubscribe,
 };
 use crate::panic_guard::{self, Panic};
 use crate::telemetry::SharedTelemetry;
@@ -46,13 +46,6 @@ use pullcast::normalize::NormalizedEvent;
 /// The time the state machine is given: tokio's clock (which tests can pause and advance).
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-/// Where one subscriber's media goes.
-struct Outlet {
-    recipient: Recipient<SubscriberMedia>,
-    /// What it has queued, in bytes.
-    queue: SharedBudget,
 }
 
 /// Supervises one capture.
@@ -65,7 +58,7 @@ pub struct StreamSupervisor {
     registry: Option<Recipient<CaptureEnded>>,
     core: Capture,
     source: Option<Recipient<StopSource>>,
-    outlets: HashMap<SubscriberId, Outlet>,
+    outlets: Outlets,
     audio_transcoder: Option<Transcoder<AudioTranscoderActor>>,
     video_transcoder: Option<Transcoder<VideoTranscoderActor>>,
     recorder: Option<Addr<Recorder>>,
@@ -104,13 +97,13 @@ impl StreamSupervisor {
             id,
             core: Capture::new(config, now(), started_at),
             ingest: ByteBudget::new(settings.ingest_queue_bytes),
+            outlets: Outlets::new(settings.subscriber_queue_bytes),
             request,
             settings,
             record_settings: RecordSettings::default(),
             starter,
             registry,
             source: None,
-            outlets: HashMap::new(),
             audio_transcoder: None,
             video_transcoder: None,
             recorder: None,
@@ -261,7 +254,7 @@ impl StreamSupervisor {
                 };
                 t.addr.do_send(TranscodeVideo { frame, charge });
             }
-            Action::Deliver { to, media } => return self.deliver(to, media),
+            Action::Deliver { to, media } => return self.outlets.deliver(to, media),
             Action::End => ctx.stop(),
         }
         None
@@ -288,56 +281,11 @@ impl StreamSupervisor {
         }));
     }
 
-    /// Sends `media` to `to`: frames and replays within its queue (`try_send`), the rare
-    /// and essential (codecs, the end) always.
-    fn deliver(&mut self, to: SubscriberId, media: Outgoing) -> Option<Input> {
-        let outlet = self.outlets.get(&to)?;
-        let (message, cost) = match media {
-            Outgoing::Codecs(codecs) => {
-                outlet.recipient.do_send(SubscriberMedia::Codecs(codecs));
-                return None;
-            }
-            Outgoing::Stopped { reason, failed } => {
-                outlet
-                    .recipient
-                    .do_send(SubscriberMedia::Stopped { reason, failed });
-                return None;
-            }
-            Outgoing::Frame(frame) => {
-                let cost = frame.data.len() + MESSAGE_OVERHEAD;
-                (Ok(frame), cost)
-            }
-            Outgoing::Replay(frames) => {
-                let cost = frames.iter().map(|f| f.data.len() + MESSAGE_OVERHEAD).sum();
-                (Err(frames), cost)
-            }
-        };
-        // Its queue holds its limit in bytes: as full as a full mailbox.
-        let charge = outlet.queue.try_charge(cost)?;
-        let message = match message {
-            Ok(frame) => SubscriberMedia::Frame(frame, charge),
-            Err(frames) => SubscriberMedia::Replay(frames, charge),
-        };
-        match outlet.recipient.try_send(message) {
-            Ok(()) => None,
-            Err(SendError::Full(_)) => Some(Input::DeliveryFailed { id: to }),
-            Err(SendError::Closed(_)) => {
-                self.outlets.remove(&to);
-                Some(Input::SubscriberGone { id: to })
-            }
-        }
-    }
-
     /// What the capture's queues outside the machine hold.
     fn queued(&self) -> QueuedBytes {
         QueuedBytes {
             ingest: self.ingest.used(),
-            largest_subscriber_queue: self
-                .outlets
-                .values()
-                .map(|o| o.queue.used())
-                .max()
-                .unwrap_or(0),
+            largest_subscriber_queue: self.outlets.largest_queue(),
             transcoders: self.audio_transcoder.as_ref().map_or(0, |t| t.queue.used())
                 + self.video_transcoder.as_ref().map_or(0, |t| t.queue.used()),
         }
@@ -463,9 +411,7 @@ impl Handler<Subscribe> for StreamSupervisor {
 
     fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
         let id = SubscriberId(msg.id.as_u128());
-        let queue = ByteBudget::new(self.settings.subscriber_queue_bytes);
-        let recipient = msg.recipient;
-        self.outlets.insert(id, Outlet { recipient, queue });
+        self.outlets.insert(id, msg.recipient);
         let delivery = msg.delivery;
         self.guarded(Input::Subscribe { id, delivery }, ctx);
     }
@@ -485,7 +431,7 @@ impl Handler<Unsubscribe> for StreamSupervisor {
 
     fn handle(&mut self, msg: Unsubscribe, ctx: &mut Self::Context) {
         let id = SubscriberId(msg.id.as_u128());
-        self.outlets.remove(&id);
+        self.outlets.remove(id);
         self.guarded(Input::Unsubscribe { id }, ctx);
     }
 }
