@@ -434,6 +434,70 @@ async fn new_subscriber_starts_at_the_cached_keyframe_and_slow_ones_skip_to_keyf
 }
 
 #[actix::test]
+async fn a_subscriber_whose_byte_queue_is_full_skips_to_the_next_keyframe() {
+    let sources = Sources::default();
+    let mut settings = Settings::default().capture;
+    // A keyframe and two P-frames (each its payload + 256 bytes of overhead) fit, no more.
+    settings.subscriber_queue_bytes = 900;
+    let supervisor = StreamSupervisor::new(
+        Uuid::new_v4(),
+        request("rtmp://origin/live/q", None),
+        settings,
+        sources.starter(),
+        None,
+    )
+    .start();
+    let (_events, tags) = sources.wait_for(1).await;
+    tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
+    // A subscriber with room in its mailbox that holds on to what it got (and so to its
+    // queue's bytes).
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let viewer = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity: 64,
+    }
+    .start();
+    supervisor
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+            delivery: Delivery::Original,
+        })
+        .await
+        .unwrap();
+    for i in 0..6u8 {
+        tags.do_send(tag(Track::Video, i as u32 * 33, video(i == 0, i)));
+    }
+    let handled = |n: u64| {
+        let supervisor = supervisor.clone();
+        async move {
+            for _ in 0..200 {
+                if supervisor.send(GetSnapshot).await.unwrap().video_frames >= n {
+                    return;
+                }
+                actix::clock::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("the supervisor never handled {n} frames");
+        }
+    };
+    handled(6).await;
+    eventually(|| frames(&got).len() == 3).await;
+    // It catches up: what it held is released. P6 and P7 must not reach it (it missed P3),
+    // the keyframe at 8 and what follows must.
+    let before: Vec<i64> = frames(&got).iter().map(|f| f.dts).collect();
+    assert_eq!(before, [0, 33, 66]);
+    got.lock().unwrap().clear();
+    for i in 6..10u8 {
+        tags.do_send(tag(Track::Video, i as u32 * 33, video(i == 8, i)));
+    }
+    handled(10).await;
+    eventually(|| frames(&got).len() == 2).await;
+    let after: Vec<(i64, bool)> = frames(&got).iter().map(|f| (f.dts, f.keyframe)).collect();
+    assert_eq!(after, [(264, true), (297, false)]);
+}
+
+#[actix::test]
 async fn watch_finds_by_name_or_uri_and_starts_rtmp_names_on_demand() {
     let sources = Sources::default();
     let mut settings = Settings::default();
