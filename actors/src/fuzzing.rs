@@ -18,7 +18,7 @@ use pullcast::fuzzing::{FuzzInput, Target};
 use serde_json::Value;
 use webrtc::peer_connection::RTCSessionDescription;
 
-use crate::http::recordings::listed_json;
+use crate::http::dto::recording_json;
 use crate::http::whep::percent_decode;
 use crate::http::{dto, ws_protocol};
 use crate::records::{self, Listed, Sidecar};
@@ -149,7 +149,7 @@ pub fn record_sidecar(data: &[u8]) {
         size: data.len() as u64,
         sidecar: Some(sidecar),
     };
-    let _ = listed_json(&listed);
+    let _ = recording_json(&listed);
 }
 
 /// `webrtc_offer`: a browser's SDP offer read by webrtc-rs, as a viewer's peer connection

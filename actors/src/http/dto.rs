@@ -10,9 +10,12 @@ use actix_web::HttpResponse;
 use pullcast::access::{redact_text, PermissionSet, StreamPattern};
 use pullcast::rtmp::session::MetaValue;
 use pullcast::rtmp::RtmpUrl;
+use std::fmt::Write as _;
+
 use serde_json::{json, Map, Value};
 
 use crate::messages::{CaptureSnapshot, CaptureStatus, PullRequest};
+use crate::records;
 use crate::telemetry::LatencySummary;
 
 /// `{"error": "..."}`.
@@ -334,6 +337,38 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
         },
         "metadata": Value::Object(s.metadata.iter().map(|(k, v)| (k.clone(), meta_json(v))).collect()),
     })
+}
+
+/// One recording of the recordings list.
+pub fn recording_json(l: &records::Listed) -> Value {
+    let side = l.sidecar.as_ref();
+    // A sidecar is a file: its times may be anything. humantime's Display fails for times
+    // after the year 9999, and `to_string` would panic on that, so it is written with `write!`.
+    let iso = |ms: i64| {
+        let time = std::time::UNIX_EPOCH
+            .checked_add(std::time::Duration::from_millis(ms.max(0) as u64))?;
+        let mut text = String::new();
+        write!(text, "{}", humantime::format_rfc3339_millis(time)).ok()?;
+        Some(text)
+    };
+    json!({
+        "name": l.name,
+        "url": format!("/records/{}", l.name),
+        "size": l.size,
+        "stream": side.map(|s| s.stream.clone()),
+        "mediaSessionId": side.map(|s| s.media_session_id.clone()),
+        "startTime": side.and_then(|s| iso(s.start_ms)),
+        "endTime": side.and_then(|s| s.end_ms).and_then(iso),
+        "durationSeconds": side
+            .and_then(|s| s.end_ms.map(|e| e.saturating_sub(s.start_ms) as f64 / 1000.0)),
+        "videoCodec": side.map(|s| s.video_codec.clone()),
+        "audioCodec": side.map(|s| s.audio_codec.clone()),
+    })
+}
+
+/// The answer to a successful `terminate`.
+pub fn terminated_json(uri: &str) -> Value {
+    json!({ "terminated": uri })
 }
 
 #[cfg(test)]

@@ -7,18 +7,16 @@
 //! download needs `records` on the recording's stream (from its sidecar; a file without one
 //! only for callers whose streams are `*`).
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use actix_files::NamedFile;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
 
 use pullcast::access::Permission;
 
 use super::access::{Ask, Authenticated, Gate};
-use super::dto::error;
+use super::dto::{self, error};
 use crate::records;
 
 /// The recordings folder.
@@ -49,10 +47,10 @@ pub async fn find_all(
     let listed = web::block(move || records::list(&folder)).await;
     match listed {
         Ok(Ok(list)) => {
-            let visible: Vec<Value> = list
+            let visible: Vec<serde_json::Value> = list
                 .iter()
                 .filter(|l| gate.policy().may_see(&caller, &[stream_of(l)]))
-                .map(listed_json)
+                .map(dto::recording_json)
                 .collect();
             if visible.is_empty() {
                 error(StatusCode::NOT_FOUND, "no recordings")
@@ -66,32 +64,6 @@ pub async fn find_all(
         ),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
-}
-
-pub(crate) fn listed_json(l: &records::Listed) -> Value {
-    let side = l.sidecar.as_ref();
-    // A sidecar is a file: its times may be anything. humantime's Display fails for times
-    // after the year 9999, and `to_string` would panic on that, so it is written with `write!`.
-    let iso = |ms: i64| {
-        let time = std::time::UNIX_EPOCH
-            .checked_add(std::time::Duration::from_millis(ms.max(0) as u64))?;
-        let mut text = String::new();
-        write!(text, "{}", humantime::format_rfc3339_millis(time)).ok()?;
-        Some(text)
-    };
-    json!({
-        "name": l.name,
-        "url": format!("/records/{}", l.name),
-        "size": l.size,
-        "stream": side.map(|s| s.stream.clone()),
-        "mediaSessionId": side.map(|s| s.media_session_id.clone()),
-        "startTime": side.and_then(|s| iso(s.start_ms)),
-        "endTime": side.and_then(|s| s.end_ms).and_then(iso),
-        "durationSeconds": side
-            .and_then(|s| s.end_ms.map(|e| e.saturating_sub(s.start_ms) as f64 / 1000.0)),
-        "videoCodec": side.map(|s| s.video_codec.clone()),
-        "audioCodec": side.map(|s| s.audio_codec.clone()),
-    })
 }
 
 /// The stream a listed recording belongs to (its sidecar's), else its file name.

@@ -284,7 +284,7 @@ async fn terminate(
         return refusal.response();
     }
     match state.registry.send(Terminate { uri: uri.clone() }).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({ "terminated": uri })),
+        Ok(Ok(())) => HttpResponse::Ok().json(dto::terminated_json(&uri)),
         Ok(Err(TerminateError::NotFound(e))) => error(StatusCode::NOT_FOUND, &e),
         Ok(Err(TerminateError::Internal(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
         Err(e) => registry_unavailable(e),
