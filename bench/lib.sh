@@ -72,7 +72,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 thread_count() { awk '/^Threads:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# ---- nginx-rtmp (the config of TESTING.md) ---------------------------------------------------
+# ---- nginx-rtmp (a minimal live application) --------------------------------------------------
 # start_nginx: writes $WORK/nginx.conf on a free loopback port (sets RTMP_PORT the first time,
 # keeps it on a restart), starts nginx in the foreground, sets NGINX_PID, waits until it
 # listens. Needs WORK and RTMP_MODULE.

@@ -24,7 +24,7 @@ pub struct NginxRtmp {
 }
 
 impl NginxRtmp {
-    /// Writes the config of TESTING.md into a fresh folder, starts nginx and waits (≤ 10 s)
+    /// Writes a minimal nginx-rtmp config (one `live` application) into a fresh folder, starts nginx and waits (≤ 10 s)
     /// until its port accepts connections.
     pub fn start() -> NginxRtmp {
         let nginx = require_tool("nginx");

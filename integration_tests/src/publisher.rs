@@ -1,7 +1,7 @@
 //! ffmpeg as the source of a live stream: publishing to an RTMP server (nginx), or being the
 //! RTMP server itself (`-listen 1`).
 //!
-//! The base source is the one of TESTING.md: 1280x720 at 30 fps H.264 Constrained Baseline
+//! The base source: 1280x720 at 30 fps H.264 Constrained Baseline
 //! (`testsrc2`, GOP 60, no B-frames) + AAC-LC 48 kHz stereo (a 1 kHz sine), sent in real time.
 
 use std::process::{Child, Command};
@@ -335,7 +335,7 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// The base source of TESTING.md, to be adjusted.
+    /// The base source (see the module documentation), to be adjusted.
     pub fn builder() -> PublisherBuilder {
         PublisherBuilder::default()
     }
