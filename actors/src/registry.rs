@@ -64,6 +64,20 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// A Registry whose captures run on the arbiter it is started on, not on capture
+    /// threads of their own: for tests that drive the clock of that one runtime.
+    pub fn on_this_arbiter(settings: Settings, starter: SourceStarter) -> Self {
+        Self {
+            settings,
+            starter,
+            captures: Vec::new(),
+            arbiters: Vec::new(),
+            next_arbiter: 0,
+        }
+    }
+}
+
 impl Actor for Registry {
     type Context = Context<Self>;
 
