@@ -45,7 +45,7 @@ max_len() {
         sdp_offer | webrtc_offer | ws_message | rest_body | stream_pattern) echo 8192 ;;
         # Every execution decodes, resamples and Opus-encodes what it holds: a few frames
         # are enough to cross frame and configuration boundaries.
-        aac_transcode) echo 1024 ;;
+        aac_transcode) echo 256 ;;
         *) echo 4096 ;;
     esac
 }
