@@ -67,10 +67,11 @@ pub enum Input {
     SubscriberGone { id: SubscriberId },
     /// The video transcoder's queue was full: the frame did not go in.
     VideoTranscodeDropped,
-    /// Opus frames from the audio transcoder.
-    TranscodedAudio { frames: Vec<MediaFrame> },
-    /// Constrained Baseline frames from the video transcoder.
-    TranscodedVideo { frames: Vec<MediaFrame> },
+    /// An Opus frame from the audio transcoder (one per input: what could not be delivered
+    /// is heard before the next frame).
+    TranscodedAudio { frame: MediaFrame },
+    /// A Constrained Baseline frame from the video transcoder (one per input, likewise).
+    TranscodedVideo { frame: MediaFrame },
     /// Time passed: deadlines up to now fire.
     Tick,
     /// A bug in this capture's handling (a caught panic): end `FAILED` with `reason`.

@@ -158,8 +158,12 @@ impl Capture {
         }
     }
 
-    /// Takes `input` at `now`; returns what to do, in order.
+    /// Takes `input` at `now`; returns what to do, in order. The actor reports what it could
+    /// not deliver (`DeliveryFailed`, `SubscriberGone`, `VideoTranscodeDropped`) before it
+    /// feeds the next frame.
     pub fn handle(&mut self, input: Input, now: Instant) -> Vec<Action> {
+        // Whatever a handling that panicked left behind is not to be carried out.
+        self.actions.clear();
         match input {
             Input::Start => self.start(now),
             Input::Progress { bytes_received } => self.progress(bytes_received, now),
@@ -204,19 +208,15 @@ impl Capture {
                     t.skipping = true;
                 }
             }
-            Input::TranscodedAudio { frames } => {
+            Input::TranscodedAudio { frame } => {
                 if self.audio_transcoder {
-                    for frame in &frames {
-                        self.fan_out(frame, Some(Delivery::WebRtc));
-                    }
+                    self.fan_out(&frame, Some(Delivery::WebRtc));
                 }
             }
-            Input::TranscodedVideo { frames } => {
+            Input::TranscodedVideo { frame } => {
                 if self.video_transcoder.is_some() {
-                    for frame in &frames {
-                        let _ = self.transcoded_gop.push(frame);
-                        self.fan_out(frame, Some(Delivery::WebRtc));
-                    }
+                    let _ = self.transcoded_gop.push(&frame);
+                    self.fan_out(&frame, Some(Delivery::WebRtc));
                 }
             }
             Input::Tick => self.tick(now),
@@ -490,9 +490,11 @@ impl Capture {
         }
     }
 
-    /// Ends the capture as failed: subscribers get `FAILED` with `reason`.
+    /// Ends the capture as failed: subscribers get `FAILED` with `reason` (also when a stop
+    /// was under way: the failure is what they are told).
     fn fail(&mut self, reason: String, now: Instant) {
         warn!("{}: giving up: {reason}", self.config.label);
+        self.end_reason = None;
         self.set_status(CaptureStatus::Failed, Some(reason), now);
         self.end_failed = true;
         self.end();

@@ -530,7 +530,7 @@ fn the_audio_transcoder_runs_while_webrtc_subscribers_watch_and_gets_only_aac() 
     assert_eq!(delivered(&actions, A).len(), 1, "AAC to the original");
     assert!(delivered(&actions, B).is_empty(), "no AAC to WebRTC");
     let actions = run.send(Input::TranscodedAudio {
-        frames: vec![media(Track::Audio, 80, 80, true)],
+        frame: media(Track::Audio, 80, 80, true),
     });
     assert_eq!(delivered(&actions, B).len(), 1, "Opus to WebRTC");
     assert!(delivered(&actions, A).is_empty());
@@ -538,7 +538,7 @@ fn the_audio_transcoder_runs_while_webrtc_subscribers_watch_and_gets_only_aac() 
     assert!(has(&actions, |a| matches!(a, Action::StopAudioTranscoder)));
     // Late Opus of the stopped transcoder goes nowhere.
     let actions = run.send(Input::TranscodedAudio {
-        frames: vec![media(Track::Audio, 100, 100, true)],
+        frame: media(Track::Audio, 100, 100, true),
     });
     assert!(actions.is_empty());
 }
@@ -589,7 +589,7 @@ fn b_frames_start_the_video_transcoder_which_skips_to_a_keyframe_when_behind() {
     )));
     // The transcode's output goes to WebRTC and into its own cache.
     let actions = run.send(Input::TranscodedVideo {
-        frames: vec![media(Track::Video, 200, 200, true)],
+        frame: media(Track::Video, 200, 200, true),
     });
     assert_eq!(video_pts(&actions, A), [200]);
     // A PLI on the transcode asks it for a fresh keyframe.
@@ -699,4 +699,26 @@ fn a_crash_of_the_reader_ends_the_capture_without_retrying() {
     assert_eq!(run.capture.next_deadline(), None);
     let actions = run.send(Input::Finish);
     assert!(has(&actions, |a| matches!(a, Action::StopSource)));
+}
+
+#[test]
+fn a_failure_while_stopping_is_what_subscribers_are_told() {
+    let mut run = streaming(false);
+    run.send(Input::Subscribe {
+        id: A,
+        delivery: Delivery::Original,
+    });
+    run.send(Input::Stop {
+        reason: "terminated over REST".into(),
+    });
+    // The recorder is still finishing when the source's reader crashes.
+    run.ended(SourceEnd::Crashed {
+        reason: "the reader panicked".into(),
+    });
+    let actions = run.send(Input::Finish);
+    assert!(has(&actions, |a| matches!(
+        a,
+        Action::Deliver { to: A, media: Outgoing::Stopped { failed: true, reason } }
+            if reason == "the reader panicked"
+    )));
 }

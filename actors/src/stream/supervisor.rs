@@ -57,7 +57,8 @@ pub struct StreamSupervisor {
     starter: SourceStarter,
     registry: Option<Recipient<CaptureEnded>>,
     core: Capture,
-    source: Option<Recipient<StopSource>>,
+    /// The current connection's reader, and its generation.
+    source: Option<(u64, Recipient<StopSource>)>,
     outlets: Outlets,
     audio_transcoder: Option<Transcoder<AudioTranscoderActor>>,
     video_transcoder: Option<Transcoder<VideoTranscoderActor>>,
@@ -70,8 +71,8 @@ pub struct StreamSupervisor {
     /// Media between the socket and this supervisor (bytes), shared with the reader and
     /// the normalizer of every connection.
     ingest: SharedBudget,
-    /// The timer armed at the machine's next deadline.
-    timer: Option<SpawnHandle>,
+    /// The timer armed at the machine's next deadline, and that deadline.
+    timer: Option<(Instant, SpawnHandle)>,
 }
 
 impl StreamSupervisor {
@@ -146,15 +147,20 @@ impl StreamSupervisor {
                 }
             }
         }
-        if let Some(timer) = self.timer.take() {
+        let due = self.core.next_deadline();
+        if self.timer.as_ref().map(|(at, _)| *at) == due {
+            return;
+        }
+        if let Some((_, timer)) = self.timer.take() {
             ctx.cancel_future(timer);
         }
-        if let Some(due) = self.core.next_deadline() {
+        if let Some(due) = due {
             let after = due.saturating_duration_since(now());
-            self.timer = Some(ctx.run_later(after, |act, ctx| {
+            let timer = ctx.run_later(after, |act, ctx| {
                 act.timer = None;
                 act.guarded(Input::Tick, ctx);
-            }));
+            });
+            self.timer = Some((due, timer));
         }
     }
 
@@ -170,7 +176,7 @@ impl StreamSupervisor {
         match action {
             Action::StartSource { generation } => self.start_source(generation, ctx),
             Action::StopSource => {
-                if let Some(source) = self.source.take() {
+                if let Some((_, source)) = self.source.take() {
                     source.do_send(StopSource);
                 }
             }
@@ -270,7 +276,7 @@ impl StreamSupervisor {
             self.ingest.clone(),
         )
         .start();
-        self.source = Some((self.starter)(SourceContext {
+        let source = (self.starter)(SourceContext {
             url: self.request.url.clone(),
             settings: self.settings.clone(),
             may_pull_private: self.request.may_pull_private,
@@ -278,7 +284,8 @@ impl StreamSupervisor {
             tags: normalizer.clone().recipient(),
             media_end: normalizer.recipient(),
             ingest: self.ingest.clone(),
-        }));
+        });
+        self.source = Some((generation, source));
     }
 
     /// What the capture's queues outside the machine hold.
@@ -350,6 +357,16 @@ impl Actor for StreamSupervisor {
         if let Err(panic) = ended {
             error!("{}: caught a panic while stopping: {panic}", self.label());
         }
+        // Whatever the machine's view, no child outlives the capture.
+        if let Some((_, source)) = self.source.take() {
+            source.do_send(StopSource);
+        }
+        if let Some(t) = self.audio_transcoder.take() {
+            t.stop();
+        }
+        if let Some(t) = self.video_transcoder.take() {
+            t.stop();
+        }
         if let Some(registry) = &self.registry {
             registry.do_send(CaptureEnded { id: self.id });
         }
@@ -396,12 +413,18 @@ impl Handler<SourceMediaEnded> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: SourceMediaEnded, ctx: &mut Self::Context) {
+        let generation = msg.generation;
         let end = match msg.end {
             MediaEnd::PublisherLeft { reason } => SourceEnd::PublisherLeft { reason },
-            MediaEnd::ConnectionEnded { reason } => SourceEnd::ConnectionEnded { reason },
+            MediaEnd::ConnectionEnded { reason } => {
+                // That reader has stopped by itself: nothing to stop later.
+                if self.source.as_ref().is_some_and(|(g, _)| *g == generation) {
+                    self.source = None;
+                }
+                SourceEnd::ConnectionEnded { reason }
+            }
             MediaEnd::Crashed { reason } => SourceEnd::Crashed { reason },
         };
-        let generation = msg.generation;
         self.guarded(Input::SourceEnded { generation, end }, ctx);
     }
 }
@@ -448,8 +471,10 @@ impl Handler<TranscodedAudio> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: TranscodedAudio, ctx: &mut Self::Context) {
-        let frames = msg.frames;
-        self.guarded(Input::TranscodedAudio { frames }, ctx);
+        // One frame at a time: a delivery that failed is heard before the next frame.
+        for frame in msg.frames {
+            self.guarded(Input::TranscodedAudio { frame }, ctx);
+        }
     }
 }
 
@@ -457,8 +482,10 @@ impl Handler<TranscodedVideo> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: TranscodedVideo, ctx: &mut Self::Context) {
-        let frames = msg.frames;
-        self.guarded(Input::TranscodedVideo { frames }, ctx);
+        // One frame at a time: a delivery that failed is heard before the next frame.
+        for frame in msg.frames {
+            self.guarded(Input::TranscodedVideo { frame }, ctx);
+        }
     }
 }
 
