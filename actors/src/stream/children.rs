@@ -3,19 +3,19 @@
 //! what these return and stops them when its state machine says so.
 
 use actix::prelude::*;
-use pullcast::capture::AudioConfig;
+use pullcast::capture::{Action, AudioConfig, Input};
 use pullcast::config::{CaptureSettings, RecordSettings};
 use pullcast::media::MediaFrame;
 use pullcast::video::transcode::TranscodeSettings;
 use uuid::Uuid;
 
 use super::audio_transcoder::AudioTranscoderActor;
-use super::budget::{ByteBudget, SharedBudget};
+use super::budget::{ByteBudget, SharedBudget, MESSAGE_OVERHEAD};
 use super::recorder::Recorder;
 use super::video_transcoder::VideoTranscoderActor;
 use crate::messages::{
-    PullRequest, RecordingStatus, TranscodeBacklog, TranscodedAudio, TranscodedVideo,
-    TranscoderConfig,
+    ForceKeyframe, PullRequest, RecordingStatus, ResetVideoTranscode, TranscodeAudio,
+    TranscodeBacklog, TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig,
 };
 
 /// A transcoder actor on its own arbiter (stopping the arbiter stops it), and its queue.
@@ -94,5 +94,105 @@ pub fn start_video_transcoder(
         addr,
         arbiter,
         queue: ByteBudget::new(settings.transcoder_queue_bytes),
+    }
+}
+
+/// Where the transcoders' output goes, and how they are named in logs.
+pub struct TranscoderOutputs {
+    pub label: String,
+    pub audio: Recipient<TranscodedAudio>,
+    pub video: Recipient<TranscodedVideo>,
+}
+
+/// The capture's two transcoders, while they run.
+#[derive(Default)]
+pub struct Transcoders {
+    audio: Option<Transcoder<AudioTranscoderActor>>,
+    video: Option<Transcoder<VideoTranscoderActor>>,
+}
+
+impl Transcoders {
+    /// What they have queued, in bytes.
+    pub fn queued(&self) -> usize {
+        self.audio.as_ref().map_or(0, |t| t.queue.used())
+            + self.video.as_ref().map_or(0, |t| t.queue.used())
+    }
+
+    /// Carries out `action` when it is about a transcoder (`Ok` with what the state machine
+    /// must hear back); hands any other action back (`Err`).
+    pub fn apply(
+        &mut self,
+        action: Action,
+        settings: &CaptureSettings,
+        outputs: impl FnOnce() -> TranscoderOutputs,
+    ) -> Result<Option<Input>, Action> {
+        match action {
+            Action::StartAudioTranscoder { config } => {
+                let o = outputs();
+                self.audio = Some(start_audio_transcoder(o.label, settings, config, o.audio));
+            }
+            Action::ConfigureAudioTranscoder { config } => {
+                if let Some(t) = &self.audio {
+                    t.addr.do_send(TranscoderConfig { config });
+                }
+            }
+            Action::StopAudioTranscoder => self.stop_audio(),
+            Action::TranscodeAudio { frame } => {
+                // Over its queue the transcoder is far behind: a frame less beats a backlog.
+                if let Some(t) = &self.audio {
+                    if let Some(charge) = t.queue.try_charge(frame.data.len() + MESSAGE_OVERHEAD) {
+                        t.addr.do_send(TranscodeAudio { frame, charge });
+                    }
+                }
+            }
+            Action::StartVideoTranscoder {
+                frame_rate,
+                backlog,
+            } => {
+                let o = outputs();
+                let t = start_video_transcoder(o.label, settings, frame_rate, backlog, o.video);
+                self.video = Some(t);
+            }
+            Action::ResetVideoTranscoder => {
+                if let Some(t) = &self.video {
+                    t.addr.do_send(ResetVideoTranscode);
+                }
+            }
+            Action::ForceKeyframe => {
+                if let Some(t) = &self.video {
+                    t.addr.do_send(ForceKeyframe);
+                }
+            }
+            Action::StopVideoTranscoder => self.stop_video(),
+            Action::TranscodeVideo { frame } => {
+                if let Some(t) = &self.video {
+                    let cost = frame.data.len() + MESSAGE_OVERHEAD;
+                    let Some(charge) = t.queue.try_charge(cost) else {
+                        return Ok(Some(Input::VideoTranscodeDropped));
+                    };
+                    t.addr.do_send(TranscodeVideo { frame, charge });
+                }
+            }
+            other => return Err(other),
+        }
+        Ok(None)
+    }
+
+    fn stop_audio(&mut self) {
+        if let Some(t) = self.audio.take() {
+            t.stop();
+        }
+    }
+
+    fn stop_video(&mut self) {
+        if let Some(t) = self.video.take() {
+            t.stop();
+        }
+    }
+
+    /// Stops both.
+    pub fn stop_all(&mut self) {
+        self.stop_audio();
+        self.stop_video();
     }
 }

@@ -24,20 +24,17 @@ use pullcast::capture::{
 use pullcast::config::{CaptureSettings, RecordSettings};
 use uuid::Uuid;
 
-use super::audio_transcoder::AudioTranscoderActor;
-use super::budget::{ByteBudget, SharedBudget, MESSAGE_OVERHEAD};
-use super::children::{start_audio_transcoder, start_recorder, start_video_transcoder, Transcoder};
+use super::budget::{ByteBudget, SharedBudget};
+use super::children::{start_recorder, TranscoderOutputs, Transcoders};
 use super::normalizer::NormalizerActor;
 use super::outlets::Outlets;
 use super::recorder::Recorder;
 use super::snapshot::{minimal_snapshot, snapshot, SnapshotContext};
-use super::video_transcoder::VideoTranscoderActor;
 use super::{SourceContext, SourceStarter};
 use crate::messages::{
-    CaptureEnd, CaptureEnded, Delivery, FinishRecording, ForceKeyframe, GetSnapshot, InjectPanic,
-    MediaEnd, PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe, ResetVideoTranscode,
-    SourceMedia, SourceMediaEnded, StopCapture, StopSource, Subscribe, TranscodeAudio,
-    TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig, Unsubscribe,
+    CaptureEnd, CaptureEnded, Delivery, FinishRecording, GetSnapshot, InjectPanic, MediaEnd,
+    PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe, SourceMedia, SourceMediaEnded,
+    StopCapture, StopSource, Subscribe, TranscodedAudio, TranscodedVideo, Unsubscribe,
 };
 use crate::panic_guard::{self, Panic};
 use crate::telemetry::SharedTelemetry;
@@ -60,8 +57,7 @@ pub struct StreamSupervisor {
     /// The current connection's reader, and its generation.
     source: Option<(u64, Recipient<StopSource>)>,
     outlets: Outlets,
-    audio_transcoder: Option<Transcoder<AudioTranscoderActor>>,
-    video_transcoder: Option<Transcoder<VideoTranscoderActor>>,
+    transcoders: Transcoders,
     recorder: Option<Addr<Recorder>>,
     recording: Option<RecordingStatus>,
     telemetry: SharedTelemetry,
@@ -105,8 +101,7 @@ impl StreamSupervisor {
             starter,
             registry,
             source: None,
-            audio_transcoder: None,
-            video_transcoder: None,
+            transcoders: Transcoders::default(),
             recorder: None,
             recording: None,
             telemetry: SharedTelemetry::default(),
@@ -173,6 +168,16 @@ impl StreamSupervisor {
 
     /// Does `action`; returns what the machine must hear back (a delivery that failed).
     fn carry_out(&mut self, action: Action, ctx: &mut Context<Self>) -> Option<Input> {
+        let label = label(&self.request, self.id);
+        let outputs = || TranscoderOutputs {
+            label,
+            audio: ctx.address().recipient(),
+            video: ctx.address().recipient(),
+        };
+        let action = match self.transcoders.apply(action, &self.settings, outputs) {
+            Ok(feedback) => return feedback,
+            Err(other) => other,
+        };
         match action {
             Action::StartSource { generation } => self.start_source(generation, ctx),
             Action::StopSource => {
@@ -201,67 +206,9 @@ impl StreamSupervisor {
                 });
                 self.recorder = Some(recorder);
             }
-            Action::StartAudioTranscoder { config } => {
-                let output = ctx.address().recipient();
-                let t = start_audio_transcoder(self.label(), &self.settings, config, output);
-                self.audio_transcoder = Some(t);
-            }
-            Action::ConfigureAudioTranscoder { config } => {
-                if let Some(t) = &self.audio_transcoder {
-                    t.addr.do_send(TranscoderConfig { config });
-                }
-            }
-            Action::StopAudioTranscoder => {
-                if let Some(t) = self.audio_transcoder.take() {
-                    t.stop();
-                }
-            }
-            Action::TranscodeAudio { frame } => {
-                // Over its queue the transcoder is far behind: a frame less beats a backlog.
-                if let Some(t) = &self.audio_transcoder {
-                    if let Some(charge) = t.queue.try_charge(frame.data.len() + MESSAGE_OVERHEAD) {
-                        t.addr.do_send(TranscodeAudio { frame, charge });
-                    }
-                }
-            }
-            Action::StartVideoTranscoder {
-                frame_rate,
-                backlog,
-            } => {
-                let output = ctx.address().recipient();
-                let t = start_video_transcoder(
-                    self.label(),
-                    &self.settings,
-                    frame_rate,
-                    backlog,
-                    output,
-                );
-                self.video_transcoder = Some(t);
-            }
-            Action::ResetVideoTranscoder => {
-                if let Some(t) = &self.video_transcoder {
-                    t.addr.do_send(ResetVideoTranscode);
-                }
-            }
-            Action::ForceKeyframe => {
-                if let Some(t) = &self.video_transcoder {
-                    t.addr.do_send(ForceKeyframe);
-                }
-            }
-            Action::StopVideoTranscoder => {
-                if let Some(t) = self.video_transcoder.take() {
-                    t.stop();
-                }
-            }
-            Action::TranscodeVideo { frame } => {
-                let t = self.video_transcoder.as_ref()?;
-                let Some(charge) = t.queue.try_charge(frame.data.len() + MESSAGE_OVERHEAD) else {
-                    return Some(Input::VideoTranscodeDropped);
-                };
-                t.addr.do_send(TranscodeVideo { frame, charge });
-            }
             Action::Deliver { to, media } => return self.outlets.deliver(to, media),
             Action::End => ctx.stop(),
+            _ => {} // the transcoders' (above)
         }
         None
     }
@@ -293,8 +240,7 @@ impl StreamSupervisor {
         QueuedBytes {
             ingest: self.ingest.used(),
             largest_subscriber_queue: self.outlets.largest_queue(),
-            transcoders: self.audio_transcoder.as_ref().map_or(0, |t| t.queue.used())
-                + self.video_transcoder.as_ref().map_or(0, |t| t.queue.used()),
+            transcoders: self.transcoders.queued(),
         }
     }
 
@@ -361,12 +307,7 @@ impl Actor for StreamSupervisor {
         if let Some((_, source)) = self.source.take() {
             source.do_send(StopSource);
         }
-        if let Some(t) = self.audio_transcoder.take() {
-            t.stop();
-        }
-        if let Some(t) = self.video_transcoder.take() {
-            t.stop();
-        }
+        self.transcoders.stop_all();
         if let Some(registry) = &self.registry {
             registry.do_send(CaptureEnded { id: self.id });
         }
