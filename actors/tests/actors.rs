@@ -353,6 +353,29 @@ fn frames(got: &Arc<Mutex<Vec<SubscriberMedia>>>) -> Vec<pullcast::media::MediaF
         .collect()
 }
 
+/// Subscribes a recording subscriber (mailbox of 64, on this thread) that takes the
+/// original media straight from `supervisor`; returns what it receives.
+async fn subscribe_original(
+    supervisor: &Addr<StreamSupervisor>,
+) -> Arc<Mutex<Vec<SubscriberMedia>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let viewer = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity: 64,
+    }
+    .start();
+    supervisor
+        .send(Subscribe {
+            id: Uuid::new_v4(),
+            recipient: viewer.recipient(),
+            delivery: Delivery::Original,
+        })
+        .await
+        .unwrap();
+    got
+}
+
 #[actix::test]
 async fn new_subscriber_starts_at_the_cached_keyframe_and_slow_ones_skip_to_keyframes() {
     let sources = Sources::default();
@@ -380,21 +403,7 @@ async fn new_subscriber_starts_at_the_cached_keyframe_and_slow_ones_skip_to_keyf
     }
 
     // An instant-start subscriber: codecs, then the GOP from keyframe 10.
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let viewer = Recorder {
-        got: got.clone(),
-        delay: Duration::ZERO,
-        capacity: 64,
-    }
-    .start();
-    supervisor
-        .send(Subscribe {
-            id: Uuid::new_v4(),
-            recipient: viewer.recipient(),
-            delivery: Delivery::Original,
-        })
-        .await
-        .unwrap();
+    let got = subscribe_original(&supervisor).await;
     eventually(|| frames(&got).len() == 6).await;
     assert!(
         matches!(got.lock().unwrap()[0], SubscriberMedia::Codecs(ref c) if c.video.is_some() && c.audio.is_some())
@@ -471,21 +480,7 @@ async fn a_subscriber_whose_byte_queue_is_full_skips_to_the_next_keyframe() {
     tags.do_send(tag(Track::Video, 0, avc_sequence_header()));
     // A subscriber with room in its mailbox that holds on to what it got (and so to its
     // queue's bytes).
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let viewer = Recorder {
-        got: got.clone(),
-        delay: Duration::ZERO,
-        capacity: 64,
-    }
-    .start();
-    supervisor
-        .send(Subscribe {
-            id: Uuid::new_v4(),
-            recipient: viewer.recipient(),
-            delivery: Delivery::Original,
-        })
-        .await
-        .unwrap();
+    let got = subscribe_original(&supervisor).await;
     for i in 0..6u8 {
         tags.do_send(tag(Track::Video, i as u32 * 33, video(i == 0, i)));
     }

@@ -75,6 +75,10 @@ impl Run {
         }
     }
 
+    fn subscribe(&mut self, id: SubscriberId, delivery: Delivery) -> Vec<Action> {
+        self.send(Input::Subscribe { id, delivery })
+    }
+
     fn generation(&self) -> u64 {
         self.actions
             .iter()
@@ -205,10 +209,7 @@ fn a_start_pulls_records_and_an_on_demand_capture_waits_for_its_first_viewer() {
 #[test]
 fn a_dropped_source_is_pulled_again_and_subscribers_resume_at_a_keyframe_on_one_timeline() {
     let mut run = streaming(false);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::Original,
-    });
+    run.subscribe(A, Delivery::Original);
     run.at(100);
     run.frame(Track::Video, 100, false);
     // The connection drops at 200 ms.
@@ -297,10 +298,7 @@ fn retries_back_off_until_media_flows_and_the_same_failure_is_one_history_entry(
 #[test]
 fn a_publisher_that_leaves_keeps_the_connection_and_every_frame_before_the_news_is_delivered() {
     let mut run = streaming(false);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::Original,
-    });
+    run.subscribe(A, Delivery::Original);
     // Sixty frames queued before the news: each goes out, in order.
     let mut sent = Vec::new();
     for i in 1..=60 {
@@ -340,10 +338,7 @@ fn a_publisher_that_leaves_keeps_the_connection_and_every_frame_before_the_news_
 #[test]
 fn an_on_demand_capture_gives_up_when_its_source_does_not_return() {
     let mut run = streaming(true);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::WebRtc,
-    });
+    run.subscribe(A, Delivery::WebRtc);
     run.at(1000);
     run.ended(SourceEnd::ConnectionEnded {
         reason: "connection reset".into(),
@@ -383,10 +378,7 @@ fn an_on_demand_capture_gives_up_when_its_source_does_not_return() {
 fn an_on_demand_name_that_never_plays_fails_its_viewers_at_once() {
     let mut run = Run::new(true, false);
     run.send(Input::Start);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::WebRtc,
-    });
+    run.subscribe(A, Delivery::WebRtc);
     let actions = run.ended(SourceEnd::ConnectionEnded {
         reason: "connection refused by 10.0.0.1:1935".into(),
     });
@@ -404,10 +396,7 @@ fn an_on_demand_capture_lingers_for_viewers_then_ends() {
     let first_viewer = settings().on_demand_linger_ms + FIRST_VIEWER_GRACE.as_millis() as u64;
     // A viewer comes within the grace: no deadline while it watches.
     run.at(5000);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::WebRtc,
-    });
+    run.subscribe(A, Delivery::WebRtc);
     assert_eq!(run.capture.next_deadline(), None);
     assert!(run.at(first_viewer + 1000).is_empty());
     // It leaves at 30 s: the capture ends 10 s later unless another comes.
@@ -426,14 +415,8 @@ fn an_on_demand_capture_lingers_for_viewers_then_ends() {
 #[test]
 fn a_slow_subscriber_skips_to_the_next_keyframe_and_keeps_its_audio() {
     let mut run = streaming(false);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::Original,
-    });
-    run.send(Input::Subscribe {
-        id: B,
-        delivery: Delivery::Original,
-    });
+    run.subscribe(A, Delivery::Original);
+    run.subscribe(B, Delivery::Original);
     run.at(100);
     run.frame(Track::Video, 100, false);
     // A's queue was full for that frame.
@@ -468,10 +451,7 @@ fn a_new_subscriber_starts_at_the_cached_keyframe_and_a_pli_replays_to_that_one_
     let mut run = streaming(false);
     run.at(70);
     run.frame(Track::Audio, 70, false);
-    let actions = run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::WebRtc,
-    });
+    let actions = run.subscribe(A, Delivery::WebRtc);
     // Codecs, then the cached video (WebRTC takes Opus for audio, which starts live).
     assert!(matches!(
         &actions[0],
@@ -489,10 +469,7 @@ fn a_new_subscriber_starts_at_the_cached_keyframe_and_a_pli_replays_to_that_one_
         Action::StartAudioTranscoder { config: Some(_) }
     )));
     // An original subscriber gets the audio of the cache too.
-    let actions = run.send(Input::Subscribe {
-        id: B,
-        delivery: Delivery::Original,
-    });
+    let actions = run.subscribe(B, Delivery::Original);
     assert_eq!(delivered(&actions, B).len(), 4);
     // A PLI from A: the cached video again, to A only.
     run.at(100);
@@ -509,18 +486,12 @@ fn a_new_subscriber_starts_at_the_cached_keyframe_and_a_pli_replays_to_that_one_
 #[test]
 fn the_audio_transcoder_runs_while_webrtc_subscribers_watch_and_gets_only_aac() {
     let mut run = streaming(false);
-    let actions = run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::Original,
-    });
+    let actions = run.subscribe(A, Delivery::Original);
     assert!(!has(&actions, |a| matches!(
         a,
         Action::StartAudioTranscoder { .. }
     )));
-    run.send(Input::Subscribe {
-        id: B,
-        delivery: Delivery::WebRtc,
-    });
+    run.subscribe(B, Delivery::WebRtc);
     run.at(80);
     let actions = run.frame(Track::Audio, 80, false);
     assert!(has(&actions, |a| matches!(
@@ -546,14 +517,8 @@ fn the_audio_transcoder_runs_while_webrtc_subscribers_watch_and_gets_only_aac() 
 #[test]
 fn b_frames_start_the_video_transcoder_which_skips_to_a_keyframe_when_behind() {
     let mut run = streaming(false);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::WebRtc,
-    });
-    run.send(Input::Subscribe {
-        id: B,
-        delivery: Delivery::Original,
-    });
+    run.subscribe(A, Delivery::WebRtc);
+    run.subscribe(B, Delivery::Original);
     // A frame shown later than it is decoded: B-frames.
     run.at(100);
     let actions = run.frame_with(Track::Video, 166, 100, false);
@@ -603,10 +568,7 @@ fn b_frames_start_the_video_transcoder_which_skips_to_a_keyframe_when_behind() {
 #[test]
 fn the_same_codecs_after_a_reconnect_are_not_a_change_but_new_ones_are_told() {
     let mut run = streaming(false);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::Original,
-    });
+    run.subscribe(A, Delivery::Original);
     run.ended(SourceEnd::ConnectionEnded {
         reason: "reset".into(),
     });
@@ -665,10 +627,7 @@ fn a_capture_over_its_memory_budget_fails_with_the_figures() {
 #[test]
 fn a_stop_ends_the_retries_and_tells_every_subscriber_why() {
     let mut run = streaming(false);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::Original,
-    });
+    run.subscribe(A, Delivery::Original);
     run.ended(SourceEnd::ConnectionEnded {
         reason: "reset".into(),
     });
@@ -704,10 +663,7 @@ fn a_crash_of_the_reader_ends_the_capture_without_retrying() {
 #[test]
 fn a_failure_while_stopping_is_what_subscribers_are_told() {
     let mut run = streaming(false);
-    run.send(Input::Subscribe {
-        id: A,
-        delivery: Delivery::Original,
-    });
+    run.subscribe(A, Delivery::Original);
     run.send(Input::Stop {
         reason: "terminated over REST".into(),
     });
