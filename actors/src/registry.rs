@@ -54,13 +54,8 @@ impl Registry {
         } else {
             threads
         };
-        Self {
-            settings,
-            starter,
-            captures: Vec::new(),
-            arbiters: (0..threads).map(|_| Arbiter::new()).collect(),
-            next_arbiter: 0,
-        }
+        let arbiters = (0..threads).map(|_| Arbiter::new()).collect();
+        Self::with_arbiters(settings, starter, arbiters)
     }
 }
 
@@ -68,11 +63,16 @@ impl Registry {
     /// A Registry whose captures run on the arbiter it is started on, not on capture
     /// threads of their own: for tests that drive the clock of that one runtime.
     pub fn on_this_arbiter(settings: Settings, starter: SourceStarter) -> Self {
+        Self::with_arbiters(settings, starter, Vec::new())
+    }
+
+    /// Captures on `arbiters` in turn (none: on the Registry's own).
+    fn with_arbiters(settings: Settings, starter: SourceStarter, arbiters: Vec<Arbiter>) -> Self {
         Self {
             settings,
             starter,
             captures: Vec::new(),
-            arbiters: Vec::new(),
+            arbiters,
             next_arbiter: 0,
         }
     }

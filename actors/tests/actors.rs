@@ -331,6 +331,18 @@ impl Actor for Recorder {
     }
 }
 
+/// A [`Recorder`] on this thread with a mailbox of `capacity`, and what it receives.
+fn recorder(capacity: usize) -> (Arc<Mutex<Vec<SubscriberMedia>>>, Addr<Recorder>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let addr = Recorder {
+        got: got.clone(),
+        delay: Duration::ZERO,
+        capacity,
+    }
+    .start();
+    (got, addr)
+}
+
 impl Handler<SubscriberMedia> for Recorder {
     type Result = ();
     fn handle(&mut self, msg: SubscriberMedia, _ctx: &mut Self::Context) {
@@ -358,13 +370,7 @@ fn frames(got: &Arc<Mutex<Vec<SubscriberMedia>>>) -> Vec<pullcast::media::MediaF
 async fn subscribe_original(
     supervisor: &Addr<StreamSupervisor>,
 ) -> Arc<Mutex<Vec<SubscriberMedia>>> {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let viewer = Recorder {
-        got: got.clone(),
-        delay: Duration::ZERO,
-        capacity: 64,
-    }
-    .start();
+    let (got, viewer) = recorder(64);
     supervisor
         .send(Subscribe {
             id: Uuid::new_v4(),
@@ -701,19 +707,9 @@ async fn webrtc_subscribers_get_opus_from_one_transcoder_and_originals_get_aac()
     let (header, aac_frames) = aac_tags(1.0);
     tags.do_send(tag(Track::Audio, 0, header));
 
-    let recorder = || {
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let addr = Recorder {
-            got: got.clone(),
-            delay: Duration::ZERO,
-            capacity: 256,
-        }
-        .start();
-        (got, addr)
-    };
-    let (web_got, web) = recorder();
-    let (web2_got, web2) = recorder();
-    let (orig_got, orig) = recorder();
+    let (web_got, web) = recorder(256);
+    let (web2_got, web2) = recorder(256);
+    let (orig_got, orig) = recorder(256);
     for (addr, delivery) in [
         (web.recipient(), Delivery::WebRtc),
         (web2.recipient(), Delivery::WebRtc),
@@ -944,13 +940,7 @@ async fn subscribe_recorder(
     capacity: usize,
     delivery: Delivery,
 ) -> (Arc<Mutex<Vec<SubscriberMedia>>>, Uuid) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let addr = Recorder {
-        got: got.clone(),
-        delay: Duration::ZERO,
-        capacity,
-    }
-    .start();
+    let (got, addr) = recorder(capacity);
     let id = Uuid::new_v4();
     handle
         .subscribe
@@ -1296,13 +1286,7 @@ async fn a_panic_ends_only_its_capture_and_never_the_registry() {
         .await
         .unwrap()
         .unwrap();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let viewer = Recorder {
-        got: got.clone(),
-        delay: Duration::ZERO,
-        capacity: 64,
-    }
-    .start();
+    let (got, viewer) = recorder(64);
     watched
         .subscribe
         .send(Subscribe {

@@ -9,6 +9,7 @@
 
 use std::net::IpAddr;
 
+use super::hook::canonical;
 use crate::net::cidr::Cidr;
 
 /// The longest `X-Forwarded-For` value read; a longer one is not believed.
@@ -67,14 +68,6 @@ fn entry_address(entry: &str) -> Option<IpAddr> {
 
 fn is_port(text: &str) -> bool {
     !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// IPv4-mapped IPv6 addresses as IPv4.
-fn canonical(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

@@ -105,12 +105,7 @@ impl Policy {
     /// a user with every permission on every stream). Every mistake is an error that names
     /// the key.
     pub fn new(auth: &AuthSettings, rest: &RestSettings) -> Result<Policy, String> {
-        let trusted = auth
-            .trusted_networks
-            .iter()
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| Cidr::parse(t).map_err(|e| format!("auth.trusted_networks: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted = Cidr::parse_list(&auth.trusted_networks, "auth.trusted_networks")?;
         let anonymous =
             PermissionSet::parse(&auth.anonymous).map_err(|e| format!("auth.anonymous: {e}"))?;
         let mut users: Vec<Arc<User>> = Vec::new();

@@ -59,6 +59,15 @@ pub struct Counters {
     pub audio_frames: u64,
 }
 
+/// What a capture receives, averaged over the last seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rates {
+    /// Kilobits per second received, over the last few seconds.
+    pub bitrate_kbps: f64,
+    /// Video frames per second received, over the last two seconds.
+    pub measured_fps: f64,
+}
+
 /// The video transcoder, while it runs.
 #[derive(Debug, Clone, Copy)]
 struct VideoTranscoding {
@@ -294,16 +303,13 @@ impl Capture {
         self.video_transcoder.is_some()
     }
 
-    /// Kilobits per second received, over the last few seconds.
-    pub fn bitrate_kbps(&mut self, now: Instant) -> f64 {
+    /// What is received at `now` (the meters drop what fell out of their windows).
+    pub fn rates(&mut self, now: Instant) -> Rates {
         let now_ms = self.ms(now);
-        self.bitrate.per_second(now_ms) * 8.0 / 1000.0
-    }
-
-    /// Video frames per second received, over the last two seconds.
-    pub fn measured_fps(&mut self, now: Instant) -> f64 {
-        let now_ms = self.ms(now);
-        self.frame_rate.per_second(now_ms)
+        Rates {
+            bitrate_kbps: self.bitrate.per_second(now_ms) * 8.0 / 1000.0,
+            measured_fps: self.frame_rate.per_second(now_ms),
+        }
     }
 
     /// The frame rate the source declares: its SPS timing, else its `onMetaData`.

@@ -24,6 +24,6 @@ mod tests;
 
 pub use action::{Action, Outgoing};
 pub use input::{AudioConfig, Input, QueuedBytes, SourceEnd};
-pub use machine::{describe, Capture, CaptureConfig, Counters, FIRST_VIEWER_GRACE};
+pub use machine::{describe, Capture, CaptureConfig, Counters, Rates, FIRST_VIEWER_GRACE};
 pub use status::{CaptureStatus, ResumeInfo, RetryInfo, StatusChange, StatusLog, HISTORY_LEN};
 pub use subscribers::{Delivery, SubscriberId, Subscribers};

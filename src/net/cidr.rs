@@ -19,6 +19,16 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Parses a configured list of ranges (see [`Cidr::parse`]); blank entries are skipped,
+    /// and an error names the configuration `key`.
+    pub fn parse_list(entries: &[String], key: &str) -> Result<Vec<Cidr>, String> {
+        entries
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Cidr::parse(t).map_err(|e| format!("{key}: {e}")))
+            .collect()
+    }
+
     /// Parses `ADDRESS/PREFIX` or a bare `ADDRESS` (a single host: /32 for IPv4, /128 for
     /// IPv6). Surrounding whitespace is ignored. IPv6 zone ids (`%eth0`) are not accepted.
     pub fn parse(text: &str) -> Result<Cidr, String> {

@@ -210,13 +210,8 @@ impl Gate {
                 settings.rest.basic_auth_user
             );
         }
-        let trusted_proxies = settings
-            .http
-            .trusted_proxies
-            .iter()
-            .filter(|t| !t.trim().is_empty())
-            .map(|t| Cidr::parse(t).map_err(|e| format!("http.trusted_proxies: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies =
+            Cidr::parse_list(&settings.http.trusted_proxies, "http.trusted_proxies")?;
         let host_names = settings
             .http
             .host_names
@@ -259,11 +254,6 @@ impl Gate {
     /// Where `req` comes from: its client's address (behind trusted proxies) and whether
     /// its `Host` names this server.
     pub fn client(&self, req: &HttpRequest) -> Client {
-        let text = |name: header::HeaderName| {
-            req.headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
-        };
         let peer = req
             .peer_addr()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| canonical(a.ip()));
@@ -271,12 +261,15 @@ impl Gate {
         let forwarded: Vec<&str> = req
             .headers()
             .get_all("x-forwarded-for")
-            .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
+            .map(header_text)
             .collect();
         let forwarded = (!forwarded.is_empty()).then(|| forwarded.join(","));
         Client {
             address: client_address(peer, forwarded.as_deref(), &self.trusted_proxies),
-            names_this_server: names_this_server(text(header::HOST), &self.host_names),
+            names_this_server: names_this_server(
+                req.headers().get(header::HOST).map(header_text),
+                &self.host_names,
+            ),
         }
     }
 
@@ -461,17 +454,18 @@ impl Gate {
     /// Whether the page that opens a WebSocket may: no `Origin` (not a browser), the same
     /// origin, or one of `http.allowed_origins`.
     pub fn websocket_origin_allowed(&self, req: &HttpRequest) -> bool {
-        let text = |name: header::HeaderName| {
-            req.headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap_or("\u{0}invalid"))
-        };
+        let text = |name| req.headers().get(name).map(header_text);
         origin_allowed(
             text(header::ORIGIN),
             text(header::HOST),
             &self.websocket_origins,
         )
     }
+}
+
+/// A header's value as text; one that is not ASCII reads as a value no rule matches.
+fn header_text(value: &HeaderValue) -> &str {
+    value.to_str().unwrap_or("\u{0}invalid")
 }
 
 /// The credentials of the `Authorization` header: none, or what it says, or why it cannot

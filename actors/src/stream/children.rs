@@ -10,7 +10,7 @@ use pullcast::video::transcode::TranscodeSettings;
 use uuid::Uuid;
 
 use super::audio_transcoder::AudioTranscoderActor;
-use super::budget::{ByteBudget, SharedBudget, MESSAGE_OVERHEAD};
+use super::budget::{ByteBudget, SharedBudget};
 use super::recorder::Recorder;
 use super::video_transcoder::VideoTranscoderActor;
 use crate::messages::{
@@ -140,7 +140,7 @@ impl Transcoders {
             Action::TranscodeAudio { frame } => {
                 // Over its queue the transcoder is far behind: a frame less beats a backlog.
                 if let Some(t) = &self.audio {
-                    if let Some(charge) = t.queue.try_charge(frame.data.len() + MESSAGE_OVERHEAD) {
+                    if let Some(charge) = t.queue.try_charge(frame.cost_bytes()) {
                         t.addr.do_send(TranscodeAudio { frame, charge });
                     }
                 }
@@ -166,8 +166,7 @@ impl Transcoders {
             Action::StopVideoTranscoder => self.stop_video(),
             Action::TranscodeVideo { frame } => {
                 if let Some(t) = &self.video {
-                    let cost = frame.data.len() + MESSAGE_OVERHEAD;
-                    let Some(charge) = t.queue.try_charge(cost) else {
+                    let Some(charge) = t.queue.try_charge(frame.cost_bytes()) else {
                         return Ok(Some(Input::VideoTranscodeDropped));
                     };
                     t.addr.do_send(TranscodeVideo { frame, charge });

@@ -95,7 +95,7 @@ impl Handler<FlvTag> for NormalizerActor {
                 frame.ingest_us = tag.received_us;
             }
             let cost = match &event {
-                NormalizedEvent::Frame(frame) => frame.data.len() + MESSAGE_OVERHEAD,
+                NormalizedEvent::Frame(frame) => frame.cost_bytes(),
                 NormalizedEvent::CodecChange(_) => MESSAGE_OVERHEAD,
             };
             self.output.do_send(SourceMedia {

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use actix::prelude::*;
 use pullcast::capture::{Input, Outgoing, SubscriberId};
 
-use super::budget::{ByteBudget, SharedBudget, MESSAGE_OVERHEAD};
+use pullcast::media::MediaFrame;
+
+use super::budget::{ByteBudget, SharedBudget};
 use crate::messages::SubscriberMedia;
 
 /// One subscriber's way in.
@@ -67,11 +69,11 @@ impl Outlets {
                 return None;
             }
             Outgoing::Frame(frame) => {
-                let cost = frame.data.len() + MESSAGE_OVERHEAD;
+                let cost = frame.cost_bytes();
                 (Ok(frame), cost)
             }
             Outgoing::Replay(frames) => {
-                let cost = frames.iter().map(|f| f.data.len() + MESSAGE_OVERHEAD).sum();
+                let cost = frames.iter().map(MediaFrame::cost_bytes).sum();
                 (Err(frames), cost)
             }
         };

@@ -4,7 +4,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use pullcast::capture::{Capture, CaptureStatus};
+use pullcast::capture::{Capture, CaptureStatus, Rates};
 use pullcast::codec::h264::profile_name;
 use uuid::Uuid;
 
@@ -20,10 +20,17 @@ pub struct SnapshotContext<'a> {
     pub telemetry: &'a SharedTelemetry,
 }
 
-/// The full snapshot at `now`.
-pub fn snapshot(core: &mut Capture, cx: SnapshotContext<'_>, now: Instant) -> CaptureSnapshot {
-    let measured_fps = core.measured_fps(now);
-    let bitrate_kbps = core.bitrate_kbps(now);
+/// The full snapshot at `now`, with the capture's `rates` read at that time.
+pub fn snapshot(
+    core: &Capture,
+    cx: SnapshotContext<'_>,
+    rates: Rates,
+    now: Instant,
+) -> CaptureSnapshot {
+    let Rates {
+        bitrate_kbps,
+        measured_fps,
+    } = rates;
     let video = core.codecs().video.as_ref().map(|avc| {
         let sps = avc.sps_info.as_ref();
         VideoInfo {

@@ -435,14 +435,9 @@ impl Handler<GetSnapshot> for StreamSupervisor {
 
     fn handle(&mut self, _msg: GetSnapshot, ctx: &mut Self::Context) -> Self::Result {
         let full = panic_guard::catch(|| {
-            let cx = SnapshotContext {
-                id: self.id,
-                request: &self.request,
-                started_at: self.started_at,
-                recording: self.recording.clone(),
-                telemetry: &self.telemetry,
-            };
-            snapshot(&mut self.core, cx, now())
+            let now = now();
+            let rates = self.core.rates(now);
+            snapshot(&self.core, self.snapshot_context(), rates, now)
         });
         match full {
             Ok(snapshot) => MessageResult(snapshot),
