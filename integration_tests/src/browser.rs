@@ -6,7 +6,7 @@
 //! `node` or Chromium is a loud panic with an install hint, never a skipped test; a missing
 //! `node_modules` is installed once with `npm ci` (as `.ci/run` does).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use crate::tempdir::TempDir;
 
 /// `integration_tests/browser`: package.json, package-lock.json and the driver scripts.
 pub fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+    crate::package_dir::package_dir().join("browser")
 }
 
 /// The Chromium binary the drivers launch.

@@ -34,6 +34,7 @@ pub mod hostile_rtmp;
 pub mod http;
 pub mod memory;
 pub mod nginx;
+pub mod package_dir;
 pub mod ports;
 pub mod probe;
 pub mod process;

@@ -43,9 +43,10 @@ pub(crate) fn build_binary(package: &str, bin: &str) -> Result<PathBuf, String> 
         .parent()
         .ok_or_else(|| format!("unexpected test executable path {}", exe.display()))?;
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let tests_dir = crate::package_dir::package_dir();
+    let workspace = tests_dir
         .parent()
-        .expect("integration_tests has a parent folder");
+        .ok_or("integration_tests has no parent folder")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let logs = TempDir::new("cargo-build");
     let mut cmd = Command::new(&cargo);

@@ -14,8 +14,9 @@ use super::budget::{ByteBudget, SharedBudget};
 use super::recorder::Recorder;
 use super::video_transcoder::VideoTranscoderActor;
 use crate::messages::{
-    ForceKeyframe, PullRequest, RecordingStatus, ResetVideoTranscode, TranscodeAudio,
-    TranscodeBacklog, TranscodeVideo, TranscodedAudio, TranscodedVideo, TranscoderConfig,
+    FinishRecording, ForceKeyframe, PullRequest, RecordingStatus, ResetVideoTranscode,
+    SubscriberMedia, TranscodeAudio, TranscodeBacklog, TranscodeVideo, TranscodedAudio,
+    TranscodedVideo, TranscoderConfig,
 };
 
 /// A transcoder actor on its own arbiter (stopping the arbiter stops it), and its queue.
@@ -33,21 +34,60 @@ impl<A: Actor> Transcoder<A> {
     }
 }
 
-/// Starts the recorder of a capture; it reports its status to `status`.
-pub fn start_recorder(
-    label: String,
-    id: Uuid,
-    request: &PullRequest,
-    settings: RecordSettings,
-    status: Recipient<RecordingStatus>,
-) -> Addr<Recorder> {
-    let arbiter = Arbiter::new();
-    let stream = request.local_stream_name.clone();
-    let (has_audio, has_video) = (request.has_audio, request.has_video);
-    Recorder::start_in_arbiter(&arbiter.handle(), move |ctx| {
-        ctx.set_mailbox_capacity(4096);
-        Recorder::new(label, stream, id, settings, status).expecting(has_audio, has_video)
-    })
+/// The capture's recorder, once started, and what it last reported.
+#[derive(Default)]
+pub struct Recording {
+    recorder: Option<Addr<Recorder>>,
+    status: Option<RecordingStatus>,
+}
+
+impl Recording {
+    /// Starts the recorder of capture `id` on an arbiter of its own; it reports its status
+    /// to `status`. Returns where it takes its media (to subscribe it as `Original`).
+    pub fn start(
+        &mut self,
+        label: String,
+        id: Uuid,
+        request: &PullRequest,
+        settings: RecordSettings,
+        status: Recipient<RecordingStatus>,
+    ) -> Recipient<SubscriberMedia> {
+        let arbiter = Arbiter::new();
+        let stream = request.local_stream_name.clone();
+        let (has_audio, has_video) = (request.has_audio, request.has_video);
+        let recorder = Recorder::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            ctx.set_mailbox_capacity(4096);
+            Recorder::new(label, stream, id, settings, status).expecting(has_audio, has_video)
+        });
+        self.status = Some(RecordingStatus {
+            file: None,
+            bytes: 0,
+            error: None,
+        });
+        let media = recorder.clone().recipient();
+        self.recorder = Some(recorder);
+        media
+    }
+
+    /// What the recorder reported.
+    pub fn report(&mut self, status: RecordingStatus) {
+        self.status = Some(status);
+    }
+
+    /// The recording's status, once one was started.
+    pub fn status(&self) -> Option<RecordingStatus> {
+        self.status.clone()
+    }
+
+    /// Closes the recording (last fragment, rename, hook); done when the future is.
+    pub fn finish(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        let recorder = self.recorder.take();
+        async move {
+            if let Some(recorder) = recorder {
+                let _ = recorder.send(FinishRecording).await;
+            }
+        }
+    }
 }
 
 /// Starts the AAC → Opus transcoder, configured with `config` when it is known.

@@ -9,11 +9,14 @@ pub mod audio_transcoder;
 pub mod budget;
 pub mod children;
 pub mod connect;
+pub mod inputs;
 pub mod normalizer;
 pub mod outlets;
+pub mod plumbing;
 pub mod recorder;
 pub mod rtmp_reader;
 pub mod snapshot;
+pub mod source;
 pub mod supervisor;
 pub mod video_transcoder;
 

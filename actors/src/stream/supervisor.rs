@@ -18,27 +18,19 @@ use std::time::{Instant, SystemTime};
 use actix::prelude::*;
 use log::{error, info};
 use pullcast::access::redact_text;
-use pullcast::capture::{
-    Action, Capture, CaptureConfig, Input, QueuedBytes, SourceEnd, SubscriberId,
-};
+use pullcast::capture::{Action, Capture, CaptureConfig, Input};
 use pullcast::config::{CaptureSettings, RecordSettings};
 use uuid::Uuid;
 
-use super::budget::{ByteBudget, SharedBudget};
-use super::children::{start_recorder, TranscoderOutputs, Transcoders};
-use super::normalizer::NormalizerActor;
-use super::outlets::Outlets;
-use super::recorder::Recorder;
+use super::inputs::ForTheMachine;
+use super::plumbing::{CaptureRefs, Inbox, Plumbing};
 use super::snapshot::{minimal_snapshot, snapshot, SnapshotContext};
-use super::{SourceContext, SourceStarter};
+use super::SourceStarter;
 use crate::messages::{
-    CaptureEnd, CaptureEnded, Delivery, FinishRecording, GetSnapshot, InjectPanic, MediaEnd,
-    PullRequest, ReaderEvent, RecordingStatus, RequestKeyframe, SourceMedia, SourceMediaEnded,
-    StopCapture, StopSource, Subscribe, TranscodedAudio, TranscodedVideo, Unsubscribe,
+    CaptureEnd, CaptureEnded, GetSnapshot, InjectPanic, PullRequest, RecordingStatus, StopCapture,
 };
 use crate::panic_guard::{self, Panic};
 use crate::telemetry::SharedTelemetry;
-use pullcast::normalize::NormalizedEvent;
 
 /// The time the state machine is given: tokio's clock (which tests can pause and advance).
 fn now() -> Instant {
@@ -48,25 +40,19 @@ fn now() -> Instant {
 /// Supervises one capture.
 pub struct StreamSupervisor {
     id: Uuid,
+    /// How logs name it: its local name (the uri when none was given, its stream key
+    /// hidden) and id.
+    label: String,
     request: PullRequest,
     settings: CaptureSettings,
     record_settings: RecordSettings,
-    starter: SourceStarter,
     registry: Option<Recipient<CaptureEnded>>,
     core: Capture,
-    /// The current connection's reader, and its generation.
-    source: Option<(u64, Recipient<StopSource>)>,
-    outlets: Outlets,
-    transcoders: Transcoders,
-    recorder: Option<Addr<Recorder>>,
-    recording: Option<RecordingStatus>,
+    plumbing: Plumbing,
     telemetry: SharedTelemetry,
     /// Why this capture ended, for viewers that arrive after it (shared with its handles).
     end: CaptureEnd,
     started_at: SystemTime,
-    /// Media between the socket and this supervisor (bytes), shared with the reader and
-    /// the normalizer of every connection.
-    ingest: SharedBudget,
     /// The timer armed at the machine's next deadline, and that deadline.
     timer: Option<(Instant, SpawnHandle)>,
 }
@@ -80,8 +66,9 @@ impl StreamSupervisor {
         starter: SourceStarter,
         registry: Option<Recipient<CaptureEnded>>,
     ) -> Self {
+        let label = format!("capture {} ({id})", redact_text(&request.local_stream_name));
         let config = CaptureConfig {
-            label: label(&request, id),
+            label: label.clone(),
             on_demand: request.on_demand,
             record: request.record,
             has_audio: request.has_audio,
@@ -92,18 +79,13 @@ impl StreamSupervisor {
         let started_at = SystemTime::now();
         Self {
             id,
+            label,
             core: Capture::new(config, now(), started_at),
-            ingest: ByteBudget::new(settings.ingest_queue_bytes),
-            outlets: Outlets::new(settings.subscriber_queue_bytes),
+            plumbing: Plumbing::new(&settings, starter),
             request,
             settings,
             record_settings: RecordSettings::default(),
-            starter,
             registry,
-            source: None,
-            transcoders: Transcoders::default(),
-            recorder: None,
-            recording: None,
             telemetry: SharedTelemetry::default(),
             end: CaptureEnd::default(),
             started_at,
@@ -127,19 +109,14 @@ impl StreamSupervisor {
         self.end.clone()
     }
 
-    fn label(&self) -> String {
-        label(&self.request, self.id)
-    }
-
-    /// Feeds `input` to the machine and carries out its actions; what could not be
-    /// delivered goes back in, then the timer is armed at the next deadline.
+    /// Feeds `input` to the machine and carries out its actions; what the machine must
+    /// hear back goes in next, then the timer is armed at the next deadline.
     fn run(&mut self, input: Input, ctx: &mut Context<Self>) {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
+        let mut feedback = VecDeque::new();
+        let mut next = Some(input);
+        while let Some(input) = next.take().or_else(|| feedback.pop_front()) {
             for action in self.core.handle(input, now()) {
-                if let Some(feedback) = self.carry_out(action, ctx) {
-                    inputs.push_back(feedback);
-                }
+                feedback.extend(self.carry_out(action, ctx));
             }
         }
         let due = self.core.next_deadline();
@@ -166,82 +143,21 @@ impl StreamSupervisor {
         }
     }
 
-    /// Does `action`; returns what the machine must hear back (a delivery that failed).
+    /// Does `action`; returns what the machine must hear back.
     fn carry_out(&mut self, action: Action, ctx: &mut Context<Self>) -> Option<Input> {
-        let label = label(&self.request, self.id);
-        let outputs = || TranscoderOutputs {
-            label,
-            audio: ctx.address().recipient(),
-            video: ctx.address().recipient(),
-        };
-        let action = match self.transcoders.apply(action, &self.settings, outputs) {
-            Ok(feedback) => return feedback,
-            Err(other) => other,
-        };
-        match action {
-            Action::StartSource { generation } => self.start_source(generation, ctx),
-            Action::StopSource => {
-                if let Some((_, source)) = self.source.take() {
-                    source.do_send(StopSource);
-                }
-            }
-            Action::StartRecorder => {
-                let status = ctx.address().recipient();
-                let recorder = start_recorder(
-                    self.label(),
-                    self.id,
-                    &self.request,
-                    self.record_settings.clone(),
-                    status,
-                );
-                self.recording = Some(RecordingStatus {
-                    file: None,
-                    bytes: 0,
-                    error: None,
-                });
-                ctx.address().do_send(Subscribe {
-                    id: Uuid::new_v4(),
-                    recipient: recorder.clone().recipient(),
-                    delivery: Delivery::Original,
-                });
-                self.recorder = Some(recorder);
-            }
-            Action::Deliver { to, media } => return self.outlets.deliver(to, media),
-            Action::End => ctx.stop(),
-            _ => {} // the transcoders' (above)
+        if let Action::End = action {
+            ctx.stop();
+            return None;
         }
-        None
-    }
-
-    /// Starts connection `generation`: a fresh normalizer and reader.
-    fn start_source(&mut self, generation: u64, ctx: &mut Context<Self>) {
-        let normalizer = NormalizerActor::new(
-            self.label(),
-            ctx.address().recipient(),
-            ctx.address().recipient(),
-            generation,
-            self.ingest.clone(),
-        )
-        .start();
-        let source = (self.starter)(SourceContext {
-            url: self.request.url.clone(),
-            settings: self.settings.clone(),
-            may_pull_private: self.request.may_pull_private,
-            events: ctx.address().recipient(),
-            tags: normalizer.clone().recipient(),
-            media_end: normalizer.recipient(),
-            ingest: self.ingest.clone(),
-        });
-        self.source = Some((generation, source));
-    }
-
-    /// What the capture's queues outside the machine hold.
-    fn queued(&self) -> QueuedBytes {
-        QueuedBytes {
-            ingest: self.ingest.used(),
-            largest_subscriber_queue: self.outlets.largest_queue(),
-            transcoders: self.transcoders.queued(),
-        }
+        let capture = CaptureRefs {
+            id: self.id,
+            label: &self.label,
+            request: &self.request,
+            settings: &self.settings,
+            record_settings: &self.record_settings,
+        };
+        let inbox = || Inbox::of(&ctx.address());
+        self.plumbing.carry_out(action, &capture, inbox)
     }
 
     fn snapshot_context(&self) -> SnapshotContext<'_> {
@@ -249,7 +165,7 @@ impl StreamSupervisor {
             id: self.id,
             request: &self.request,
             started_at: self.started_at,
-            recording: self.recording.clone(),
+            recording: self.plumbing.recording.status(),
             telemetry: &self.telemetry,
         }
     }
@@ -259,30 +175,18 @@ impl StreamSupervisor {
     fn crashed(&mut self, panic: Panic, ctx: &mut Context<Self>) {
         error!(
             "{}: caught a panic; ending this capture: {panic}",
-            self.label()
+            self.label
         );
         let reason = panic.reason("this capture");
         // Through the machine if it still can; otherwise the end is told without it.
-        if panic_guard::catch(|| {
-            self.core.handle(
-                Input::Fail {
-                    reason: reason.clone(),
-                },
-                now(),
-            )
-        })
-        .is_err()
-        {
+        let fail = Input::Fail {
+            reason: reason.clone(),
+        };
+        if panic_guard::catch(|| self.core.handle(fail, now())).is_err() {
             self.end.record(&reason);
         }
         ctx.stop();
     }
-}
-
-/// How logs name a capture: its local name (the uri when none was given, its stream key
-/// hidden) and id.
-fn label(request: &PullRequest, id: Uuid) -> String {
-    format!("capture {} ({id})", redact_text(&request.local_stream_name))
 }
 
 impl Actor for StreamSupervisor {
@@ -301,102 +205,25 @@ impl Actor for StreamSupervisor {
             }
         });
         if let Err(panic) = ended {
-            error!("{}: caught a panic while stopping: {panic}", self.label());
+            error!("{}: caught a panic while stopping: {panic}", self.label);
         }
         // Whatever the machine's view, no child outlives the capture.
-        if let Some((_, source)) = self.source.take() {
-            source.do_send(StopSource);
-        }
-        self.transcoders.stop_all();
+        self.plumbing.stop_children();
         if let Some(registry) = &self.registry {
             registry.do_send(CaptureEnded { id: self.id });
         }
-        info!("{}: stopped", self.label());
+        info!("{}: stopped", self.label);
     }
 }
 
-impl Handler<ReaderEvent> for StreamSupervisor {
+/// Every message for the machine ([`ForTheMachine`]): its inputs, one at a time.
+impl<M: ForTheMachine> Handler<M> for StreamSupervisor {
     type Result = ();
 
-    fn handle(&mut self, event: ReaderEvent, ctx: &mut Self::Context) {
-        let label = self.label();
-        match event {
-            ReaderEvent::Connected { peer } => info!("{label}: connected to {peer}"),
-            ReaderEvent::HandshakeDone => log::debug!("{label}: handshake done"),
-            ReaderEvent::PlayStarted => info!("{label}: the source started playing"),
-            ReaderEvent::Status { message } => info!("{label}: {message}"),
-            ReaderEvent::Metadata(props) => self.guarded(Input::Metadata(props), ctx),
-            ReaderEvent::Progress { bytes_received } => {
-                self.guarded(Input::Progress { bytes_received }, ctx)
-            }
+    fn handle(&mut self, msg: M, ctx: &mut Self::Context) {
+        for input in msg.inputs(&mut self.plumbing, &self.label) {
+            self.guarded(input, ctx);
         }
-    }
-}
-
-impl Handler<SourceMedia> for StreamSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, media: SourceMedia, ctx: &mut Self::Context) {
-        let generation = media.generation;
-        let input = match media.event {
-            NormalizedEvent::CodecChange(codecs) => Input::Codecs { generation, codecs },
-            NormalizedEvent::Frame(frame) => Input::Frame {
-                generation,
-                frame,
-                queued: self.queued(),
-            },
-        };
-        self.guarded(input, ctx);
-    }
-}
-
-impl Handler<SourceMediaEnded> for StreamSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: SourceMediaEnded, ctx: &mut Self::Context) {
-        let generation = msg.generation;
-        let end = match msg.end {
-            MediaEnd::PublisherLeft { reason } => SourceEnd::PublisherLeft { reason },
-            MediaEnd::ConnectionEnded { reason } => {
-                // That reader has stopped by itself: nothing to stop later.
-                if self.source.as_ref().is_some_and(|(g, _)| *g == generation) {
-                    self.source = None;
-                }
-                SourceEnd::ConnectionEnded { reason }
-            }
-            MediaEnd::Crashed { reason } => SourceEnd::Crashed { reason },
-        };
-        self.guarded(Input::SourceEnded { generation, end }, ctx);
-    }
-}
-
-impl Handler<Subscribe> for StreamSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Subscribe, ctx: &mut Self::Context) {
-        let id = SubscriberId(msg.id.as_u128());
-        self.outlets.insert(id, msg.recipient);
-        let delivery = msg.delivery;
-        self.guarded(Input::Subscribe { id, delivery }, ctx);
-    }
-}
-
-impl Handler<RequestKeyframe> for StreamSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RequestKeyframe, ctx: &mut Self::Context) {
-        let id = SubscriberId(msg.id.as_u128());
-        self.guarded(Input::KeyframeRequest { id }, ctx);
-    }
-}
-
-impl Handler<Unsubscribe> for StreamSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Unsubscribe, ctx: &mut Self::Context) {
-        let id = SubscriberId(msg.id.as_u128());
-        self.outlets.remove(id);
-        self.guarded(Input::Unsubscribe { id }, ctx);
     }
 }
 
@@ -404,29 +231,7 @@ impl Handler<RecordingStatus> for StreamSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: RecordingStatus, _ctx: &mut Self::Context) {
-        self.recording = Some(msg);
-    }
-}
-
-impl Handler<TranscodedAudio> for StreamSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: TranscodedAudio, ctx: &mut Self::Context) {
-        // One frame at a time: a delivery that failed is heard before the next frame.
-        for frame in msg.frames {
-            self.guarded(Input::TranscodedAudio { frame }, ctx);
-        }
-    }
-}
-
-impl Handler<TranscodedVideo> for StreamSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, msg: TranscodedVideo, ctx: &mut Self::Context) {
-        // One frame at a time: a delivery that failed is heard before the next frame.
-        for frame in msg.frames {
-            self.guarded(Input::TranscodedVideo { frame }, ctx);
-        }
+        self.plumbing.recording.report(msg);
     }
 }
 
@@ -456,19 +261,11 @@ impl Handler<StopCapture> for StreamSupervisor {
 
     /// Answered once the capture has stopped and its recording (if any) is closed.
     fn handle(&mut self, msg: StopCapture, ctx: &mut Self::Context) -> Self::Result {
-        info!("{}: stopping: {}", self.label(), msg.reason);
+        info!("{}: stopping: {}", self.label, msg.reason);
         self.registry = None;
         self.guarded(Input::Stop { reason: msg.reason }, ctx);
-        let recorder = self.recorder.take();
-        Box::pin(
-            async move {
-                if let Some(recorder) = recorder {
-                    let _ = recorder.send(FinishRecording).await;
-                }
-            }
-            .into_actor(self)
-            .map(|(), _act, ctx| ctx.stop()),
-        )
+        let finished = self.plumbing.recording.finish();
+        Box::pin(finished.into_actor(self).map(|(), _act, ctx| ctx.stop()))
     }
 }
 
