@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::http::StatusCode;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use log::{debug, info};
 use pullcast::access::{redact_text, redact_uri, Caller, Credentials};
 use uuid::Uuid;
 
-use super::access::{Authenticated, Client, Gate};
+use super::access::{credentials, Client, Gate};
 use super::admission::{Admission, SessionSlot};
 use super::dto::error;
 use super::play::{start_playing, PlayRefusal, PlayRequest};
@@ -74,15 +74,15 @@ pub async fn connect(
             &format!("pages from {origin:?} may not open this WebSocket (http.allowed_origins)"),
         ));
     }
-    let caller = match Authenticated::extract(&req).await {
-        Ok(Authenticated(caller)) => caller,
+    let client = gate.client(&req);
+    let caller = match gate.authenticate(client, credentials(&req)).await {
+        Ok(caller) => caller,
         Err(refusal) => return Ok(refusal.response()),
     };
     let slot = match admission.open_session(&caller) {
         Ok(slot) => slot,
         Err(too_many) => return Ok(too_many.response()),
     };
-    let client = gate.client(&req);
     let mut session = SignallingSession::new(
         state.registry.clone(),
         state.engine.clone(),
