@@ -56,6 +56,7 @@ pub mod fuzzing;
 pub mod gop;
 pub mod lipsync;
 pub mod media;
+pub mod media_port;
 pub mod mp4;
 pub mod net;
 pub mod normalize;
@@ -63,6 +64,7 @@ pub mod rate_limit;
 pub mod record;
 pub mod report_once;
 pub mod rtmp;
+pub mod rtp;
 pub mod stats;
 #[cfg(test)]
 pub(crate) mod test_vectors;

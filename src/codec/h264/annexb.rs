@@ -106,7 +106,7 @@ pub fn annexb_to_avcc(data: &[u8], out: &mut Vec<u8>) -> usize {
 
 /// The NAL units of an Annex-B byte stream, trailing zero bytes removed; may yield empty
 /// slices, which the caller skips.
-fn split_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn split_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut pos = 0usize;
     std::iter::from_fn(move || {
         if pos > data.len() {

@@ -24,7 +24,7 @@ pub mod sps;
 #[allow(clippy::unwrap_used)]
 mod tests;
 
-pub use annexb::{annexb_to_avcc, avcc_to_annexb, NalSummary};
+pub use annexb::{annexb_to_avcc, avcc_to_annexb, split_nals, NalSummary};
 #[cfg(test)]
 use bits::remove_emulation_prevention;
 pub use config::{

@@ -1,0 +1,9 @@
+//! RTP payloads made once per capture and shared by every WebRTC viewer: per viewer only
+//! the 12-byte header (SSRC, sequence number, timestamp, payload type) differs.
+//!
+//! - [`h264`] — H.264 access units → FU-A / STAP-A / single NAL unit payloads.
+//!
+//! An Opus frame is one payload as it is. Nothing here does I/O, reads a clock or knows
+//! about the `rtc` crate.
+
+pub mod h264;
