@@ -283,7 +283,7 @@ impl WebRtcEngine {
     /// The media engine and interceptor chain for one connection with `codecs`: exactly the
     /// formats chosen from the browser's offer (same payload types, same fmtp), NACK
     /// responder, sender reports, and PLI/FIR delivered to the application.
-    pub fn media_engine(&self, codecs: &ViewerCodecs) -> Result<(MediaEngine, Registry), String> {
+    pub fn media_engine(codecs: &ViewerCodecs) -> Result<(MediaEngine, Registry), String> {
         let mut media_engine = MediaEngine::default();
         if let (Some(format), Some(codec)) = (&codecs.video, codecs.video_codec()) {
             media_engine

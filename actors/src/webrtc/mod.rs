@@ -7,11 +7,14 @@
 //!   [`engine::WebRtcEngine::start_viewer`].
 //! - [`viewer_peer`] — the [`viewer_peer::ViewerPeer`] actor, one per viewer: its peer
 //!   connection, its tracks, RTP out.
+//! - [`transport`] — one viewer's ICE-lite + DTLS + SRTP connection on the shared media port
+//!   (the `rtc` crate's sans-IO peer connection), for the one-port engine being built.
 //!
 //! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_viewer`. Nothing here
 //! parses RTMP or transcodes; media arrives as `SubscriberMedia` from the capture.
 
 pub mod engine;
+pub mod transport;
 pub mod viewer_peer;
 
 pub use engine::{ViewerError, ViewerRequest, ViewerStarted, WebRtcEngine};

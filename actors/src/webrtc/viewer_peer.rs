@@ -572,7 +572,7 @@ async fn negotiate(
     addr: Addr<ViewerPeer>,
     id: Uuid,
 ) -> Result<Negotiated, String> {
-    let (media_engine, registry) = engine.media_engine(&codecs)?;
+    let (media_engine, registry) = WebRtcEngine::media_engine(&codecs)?;
     let gathered = Arc::new(Notify::new());
     let handler = Arc::new(PeerEvents {
         addr,

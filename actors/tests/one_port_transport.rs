@@ -1,0 +1,470 @@
+//! The one-port transport (`webrtc::transport::ViewerTransport`) against a browser-like peer
+//! built from the same `rtc` crate (full ICE, controlling, recvonly H.264 + Opus), every
+//! datagram passing through the port's demultiplexer (`pullcast::media_port::Demux`), in
+//! virtual time: no socket, no sleep. What this proves: ICE-lite answers a controlling
+//! agent, DTLS and SRTP come up with one shared certificate, the payloads packetized once
+//! arrive decrypted and intact, a PLI comes back as a keyframe request, two viewers behind
+//! one address (different ports) stay apart, and a datagram from an unknown address or a
+//! Binding request with a wrong password reaches nobody. Real browsers are the integration
+//! tests' job.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pullcast::media_port::{Demux, Route};
+use pullcast::rtp::h264::{packetize, MAX_PAYLOAD};
+use pullcast::webrtc_viewer::parse_offer;
+use pullcast_server::webrtc::transport::{
+    PortIdentity, TransportEvent, TransportRecipe, ViewerTransport,
+};
+use pullcast_server::webrtc::WebRtcEngine;
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use webrtc::peer_connection::Registry;
+
+const SERVER: &str = "192.0.2.1:8189";
+
+fn server_addr() -> SocketAddr {
+    SERVER.parse().expect("address")
+}
+
+fn certificate() -> RTCCertificate {
+    let provider = rtc::crypto::default_provider().expect("crypto provider");
+    let params = CertificateParams::new(vec!["pullcast".to_string()]).expect("params");
+    RTCCertificate::generate(
+        provider.crypto(),
+        rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+        params,
+    )
+    .expect("certificate")
+}
+
+/// A browser-like offerer at `address`: recvonly H.264 (42e01f, mode 1) and Opus.
+fn browser(address: SocketAddr, now: Instant) -> (RTCPeerConnection, String) {
+    let mut media = MediaEngine::default();
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_string(),
+        parameter: parameter.to_string(),
+    };
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_H264.to_string(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line:
+                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+                            .to_string(),
+                    rtcp_feedback: vec![feedback("nack", ""), feedback("nack", "pli")],
+                },
+                payload_type: 102,
+            },
+            RtpCodecKind::Video,
+        )
+        .expect("H.264");
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_OPUS.to_string(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_string(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        )
+        .expect("Opus");
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(Registry::new())
+        .build(now)
+        .expect("browser");
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        pc.add_transceiver_from_kind(kind, Some(init))
+            .expect("transceiver");
+    }
+    pc.add_local_candidate(RTCIceCandidateInit {
+        candidate: format!(
+            "candidate:1 1 udp 2122260223 {} {} typ host",
+            address.ip(),
+            address.port()
+        ),
+        ..Default::default()
+    })
+    .expect("candidate");
+    let offer = pc.create_offer(None).expect("offer");
+    let sdp = offer.sdp.clone();
+    pc.set_local_description(now, offer).expect("local offer");
+    (pc, sdp)
+}
+
+/// One browser and the server side of its connection.
+struct Viewer {
+    address: SocketAddr,
+    browser: RTCPeerConnection,
+    transport: ViewerTransport,
+    browser_connected: bool,
+    server_events: Vec<TransportEvent>,
+    received: Vec<(u8, u32, Bytes)>,
+}
+
+/// The port: its demultiplexer and the viewers behind it (viewer key = index).
+struct Port {
+    identity: PortIdentity,
+    demux: Demux<usize>,
+    viewers: Vec<Viewer>,
+    now: Instant,
+    /// Datagrams the demultiplexer gave to nobody.
+    dropped: usize,
+}
+
+impl Port {
+    fn new() -> Self {
+        Self {
+            identity: PortIdentity {
+                certificate: certificate(),
+                candidates: vec![server_addr()],
+                disconnected_after: Duration::from_secs(5),
+                failed_after: Duration::from_secs(15),
+            },
+            demux: Demux::new(4),
+            viewers: Vec::new(),
+            now: Instant::now(),
+            dropped: 0,
+        }
+    }
+
+    /// A browser at `address` offers; the server answers.
+    fn add_viewer(&mut self, address: SocketAddr) -> usize {
+        let (mut browser, offer) = browser(address, self.now);
+        let summary = parse_offer(&offer).expect("the offer parses");
+        let codecs = WebRtcEngine::codecs_for_offer(&summary).expect("codecs");
+        let (media_engine, interceptors) = WebRtcEngine::media_engine(&codecs).expect("recipe");
+        let recipe = TransportRecipe {
+            media_engine,
+            interceptors,
+            video: codecs.video_codec(),
+            audio: codecs.audio_codec(),
+            stream_id: "pullcast".to_string(),
+        };
+        let seed = 0x1234_5678_9abc_def0 ^ self.viewers.len() as u64;
+        let (transport, answer) =
+            ViewerTransport::answer(&offer, recipe, &self.identity, seed, self.now)
+                .expect("answer");
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        assert!(answer.contains(&format!("{} typ host", SERVER.replace(':', " "))));
+        let answer = RTCSessionDescription::answer(answer).expect("answer SDP");
+        browser
+            .set_remote_description(self.now, answer)
+            .expect("the browser takes the answer");
+        let key = self.viewers.len();
+        self.demux
+            .add_viewer(key, transport.ufrag())
+            .expect("a fresh fragment");
+        self.viewers.push(Viewer {
+            address,
+            browser,
+            transport,
+            browser_connected: false,
+            server_events: Vec::new(),
+            received: Vec::new(),
+        });
+        key
+    }
+
+    /// Moves every datagram both ways and runs both sides' timers, until nothing moves;
+    /// then advances virtual time to the next timer (at most `step`).
+    fn turn(&mut self, step: Duration) {
+        loop {
+            let mut moved = false;
+            for i in 0..self.viewers.len() {
+                // Browser → port.
+                while let Some(out) = self.viewers[i].browser.poll_write() {
+                    moved = true;
+                    assert_eq!(out.transport.peer_addr, server_addr());
+                    let from = self.viewers[i].address;
+                    self.deliver_to_port(from, &out.message);
+                }
+                // Server side's events and output.
+                let viewer = &mut self.viewers[i];
+                while let Some(event) = viewer.transport.poll_event() {
+                    viewer.server_events.push(event);
+                }
+                let mut outgoing = Vec::new();
+                while let Some(datagram) = viewer.transport.poll_transmit() {
+                    outgoing.push(datagram);
+                }
+                for (to, datagram) in outgoing {
+                    moved = true;
+                    let target = self
+                        .viewers
+                        .iter_mut()
+                        .find(|v| v.address == to)
+                        .expect("the server sends only to a viewer's address");
+                    target
+                        .browser
+                        .handle_read(TaggedBytesMut {
+                            now: self.now,
+                            transport: TransportContext {
+                                local_addr: to,
+                                peer_addr: server_addr(),
+                                transport_protocol: TransportProtocol::UDP,
+                                ecn: None,
+                            },
+                            message: datagram,
+                        })
+                        .expect("browser read");
+                }
+                let viewer = &mut self.viewers[i];
+                while let Some(event) = viewer.browser.poll_event() {
+                    if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                        RTCPeerConnectionState::Connected,
+                    ) = event
+                    {
+                        viewer.browser_connected = true;
+                    }
+                }
+                while let Some(TaggedRTCMessage { message, .. }) = viewer.browser.poll_read() {
+                    if let RTCMessage::RtpPacket(_, packet) = message {
+                        let h = &packet.header;
+                        viewer
+                            .received
+                            .push((h.payload_type, h.ssrc, packet.payload.clone()));
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        let mut next = self.now + step;
+        for v in &mut self.viewers {
+            for t in [v.browser.poll_timeout(), v.transport.next_timeout()]
+                .into_iter()
+                .flatten()
+            {
+                next = next.min(t);
+            }
+        }
+        self.now = next.max(self.now + Duration::from_micros(100));
+        let now = self.now;
+        for v in &mut self.viewers {
+            let _ = v.browser.handle_timeout(now);
+            if let Some(event) = v.transport.handle_timeout(now) {
+                v.server_events.push(event);
+            }
+        }
+    }
+
+    fn deliver_to_port(&mut self, from: SocketAddr, datagram: &[u8]) {
+        let key = match self.demux.route(datagram, from) {
+            Route::Viewer(key) => key,
+            Route::Claims(key) => {
+                if !self.viewers[key].transport.authenticates(datagram) {
+                    self.dropped += 1;
+                    return;
+                }
+                assert!(self.demux.bind_path(from, key));
+                key
+            }
+            Route::Unknown => {
+                self.dropped += 1;
+                return;
+            }
+        };
+        let now = self.now;
+        self.viewers[key]
+            .transport
+            .receive(now, server_addr(), from, datagram);
+    }
+
+    /// Turns until `done` holds, for at most `limit` of virtual time.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Port) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.turn(Duration::from_millis(20));
+        }
+        done(self)
+    }
+}
+
+fn connected(v: &Viewer) -> bool {
+    v.browser_connected && v.server_events.contains(&TransportEvent::Connected)
+}
+
+/// A keyframe-shaped access unit: SPS, PPS and a 5 000-byte IDR slice.
+fn access_unit(seed: u8) -> Bytes {
+    let mut au = vec![0, 0, 0, 1, 0x67, 0x42, 0xe0, 0x1f, 0x8c, 0x8d, 0x40];
+    au.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xce, 0x3c, 0x80]);
+    au.extend_from_slice(&[0, 0, 0, 1, 0x65]);
+    au.extend((0..5000u32).map(|i| ((i as u8) ^ seed) | 0x10));
+    Bytes::from(au)
+}
+
+#[test]
+fn a_controlling_browser_connects_to_the_lite_transport_and_gets_the_shared_payloads() {
+    let mut port = Port::new();
+    let v = port.add_viewer("198.51.100.7:50000".parse().expect("address"));
+    assert!(
+        port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])),
+        "not connected: server events {:?}",
+        port.viewers[v].server_events
+    );
+    assert_eq!(port.dropped, 0, "every datagram had an owner");
+    let viewer = &mut port.viewers[v];
+    assert!(viewer.transport.is_connected());
+    let video = viewer.transport.video.expect("a video track");
+    let audio = viewer.transport.audio.expect("an audio track");
+    assert_eq!((video.payload_type, audio.payload_type), (102, 111));
+    // The payloads are made once; this viewer's header fields are its own.
+    let payloads = packetize(&access_unit(1), MAX_PAYLOAD);
+    let now = port.now;
+    for (i, payload) in payloads.iter().enumerate() {
+        let last = i + 1 == payloads.len();
+        let viewer = &mut port.viewers[v];
+        let seq = 1000 + i as u16;
+        viewer
+            .transport
+            .send_rtp(now, video, seq, 90_000, last, payload.clone());
+    }
+    let opus = Bytes::from_static(&[0xfc, 0xff, 0xfe]);
+    port.viewers[v]
+        .transport
+        .send_rtp(now, audio, 7, 960, false, opus.clone());
+    assert!(port.run_until(Duration::from_secs(1), |p| {
+        p.viewers[v].received.len() == payloads.len() + 1
+    }));
+    let received = &port.viewers[v].received;
+    let video_payloads: Vec<Bytes> = received
+        .iter()
+        .filter(|(pt, ssrc, _)| *pt == 102 && *ssrc == video.ssrc)
+        .map(|(_, _, p)| p.clone())
+        .collect();
+    assert_eq!(video_payloads, payloads, "decrypted and intact, in order");
+    assert!(received.contains(&(111, audio.ssrc, opus)));
+
+    // A PLI from the browser comes back as a keyframe request.
+    let receiver = port.viewers[v]
+        .browser
+        .get_receivers()
+        .find(|_| true)
+        .expect("a receiver");
+    let now = port.now;
+    let mut first = port.viewers[v]
+        .browser
+        .rtp_receiver(receiver)
+        .expect("receiver");
+    first
+        .write_rtcp(
+            now,
+            vec![Box::new(PictureLossIndication {
+                sender_ssrc: 1,
+                media_ssrc: video.ssrc,
+            })],
+        )
+        .expect("PLI");
+    assert!(
+        port.run_until(Duration::from_secs(1), |p| p.viewers[v]
+            .server_events
+            .contains(&TransportEvent::KeyframeRequested)),
+        "no keyframe request: {:?}",
+        port.viewers[v].server_events
+    );
+}
+
+#[test]
+fn two_viewers_behind_one_address_stay_apart_and_strangers_reach_nobody() {
+    let mut port = Port::new();
+    let a = port.add_viewer("198.51.100.9:40000".parse().expect("address"));
+    let b = port.add_viewer("198.51.100.9:40001".parse().expect("address"));
+    assert!(port.run_until(Duration::from_secs(10), |p| {
+        connected(&p.viewers[a]) && connected(&p.viewers[b])
+    }));
+    let now = port.now;
+    for (key, byte) in [(a, 0xaa_u8), (b, 0xbb)] {
+        let viewer = &mut port.viewers[key];
+        let video = viewer.transport.video.expect("video");
+        let payload = Bytes::from(vec![0x41, byte, byte, byte]);
+        viewer.transport.send_rtp(now, video, 1, 0, true, payload);
+    }
+    assert!(port.run_until(Duration::from_secs(1), |p| {
+        !p.viewers[a].received.is_empty() && !p.viewers[b].received.is_empty()
+    }));
+    assert_eq!(port.viewers[a].received[0].2[1], 0xaa);
+    assert_eq!(port.viewers[b].received[0].2[1], 0xbb);
+    assert_eq!(port.viewers[a].received.len(), 1);
+    assert_eq!(port.viewers[b].received.len(), 1);
+
+    // An address nobody bound, sending what looks like DTLS or SRTP: dropped.
+    let before = port.dropped;
+    let stranger: SocketAddr = "203.0.113.66:1234".parse().expect("address");
+    port.deliver_to_port(stranger, &[23, 0xfe, 0xfd, 0, 1, 2, 3]);
+    port.deliver_to_port(stranger, &[0x80, 102, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4]);
+    assert_eq!(port.dropped, before + 2);
+    // A Binding request naming viewer a's fragment with a wrong password: dropped, and the
+    // stranger's address stays unbound.
+    let username = format!("{}:evil", port.viewers[a].transport.ufrag());
+    let forged = forged_binding_request(&username);
+    port.deliver_to_port(stranger, &forged);
+    assert_eq!(port.dropped, before + 3);
+    assert_eq!(
+        port.demux.route(&[23, 0xfe, 0xfd], stranger),
+        Route::Unknown
+    );
+}
+
+/// A Binding request with `username` and a MESSAGE-INTEGRITY made with the wrong key.
+fn forged_binding_request(username: &str) -> Vec<u8> {
+    let mut attributes = Vec::new();
+    attributes.extend_from_slice(&0x0006u16.to_be_bytes());
+    attributes.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attributes.extend_from_slice(username.as_bytes());
+    while attributes.len() % 4 != 0 {
+        attributes.push(0);
+    }
+    attributes.extend_from_slice(&0x0008u16.to_be_bytes());
+    attributes.extend_from_slice(&20u16.to_be_bytes());
+    attributes.extend_from_slice(&[0x5a; 20]);
+    let mut message = vec![0x00, 0x01];
+    message.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
+    message.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+    message.extend_from_slice(&[3; 12]);
+    message.extend_from_slice(&attributes);
+    message
+}
