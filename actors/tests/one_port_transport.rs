@@ -9,12 +9,17 @@
 //! tests' job.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use actix::prelude::*;
+
+use bytes::{Bytes, BytesMut};
 use pullcast::media_port::{Demux, Route};
 use pullcast::rtp::h264::{packetize, MAX_PAYLOAD};
 use pullcast::webrtc_viewer::parse_offer;
+use pullcast_server::webrtc::media_port::{MediaPort, PortEvent, RtpOut};
 use pullcast_server::webrtc::transport::{
     PortIdentity, TransportEvent, TransportRecipe, ViewerTransport,
 };
@@ -467,4 +472,195 @@ fn forged_binding_request(username: &str) -> Vec<u8> {
     message.extend_from_slice(&[3; 12]);
     message.extend_from_slice(&attributes);
     message
+}
+
+// --- the same over real sockets: one media port on 127.0.0.1 --------------------------------
+
+/// Collects what the port tells one viewer.
+struct EventLog(Arc<Mutex<Vec<TransportEvent>>>);
+
+impl Actor for EventLog {
+    type Context = Context<Self>;
+}
+
+impl Handler<PortEvent> for EventLog {
+    type Result = ();
+    fn handle(&mut self, msg: PortEvent, _ctx: &mut Self::Context) {
+        self.0.lock().expect("log").push(msg.event);
+    }
+}
+
+/// A browser-like peer on its own UDP socket.
+struct SocketBrowser {
+    pc: RTCPeerConnection,
+    socket: tokio::net::UdpSocket,
+    address: SocketAddr,
+    /// The addresses the port's datagrams came from.
+    port_addresses: Vec<SocketAddr>,
+    connected: bool,
+    received: Vec<Bytes>,
+}
+
+impl SocketBrowser {
+    async fn new() -> (Self, String) {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = socket.local_addr().expect("address");
+        let (pc, offer) = browser(address, Instant::now());
+        let me = Self {
+            pc,
+            socket,
+            address,
+            port_addresses: Vec::new(),
+            connected: false,
+            received: Vec::new(),
+        };
+        (me, offer)
+    }
+
+    /// Sends what it has, reads for up to `wait`, runs its timers.
+    async fn pump(&mut self, wait: Duration) {
+        while let Some(out) = self.pc.poll_write() {
+            let _ = self
+                .socket
+                .send_to(&out.message, out.transport.peer_addr)
+                .await;
+        }
+        let mut buffer = vec![0u8; 2048];
+        if let Ok(Ok((len, from))) =
+            tokio::time::timeout(wait, self.socket.recv_from(&mut buffer)).await
+        {
+            if !self.port_addresses.contains(&from) {
+                self.port_addresses.push(from);
+            }
+            let _ = self.pc.handle_read(TaggedBytesMut {
+                now: Instant::now(),
+                transport: TransportContext {
+                    local_addr: self.address,
+                    peer_addr: from,
+                    transport_protocol: TransportProtocol::UDP,
+                    ecn: None,
+                },
+                message: BytesMut::from(&buffer[..len]),
+            });
+        }
+        let _ = self.pc.handle_timeout(Instant::now());
+        while let Some(event) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+                RTCPeerConnectionState::Connected,
+            ) = event
+            {
+                self.connected = true;
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
+            if let RTCMessage::RtpPacket(_, packet) = message {
+                self.received.push(packet.payload.clone());
+            }
+        }
+    }
+}
+
+#[actix::test]
+async fn two_viewers_connect_and_play_through_one_udp_port() {
+    let port = MediaPort::start(
+        "127.0.0.1:0".parse().expect("address"),
+        "127.0.0.1:0".parse().expect("address"),
+        &Arbiter::current(),
+    )
+    .expect("the port binds");
+    let identity = PortIdentity {
+        certificate: certificate(),
+        candidates: vec![port.advertised()],
+        disconnected_after: Duration::from_secs(5),
+        failed_after: Duration::from_secs(15),
+    };
+    let mut browsers = Vec::new();
+    let mut logs = Vec::new();
+    for key in 0..2u64 {
+        let (mut browser, offer) = SocketBrowser::new().await;
+        let summary = parse_offer(&offer).expect("offer");
+        let codecs = WebRtcEngine::codecs_for_offer(&summary).expect("codecs");
+        let (media_engine, interceptors) = WebRtcEngine::media_engine(&codecs).expect("recipe");
+        let recipe = TransportRecipe {
+            media_engine,
+            interceptors,
+            video: codecs.video_codec(),
+            audio: codecs.audio_codec(),
+            stream_id: "pullcast".to_string(),
+        };
+        let (transport, answer) =
+            ViewerTransport::answer(&offer, recipe, &identity, key + 7, Instant::now())
+                .expect("answer");
+        let video = transport.video.expect("video");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        port.add(key, transport, EventLog(log.clone()).start().recipient());
+        let answer = RTCSessionDescription::answer(answer).expect("answer SDP");
+        browser
+            .pc
+            .set_remote_description(Instant::now(), answer)
+            .expect("the browser takes the answer");
+        browsers.push((browser, video));
+        logs.push(log);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let connected = |logs: &[Arc<Mutex<Vec<TransportEvent>>>]| {
+        logs.iter()
+            .all(|l| l.lock().expect("log").contains(&TransportEvent::Connected))
+    };
+    while Instant::now() < deadline
+        && !(connected(&logs) && browsers.iter().all(|(b, _)| b.connected))
+    {
+        for (browser, _) in &mut browsers {
+            browser.pump(Duration::from_millis(5)).await;
+        }
+    }
+    assert!(connected(&logs), "server side: {logs:?}");
+    assert!(
+        browsers.iter().all(|(b, _)| b.connected),
+        "a browser did not connect"
+    );
+
+    let payloads = packetize(&access_unit(9), MAX_PAYLOAD);
+    for (key, (_, video)) in browsers.iter().enumerate() {
+        let packets = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, payload)| RtpOut {
+                track: *video,
+                sequence_number: i as u16,
+                timestamp: 3000,
+                marker: i + 1 == payloads.len(),
+                payload: payload.clone(),
+            })
+            .collect();
+        assert!(port.send(key as u64, packets));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline
+        && browsers
+            .iter()
+            .any(|(b, _)| b.received.len() < payloads.len())
+    {
+        for (browser, _) in &mut browsers {
+            browser.pump(Duration::from_millis(5)).await;
+        }
+    }
+    for (browser, _) in &browsers {
+        assert_eq!(
+            browser.received, payloads,
+            "every payload, intact and in order"
+        );
+        assert_eq!(
+            browser.port_addresses,
+            vec![port.advertised()],
+            "everything came from the one port"
+        );
+    }
+    let counters = port.counters();
+    assert_eq!(counters.dropped_batches.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.send_failures.load(Ordering::Relaxed), 0);
+    port.remove(0);
+    port.remove(1);
 }

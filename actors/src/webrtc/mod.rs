@@ -8,12 +8,14 @@
 //! - [`viewer_peer`] — the [`viewer_peer::ViewerPeer`] actor, one per viewer: its peer
 //!   connection, its tracks, RTP out.
 //! - [`transport`] — one viewer's ICE-lite + DTLS + SRTP connection on the shared media port
-//!   (the `rtc` crate's sans-IO peer connection), for the one-port engine being built.
+//!   (the `rtc` crate's sans-IO peer connection), for the one-port engine being built;
+//! - [`media_port`] — the task that owns that port's socket and every viewer's transport.
 //!
 //! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_viewer`. Nothing here
 //! parses RTMP or transcodes; media arrives as `SubscriberMedia` from the capture.
 
 pub mod engine;
+pub mod media_port;
 pub mod transport;
 pub mod viewer_peer;
 
