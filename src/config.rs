@@ -360,6 +360,11 @@ pub struct WebRtcSettings {
     /// A replayed GOP (a viewer's start, a PLI's answer) goes out at most this fast after
     /// its first 8 KiB, in kbit/s; 0 sends it at once.
     pub replay_rate_kbps: u64,
+    /// Serve every viewer on the one UDP port `udp_port` (ICE-lite, the new media engine)
+    /// instead of a port per viewer. Being built (issue 13): off by default until every
+    /// way of playing has moved to it. It announces one address: the first of
+    /// `public_ips`, else 127.0.0.1 for a wildcard or loopback bind, else the bind address.
+    pub one_port: bool,
 }
 
 impl Default for WebRtcSettings {
@@ -372,6 +377,7 @@ impl Default for WebRtcSettings {
             connect_timeout_ms: 10000,
             keyframe_request_interval_ms: 1000,
             replay_rate_kbps: 0,
+            one_port: false,
         }
     }
 }

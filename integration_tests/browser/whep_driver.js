@@ -72,6 +72,7 @@ async function runInPage(spec) {
       index, postStatus: null, postBody: null, location: null, errors: [],
       answerCandidates: 0, connectedMs: null, firstFrameMs: null, firstFrameCallbackMs: null,
       timeline: [], final: null, closedAtMs: null, deleteStatus: null, states: [],
+      answerCandidateLines: [], selectedRemote: null,
     };
     const v = { result, pc: null, location: null, deleted: false, closed: false };
     const pc = new RTCPeerConnection({ iceServers: [] });
@@ -101,6 +102,7 @@ async function runInPage(spec) {
       return v;
     }
     result.answerCandidates = (c.text.match(/^a=candidate:/gm) || []).length;
+    result.answerCandidateLines = c.text.match(/^a=candidate:.*$/gm) || [];
     if (c.failed) return v;
     connectedAt = c.connectedAt;
     firstFrameDisplayed();
@@ -116,7 +118,20 @@ async function runInPage(spec) {
       await sleep(pollMs);
     }
     v.connectedAt = connectedAt;
+    result.selectedRemote = await selectedRemote(pc);
     return v;
+  }
+
+  // The server's address and port the connection uses: the selected candidate pair's
+  // remote candidate ("ip:port"), or null.
+  async function selectedRemote(pc) {
+    const stats = await pc.getStats();
+    let pairId = null;
+    stats.forEach((r) => { if (r.type === 'transport' && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId; });
+    let pair = pairId ? stats.get(pairId) : null;
+    if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r; });
+    const remote = pair ? stats.get(pair.remoteCandidateId) : null;
+    return remote ? `${remote.address ?? remote.ip}:${remote.port}` : null;
   }
 
   const viewers = await Promise.all(spec.viewers.map((cfg, i) => startViewer(cfg, i)));

@@ -455,3 +455,66 @@ fn whep_ten_viewers_of_one_capture() {
     }
     assert_viewers_gone(&pc, &result, &uri);
 }
+
+/// The one-port engine (`webrtc.one_port`): three Chromium viewers of one capture connect
+/// to the server's one UDP port — every answer names that port alone, and each browser's
+/// selected candidate pair uses it — and each decodes the stream.
+#[test]
+fn whep_viewers_share_the_one_media_port() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_p, uri) = nginx.publish("oneport", Publisher::builder().size(640, 360));
+    let udp_port = pullcast_integration_tests::ports::free_port().to_string();
+    let pc = Pullcast::start(&[
+        ("PULLCAST_WEBRTC__ONE_PORT", "true"),
+        ("PULLCAST_WEBRTC__UDP_PORT", &udp_port),
+    ]);
+    pull_as(&pc, &uri, "oneport");
+    let result = run_driver(
+        "whep_driver.js",
+        &whep_spec(&pc, &["oneport"; 3], 5000),
+        DRIVER_TIMEOUT,
+    );
+    let viewers = result["viewers"].as_array().unwrap();
+    assert_eq!(viewers.len(), 3);
+    let the_port = format!("127.0.0.1:{udp_port}");
+    for (i, v) in viewers.iter().enumerate() {
+        assert_eq!(v["postStatus"], 201, "viewer {i}: {v}\n{}", pc.log_tail());
+        let lines: Vec<&str> = v["answerCandidateLines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(!lines.is_empty(), "viewer {i}: no candidate in the answer");
+        for line in &lines {
+            assert!(
+                line.contains(&format!(" 127.0.0.1 {udp_port} typ host")),
+                "viewer {i}: a candidate that is not the one port: {line}"
+            );
+        }
+        assert_eq!(
+            v["selectedRemote"].as_str(),
+            Some(the_port.as_str()),
+            "viewer {i}: media not on the one port: {v}\n{}",
+            pc.log_tail()
+        );
+        let first = v["firstFrameMs"].as_u64();
+        assert!(
+            first.is_some_and(|ms| ms <= FIRST_FRAME_LIMIT_MS),
+            "viewer {i}: first frame {first:?} ms (limit {FIRST_FRAME_LIMIT_MS}): {v}\n{}",
+            pc.log_tail()
+        );
+        let f = &v["final"];
+        let decoded = f["framesDecoded"].as_u64().unwrap_or(0);
+        eprintln!(
+            "[whep one port] viewer {i}: first frame {} ms, decoded {decoded}, dropped {}, {}x{}, via {}",
+            v["firstFrameMs"], f["framesDropped"], f["frameWidth"], f["frameHeight"], v["selectedRemote"]
+        );
+        // 5 s at 30 fps: at least 100 frames, at the source's size.
+        assert!(decoded >= 100, "viewer {i}: {decoded} frames: {v}\n{}", pc.log_tail());
+        assert_eq!(f["frameWidth"], 640, "viewer {i}");
+        assert!(f["totalSamplesReceived"].as_u64().unwrap_or(0) > 0, "viewer {i}: no audio");
+    }
+    assert_viewers_gone(&pc, &result, &uri);
+}

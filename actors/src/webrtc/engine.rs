@@ -39,6 +39,8 @@ use rtc::sansio::Protocol;
 use uuid::Uuid;
 use webrtc::peer_connection::Registry;
 
+use super::media_port::MediaPort;
+use super::transport::{port_certificate, PortIdentity};
 use super::viewer_peer::{Negotiate, ViewerPeer};
 use crate::messages::{CaptureHandle, ViewerEvent};
 
@@ -195,6 +197,8 @@ impl Drop for ViewerSlot {
 
 struct Inner {
     settings: Settings,
+    /// The one-port media engine, when `webrtc.one_port` is on.
+    one_port: Option<OnePort>,
     viewers: Arc<Mutex<ViewerCounts>>,
     setting_engine: SettingEngine,
     /// Addresses to bind, with port 0 to be replaced by the viewer's port.
@@ -204,6 +208,46 @@ struct Inner {
     arbiter_count: usize,
     next_arbiter: AtomicUsize,
     origin: Instant,
+}
+
+/// The one port every viewer shares (`webrtc.one_port`), and what each viewer's transport
+/// on it is built with.
+#[derive(Clone)]
+pub struct OnePort {
+    pub port: MediaPort,
+    pub identity: PortIdentity,
+}
+
+impl OnePort {
+    /// Binds `webrtc.udp_port` on `bind` and starts the port's task on its own arbiter.
+    fn start(settings: &Settings, bind: IpAddr) -> Result<Self, String> {
+        let w = &settings.webrtc;
+        let announced = match w.public_ips.first() {
+            Some(ip) => ip
+                .parse::<IpAddr>()
+                .map_err(|e| format!("webrtc.public_ips {ip:?}: {e}"))?,
+            None if bind.is_unspecified() || bind.is_loopback() => {
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            }
+            None => bind,
+        };
+        let arbiter = Arbiter::new();
+        let port = MediaPort::start(
+            SocketAddr::new(bind, w.udp_port),
+            SocketAddr::new(announced, w.udp_port),
+            &arbiter.handle(),
+        )
+        .map_err(|e| format!("cannot bind the WebRTC port {bind}:{}: {e}", w.udp_port))?;
+        // The arbiter runs as long as the port's task: for the server's life.
+        std::mem::forget(arbiter);
+        let identity = PortIdentity {
+            certificate: port_certificate()?,
+            candidates: vec![port.advertised()],
+            disconnected_after: ICE_DISCONNECTED_TIMEOUT,
+            failed_after: ICE_FAILED_TIMEOUT,
+        };
+        Ok(Self { port, identity })
+    }
 }
 
 /// The shared WebRTC engine. Cheap to clone.
@@ -245,9 +289,14 @@ impl WebRtcEngine {
             .clamp(1, 16);
         let arbiters: VecDeque<ArbiterHandle> =
             (0..threads).map(|_| Arbiter::new().handle()).collect();
+        let one_port = match w.one_port {
+            true => Some(OnePort::start(settings, bind)?),
+            false => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
+                one_port,
                 viewers: Arc::default(),
                 setting_engine: builder.build(),
                 bind_addrs,
@@ -263,6 +312,11 @@ impl WebRtcEngine {
                 origin: Instant::now(),
             }),
         })
+    }
+
+    /// The one port every viewer shares, when `webrtc.one_port` is on.
+    pub fn one_port(&self) -> Option<&OnePort> {
+        self.inner.one_port.as_ref()
     }
 
     /// The server's settings.
@@ -418,14 +472,17 @@ impl WebRtcEngine {
     pub async fn start_viewer(&self, request: ViewerRequest) -> Result<ViewerStarted, ViewerError> {
         let codecs = Self::codecs_for_offer(&request.offer.summary)?;
         let slot = self.take_viewer_slot(request.capture.id)?;
-        let lease = self.lease_port().ok_or_else(|| {
-            ViewerError::Unavailable(format!(
-                "no free UDP port in {}..{} for WebRTC (webrtc.udp_port, webrtc.udp_port_count)",
-                self.inner.settings.webrtc.udp_port,
-                u32::from(self.inner.settings.webrtc.udp_port)
-                    + u32::from(self.inner.settings.webrtc.udp_port_count)
-            ))
-        })?;
+        let lease = match self.inner.one_port {
+            Some(_) => None,
+            None => Some(self.lease_port().ok_or_else(|| {
+                ViewerError::Unavailable(format!(
+                    "no free UDP port in {}..{} for WebRTC (webrtc.udp_port, webrtc.udp_port_count)",
+                    self.inner.settings.webrtc.udp_port,
+                    u32::from(self.inner.settings.webrtc.udp_port)
+                        + u32::from(self.inner.settings.webrtc.udp_port_count)
+                ))
+            })?),
+        };
         let id = Uuid::new_v4();
         let engine = self.clone();
         let ViewerRequest {

@@ -61,6 +61,11 @@ enum Control {
     Remove {
         key: u64,
     },
+    Rtcp {
+        key: u64,
+        track: OutgoingTrack,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+    },
 }
 
 struct Media {
@@ -151,6 +156,15 @@ impl MediaPort {
     /// Closes viewer `key`'s transport and forgets it.
     pub fn remove(&self, key: u64) {
         let _ = self.control.send(Control::Remove { key });
+    }
+
+    /// Sends RTCP (sender reports) on viewer `key`'s `track`.
+    pub fn send_rtcp(&self, key: u64, track: OutgoingTrack, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+        let _ = self.control.send(Control::Rtcp {
+            key,
+            track,
+            packets,
+        });
     }
 
     /// Queues `packets` for viewer `key`; false when the port is behind (nothing queued).
@@ -277,6 +291,16 @@ impl PortTask {
                     while let Some((to, datagram)) = viewer.transport.poll_transmit() {
                         let _ = socket.try_send_to(&datagram, to);
                     }
+                }
+            }
+            Control::Rtcp {
+                key,
+                track,
+                packets,
+            } => {
+                if let Some(viewer) = self.viewers.get_mut(&key) {
+                    viewer.transport.send_rtcp(Instant::now(), track, packets);
+                    flush(socket, viewer, &self.counters);
                 }
             }
         }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -327,6 +327,21 @@ impl ViewerTransport {
         }
     }
 
+    /// Sends RTCP (sender reports) on `track`'s stream; dropped until connected.
+    pub fn send_rtcp(
+        &mut self,
+        now: Instant,
+        track: OutgoingTrack,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+    ) {
+        if !self.connected || self.ended {
+            return;
+        }
+        if let Some(mut sender) = self.pc.rtp_sender(track.sender) {
+            let _ = sender.write_rtcp(now, packets);
+        }
+    }
+
     /// Whether media may flow.
     pub fn is_connected(&self) -> bool {
         self.connected && !self.ended
@@ -336,6 +351,21 @@ impl ViewerTransport {
     pub fn close(&mut self) {
         let _ = self.pc.close();
     }
+}
+
+/// A fresh self-signed ECDSA P-256 certificate for the port's DTLS (one per server run: every
+/// answer carries its fingerprint).
+pub fn port_certificate() -> Result<RTCCertificate, String> {
+    let provider =
+        rtc::crypto::default_provider().map_err(|e| format!("no crypto provider: {e}"))?;
+    let params = CertificateParams::new(vec!["pullcast".to_string()])
+        .map_err(|e| format!("certificate parameters: {e}"))?;
+    RTCCertificate::generate(
+        provider.crypto(),
+        rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+        params,
+    )
+    .map_err(|e| format!("cannot make the DTLS certificate: {e}"))
 }
 
 fn add_track(

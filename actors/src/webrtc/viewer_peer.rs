@@ -53,7 +53,9 @@ use webrtc::peer_connection::{
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::engine::{PortLease, ViewerCodecs, ViewerSlot, WebRtcEngine};
+use super::engine::{OnePort, PortLease, ViewerCodecs, ViewerSlot, WebRtcEngine};
+use super::media_port::{MediaPort, PortEvent, RtpOut};
+use super::transport::{OutgoingTrack, TransportEvent, TransportRecipe, ViewerTransport};
 use crate::messages::{
     CaptureHandle, Delivery, InjectPanic, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia,
     Unsubscribe, ViewerEvent,
@@ -88,10 +90,21 @@ struct KeyframeRequested;
 /// How often each track sends an RTCP sender report (browsers need two before they sync).
 const SENDER_REPORT_EVERY: Duration = Duration::from_millis(500);
 
+/// Where one outgoing track's packets go.
+#[derive(Clone)]
+enum TrackOut {
+    /// A connection of its own (a UDP port per viewer).
+    OwnPort {
+        track: Arc<TrackLocalStaticRTP>,
+        sender: Arc<dyn RtpSender>,
+    },
+    /// The shared media port (`webrtc.one_port`).
+    SharedPort(OutgoingTrack),
+}
+
 /// One outgoing track of this viewer.
 struct OutTrack {
-    track: Arc<TrackLocalStaticRTP>,
-    sender: Arc<dyn RtpSender>,
+    out: TrackOut,
     ssrc: u32,
     payload_type: u8,
     sequence: u16,
@@ -160,6 +173,8 @@ pub struct ViewerPeer {
     /// This viewer counted against the viewer limits while it exists.
     _slot: ViewerSlot,
     pc: Option<Arc<dyn PeerConnection>>,
+    /// On the shared media port: the port and this viewer's key on it.
+    shared_port: Option<(MediaPort, u64)>,
     video: Option<OutTrack>,
     audio: Option<OutTrack>,
     payloader: H264Payloader,
@@ -187,7 +202,7 @@ impl ViewerPeer {
         capture: CaptureHandle,
         events: Recipient<ViewerEvent>,
         codecs: ViewerCodecs,
-        lease: PortLease,
+        lease: Option<PortLease>,
         slot: ViewerSlot,
     ) -> Self {
         let interval = engine.settings().webrtc.keyframe_request_interval_ms;
@@ -197,9 +212,10 @@ impl ViewerPeer {
             capture,
             events,
             codecs,
-            lease: Some(lease),
+            lease,
             _slot: slot,
             pc: None,
+            shared_port: None,
             video: None,
             audio: None,
             payloader: H264Payloader::default(),
@@ -291,16 +307,24 @@ impl ViewerPeer {
                 octet_count: track.octets,
                 ..Default::default()
             };
-            let out = track.track.clone();
-            let id = self.id;
-            ctx.spawn(
-                async move {
-                    if let Err(e) = out.write_rtcp(vec![Box::new(report)]).await {
-                        debug!("viewer {id}: sender report not sent: {e}");
-                    }
+            match (&track.out, &self.shared_port) {
+                (TrackOut::SharedPort(out), Some((port, key))) => {
+                    port.send_rtcp(*key, *out, vec![Box::new(report)]);
                 }
-                .into_actor(self),
-            );
+                (TrackOut::OwnPort { track: out, .. }, _) => {
+                    let out = out.clone();
+                    let id = self.id;
+                    ctx.spawn(
+                        async move {
+                            if let Err(e) = out.write_rtcp(vec![Box::new(report)]).await {
+                                debug!("viewer {id}: sender report not sent: {e}");
+                            }
+                        }
+                        .into_actor(self),
+                    );
+                }
+                _ => {}
+            }
         }
     }
 
@@ -328,8 +352,8 @@ impl ViewerPeer {
             .do_send(ViewerEvent::Connected { viewer: self.id });
         ctx.run_interval(SENDER_REPORT_EVERY, |act, ctx| act.send_sender_reports(ctx));
         // Keyframe requests from the browser.
-        if let Some(video) = &self.video {
-            let track = video.track.clone();
+        if let Some(TrackOut::OwnPort { track, .. }) = self.video.as_ref().map(|v| &v.out) {
+            let track = track.clone();
             let addr = ctx.address();
             actix::spawn(async move {
                 while let Some(event) = track.poll().await {
@@ -376,27 +400,20 @@ impl ViewerPeer {
             for (frame, at_us) in video.into_iter().zip(stamps) {
                 packets.extend(self.video_packets(&frame, at_us));
             }
-            if let (false, Some(track)) = (packets.is_empty(), self.video.as_ref()) {
+            if !packets.is_empty() {
                 // Paced (up to a GOP at line rate overruns receivers); `Playing` once the
                 // newest picture — the live edge — is out.
                 let pacer = ReplayPacer::new(self.engine.settings().webrtc.replay_rate_kbps);
-                self.write(ctx, track.track.clone(), packets, true, None, Some(pacer));
+                self.write(ctx, Track::Video, packets, true, None, Some(pacer));
             }
         }
         let packets: Vec<rtp::Packet> = audio
             .into_iter()
             .filter_map(|frame| self.audio_packet(frame))
             .collect();
-        if let (false, Some(track)) = (packets.is_empty(), self.audio.as_ref()) {
+        if !packets.is_empty() {
             let counts_as_playing = !self.capture_has_video || self.video.is_none();
-            self.write(
-                ctx,
-                track.track.clone(),
-                packets,
-                counts_as_playing,
-                None,
-                None,
-            );
+            self.write(ctx, Track::Audio, packets, counts_as_playing, None, None);
         }
     }
 
@@ -404,15 +421,11 @@ impl ViewerPeer {
     /// towards the latency the server adds (a replay goes through `on_replay`, which does not).
     fn send_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame, at_us: i128) {
         let packets = self.video_packets(&frame, at_us);
-        let Some(video) = self.video.as_ref() else {
-            return;
-        };
         if packets.is_empty() {
             return;
         }
-        let track = video.track.clone();
         let ingest_us = (frame.ingest_us > 0).then_some(frame.ingest_us);
-        self.write(ctx, track, packets, true, ingest_us, None);
+        self.write(ctx, Track::Video, packets, true, ingest_us, None);
     }
 
     /// `frame`'s RTP packets stamped at `at_us` (none when there is no video track or the
@@ -445,12 +458,8 @@ impl ViewerPeer {
         let Some(packet) = self.audio_packet(frame) else {
             return;
         };
-        let Some(audio) = self.audio.as_ref() else {
-            return;
-        };
-        let track = audio.track.clone();
         let counts_as_playing = !self.capture_has_video || self.video.is_none();
-        self.write(ctx, track, vec![packet], counts_as_playing, None, None);
+        self.write(ctx, Track::Audio, vec![packet], counts_as_playing, None, None);
     }
 
     /// `frame`'s RTP packet, unless there is no audio track, it is empty, or it is not after
@@ -469,17 +478,48 @@ impl ViewerPeer {
         Some(audio.packet(timestamp, false, frame.data))
     }
 
-    /// Hands packets to the connection; the actor waits (its mailbox fills, the capture skips
-    /// it to the next keyframe) while the connection's queue is full.
+    /// Hands `kind`'s packets to the connection. On a port of its own the actor waits (its
+    /// mailbox fills, the capture skips it to the next keyframe) while the connection's queue
+    /// is full; on the shared port they are queued at once, and a full queue loses them (video
+    /// then waits for the next keyframe).
     fn write(
         &mut self,
         ctx: &mut Context<Self>,
-        track: Arc<TrackLocalStaticRTP>,
+        kind: Track,
         packets: Vec<rtp::Packet>,
         counts_as_playing: bool,
         video_ingest_us: Option<u64>,
         pacer: Option<ReplayPacer>,
     ) {
+        let out = match kind {
+            Track::Video => self.video.as_ref().map(|t| t.out.clone()),
+            Track::Audio => self.audio.as_ref().map(|t| t.out.clone()),
+        };
+        let track = match out {
+            Some(TrackOut::OwnPort { track, .. }) => track,
+            Some(TrackOut::SharedPort(track)) => {
+                let Some((port, key)) = &self.shared_port else {
+                    return;
+                };
+                let outgoing = packets
+                    .into_iter()
+                    .map(|p| RtpOut {
+                        track,
+                        sequence_number: p.header.sequence_number,
+                        timestamp: p.header.timestamp,
+                        marker: p.header.marker,
+                        payload: p.payload,
+                    })
+                    .collect();
+                if port.send(*key, outgoing) {
+                    self.written(counts_as_playing, video_ingest_us);
+                } else if kind == Track::Video {
+                    self.waiting_for_keyframe = true;
+                }
+                return;
+            }
+            None => return,
+        };
         let fut = async move {
             let start = Instant::now();
             let mut sent_bytes = 0u64;
@@ -501,28 +541,31 @@ impl ViewerPeer {
         ctx.wait(
             fut.into_actor(self)
                 .map(move |result, act, _ctx| match result {
-                    Ok(()) => {
-                        if let Some(ingest) = video_ingest_us {
-                            let added = now_us().saturating_sub(ingest);
-                            act.capture.telemetry.lock().frame_latency_us.record(added);
-                        }
-                        if counts_as_playing && !act.playing && act.phase == Phase::Connected {
-                            if let Some(t) = act.connected_at {
-                                let us = t.elapsed().as_micros() as u64;
-                                act.capture.telemetry.lock().first_frame_us.record(us);
-                            }
-                            act.playing = true;
-                            info!(
-                                "{}: playing ({} ms after connection)",
-                                act.label(),
-                                act.connected_at.map_or(0, |t| t.elapsed().as_millis())
-                            );
-                            act.events.do_send(ViewerEvent::Playing { viewer: act.id });
-                        }
-                    }
+                    Ok(()) => act.written(counts_as_playing, video_ingest_us),
                     Err(e) => debug!("{}: RTP write failed: {e}", act.id),
                 }),
         );
+    }
+
+    /// Packets went out: the latency the server added (live video), and `Playing` once.
+    fn written(&mut self, counts_as_playing: bool, video_ingest_us: Option<u64>) {
+        if let Some(ingest) = video_ingest_us {
+            let added = now_us().saturating_sub(ingest);
+            self.capture.telemetry.lock().frame_latency_us.record(added);
+        }
+        if counts_as_playing && !self.playing && self.phase == Phase::Connected {
+            if let Some(t) = self.connected_at {
+                let us = t.elapsed().as_micros() as u64;
+                self.capture.telemetry.lock().first_frame_us.record(us);
+            }
+            self.playing = true;
+            info!(
+                "{}: playing ({} ms after connection)",
+                self.label(),
+                self.connected_at.map_or(0, |t| t.elapsed().as_millis())
+            );
+            self.events.do_send(ViewerEvent::Playing { viewer: self.id });
+        }
     }
 }
 
@@ -541,6 +584,9 @@ impl Actor for ViewerPeer {
                 viewer: self.id,
                 reason: "the viewer was stopped".to_string(),
             });
+        }
+        if let Some((port, key)) = self.shared_port.take() {
+            port.remove(key);
         }
         let pc = self.pc.take();
         // The port is given back once the connection's sockets are closed.
@@ -622,7 +668,10 @@ async fn negotiate(
             .ok_or_else(|| "no local description after negotiation".to_string())?;
         let mut tracks = [video, audio];
         for track in tracks.iter_mut().flatten() {
-            if let Ok(params) = track.sender.get_parameters().await {
+            let TrackOut::OwnPort { sender, .. } = &track.out else {
+                continue;
+            };
+            if let Ok(params) = sender.get_parameters().await {
                 if let Some(codec) = params.rtp_parameters.codecs.first() {
                     track.payload_type = codec.payload_type;
                 }
@@ -674,8 +723,7 @@ async fn add_track(
         .await
         .map_err(|e| format!("cannot add the {name} track: {e}"))?;
     Ok(OutTrack {
-        track,
-        sender,
+        out: TrackOut::OwnPort { track, sender },
         ssrc,
         payload_type: 0,
         sequence,
@@ -690,6 +738,13 @@ impl Handler<Negotiate> for ViewerPeer {
     type Result = AtomicResponse<Self, Result<String, String>>;
 
     fn handle(&mut self, msg: Negotiate, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(one_port) = self.engine.one_port().cloned() {
+            let answer = self.answer_on_shared_port(ctx, &one_port, &msg.offer_sdp);
+            if let Err(e) = &answer {
+                self.fail(ctx, e.clone());
+            }
+            return AtomicResponse::new(Box::pin(actix::fut::ready(answer)));
+        }
         let port = self.lease.as_ref().map_or(0, PortLease::port);
         let fut = negotiate(
             self.engine.clone(),
@@ -709,31 +764,7 @@ impl Handler<Negotiate> for ViewerPeer {
                         return Err("the viewer was stopped".to_string());
                     }
                     act.pc = Some(pc);
-                    act.video = video;
-                    act.audio = audio;
-                    act.phase = Phase::Answered;
-                    // For debugging a viewer's streams (and the lip-sync test): which SSRC
-                    // carries what, and where its RTP clock starts (pts 0 on the capture).
-                    let describe = |t: &Option<OutTrack>| {
-                        t.as_ref().map_or("none".to_string(), |t| {
-                            format!("ssrc {} rtp base {}", t.ssrc, t.clock.base)
-                        })
-                    };
-                    info!(
-                        "{}: RTP video {}, audio {}",
-                        act.label(),
-                        describe(&act.video),
-                        describe(&act.audio)
-                    );
-                    let timeout = act.engine.settings().webrtc.connect_timeout_ms;
-                    ctx.run_later(Duration::from_millis(timeout), move |act, ctx| {
-                        if act.phase == Phase::Answered {
-                            act.fail(ctx, format!("ICE/DTLS did not connect within {timeout} ms"));
-                        }
-                    });
-                    if act.connected_early {
-                        act.on_connected(ctx);
-                    }
+                    act.answered(ctx, video, audio);
                     Ok(answer)
                 }
                 Err(e) => {
@@ -742,6 +773,133 @@ impl Handler<Negotiate> for ViewerPeer {
                 }
             },
         )))
+    }
+}
+
+impl ViewerPeer {
+    /// The answer is out: the tracks are known, the connection has its time to come up.
+    fn answered(
+        &mut self,
+        ctx: &mut Context<Self>,
+        video: Option<OutTrack>,
+        audio: Option<OutTrack>,
+    ) {
+        self.video = video;
+        self.audio = audio;
+        self.phase = Phase::Answered;
+        // For debugging a viewer's streams (and the lip-sync test): which SSRC carries what,
+        // and where its RTP clock starts (pts 0 on the capture).
+        let describe = |t: &Option<OutTrack>| {
+            t.as_ref().map_or("none".to_string(), |t| {
+                format!("ssrc {} rtp base {}", t.ssrc, t.clock.base)
+            })
+        };
+        info!(
+            "{}: RTP video {}, audio {}",
+            self.label(),
+            describe(&self.video),
+            describe(&self.audio)
+        );
+        let timeout = self.engine.settings().webrtc.connect_timeout_ms;
+        ctx.run_later(Duration::from_millis(timeout), move |act, ctx| {
+            if act.phase == Phase::Answered {
+                act.fail(ctx, format!("ICE/DTLS did not connect within {timeout} ms"));
+            }
+        });
+        if self.connected_early {
+            self.on_connected(ctx);
+        }
+    }
+
+    /// Answers `offer_sdp` with a transport on the shared media port and hands the
+    /// transport to the port.
+    fn answer_on_shared_port(
+        &mut self,
+        ctx: &mut Context<Self>,
+        one_port: &OnePort,
+        offer_sdp: &str,
+    ) -> Result<String, String> {
+        if self.phase == Phase::Ended {
+            return Err("the viewer was stopped".to_string());
+        }
+        let (media_engine, interceptors) = WebRtcEngine::media_engine(&self.codecs)?;
+        let recipe = TransportRecipe {
+            media_engine,
+            interceptors,
+            video: self.codecs.video_codec(),
+            audio: self.codecs.audio_codec(),
+            stream_id: STREAM_ID.to_string(),
+        };
+        let random = Uuid::new_v4().as_u128();
+        let (transport, answer) = ViewerTransport::answer(
+            offer_sdp,
+            recipe,
+            &one_port.identity,
+            random as u64,
+            Instant::now(),
+        )?;
+        let track = |out: Option<OutgoingTrack>, clock: fn(u32) -> RtpClock, bits: u32| {
+            out.map(|out| OutTrack {
+                out: TrackOut::SharedPort(out),
+                ssrc: out.ssrc,
+                payload_type: out.payload_type,
+                sequence: (random >> (64 + bits)) as u16,
+                clock: clock((random >> (bits + 80)) as u32),
+                time: ForwardTime::default(),
+                packets: 0,
+                octets: 0,
+            })
+        };
+        let video = track(transport.video, RtpClock::video, 0);
+        let audio = track(transport.audio, RtpClock::opus, 16);
+        let key = self.id.as_u128() as u64;
+        let events = ctx.address().recipient();
+        one_port.port.add(key, transport, events);
+        self.shared_port = Some((one_port.port.clone(), key));
+        self.answered(ctx, video, audio);
+        Ok(answer)
+    }
+
+    /// The browser asked for a keyframe (PLI or FIR): ask the capture, at most once per
+    /// `keyframe_request_interval_ms`.
+    fn keyframe_requested(&mut self) {
+        if self.phase != Phase::Connected || !self.limiter.allow(self.engine.now_ms()) {
+            return;
+        }
+        debug!("{}: keyframe requested; asking the capture", self.label());
+        // What comes next starts at a keyframe.
+        self.waiting_for_keyframe = true;
+        self.capture
+            .keyframe
+            .do_send(RequestKeyframe { id: self.id });
+    }
+}
+
+impl Handler<PortEvent> for ViewerPeer {
+    type Result = ();
+
+    /// What the shared media port says of this viewer's transport.
+    fn handle(&mut self, msg: PortEvent, ctx: &mut Self::Context) {
+        let outcome = panic_guard::catch(|| match msg.event {
+            TransportEvent::Connected => self.on_connected(ctx),
+            TransportEvent::Failed(reason) => {
+                let reason = if self.phase == Phase::Connected {
+                    format!("the connection to the browser was lost ({reason})")
+                } else {
+                    reason
+                };
+                self.fail(ctx, reason);
+            }
+            TransportEvent::Closed => {
+                let viewer = self.id;
+                let reason = "the connection was closed".to_string();
+                self.finish(ctx, ViewerEvent::Stopped { viewer, reason });
+            }
+            TransportEvent::KeyframeRequested => self.keyframe_requested(),
+        });
+        if let Err(panic) = outcome {
+            self.crashed(panic, ctx);
+        }
     }
 }
 
@@ -790,17 +948,7 @@ impl Handler<KeyframeRequested> for ViewerPeer {
     type Result = ();
 
     fn handle(&mut self, _msg: KeyframeRequested, ctx: &mut Self::Context) {
-        let outcome = panic_guard::catch(|| {
-            if self.phase != Phase::Connected || !self.limiter.allow(self.engine.now_ms()) {
-                return;
-            }
-            debug!("{}: keyframe requested; asking the capture", self.label());
-            // What comes next starts at a keyframe.
-            self.waiting_for_keyframe = true;
-            self.capture
-                .keyframe
-                .do_send(RequestKeyframe { id: self.id });
-        });
+        let outcome = panic_guard::catch(|| self.keyframe_requested());
         if let Err(panic) = outcome {
             self.crashed(panic, ctx);
         }
