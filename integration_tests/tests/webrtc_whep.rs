@@ -512,9 +512,16 @@ fn whep_viewers_share_the_one_media_port() {
             v["firstFrameMs"], f["framesDropped"], f["frameWidth"], f["frameHeight"], v["selectedRemote"]
         );
         // 5 s at 30 fps: at least 100 frames, at the source's size.
-        assert!(decoded >= 100, "viewer {i}: {decoded} frames: {v}\n{}", pc.log_tail());
+        assert!(
+            decoded >= 100,
+            "viewer {i}: {decoded} frames: {v}\n{}",
+            pc.log_tail()
+        );
         assert_eq!(f["frameWidth"], 640, "viewer {i}");
-        assert!(f["totalSamplesReceived"].as_u64().unwrap_or(0) > 0, "viewer {i}: no audio");
+        assert!(
+            f["totalSamplesReceived"].as_u64().unwrap_or(0) > 0,
+            "viewer {i}: no audio"
+        );
     }
     assert_viewers_gone(&pc, &result, &uri);
 }

@@ -226,9 +226,7 @@ impl OnePort {
             Some(ip) => ip
                 .parse::<IpAddr>()
                 .map_err(|e| format!("webrtc.public_ips {ip:?}: {e}"))?,
-            None if bind.is_unspecified() || bind.is_loopback() => {
-                IpAddr::V4(Ipv4Addr::LOCALHOST)
-            }
+            None if bind.is_unspecified() || bind.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             None => bind,
         };
         let arbiter = Arbiter::new();

@@ -159,7 +159,12 @@ impl MediaPort {
     }
 
     /// Sends RTCP (sender reports) on viewer `key`'s `track`.
-    pub fn send_rtcp(&self, key: u64, track: OutgoingTrack, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+    pub fn send_rtcp(
+        &self,
+        key: u64,
+        track: OutgoingTrack,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+    ) {
         let _ = self.control.send(Control::Rtcp {
             key,
             track,

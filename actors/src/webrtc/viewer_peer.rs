@@ -459,7 +459,14 @@ impl ViewerPeer {
             return;
         };
         let counts_as_playing = !self.capture_has_video || self.video.is_none();
-        self.write(ctx, Track::Audio, vec![packet], counts_as_playing, None, None);
+        self.write(
+            ctx,
+            Track::Audio,
+            vec![packet],
+            counts_as_playing,
+            None,
+            None,
+        );
     }
 
     /// `frame`'s RTP packet, unless there is no audio track, it is empty, or it is not after
@@ -564,7 +571,8 @@ impl ViewerPeer {
                 self.label(),
                 self.connected_at.map_or(0, |t| t.elapsed().as_millis())
             );
-            self.events.do_send(ViewerEvent::Playing { viewer: self.id });
+            self.events
+                .do_send(ViewerEvent::Playing { viewer: self.id });
         }
     }
 }
