@@ -362,9 +362,13 @@ pub struct WebRtcSettings {
     pub replay_rate_kbps: u64,
     /// Serve every viewer on the one UDP port `udp_port` (ICE-lite, the new media engine)
     /// instead of a port per viewer. Being built (issue 13): off by default until every
-    /// way of playing has moved to it. It announces one address: the first of
-    /// `public_ips`, else 127.0.0.1 for a wildcard or loopback bind, else the bind address.
+    /// way of playing has moved to it.
     pub one_port: bool,
+    /// With `one_port`: the addresses every answer's candidates name, "ip" (on `udp_port`)
+    /// or "ip:port" (a NAT's public address, a forwarded port). Empty: `public_ips` on
+    /// `udp_port`, else the bind address, else (a wildcard bind) every non-loopback IPv4
+    /// address of the machine; 127.0.0.1 is added when `loopback_candidates` is on.
+    pub advertise: Vec<String>,
 }
 
 impl Default for WebRtcSettings {
@@ -378,6 +382,7 @@ impl Default for WebRtcSettings {
             keyframe_request_interval_ms: 1000,
             replay_rate_kbps: 0,
             one_port: false,
+            advertise: Vec::new(),
         }
     }
 }

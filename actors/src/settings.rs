@@ -60,6 +60,7 @@ pub fn load(
             .list_separator(",")
             .with_list_parse_key("rest.cors_allowed_origins")
             .with_list_parse_key("webrtc.public_ips")
+            .with_list_parse_key("webrtc.advertise")
             .with_list_parse_key("http.allowed_origins")
             .with_list_parse_key("http.trusted_proxies")
             .with_list_parse_key("http.host_names")
@@ -134,6 +135,9 @@ fn validate(s: &Settings) -> Result<(), String> {
         .find(|ip| ip.parse::<std::net::IpAddr>().is_err())
     {
         return Err(format!("webrtc.public_ips: {bad:?} is not an IP address"));
+    }
+    for entry in &s.webrtc.advertise {
+        pullcast::media_port::parse_advertised(entry, s.webrtc.udp_port)?;
     }
     pullcast::net::pull_guard::PullGuard::new(&s.pull.allow, &s.pull.deny)?;
     if s.webrtc.connect_timeout_ms == 0 {

@@ -566,13 +566,13 @@ impl SocketBrowser {
 async fn two_viewers_connect_and_play_through_one_udp_port() {
     let port = MediaPort::start(
         "127.0.0.1:0".parse().expect("address"),
-        "127.0.0.1:0".parse().expect("address"),
+        vec!["127.0.0.1:0".parse().expect("address")],
         &Arbiter::current(),
     )
     .expect("the port binds");
     let identity = PortIdentity {
         certificate: certificate(),
-        candidates: vec![port.advertised()],
+        candidates: port.announced().to_vec(),
         disconnected_after: Duration::from_secs(5),
         failed_after: Duration::from_secs(15),
     };
@@ -654,7 +654,7 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
         );
         assert_eq!(
             browser.port_addresses,
-            vec![port.advertised()],
+            port.announced().to_vec(),
             "everything came from the one port"
         );
     }

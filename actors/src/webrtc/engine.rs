@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use log::{debug, warn};
 use pullcast::config::Settings;
+use pullcast::media_port::{announced_addresses, AnnounceSettings};
 use pullcast::webrtc_viewer::{self, opus_answer_fmtp, H264Format, OfferSummary, OpusFormat};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::ReceiverReportBuilder;
@@ -222,17 +223,25 @@ impl OnePort {
     /// Binds `webrtc.udp_port` on `bind` and starts the port's task on its own arbiter.
     fn start(settings: &Settings, bind: IpAddr) -> Result<Self, String> {
         let w = &settings.webrtc;
-        let announced = match w.public_ips.first() {
-            Some(ip) => ip
-                .parse::<IpAddr>()
-                .map_err(|e| format!("webrtc.public_ips {ip:?}: {e}"))?,
-            None if bind.is_unspecified() || bind.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            None => bind,
+        let interfaces: Vec<IpAddr> = match rtc::shared::ifaces::ifaces() {
+            Ok(list) => list.iter().filter_map(|i| i.addr).map(|a| a.ip()).collect(),
+            Err(e) => {
+                warn!("cannot list the network interfaces: {e}");
+                Vec::new()
+            }
         };
+        let announce = AnnounceSettings {
+            advertise: &w.advertise,
+            public_ips: &w.public_ips,
+            loopback_candidates: w.loopback_candidates,
+            bind,
+            udp_port: w.udp_port,
+        };
+        let announced = announced_addresses(&announce, &interfaces)?;
         let arbiter = Arbiter::new();
         let port = MediaPort::start(
             SocketAddr::new(bind, w.udp_port),
-            SocketAddr::new(announced, w.udp_port),
+            announced,
             &arbiter.handle(),
         )
         .map_err(|e| format!("cannot bind the WebRTC port {bind}:{}: {e}", w.udp_port))?;
@@ -240,7 +249,7 @@ impl OnePort {
         std::mem::forget(arbiter);
         let identity = PortIdentity {
             certificate: port_certificate()?,
-            candidates: vec![port.advertised()],
+            candidates: port.announced().to_vec(),
             disconnected_after: ICE_DISCONNECTED_TIMEOUT,
             failed_after: ICE_FAILED_TIMEOUT,
         };

@@ -89,25 +89,34 @@ pub struct PortCounters {
 pub struct MediaPort {
     control: mpsc::UnboundedSender<Control>,
     media: mpsc::Sender<Media>,
-    /// The address viewers send to (in every answer's candidate).
-    advertised: SocketAddr,
+    /// The addresses viewers send to (every answer's candidates), most preferred first.
+    announced: Arc<Vec<SocketAddr>>,
     counters: Arc<PortCounters>,
 }
 
 impl MediaPort {
-    /// Binds `bind` and starts the port's task on `arbiter`; datagrams are handed to the
-    /// transports as received on `advertised` (the candidate address browsers send to).
+    /// Binds `bind` and starts the port's task on `arbiter`; every answer announces
+    /// `announced` (a port 0 there stands for the bound port). Datagrams are handed to the
+    /// transports as received on the first announced address: with one socket the
+    /// destination a browser chose is not known, and the transport only needs an address it
+    /// announced (replies leave from the address the kernel routes them from).
     pub fn start(
         bind: SocketAddr,
-        advertised: SocketAddr,
+        announced: Vec<SocketAddr>,
         arbiter: &ArbiterHandle,
     ) -> std::io::Result<Self> {
         let socket = std::net::UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
-        let advertised = if advertised.port() == 0 {
-            SocketAddr::new(advertised.ip(), socket.local_addr()?.port())
-        } else {
-            advertised
+        let bound = socket.local_addr()?.port();
+        let announced: Vec<SocketAddr> = announced
+            .into_iter()
+            .map(|a| match a.port() {
+                0 => SocketAddr::new(a.ip(), bound),
+                _ => a,
+            })
+            .collect();
+        let Some(&advertised) = announced.first() else {
+            return Err(std::io::Error::other("no address to announce"));
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (media, media_rx) = mpsc::channel(MEDIA_QUEUE);
@@ -124,18 +133,18 @@ impl MediaPort {
                 Err(e) => warn!("media port {advertised}: cannot use its socket: {e}"),
             }
         });
-        info!("media port: every WebRTC viewer on {advertised} (bound {bind})");
+        info!("media port: every WebRTC viewer on {bind}, announced as {announced:?}");
         Ok(Self {
             control,
             media,
-            advertised,
+            announced: Arc::new(announced),
             counters,
         })
     }
 
-    /// The address in every answer's candidate.
-    pub fn advertised(&self) -> SocketAddr {
-        self.advertised
+    /// The addresses every answer's candidates name, most preferred first.
+    pub fn announced(&self) -> &[SocketAddr] {
+        &self.announced
     }
 
     /// What the port has counted.
