@@ -21,7 +21,7 @@ use pullcast::rtp::h264::{packetize, MAX_PAYLOAD};
 use pullcast::webrtc_viewer::parse_offer;
 use pullcast_server::webrtc::media_port::{MediaPort, PortEvent, RtpOut};
 use pullcast_server::webrtc::transport::{
-    PortIdentity, TransportEvent, TransportRecipe, ViewerTransport,
+    PortIdentity, Protocol, TransportEvent, TransportRecipe, ViewerTransport,
 };
 use pullcast_server::webrtc::WebRtcEngine;
 use rtc::ice::mdns::MulticastDnsMode;
@@ -42,7 +42,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use rtc::sansio::Protocol;
+use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use webrtc::peer_connection::Registry;
 
@@ -162,6 +162,7 @@ impl Port {
             identity: PortIdentity {
                 certificate: certificate(),
                 candidates: vec![server_addr()],
+                tcp_candidates: Vec::new(),
                 disconnected_after: Duration::from_secs(5),
                 failed_after: Duration::from_secs(15),
             },
@@ -229,8 +230,8 @@ impl Port {
                     viewer.server_events.push(event);
                 }
                 let mut outgoing = Vec::new();
-                while let Some(datagram) = viewer.transport.poll_transmit() {
-                    outgoing.push(datagram);
+                while let Some((_, to, datagram)) = viewer.transport.poll_transmit() {
+                    outgoing.push((to, datagram));
                 }
                 for (to, datagram) in outgoing {
                     moved = true;
@@ -313,7 +314,7 @@ impl Port {
         let now = self.now;
         self.viewers[key]
             .transport
-            .receive(now, server_addr(), from, datagram);
+            .receive(now, Protocol::Udp, server_addr(), from, datagram);
     }
 
     /// Turns until `done` holds, for at most `limit` of virtual time.
@@ -573,6 +574,7 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
     let identity = PortIdentity {
         certificate: certificate(),
         candidates: port.announced().to_vec(),
+        tcp_candidates: Vec::new(),
         disconnected_after: Duration::from_secs(5),
         failed_after: Duration::from_secs(15),
     };

@@ -94,6 +94,7 @@ async function runInPage(spec) {
     }
     const c = await whep.connect(pc, cfg.whepPath, {
       connectTimeoutMs: spec.connectTimeoutMs ?? 10000,
+      tcpOnly: cfg.tcpOnly ?? false,
       onState: (state) => result.states.push([now(), state]),
     });
     v.location = c.location;
@@ -131,7 +132,9 @@ async function runInPage(spec) {
     let pair = pairId ? stats.get(pairId) : null;
     if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r; });
     const remote = pair ? stats.get(pair.remoteCandidateId) : null;
-    return remote ? `${remote.address ?? remote.ip}:${remote.port}` : null;
+    if (!remote) return null;
+    const where = `${remote.address ?? remote.ip}:${remote.port}`;
+    return (remote.protocol ?? 'udp') === 'udp' ? where : `${remote.protocol}:${where}`;
   }
 
   const viewers = await Promise.all(spec.viewers.map((cfg, i) => startViewer(cfg, i)));

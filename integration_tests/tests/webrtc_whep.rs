@@ -456,6 +456,26 @@ fn whep_ten_viewers_of_one_capture() {
     assert_viewers_gone(&pc, &result, &uri);
 }
 
+/// Frames dropped and decoded by viewer `v` after its first second (the first second holds
+/// the replayed GOP, decoded at once).
+fn after_first_second(v: &Value) -> (u64, u64) {
+    let timeline = v["timeline"].as_array().cloned().unwrap_or_default();
+    let at_1s = |key: &str| {
+        timeline
+            .iter()
+            .rfind(|s| s["t"].as_u64().unwrap_or(u64::MAX) <= 1000)
+            .and_then(|s| s[key].as_u64())
+            .unwrap_or(0)
+    };
+    let f = &v["final"];
+    let dropped = f["framesDropped"].as_u64().unwrap_or(0);
+    let decoded = f["framesDecoded"].as_u64().unwrap_or(0);
+    (
+        dropped.saturating_sub(at_1s("framesDropped")),
+        decoded.saturating_sub(at_1s("framesDecoded")),
+    )
+}
+
 /// The one-port engine (`webrtc.one_port`): three Chromium viewers of one capture connect
 /// to the server's one UDP port — every answer names that port alone, and each browser's
 /// selected candidate pair uses it — and each decodes the stream.
@@ -522,6 +542,71 @@ fn whep_viewers_share_the_one_media_port() {
             f["totalSamplesReceived"].as_u64().unwrap_or(0) > 0,
             "viewer {i}: no audio"
         );
+        let (dropped, decoded) = after_first_second(v);
+        assert!(
+            dropped * 20 <= decoded.max(1),
+            "viewer {i}: {dropped} of {decoded} frames dropped after its first second\n{v}"
+        );
     }
+    assert_viewers_gone(&pc, &result, &uri);
+}
+
+/// ICE-TCP: a browser that may not use UDP (it keeps only the answer's TCP candidates)
+/// connects to the one port's TCP twin (RFC 6544 passive, same port number) and decodes.
+#[test]
+fn whep_plays_over_ice_tcp_when_udp_is_blocked() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_p, uri) = nginx.publish("tcp", Publisher::builder().size(640, 360));
+    let udp_port = pullcast_integration_tests::ports::free_port().to_string();
+    let pc = Pullcast::start(&[
+        ("PULLCAST_WEBRTC__ONE_PORT", "true"),
+        ("PULLCAST_WEBRTC__UDP_PORT", &udp_port),
+    ]);
+    pull_as(&pc, &uri, "tcp");
+    let mut spec = whep_spec(&pc, &["tcp"], 5000);
+    spec["viewers"][0]["tcpOnly"] = json!(true);
+    let result = run_driver("whep_driver.js", &spec, DRIVER_TIMEOUT);
+    let v = viewer(&result, 0);
+    assert_eq!(v["postStatus"], 201, "{v}\n{}", pc.log_tail());
+    let tcp_lines: Vec<&str> = v["answerCandidateLines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|l| l.contains(" tcp ") && l.contains("tcptype passive"))
+        .collect();
+    assert!(
+        tcp_lines
+            .iter()
+            .any(|l| l.contains(&format!(" 127.0.0.1 {udp_port} typ host"))),
+        "no passive TCP candidate on the one port: {v}"
+    );
+    assert_eq!(
+        v["selectedRemote"].as_str(),
+        Some(format!("tcp:127.0.0.1:{udp_port}").as_str()),
+        "not connected over TCP: {v}\n{}",
+        pc.log_tail()
+    );
+    let f = &v["final"];
+    let decoded = f["framesDecoded"].as_u64().unwrap_or(0);
+    eprintln!(
+        "[whep tcp] first frame {} ms, decoded {decoded}, dropped {}, via {}",
+        v["firstFrameMs"], f["framesDropped"], v["selectedRemote"]
+    );
+    assert!(
+        decoded >= 100,
+        "{decoded} frames over TCP: {v}\n{}",
+        pc.log_tail()
+    );
+    let (dropped, decoded) = after_first_second(v);
+    assert!(
+        dropped * 20 <= decoded.max(1),
+        "{dropped} of {decoded} frames dropped after the first second over TCP\n{v}"
+    );
+    assert!(
+        f["totalSamplesReceived"].as_u64().unwrap_or(0) > 0,
+        "no audio over TCP"
+    );
     assert_viewers_gone(&pc, &result, &uri);
 }

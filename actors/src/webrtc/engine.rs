@@ -250,6 +250,7 @@ impl OnePort {
         let identity = PortIdentity {
             certificate: port_certificate()?,
             candidates: port.announced().to_vec(),
+            tcp_candidates: port.announced().to_vec(),
             disconnected_after: ICE_DISCONNECTED_TIMEOUT,
             failed_after: ICE_FAILED_TIMEOUT,
         };

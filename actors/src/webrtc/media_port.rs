@@ -1,9 +1,12 @@
-//! The media port: one UDP socket that every WebRTC viewer's ICE, DTLS and SRTP go through.
+//! The media port: one UDP socket that every WebRTC viewer's ICE, DTLS and SRTP go through,
+//! and its TCP twin on the same port number for browsers whose UDP is blocked (ICE-TCP).
 //!
-//! One task owns the socket, the port's demultiplexer (`pullcast::media_port::Demux`) and
-//! every viewer's [`ViewerTransport`]. A datagram goes to the viewer its ICE fragment names
-//! (a Binding request whose integrity that viewer's password checks binds the sender's
-//! address) or to the viewer its address is bound to; anything else is dropped. Viewers are
+//! One task owns the socket, the listener, the port's demultiplexer
+//! (`pullcast::media_port::Demux`) and every viewer's [`ViewerTransport`]. A datagram goes to
+//! the viewer its ICE fragment names (a Binding request whose integrity that viewer's
+//! password checks binds the sender's address) or to the viewer its address is bound to;
+//! anything else is dropped. A TCP connection is bound to a viewer the same way, by its
+//! first valid Binding request ([`super::tcp_conns`] reads and writes its frames). Viewers are
 //! added and removed over a control channel that never drops; their RTP arrives over a
 //! bounded media channel (full: the batch is dropped and counted, never waited for). What a
 //! transport reports goes to its viewer's recipient. Sends never block: a datagram the
@@ -21,10 +24,11 @@ use actix::prelude::*;
 use bytes::Bytes;
 use log::{debug, info, warn};
 use pullcast::media_port::{Demux, Route};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 
-use super::transport::{OutgoingTrack, TransportEvent, ViewerTransport};
+use super::tcp_conns::{TcpConnections, TcpIn};
+use super::transport::{OutgoingTrack, Protocol, TransportEvent, ViewerTransport};
 
 /// Bound addresses kept per viewer (a browser checks from each of its candidates).
 const PATHS_PER_VIEWER: usize = 8;
@@ -34,6 +38,8 @@ const MEDIA_QUEUE: usize = 4096;
 const MAX_DATAGRAM: usize = 2048;
 /// How long the task sleeps when no transport has a timer.
 const IDLE_TICK: Duration = Duration::from_millis(500);
+/// Packets from TCP readers queued for the port task (a reader waits when it is full).
+const TCP_INBOUND_QUEUE: usize = 1024;
 
 /// What a viewer hears from the port.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -108,6 +114,8 @@ impl MediaPort {
         let socket = std::net::UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
         let bound = socket.local_addr()?.port();
+        let listener = std::net::TcpListener::bind(SocketAddr::new(bind.ip(), bound))?;
+        listener.set_nonblocking(true)?;
         let announced: Vec<SocketAddr> = announced
             .into_iter()
             .map(|a| match a.port() {
@@ -120,19 +128,30 @@ impl MediaPort {
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (media, media_rx) = mpsc::channel(MEDIA_QUEUE);
-        let counters = Arc::new(PortCounters::default());
-        let task = PortTask {
-            advertised,
-            demux: Demux::new(PATHS_PER_VIEWER),
-            viewers: HashMap::new(),
-            counters: counters.clone(),
-        };
+        let task_counters = Arc::new(PortCounters::default());
+        let counters = Arc::clone(&task_counters);
         arbiter.spawn(async move {
-            match UdpSocket::from_std(socket) {
-                Ok(socket) => task.run(socket, control_rx, media_rx).await,
-                Err(e) => warn!("media port {advertised}: cannot use its socket: {e}"),
-            }
+            let (tcp_tx, tcp_rx) = mpsc::channel(TCP_INBOUND_QUEUE);
+            let sockets = UdpSocket::from_std(socket)
+                .and_then(|udp| Ok((udp, TcpListener::from_std(listener)?)));
+            let (udp, listener) = match sockets {
+                Ok(sockets) => sockets,
+                Err(e) => {
+                    warn!("media port {advertised}: cannot use its sockets: {e}");
+                    return;
+                }
+            };
+            let task = PortTask {
+                advertised,
+                udp,
+                tcp: TcpConnections::new(tcp_tx),
+                demux: Demux::new(PATHS_PER_VIEWER),
+                viewers: HashMap::new(),
+                counters,
+            };
+            task.run(listener, tcp_rx, control_rx, media_rx).await;
         });
+        let counters = Arc::clone(&task_counters);
         info!("media port: every WebRTC viewer on {bind}, announced as {announced:?}");
         Ok(Self {
             control,
@@ -198,8 +217,36 @@ struct Viewer {
     events: Recipient<PortEvent>,
 }
 
+/// Where a packet goes out: the UDP socket or a viewer's TCP connection.
+struct Outlets<'a> {
+    udp: &'a UdpSocket,
+    tcp: &'a TcpConnections,
+    counters: &'a PortCounters,
+}
+
+impl Outlets<'_> {
+    /// Passes on what `viewer`'s transport reported and sends what it has to send.
+    fn flush(&self, viewer: &mut Viewer) {
+        while let Some(event) = viewer.transport.poll_event() {
+            viewer.events.do_send(PortEvent { event });
+        }
+        while let Some((protocol, to, packet)) = viewer.transport.poll_transmit() {
+            let sent = match protocol {
+                Protocol::Udp => self.udp.try_send_to(&packet, to).is_ok(),
+                Protocol::Tcp => self.tcp.send(to, &packet),
+            };
+            if !sent {
+                self.counters.send_failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 struct PortTask {
+    /// The address transports are told packets arrive on (UDP and TCP alike).
     advertised: SocketAddr,
+    udp: UdpSocket,
+    tcp: TcpConnections,
     demux: Demux<u64>,
     viewers: HashMap<u64, Viewer>,
     counters: Arc<PortCounters>,
@@ -208,7 +255,8 @@ struct PortTask {
 impl PortTask {
     async fn run(
         mut self,
-        socket: UdpSocket,
+        listener: TcpListener,
+        mut tcp_in: mpsc::Receiver<TcpIn>,
         mut control: mpsc::UnboundedReceiver<Control>,
         mut media: mpsc::Receiver<Media>,
     ) {
@@ -216,26 +264,42 @@ impl PortTask {
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
-                received = socket.recv_from(&mut buffer) => match received {
+                received = self.udp.recv_from(&mut buffer) => match received {
                     Ok((len, from)) => {
                         if let Some(data) = buffer.get(..len) {
-                            self.received(&socket, from, data);
+                            self.received(from, data);
                         }
                     }
                     Err(e) => debug!("media port {}: receive: {e}", self.advertised),
                 },
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => self.tcp.accept(stream, peer),
+                    Err(e) => debug!("media port {}: accept: {e}", self.advertised),
+                },
+                Some(TcpIn { conn, packet }) = tcp_in.recv() => match packet {
+                    Some(packet) => self.received_over_tcp(conn, &packet),
+                    None => self.tcp.close(conn),
+                },
                 command = control.recv() => match command {
-                    Some(command) => self.control(&socket, command),
+                    Some(command) => self.control(command),
                     None => break,
                 },
-                Some(batch) = media.recv() => self.media(&socket, batch),
-                () = tokio::time::sleep_until(deadline.into()) => self.timers(&socket),
+                Some(batch) = media.recv() => self.media(batch),
+                () = tokio::time::sleep_until(deadline.into()) => self.timers(),
             }
         }
         for viewer in self.viewers.values_mut() {
             viewer.transport.close();
         }
         info!("media port {}: closed", self.advertised);
+    }
+
+    fn outlets(&self) -> Outlets<'_> {
+        Outlets {
+            udp: &self.udp,
+            tcp: &self.tcp,
+            counters: &self.counters,
+        }
     }
 
     fn next_deadline(&mut self) -> Instant {
@@ -248,39 +312,81 @@ impl PortTask {
         next
     }
 
-    fn received(&mut self, socket: &UdpSocket, from: SocketAddr, data: &[u8]) {
-        let key = match self.demux.route(data, from) {
-            Route::Viewer(key) => key,
+    /// The viewer `data` from `from` belongs to, binding `from` when it proves it.
+    fn owner(&mut self, data: &[u8], from: SocketAddr) -> Option<u64> {
+        match self.demux.route(data, from) {
+            Route::Viewer(key) => Some(key),
             Route::Claims(key) => {
                 let trusted = self
                     .viewers
                     .get(&key)
                     .is_some_and(|v| v.transport.authenticates(data));
-                if !trusted || !self.demux.bind_path(from, key) {
+                (trusted && self.demux.bind_path(from, key)).then_some(key)
+            }
+            Route::Unknown => None,
+        }
+    }
+
+    fn received(&mut self, from: SocketAddr, data: &[u8]) {
+        let Some(key) = self.owner(data, from) else {
+            self.counters
+                .dropped_datagrams
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        self.deliver(key, Protocol::Udp, from, data);
+    }
+
+    /// A packet on TCP connection `conn`: its viewer's, once its first Binding request with
+    /// that viewer's integrity has named it.
+    fn received_over_tcp(&mut self, conn: u64, packet: &[u8]) {
+        let Some((peer, bound)) = self.tcp.get(conn) else {
+            return;
+        };
+        let key = match bound {
+            Some(key) => key,
+            None => {
+                let claimed = match self.demux.route(packet, peer) {
+                    Route::Claims(key) | Route::Viewer(key) => Some(key),
+                    Route::Unknown => None,
+                };
+                let trusted = claimed.filter(|key| {
+                    let stun = pullcast::media_port::binding_request_username(packet).is_some();
+                    stun && self
+                        .viewers
+                        .get(key)
+                        .is_some_and(|v| v.transport.authenticates(packet))
+                });
+                let Some(key) = trusted else {
                     self.counters
                         .dropped_datagrams
                         .fetch_add(1, Ordering::Relaxed);
                     return;
-                }
+                };
+                self.tcp.bind(conn, key);
                 key
             }
-            Route::Unknown => {
-                self.counters
-                    .dropped_datagrams
-                    .fetch_add(1, Ordering::Relaxed);
-                return;
-            }
         };
+        self.deliver(key, Protocol::Tcp, peer, packet);
+    }
+
+    fn deliver(&mut self, key: u64, protocol: Protocol, from: SocketAddr, data: &[u8]) {
         let advertised = self.advertised;
+        let outlets = Outlets {
+            udp: &self.udp,
+            tcp: &self.tcp,
+            counters: &self.counters,
+        };
         if let Some(viewer) = self.viewers.get_mut(&key) {
+            let now = Instant::now();
             viewer
                 .transport
-                .receive(Instant::now(), advertised, from, data);
-            flush(socket, viewer, &self.counters);
+                .receive(now, protocol, advertised, from, data);
+            outlets.flush(viewer);
         }
     }
 
-    fn control(&mut self, socket: &UdpSocket, command: Control) {
+    fn control(&mut self, command: Control) {
         match command {
             Control::Add {
                 key,
@@ -302,25 +408,40 @@ impl PortTask {
                     viewer.transport.close();
                     // The close alerts go out; its events are nobody's now.
                     while viewer.transport.poll_event().is_some() {}
-                    while let Some((to, datagram)) = viewer.transport.poll_transmit() {
-                        let _ = socket.try_send_to(&datagram, to);
+                    let outlets = self.outlets();
+                    while let Some((protocol, to, packet)) = viewer.transport.poll_transmit() {
+                        let _ = match protocol {
+                            Protocol::Udp => outlets.udp.try_send_to(&packet, to).is_ok(),
+                            Protocol::Tcp => outlets.tcp.send(to, &packet),
+                        };
                     }
                 }
+                self.tcp.close_viewer(key);
             }
             Control::Rtcp {
                 key,
                 track,
                 packets,
             } => {
+                let outlets = Outlets {
+                    udp: &self.udp,
+                    tcp: &self.tcp,
+                    counters: &self.counters,
+                };
                 if let Some(viewer) = self.viewers.get_mut(&key) {
                     viewer.transport.send_rtcp(Instant::now(), track, packets);
-                    flush(socket, viewer, &self.counters);
+                    outlets.flush(viewer);
                 }
             }
         }
     }
 
-    fn media(&mut self, socket: &UdpSocket, batch: Media) {
+    fn media(&mut self, batch: Media) {
+        let outlets = Outlets {
+            udp: &self.udp,
+            tcp: &self.tcp,
+            counters: &self.counters,
+        };
         let Some(viewer) = self.viewers.get_mut(&batch.key) else {
             return;
         };
@@ -335,31 +456,25 @@ impl PortTask {
             } = p;
             (viewer.transport).send_rtp(now, track, sequence_number, timestamp, marker, payload);
         }
-        flush(socket, viewer, &self.counters);
+        outlets.flush(viewer);
     }
 
-    fn timers(&mut self, socket: &UdpSocket) {
+    fn timers(&mut self) {
         let now = Instant::now();
+        self.tcp.close_unbound(now);
+        let outlets = Outlets {
+            udp: &self.udp,
+            tcp: &self.tcp,
+            counters: &self.counters,
+        };
         for viewer in self.viewers.values_mut() {
             let due = viewer.transport.next_timeout().is_some_and(|at| at <= now);
             if due {
                 if let Some(event) = viewer.transport.handle_timeout(now) {
                     viewer.events.do_send(PortEvent { event });
                 }
-                flush(socket, viewer, &self.counters);
+                outlets.flush(viewer);
             }
-        }
-    }
-}
-
-/// Passes on what `viewer`'s transport reported and sends what it has to send.
-fn flush(socket: &UdpSocket, viewer: &mut Viewer, counters: &PortCounters) {
-    while let Some(event) = viewer.transport.poll_event() {
-        viewer.events.do_send(PortEvent { event });
-    }
-    while let Some((to, datagram)) = viewer.transport.poll_transmit() {
-        if socket.try_send_to(&datagram, to).is_err() {
-            counters.send_failures.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -9,13 +9,15 @@
 //!   connection, its tracks, RTP out.
 //! - [`transport`] — one viewer's ICE-lite + DTLS + SRTP connection on the shared media port
 //!   (the `rtc` crate's sans-IO peer connection), for the one-port engine being built;
-//! - [`media_port`] — the task that owns that port's socket and every viewer's transport.
+//! - [`media_port`] — the task that owns that port's socket and every viewer's transport;
+//!   [`tcp_conns`] its ICE-TCP connections.
 //!
 //! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_viewer`. Nothing here
 //! parses RTMP or transcodes; media arrives as `SubscriberMedia` from the capture.
 
 pub mod engine;
 pub mod media_port;
+pub mod tcp_conns;
 pub mod transport;
 pub mod viewer_peer;
 

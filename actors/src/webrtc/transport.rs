@@ -32,7 +32,7 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
-use rtc::sansio::Protocol;
+use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::Message as StunMessage;
@@ -46,6 +46,9 @@ pub struct PortIdentity {
     /// The port's host candidates, as advertised (what browsers send to): the address a
     /// datagram is handed in with must be one of these.
     pub candidates: Vec<SocketAddr>,
+    /// Its passive ICE-TCP candidates (RFC 6544), for browsers whose UDP is blocked;
+    /// announced after every UDP one.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// No STUN from the browser for this long: disconnected; for this long: failed.
     pub disconnected_after: Duration,
     pub failed_after: Duration,
@@ -152,9 +155,11 @@ impl ViewerTransport {
             )?;
             audio = Some((sender, ssrcs[1]));
         }
-        for (i, address) in port.candidates.iter().enumerate() {
+        let udp = port.candidates.iter().map(|a| (Protocol::Udp, a));
+        let tcp = port.tcp_candidates.iter().map(|a| (Protocol::Tcp, a));
+        for (i, (protocol, address)) in udp.chain(tcp).enumerate() {
             pc.add_local_candidate(RTCIceCandidateInit {
-                candidate: host_candidate(i, *address),
+                candidate: host_candidate(i, protocol, *address),
                 ..Default::default()
             })
             .map_err(|e| format!("cannot add the candidate {address}: {e}"))?;
@@ -214,15 +219,22 @@ impl ViewerTransport {
         MessageIntegrity::check(&mut message, self.password.as_bytes(), provider.crypto()).is_ok()
     }
 
-    /// A datagram from `from`, received on the advertised address `local`.
-    pub fn receive(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, datagram: &[u8]) {
+    /// A packet from `from` over `protocol`, received on the advertised address `local`.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        protocol: Protocol,
+        local: SocketAddr,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) {
         self.now = now;
         let _ = self.pc.handle_read(TaggedBytesMut {
             now,
             transport: TransportContext {
                 local_addr: local,
                 peer_addr: from,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: protocol.into(),
                 ecn: None,
             },
             message: BytesMut::from(datagram),
@@ -273,11 +285,15 @@ impl ViewerTransport {
         None
     }
 
-    /// The next datagram to send and where to.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
-        self.pc
-            .poll_write()
-            .map(|t| (t.transport.peer_addr, t.message))
+    /// The next packet to send: over what, where to, and its bytes.
+    pub fn poll_transmit(&mut self) -> Option<(Protocol, SocketAddr, BytesMut)> {
+        self.pc.poll_write().map(|t| {
+            let protocol = match t.transport.transport_protocol {
+                TransportProtocol::TCP => Protocol::Tcp,
+                _ => Protocol::Udp,
+            };
+            (protocol, t.transport.peer_addr, t.message)
+        })
     }
 
     /// When [`Self::handle_timeout`] is next due.
@@ -397,15 +413,34 @@ fn add_track(
         .map_err(|e| format!("cannot add the {name} track: {e}"))
 }
 
-/// An SDP host candidate for `address` (UDP, component 1), the `index`-th of the port's.
-fn host_candidate(index: usize, address: SocketAddr) -> String {
+/// An SDP host candidate for `address` over `protocol` (component 1), the `index`-th of the
+/// port's (UDP ones first: the lower local preference of the later TCP ones keeps them last).
+fn host_candidate(index: usize, protocol: Protocol, address: SocketAddr) -> String {
     // RFC 8445 §5.1.2.1: type preference 126 (host), local preference by order, component 1.
     let local_preference = 65_535u32.saturating_sub(index as u32);
     let priority = (126u32 << 24) | (local_preference << 8) | 255;
-    format!(
-        "candidate:{} 1 udp {priority} {} {} typ host",
-        index + 1,
-        address.ip(),
-        address.port()
-    )
+    let (ip, port, n) = (address.ip(), address.port(), index + 1);
+    match protocol {
+        Protocol::Udp => format!("candidate:{n} 1 udp {priority} {ip} {port} typ host"),
+        Protocol::Tcp => {
+            format!("candidate:{n} 1 tcp {priority} {ip} {port} typ host tcptype passive")
+        }
+    }
+}
+
+/// How a packet travels between the port and a browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    Udp,
+    /// ICE-TCP: RFC 4571 frames on a connection the browser opened.
+    Tcp,
+}
+
+impl From<Protocol> for TransportProtocol {
+    fn from(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Udp => TransportProtocol::UDP,
+            Protocol::Tcp => TransportProtocol::TCP,
+        }
+    }
 }
