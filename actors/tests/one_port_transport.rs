@@ -144,6 +144,8 @@ struct Viewer {
     browser_connected: bool,
     server_events: Vec<TransportEvent>,
     received: Vec<(u8, u32, Bytes)>,
+    /// The browser vanished (no goodbye): it sends nothing and what reaches it is lost.
+    gone: bool,
 }
 
 /// The port: its demultiplexer and the viewers behind it (viewer key = index).
@@ -207,6 +209,7 @@ impl Port {
             browser_connected: false,
             server_events: Vec::new(),
             received: Vec::new(),
+            gone: false,
         });
         key
     }
@@ -219,6 +222,9 @@ impl Port {
             for i in 0..self.viewers.len() {
                 // Browser → port.
                 while let Some(out) = self.viewers[i].browser.poll_write() {
+                    if self.viewers[i].gone {
+                        continue;
+                    }
                     moved = true;
                     assert_eq!(out.transport.peer_addr, server_addr());
                     let from = self.viewers[i].address;
@@ -240,6 +246,9 @@ impl Port {
                         .iter_mut()
                         .find(|v| v.address == to)
                         .expect("the server sends only to a viewer's address");
+                    if target.gone {
+                        continue;
+                    }
                     target
                         .browser
                         .handle_read(TaggedBytesMut {
@@ -665,4 +674,32 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
     assert_eq!(counters.send_failures.load(Ordering::Relaxed), 0);
     port.remove(0);
     port.remove(1);
+}
+
+#[test]
+fn a_browser_that_vanishes_is_ended_by_the_consent_timeout() {
+    let mut port = Port::new();
+    let v = port.add_viewer("198.51.100.12:50000".parse().expect("address"));
+    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    let vanished_at = port.now;
+    port.viewers[v].gone = true;
+    // No checks arrive any more: disconnected after 5 s, failed 15 s later.
+    let failed = |p: &Port| {
+        p.viewers[v]
+            .server_events
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Failed(_)))
+    };
+    assert!(
+        port.run_until(Duration::from_secs(40), failed),
+        "still alive 40 s after the browser vanished: {:?}",
+        port.viewers[v].server_events
+    );
+    let after = port.now.duration_since(vanished_at);
+    eprintln!("[consent] the transport failed {after:?} after its browser vanished");
+    assert!(
+        after >= Duration::from_secs(5) && after <= Duration::from_secs(25),
+        "ended {after:?} after the browser vanished (5 s disconnected + 15 s failed)"
+    );
+    assert!(!port.viewers[v].transport.is_connected());
 }
