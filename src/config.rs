@@ -342,11 +342,12 @@ pub struct PullSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebRtcSettings {
-    /// First UDP port for ICE (MediaMTX's 8189). Each viewer's connection takes one port of
-    /// `udp_port .. udp_port + udp_port_count` (the `webrtc` crate has no single-port mux yet),
-    /// so a firewall opens that range.
+    /// The UDP port every WebRTC viewer's ICE, DTLS and SRTP use (MediaMTX's 8189), and the
+    /// TCP port of the same number for ICE-TCP. With `one_port = false` (the old engine), the
+    /// first of `udp_port .. udp_port + udp_port_count`, one per viewer.
     pub udp_port: u16,
-    /// How many UDP ports, from `udp_port` on, WebRTC may use: at most this many viewers.
+    /// The old engine only (`one_port = false`): how many UDP ports, from `udp_port` on, it
+    /// may use: at most this many viewers.
     pub udp_port_count: u16,
     /// Public addresses announced as host candidates instead of the local ones (1:1 NAT,
     /// e.g. a cloud VM's public IP). Empty: announce the local addresses.
@@ -360,9 +361,9 @@ pub struct WebRtcSettings {
     /// A replayed GOP (a viewer's start, a PLI's answer) goes out at most this fast after
     /// its first 8 KiB, in kbit/s; 0 sends it at once.
     pub replay_rate_kbps: u64,
-    /// Serve every viewer on the one UDP port `udp_port` (ICE-lite, the new media engine)
-    /// instead of a port per viewer. Being built (issue 13): off by default until every
-    /// way of playing has moved to it.
+    /// Serve every viewer on the one port `udp_port` (ICE-lite over UDP, ICE-TCP on the
+    /// same number). `false` brings back the old engine (a UDP port per viewer, no TCP), which
+    /// is going away.
     pub one_port: bool,
     /// With `one_port`: the addresses every answer's candidates name, "ip" (on `udp_port`)
     /// or "ip:port" (a NAT's public address, a forwarded port). Empty: `public_ips` on
@@ -381,7 +382,7 @@ impl Default for WebRtcSettings {
             connect_timeout_ms: 10000,
             keyframe_request_interval_ms: 1000,
             replay_rate_kbps: 0,
-            one_port: false,
+            one_port: true,
             advertise: Vec::new(),
         }
     }

@@ -1,13 +1,15 @@
 //! The WebRTC engine: built once at start, shared by every signalling path (WHEP, WebSocket).
 //!
-//! It holds what every viewer's peer connection is built from — the setting engine (mDNS
-//! off, loopback candidates, 1:1 NAT public IPs, ICE timeouts), the UDP port pool, the
+//! It holds what every viewer's connection is built from — the codecs chosen per offer, the
 //! interceptor chain recipe (NACK responder, RTCP receiver reports, keyframe requests to the
-//! application) — and the arbiters (threads) the [`ViewerPeer`] actors and their connection
-//! drivers run on. [`WebRtcEngine::start_viewer`] is the one way to create a viewer.
+//! application), the viewer limits — the one [`OnePort`] (the `MediaPort` every viewer's
+//! transport lives on, and the port's certificate and announced addresses), and the arbiters
+//! (threads) the [`ViewerPeer`] actors run on. [`WebRtcEngine::start_viewer`] is the one way
+//! to create a viewer.
 //!
-//! The `webrtc` 0.21.1 crate has no single-port UDP mux yet (its `with_udp_network` is a
-//! TODO), so each connection binds one port of `webrtc.udp_port .. + udp_port_count`.
+//! With `webrtc.one_port = false` it keeps the old engine instead: a setting engine for the
+//! `webrtc` crate's own connections and a pool of `webrtc.udp_port .. + udp_port_count`, one
+//! port per viewer (that crate has no single-port mux); it is going away.
 //! This module must not touch media: it never sees a frame.
 
 use std::collections::VecDeque;
