@@ -136,6 +136,40 @@ fn browser(address: SocketAddr, now: Instant) -> (RTCPeerConnection, String) {
     (pc, sdp)
 }
 
+/// What a browser-like peer reports: whether it became connected, and the RTP it received.
+fn drain_browser(pc: &mut RTCPeerConnection) -> (bool, Vec<rtc::rtp::Packet>) {
+    let mut connected = false;
+    while let Some(event) = pc.poll_event() {
+        if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
+            RTCPeerConnectionState::Connected,
+        ) = event
+        {
+            connected = true;
+        }
+    }
+    let mut packets = Vec::new();
+    while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
+        if let RTCMessage::RtpPacket(_, packet) = message {
+            packets.push(packet);
+        }
+    }
+    (connected, packets)
+}
+
+/// The server's recipe for the transport answering `offer`, as the engine makes it.
+fn recipe_for(offer: &str) -> TransportRecipe {
+    let summary = parse_offer(offer).expect("the offer parses");
+    let codecs = WebRtcEngine::codecs_for_offer(&summary).expect("codecs");
+    let (media_engine, interceptors) = WebRtcEngine::media_engine(&codecs).expect("recipe");
+    TransportRecipe {
+        media_engine,
+        interceptors,
+        video: codecs.video_codec(),
+        audio: codecs.audio_codec(),
+        stream_id: "pullcast".to_string(),
+    }
+}
+
 /// One browser and the server side of its connection.
 struct Viewer {
     address: SocketAddr,
@@ -178,16 +212,7 @@ impl Port {
     /// A browser at `address` offers; the server answers.
     fn add_viewer(&mut self, address: SocketAddr) -> usize {
         let (mut browser, offer) = browser(address, self.now);
-        let summary = parse_offer(&offer).expect("the offer parses");
-        let codecs = WebRtcEngine::codecs_for_offer(&summary).expect("codecs");
-        let (media_engine, interceptors) = WebRtcEngine::media_engine(&codecs).expect("recipe");
-        let recipe = TransportRecipe {
-            media_engine,
-            interceptors,
-            video: codecs.video_codec(),
-            audio: codecs.audio_codec(),
-            stream_id: "pullcast".to_string(),
-        };
+        let recipe = recipe_for(&offer);
         let seed = 0x1234_5678_9abc_def0 ^ self.viewers.len() as u64;
         let (transport, answer) =
             ViewerTransport::answer(&offer, recipe, &self.identity, seed, self.now)
@@ -264,21 +289,13 @@ impl Port {
                         .expect("browser read");
                 }
                 let viewer = &mut self.viewers[i];
-                while let Some(event) = viewer.browser.poll_event() {
-                    if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
-                        RTCPeerConnectionState::Connected,
-                    ) = event
-                    {
-                        viewer.browser_connected = true;
-                    }
-                }
-                while let Some(TaggedRTCMessage { message, .. }) = viewer.browser.poll_read() {
-                    if let RTCMessage::RtpPacket(_, packet) = message {
-                        let h = &packet.header;
-                        viewer
-                            .received
-                            .push((h.payload_type, h.ssrc, packet.payload.clone()));
-                    }
+                let (connected, packets) = drain_browser(&mut viewer.browser);
+                viewer.browser_connected |= connected;
+                for p in packets {
+                    let h = &p.header;
+                    viewer
+                        .received
+                        .push((h.payload_type, h.ssrc, p.payload.clone()));
                 }
             }
             if !moved {
@@ -556,19 +573,9 @@ impl SocketBrowser {
             });
         }
         let _ = self.pc.handle_timeout(Instant::now());
-        while let Some(event) = self.pc.poll_event() {
-            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(
-                RTCPeerConnectionState::Connected,
-            ) = event
-            {
-                self.connected = true;
-            }
-        }
-        while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(_, packet) = message {
-                self.received.push(packet.payload.clone());
-            }
-        }
+        let (connected, packets) = drain_browser(&mut self.pc);
+        self.connected |= connected;
+        self.received.extend(packets.into_iter().map(|p| p.payload));
     }
 }
 
@@ -591,16 +598,7 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
     let mut logs = Vec::new();
     for key in 0..2u64 {
         let (mut browser, offer) = SocketBrowser::new().await;
-        let summary = parse_offer(&offer).expect("offer");
-        let codecs = WebRtcEngine::codecs_for_offer(&summary).expect("codecs");
-        let (media_engine, interceptors) = WebRtcEngine::media_engine(&codecs).expect("recipe");
-        let recipe = TransportRecipe {
-            media_engine,
-            interceptors,
-            video: codecs.video_codec(),
-            audio: codecs.audio_codec(),
-            stream_id: "pullcast".to_string(),
-        };
+        let recipe = recipe_for(&offer);
         let (transport, answer) =
             ViewerTransport::answer(&offer, recipe, &identity, key + 7, Instant::now())
                 .expect("answer");

@@ -456,6 +456,34 @@ fn whep_ten_viewers_of_one_capture() {
     assert_viewers_gone(&pc, &result, &uri);
 }
 
+/// A 640x360 source captured as `name` by a server on the one-port engine, on a port the test
+/// knows.
+struct OnePortCapture {
+    _nginx: NginxRtmp,
+    _publisher: Publisher,
+    uri: String,
+    pc: Pullcast,
+    udp_port: String,
+}
+
+fn one_port_capture(name: &str) -> OnePortCapture {
+    let nginx = NginxRtmp::start();
+    let (publisher, uri) = nginx.publish(name, Publisher::builder().size(640, 360));
+    let udp_port = pullcast_integration_tests::ports::free_port().to_string();
+    let pc = Pullcast::start(&[
+        ("PULLCAST_WEBRTC__ONE_PORT", "true"),
+        ("PULLCAST_WEBRTC__UDP_PORT", &udp_port),
+    ]);
+    pull_as(&pc, &uri, name);
+    OnePortCapture {
+        _nginx: nginx,
+        _publisher: publisher,
+        uri,
+        pc,
+        udp_port,
+    }
+}
+
 /// Frames dropped and decoded by viewer `v` after its first second (the first second holds
 /// the replayed GOP, decoded at once).
 fn after_first_second(v: &Value) -> (u64, u64) {
@@ -482,14 +510,14 @@ fn after_first_second(v: &Value) -> (u64, u64) {
 #[test]
 fn whep_viewers_share_the_one_media_port() {
     let _browser = exclusive();
-    let nginx = NginxRtmp::start();
-    let (_p, uri) = nginx.publish("oneport", Publisher::builder().size(640, 360));
-    let udp_port = pullcast_integration_tests::ports::free_port().to_string();
-    let pc = Pullcast::start(&[
-        ("PULLCAST_WEBRTC__ONE_PORT", "true"),
-        ("PULLCAST_WEBRTC__UDP_PORT", &udp_port),
-    ]);
-    pull_as(&pc, &uri, "oneport");
+    // Every field bound: nginx and the publisher live to the end of the test.
+    let OnePortCapture {
+        _nginx,
+        _publisher,
+        uri,
+        pc,
+        udp_port,
+    } = one_port_capture("oneport");
     let result = run_driver(
         "whep_driver.js",
         &whep_spec(&pc, &["oneport"; 3], 5000),
@@ -556,14 +584,14 @@ fn whep_viewers_share_the_one_media_port() {
 #[test]
 fn whep_plays_over_ice_tcp_when_udp_is_blocked() {
     let _browser = exclusive();
-    let nginx = NginxRtmp::start();
-    let (_p, uri) = nginx.publish("tcp", Publisher::builder().size(640, 360));
-    let udp_port = pullcast_integration_tests::ports::free_port().to_string();
-    let pc = Pullcast::start(&[
-        ("PULLCAST_WEBRTC__ONE_PORT", "true"),
-        ("PULLCAST_WEBRTC__UDP_PORT", &udp_port),
-    ]);
-    pull_as(&pc, &uri, "tcp");
+    // Every field bound: nginx and the publisher live to the end of the test.
+    let OnePortCapture {
+        _nginx,
+        _publisher,
+        uri,
+        pc,
+        udp_port,
+    } = one_port_capture("tcp");
     let mut spec = whep_spec(&pc, &["tcp"], 5000);
     spec["viewers"][0]["tcpOnly"] = json!(true);
     let result = run_driver("whep_driver.js", &spec, DRIVER_TIMEOUT);
