@@ -484,6 +484,16 @@ fn one_port_capture(name: &str) -> OnePortCapture {
     }
 }
 
+/// The `a=candidate` lines of viewer `v`'s answer.
+fn candidate_lines(v: &Value) -> Vec<&str> {
+    let lines = v["answerCandidateLines"].as_array();
+    lines
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// Frames dropped and decoded by viewer `v` after its first second (the first second holds
 /// the replayed GOP, decoded at once).
 fn after_first_second(v: &Value) -> (u64, u64) {
@@ -510,17 +520,11 @@ fn after_first_second(v: &Value) -> (u64, u64) {
 #[test]
 fn whep_viewers_share_the_one_media_port() {
     let _browser = exclusive();
-    // Every field bound: nginx and the publisher live to the end of the test.
-    let OnePortCapture {
-        _nginx,
-        _publisher,
-        uri,
-        pc,
-        udp_port,
-    } = one_port_capture("oneport");
+    let capture = one_port_capture("oneport");
+    let (uri, pc, udp_port) = (&capture.uri, &capture.pc, &capture.udp_port);
     let result = run_driver(
         "whep_driver.js",
-        &whep_spec(&pc, &["oneport"; 3], 5000),
+        &whep_spec(pc, &["oneport"; 3], 5000),
         DRIVER_TIMEOUT,
     );
     let viewers = result["viewers"].as_array().unwrap();
@@ -528,12 +532,7 @@ fn whep_viewers_share_the_one_media_port() {
     let the_port = format!("127.0.0.1:{udp_port}");
     for (i, v) in viewers.iter().enumerate() {
         assert_eq!(v["postStatus"], 201, "viewer {i}: {v}\n{}", pc.log_tail());
-        let lines: Vec<&str> = v["answerCandidateLines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let lines = candidate_lines(v);
         assert!(!lines.is_empty(), "viewer {i}: no candidate in the answer");
         for line in &lines {
             assert!(
@@ -576,7 +575,7 @@ fn whep_viewers_share_the_one_media_port() {
             "viewer {i}: {dropped} of {decoded} frames dropped after its first second\n{v}"
         );
     }
-    assert_viewers_gone(&pc, &result, &uri);
+    assert_viewers_gone(pc, &result, uri);
 }
 
 /// ICE-TCP: a browser that may not use UDP (it keeps only the answer's TCP candidates)
@@ -584,24 +583,15 @@ fn whep_viewers_share_the_one_media_port() {
 #[test]
 fn whep_plays_over_ice_tcp_when_udp_is_blocked() {
     let _browser = exclusive();
-    // Every field bound: nginx and the publisher live to the end of the test.
-    let OnePortCapture {
-        _nginx,
-        _publisher,
-        uri,
-        pc,
-        udp_port,
-    } = one_port_capture("tcp");
-    let mut spec = whep_spec(&pc, &["tcp"], 5000);
+    let capture = one_port_capture("tcp");
+    let (uri, pc, udp_port) = (&capture.uri, &capture.pc, &capture.udp_port);
+    let mut spec = whep_spec(pc, &["tcp"], 5000);
     spec["viewers"][0]["tcpOnly"] = json!(true);
     let result = run_driver("whep_driver.js", &spec, DRIVER_TIMEOUT);
     let v = viewer(&result, 0);
     assert_eq!(v["postStatus"], 201, "{v}\n{}", pc.log_tail());
-    let tcp_lines: Vec<&str> = v["answerCandidateLines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
+    let tcp_lines: Vec<&str> = candidate_lines(v)
+        .into_iter()
         .filter(|l| l.contains(" tcp ") && l.contains("tcptype passive"))
         .collect();
     assert!(
@@ -636,5 +626,5 @@ fn whep_plays_over_ice_tcp_when_udp_is_blocked() {
         f["totalSamplesReceived"].as_u64().unwrap_or(0) > 0,
         "no audio over TCP"
     );
-    assert_viewers_gone(&pc, &result, &uri);
+    assert_viewers_gone(pc, &result, uri);
 }
