@@ -27,6 +27,7 @@ use crate::codec::h264::{avcc_to_annexb, codec_string, parse_avc_decoder_config,
 use crate::flv::file::read_flv_file;
 use crate::flv::tag::{parse_audio_tag, parse_video_tag};
 use crate::media::{MediaFrame, Track};
+use crate::media_port::{binding_request_username, frame, is_stun, Demux, FrameDecoder, Route};
 use crate::mp4::{FragmentedMp4Writer, Mp4Options};
 use crate::net::address::{embedded_ipv4, special_range};
 use crate::net::cidr::Cidr;
@@ -37,6 +38,7 @@ use crate::record::naming::{self, NameFields};
 use crate::rtmp::aggregate::{split_aggregate, AGGREGATE_TYPE_ID, MAX_AGGREGATE_PARTS};
 use crate::rtmp::chunk::{max_message_bytes, ChunkDecoder, RawMessage, MAX_BUFFERED_PARTIAL_BYTES};
 use crate::rtmp::{PlaySession, PlaySessionConfig, RtmpUrl};
+use crate::rtp::h264::packetize;
 use crate::video::transcode::{BFrameTranscoder, TranscodeSettings};
 use crate::video::BFrameDetector;
 use crate::webrtc_viewer::{choose_h264, opus_answer_fmtp, parse_offer, SourceProfile};
@@ -70,6 +72,8 @@ pub const TARGETS: &[Target] = &[
     ("web_origin", web_origin),
     ("redact", redact),
     ("net_host", net_host),
+    ("media_port", media_port),
+    ("rtp_h264", rtp_h264),
 ];
 
 /// The `auth.token_secret` of the `auth_token` target (its seeds are minted with it).
@@ -843,4 +847,80 @@ pub fn net_host(data: &[u8]) {
             let _ = guard.check(host, &[ip], private);
         }
     }
+}
+
+/// `media_port`: what reaches the shared WebRTC port — datagrams for the STUN username scan
+/// and the demultiplexer (viewers added, bound and removed as the input says), and a TCP
+/// byte stream cut into reads of any size for the RFC 4571 decoder.
+pub fn media_port(data: &[u8]) {
+    let mut input = FuzzInput::new(data);
+    let mut demux: Demux<u8> = Demux::new(usize::from(input.u8() % 4));
+    let mut decoder = FrameDecoder::new(usize::from(input.u8()) + 1);
+    let limit = 2 + crate::media_port::tcp_framing::MAX_PACKET + usize::from(u8::MAX) + 1;
+    while !input.is_empty() {
+        let op = input.u8();
+        let viewer = input.u8() % 8;
+        let from = std::net::SocketAddr::from(([192, 0, 2, input.u8()], input.u16()));
+        let block = input.block();
+        match op % 5 {
+            0 => {
+                let ufrag = String::from_utf8_lossy(block);
+                let _ = demux.add_viewer(viewer, &ufrag);
+            }
+            1 => demux.remove_viewer(viewer),
+            2 => {
+                let _ = demux.bind_path(from, viewer);
+            }
+            3 => {
+                if let Some(username) = binding_request_username(block) {
+                    assert!(is_stun(block), "a username from what is not STUN");
+                    assert!(!username.local.is_empty() && !username.remote.is_empty());
+                    assert!(
+                        !username.local.contains(':'),
+                        "the local fragment holds ':'"
+                    );
+                }
+                match demux.route(block, from) {
+                    Route::Claims(_) => assert!(binding_request_username(block).is_some()),
+                    Route::Viewer(_) | Route::Unknown => {}
+                }
+            }
+            _ => {
+                if decoder.push(block).is_ok() {
+                    while let Some(packet) = decoder.next_packet() {
+                        assert!(!packet.is_empty());
+                        let framed = frame(&packet).expect("a decoded packet frames again");
+                        assert_eq!(framed.len(), packet.len() + 2);
+                    }
+                }
+                assert!(
+                    decoder.held() <= limit,
+                    "the decoder holds {}",
+                    decoder.held()
+                );
+            }
+        }
+        let (viewers, paths) = demux.len();
+        assert!(viewers <= 8 && paths <= 8 * 4);
+    }
+}
+
+/// `rtp_h264`: any bytes as an access unit, packetized at any payload limit: no payload over
+/// the limit, and every byte of every NAL unit sent (AUD and filler aside) in order.
+pub fn rtp_h264(data: &[u8]) {
+    let mut input = FuzzInput::new(data);
+    let max_payload = usize::from(input.u16() % 2048);
+    let access_unit = Bytes::copy_from_slice(input.rest());
+    let payloads = packetize(&access_unit, max_payload);
+    let limit = max_payload.max(3);
+    let sent: usize = payloads.iter().map(Bytes::len).sum();
+    for p in &payloads {
+        assert!(
+            !p.is_empty() && p.len() <= limit,
+            "{} bytes over {limit}",
+            p.len()
+        );
+    }
+    // Fragment and aggregate headers add at most 2 bytes per payload; nothing else grows.
+    assert!(sent <= access_unit.len() + 2 * payloads.len() + 1);
 }
