@@ -855,8 +855,10 @@ pub fn net_host(data: &[u8]) {
 pub fn media_port(data: &[u8]) {
     let mut input = FuzzInput::new(data);
     let mut demux: Demux<u8> = Demux::new(usize::from(input.u8() % 4));
-    let mut decoder = FrameDecoder::new(usize::from(input.u8()) + 1);
-    let limit = 2 + crate::media_port::tcp_framing::MAX_PACKET + usize::from(u8::MAX) + 1;
+    let max_read = usize::from(input.u8()) + 1;
+    let max_packet = usize::from(input.u16());
+    let mut decoder = FrameDecoder::with_max_packet(max_read, max_packet);
+    let limit = 2 + max_packet + max_read;
     while !input.is_empty() {
         let op = input.u8();
         let viewer = input.u8() % 8;
@@ -887,8 +889,8 @@ pub fn media_port(data: &[u8]) {
             }
             _ => {
                 if decoder.push(block).is_ok() {
-                    while let Some(packet) = decoder.next_packet() {
-                        assert!(!packet.is_empty());
+                    while let Ok(Some(packet)) = decoder.next_packet() {
+                        assert!(!packet.is_empty() && packet.len() <= max_packet);
                         let framed = frame(&packet).expect("a decoded packet frames again");
                         assert_eq!(framed.len(), packet.len() + 2);
                     }

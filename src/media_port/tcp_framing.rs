@@ -11,7 +11,8 @@ pub const MAX_PACKET: usize = u16::MAX as usize;
 /// What the framing refuses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FramingError {
-    /// A packet longer than 65 535 bytes cannot be framed.
+    /// A packet over the limit: 65 535 bytes (what a 16-bit length can frame), or the
+    /// decoder's own.
     PacketTooLong(usize),
     /// The peer sent more than the decoder holds without reading its packets first.
     BufferFull { held: usize, limit: usize },
@@ -20,9 +21,7 @@ pub enum FramingError {
 impl std::fmt::Display for FramingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::PacketTooLong(len) => {
-                write!(f, "a {len}-byte packet is longer than RFC 4571 can frame")
-            }
+            Self::PacketTooLong(len) => write!(f, "a {len}-byte packet is over the limit"),
             Self::BufferFull { held, limit } => write!(
                 f,
                 "{held} bytes held without a whole packet taken out (limit {limit})"
@@ -47,15 +46,24 @@ pub fn frame(packet: &[u8]) -> Result<Vec<u8>, FramingError> {
 pub struct FrameDecoder {
     buffer: BytesMut,
     limit: usize,
+    max_packet: usize,
 }
 
 impl FrameDecoder {
     /// A decoder fed reads of at most `max_read` bytes: it holds at most one partial
     /// packet (with its length) plus one read.
     pub fn new(max_read: usize) -> Self {
+        Self::with_max_packet(max_read, MAX_PACKET)
+    }
+
+    /// A decoder that also refuses packets longer than `max_packet` bytes (at most 65 535):
+    /// it then holds at most `2 + max_packet + max_read` bytes.
+    pub fn with_max_packet(max_read: usize, max_packet: usize) -> Self {
+        let max_packet = max_packet.min(MAX_PACKET);
         Self {
             buffer: BytesMut::new(),
-            limit: 2 + MAX_PACKET + max_read,
+            limit: 2 + max_packet + max_read,
+            max_packet,
         }
     }
 
@@ -73,18 +81,24 @@ impl FrameDecoder {
         Ok(())
     }
 
-    /// The next whole packet, if one has arrived. Empty frames are skipped.
-    pub fn next_packet(&mut self) -> Option<Bytes> {
+    /// The next whole packet, if one has arrived (`Ok(None)`: not yet). Empty frames are
+    /// skipped; a length over the decoder's packet limit is an error (the stream is unusable).
+    pub fn next_packet(&mut self) -> Result<Option<Bytes>, FramingError> {
         loop {
-            let head = self.buffer.get(..2)?;
+            let Some(head) = self.buffer.get(..2) else {
+                return Ok(None);
+            };
             let len = usize::from(u16::from_be_bytes([head[0], head[1]]));
+            if len > self.max_packet {
+                return Err(FramingError::PacketTooLong(len));
+            }
             if self.buffer.len() < 2 + len {
-                return None;
+                return Ok(None);
             }
             self.buffer.advance(2);
             let packet = self.buffer.split_to(len).freeze();
             if !packet.is_empty() {
-                return Some(packet);
+                return Ok(Some(packet));
             }
         }
     }
@@ -101,7 +115,7 @@ mod tests {
     use super::*;
 
     fn packets(decoder: &mut FrameDecoder) -> Vec<Vec<u8>> {
-        std::iter::from_fn(|| decoder.next_packet().map(|p| p.to_vec())).collect()
+        std::iter::from_fn(|| decoder.next_packet().unwrap().map(|p| p.to_vec())).collect()
     }
 
     #[test]
@@ -124,10 +138,11 @@ mod tests {
     fn a_partial_packet_waits_for_the_rest_and_empty_frames_are_skipped() {
         let mut decoder = FrameDecoder::new(64);
         decoder.push(&[0, 0, 0, 3, 9]).unwrap();
-        assert_eq!(decoder.next_packet(), None);
+        assert_eq!(decoder.next_packet(), Ok(None));
         assert_eq!(decoder.held(), 3);
         decoder.push(&[9, 9]).unwrap();
-        assert_eq!(decoder.next_packet().unwrap().to_vec(), vec![9, 9, 9]);
+        let packet = decoder.next_packet().unwrap().unwrap();
+        assert_eq!(packet.to_vec(), vec![9, 9, 9]);
     }
 
     #[test]
@@ -137,7 +152,7 @@ mod tests {
         assert_eq!(&framed[..2], &[0xff, 0xff]);
         let mut decoder = FrameDecoder::new(framed.len());
         decoder.push(&framed).unwrap();
-        assert_eq!(decoder.next_packet().unwrap().len(), MAX_PACKET);
+        assert_eq!(decoder.next_packet().unwrap().unwrap().len(), MAX_PACKET);
         assert_eq!(
             frame(&vec![0u8; MAX_PACKET + 1]),
             Err(FramingError::PacketTooLong(MAX_PACKET + 1))
@@ -158,5 +173,28 @@ mod tests {
         let limit = 2 + MAX_PACKET + 1000;
         assert!(matches!(refused, Some(FramingError::BufferFull { limit: l, .. }) if l == limit));
         assert!(decoder.held() <= limit);
+    }
+
+    #[test]
+    fn a_packet_over_the_limit_ends_the_stream_before_it_is_buffered() {
+        let mut decoder = FrameDecoder::with_max_packet(100, 1500);
+        decoder.push(&frame(&[7u8; 1500]).unwrap()).unwrap();
+        assert_eq!(decoder.next_packet().unwrap().unwrap().len(), 1500);
+        decoder.push(&[0x05, 0xdd]).unwrap(); // 1501
+        assert_eq!(
+            decoder.next_packet(),
+            Err(FramingError::PacketTooLong(1501))
+        );
+        let limit = 2 + 1500 + 100;
+        let mut small = FrameDecoder::with_max_packet(100, 1500);
+        small.push(&[0x05, 0xdc]).unwrap();
+        let mut refused = false;
+        for _ in 0..40 {
+            if small.push(&[1u8; 100]).is_err() {
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused && small.held() <= limit, "held {}", small.held());
     }
 }

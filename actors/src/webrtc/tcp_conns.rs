@@ -1,8 +1,8 @@
 //! The media port's ICE-TCP side (RFC 6544, passive): the connections browsers whose UDP is
 //! blocked open to the port's TCP twin, each carrying RFC 4571 frames.
 //!
-//! Each connection gets a reader task (bytes → whole packets → the port task, which routes
-//! them; the decoder holds at most one partial packet plus one read, and the reader waits
+//! Each connection gets a reader task (bytes → whole packets of at most 2 KiB → the port task,
+//! which routes them; the decoder holds at most one partial packet plus one read, and the reader waits
 //! while the port task is behind, so TCP's own flow control bounds the rest) and a writer
 //! task (a bounded queue of framed packets; full: the packet is dropped, as on UDP). The
 //! table is bounded; a connection that has not proven whose it is (a Binding request with
@@ -22,11 +22,15 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The most connections at once (past it, new ones are closed at once).
-const MAX_CONNECTIONS: usize = 4096;
+const MAX_CONNECTIONS: usize = 2048;
+/// The longest packet a browser sends over ICE-TCP (STUN, DTLS records, SRTCP fit in a UDP
+/// datagram's worth); a longer frame closes the connection. With [`READ_CHUNK`] this bounds
+/// what one connection can make the server hold to about 6 KiB, 12 MiB for a full table.
 /// A connection must name its viewer within this time.
 pub const UNBOUND_LIFETIME: Duration = Duration::from_secs(10);
+const MAX_PACKET: usize = 2048;
 /// Bytes read at a time.
-const READ_CHUNK: usize = 16 * 1024;
+const READ_CHUNK: usize = 4 * 1024;
 /// Framed packets queued for one connection's writer.
 const WRITE_QUEUE: usize = 512;
 
@@ -171,7 +175,7 @@ impl TcpConnections {
 
 /// Reads `conn`'s frames and hands each packet to the port task; says when it ends.
 async fn read_packets(conn: u64, mut reader: OwnedReadHalf, inbound: mpsc::Sender<TcpIn>) {
-    let mut decoder = FrameDecoder::new(READ_CHUNK);
+    let mut decoder = FrameDecoder::with_max_packet(READ_CHUNK, MAX_PACKET);
     let mut buffer = vec![0u8; READ_CHUNK];
     'reading: loop {
         let n = match reader.read(&mut buffer).await {
@@ -184,8 +188,12 @@ async fn read_packets(conn: u64, mut reader: OwnedReadHalf, inbound: mpsc::Sende
         if decoder.push(read).is_err() {
             break;
         }
-        while let Some(packet) = decoder.next_packet() {
-            let packet = Some(packet);
+        loop {
+            let packet = match decoder.next_packet() {
+                Ok(Some(packet)) => Some(packet),
+                Ok(None) => break,
+                Err(_) => break 'reading,
+            };
             if inbound.send(TcpIn { conn, packet }).await.is_err() {
                 break 'reading;
             }
