@@ -628,3 +628,120 @@ fn whep_plays_over_ice_tcp_when_udp_is_blocked() {
     );
     assert_viewers_gone(pc, &result, uri);
 }
+
+/// Hostile traffic at the one media port while Chromium watches through it: a flood of UDP
+/// garbage and of Binding requests naming fragments nobody has, and 400 ICE-TCP connections
+/// that never name a viewer (silent, garbage, a length promising 64 KiB, a byte at a time).
+/// The viewer keeps decoding, the server's memory stays within 32 MiB of where it was, and
+/// every connection that named nobody is closed by the server within its 10 s.
+#[test]
+fn hostile_traffic_at_the_media_port_does_not_disturb_a_viewer() {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, UdpSocket};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use pullcast_integration_tests::memory::{resident, MemorySampler, MIB};
+
+    let _browser = exclusive();
+    let capture = one_port_capture("hostileport");
+    let (uri, pc, udp_port) = (&capture.uri, &capture.pc, &capture.udp_port);
+    let port: u16 = udp_port.parse().unwrap();
+    let before = resident(pc.pid()).expect("the server's memory").rss;
+    let sampler = MemorySampler::start(pc.pid(), Duration::from_millis(100), None);
+
+    // 400 TCP connections that never name a viewer.
+    let mut connections = Vec::new();
+    for i in 0..400u32 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let _ = match i % 4 {
+            0 => Ok(()),                                      // silent
+            1 => stream.write_all(&[0x17; 900]),              // garbage
+            2 => stream.write_all(&[0xff, 0xff, 1, 2, 3, 4]), // promises 64 KiB
+            _ => stream.write_all(&[0x00]),                   // a byte, then nothing
+        };
+        connections.push(stream);
+    }
+    let opened = std::time::Instant::now();
+    // UDP garbage and Binding requests naming nobody, for as long as the browser plays.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut sent = 0u64;
+            let mut stun = vec![0x00, 0x01, 0x00, 0x10, 0x21, 0x12, 0xa4, 0x42];
+            stun.extend_from_slice(&[9; 12]);
+            stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x09]);
+            stun.extend_from_slice(b"nobody:xx\0\0\0");
+            while !stop.load(Ordering::Relaxed) {
+                let garbage = [sent as u8 | 0x80; 300];
+                let datagram: &[u8] = if sent.is_multiple_of(2) {
+                    &stun
+                } else {
+                    &garbage
+                };
+                let _ = socket.send_to(datagram, ("127.0.0.1", port));
+                sent += 1;
+                if sent.is_multiple_of(200) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            sent
+        })
+    };
+    let result = run_driver(
+        "whep_driver.js",
+        &whep_spec(pc, &["hostileport"], 6000),
+        DRIVER_TIMEOUT,
+    );
+    stop.store(true, Ordering::Relaxed);
+    let datagrams = flood.join().unwrap();
+    let report = sampler.finish();
+    let v = viewer(&result, 0);
+    let f = &v["final"];
+    let decoded = f["framesDecoded"].as_u64().unwrap_or(0);
+    let (dropped, after_1s) = after_first_second(v);
+    eprintln!(
+        "[hostile port] {datagrams} hostile datagrams, 400 silent/garbage TCP connections; \
+         viewer decoded {decoded} ({dropped} of {after_1s} dropped after its first second); \
+         memory {} MiB before, peak {} MiB",
+        before / MIB,
+        report.peak() / MIB
+    );
+    assert_eq!(v["postStatus"], 201, "{v}\n{}", pc.log_tail());
+    assert!(
+        decoded >= 120,
+        "the viewer decoded {decoded}: {v}\n{}",
+        pc.log_tail()
+    );
+    assert!(
+        dropped * 20 <= after_1s.max(1),
+        "{dropped} of {after_1s} dropped\n{v}"
+    );
+    assert!(
+        report.peak() <= before + 32 * MIB,
+        "memory went from {} to {} MiB",
+        before / MIB,
+        report.peak() / MIB
+    );
+    // The server closes every connection that named nobody, 10 s after it opened: all of
+    // them by 15 s after the last opened (one deadline for all the reads).
+    let deadline = opened + Duration::from_secs(15);
+    let mut closed = 0;
+    for mut stream in connections {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        // End of stream or a reset: closed; a read that times out: still open.
+        match stream.read(&mut buf) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(closed, 400, "connections the server kept open");
+    assert_viewers_gone(pc, &result, uri);
+}
