@@ -60,14 +60,18 @@ pub fn probe_file(file: &std::path::Path, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("ffprobe output is JSON")
 }
 
-/// Decodes `file` completely with `ffmpeg -v error -i FILE -f null -` and returns what it
+/// Decodes `file` completely with `ffmpeg -v error -i FILE -enc_time_base -1 -f null -` and returns what it
 /// printed (empty when the file decodes without an error).
 pub fn decode_errors(file: &std::path::Path) -> String {
     let ffmpeg = require_tool("ffmpeg");
     let output = Command::new(ffmpeg)
         .args(["-v", "error", "-nostdin", "-i"])
         .arg(file)
-        .args(["-f", "null", "-"])
+        // Decode in the file's own time base: by default the null output's is 1/frame-rate,
+        // and ms-granular timestamps after a gap (a publisher's restart) can round to the
+        // same tick there, which ffmpeg reports as non-monotonic dts of its own making. A
+        // file whose timestamps really repeat or go back is still reported.
+        .args(["-enc_time_base", "-1", "-f", "null", "-"])
         .output()
         .expect("run ffmpeg");
     let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
