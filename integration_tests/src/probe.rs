@@ -148,8 +148,20 @@ pub fn sound_onsets(file: &std::path::Path) -> Vec<f64> {
             "silencedetect=noise=-20dB:duration=0.03",
         ],
     );
-    text.lines()
+    let ends: Vec<f64> = text
+        .lines()
         .filter_map(|l| l.split("silence_end: ").nth(1))
         .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect();
+    // silencedetect also ends a silence where the stream ends (within a frame of its end):
+    // that is no sound.
+    let audio_end = probe_file(
+        file,
+        &["-select_streams", "a:0", "-show_entries", "stream=duration"],
+    )["streams"][0]["duration"]
+        .as_str()
+        .and_then(|d| d.parse::<f64>().ok());
+    ends.into_iter()
+        .filter(|t| audio_end.is_none_or(|end| (end - t).abs() > 0.05))
         .collect()
 }
