@@ -128,8 +128,8 @@ impl MediaPort {
         };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (media, media_rx) = mpsc::channel(MEDIA_QUEUE);
-        let task_counters = Arc::new(PortCounters::default());
-        let counters = Arc::clone(&task_counters);
+        let counters = Arc::new(PortCounters::default());
+        let task_counters = Arc::clone(&counters);
         arbiter.spawn(async move {
             let (tcp_tx, tcp_rx) = mpsc::channel(TCP_INBOUND_QUEUE);
             let sockets = UdpSocket::from_std(socket)
@@ -143,15 +143,16 @@ impl MediaPort {
             };
             let task = PortTask {
                 advertised,
-                udp,
-                tcp: TcpConnections::new(tcp_tx),
+                out: Outlets {
+                    udp,
+                    tcp: TcpConnections::new(tcp_tx),
+                    counters: task_counters,
+                },
                 demux: Demux::new(PATHS_PER_VIEWER),
                 viewers: HashMap::new(),
-                counters,
             };
             task.run(listener, tcp_rx, control_rx, media_rx).await;
         });
-        let counters = Arc::clone(&task_counters);
         info!("media port: every WebRTC viewer on {bind}, announced as {announced:?}");
         Ok(Self {
             control,
@@ -217,20 +218,26 @@ struct Viewer {
     events: Recipient<PortEvent>,
 }
 
-/// Where a packet goes out: the UDP socket or a viewer's TCP connection.
-struct Outlets<'a> {
-    udp: &'a UdpSocket,
-    tcp: &'a TcpConnections,
-    counters: &'a PortCounters,
+/// Where packets go out: the UDP socket or a viewer's TCP connection.
+struct Outlets {
+    udp: UdpSocket,
+    tcp: TcpConnections,
+    counters: Arc<PortCounters>,
 }
 
-impl Outlets<'_> {
+impl Outlets {
     /// Passes on what `viewer`'s transport reported and sends what it has to send.
     fn flush(&self, viewer: &mut Viewer) {
         while let Some(event) = viewer.transport.poll_event() {
             viewer.events.do_send(PortEvent { event });
         }
-        while let Some((protocol, to, packet)) = viewer.transport.poll_transmit() {
+        self.send_pending(&mut viewer.transport);
+    }
+
+    /// Sends what `transport` has to send; what the kernel or a TCP queue will not take
+    /// now is counted and dropped.
+    fn send_pending(&self, transport: &mut ViewerTransport) {
+        while let Some((protocol, to, packet)) = transport.poll_transmit() {
             let sent = match protocol {
                 Protocol::Udp => self.udp.try_send_to(&packet, to).is_ok(),
                 Protocol::Tcp => self.tcp.send(to, &packet),
@@ -245,11 +252,9 @@ impl Outlets<'_> {
 struct PortTask {
     /// The address transports are told packets arrive on (UDP and TCP alike).
     advertised: SocketAddr,
-    udp: UdpSocket,
-    tcp: TcpConnections,
+    out: Outlets,
     demux: Demux<u64>,
     viewers: HashMap<u64, Viewer>,
-    counters: Arc<PortCounters>,
 }
 
 impl PortTask {
@@ -264,7 +269,7 @@ impl PortTask {
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
-                received = self.udp.recv_from(&mut buffer) => match received {
+                received = self.out.udp.recv_from(&mut buffer) => match received {
                     Ok((len, from)) => {
                         if let Some(data) = buffer.get(..len) {
                             self.received(from, data);
@@ -273,12 +278,12 @@ impl PortTask {
                     Err(e) => debug!("media port {}: receive: {e}", self.advertised),
                 },
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => self.tcp.accept(stream, peer),
+                    Ok((stream, peer)) => self.out.tcp.accept(stream, peer),
                     Err(e) => debug!("media port {}: accept: {e}", self.advertised),
                 },
                 Some(TcpIn { conn, packet }) = tcp_in.recv() => match packet {
                     Some(packet) => self.received_over_tcp(conn, &packet),
-                    None => self.tcp.close(conn),
+                    None => self.out.tcp.close(conn),
                 },
                 command = control.recv() => match command {
                     Some(command) => self.control(command),
@@ -292,14 +297,6 @@ impl PortTask {
             viewer.transport.close();
         }
         info!("media port {}: closed", self.advertised);
-    }
-
-    fn outlets(&self) -> Outlets<'_> {
-        Outlets {
-            udp: &self.udp,
-            tcp: &self.tcp,
-            counters: &self.counters,
-        }
     }
 
     fn next_deadline(&mut self) -> Instant {
@@ -329,7 +326,8 @@ impl PortTask {
 
     fn received(&mut self, from: SocketAddr, data: &[u8]) {
         let Some(key) = self.owner(data, from) else {
-            self.counters
+            self.out
+                .counters
                 .dropped_datagrams
                 .fetch_add(1, Ordering::Relaxed);
             return;
@@ -340,7 +338,7 @@ impl PortTask {
     /// A packet on TCP connection `conn`: its viewer's, once its first Binding request with
     /// that viewer's integrity has named it.
     fn received_over_tcp(&mut self, conn: u64, packet: &[u8]) {
-        let Some((peer, bound)) = self.tcp.get(conn) else {
+        let Some((peer, bound)) = self.out.tcp.get(conn) else {
             return;
         };
         let key = match bound {
@@ -358,12 +356,13 @@ impl PortTask {
                         .is_some_and(|v| v.transport.authenticates(packet))
                 });
                 let Some(key) = trusted else {
-                    self.counters
+                    self.out
+                        .counters
                         .dropped_datagrams
                         .fetch_add(1, Ordering::Relaxed);
                     return;
                 };
-                self.tcp.bind(conn, key);
+                self.out.tcp.bind(conn, key);
                 key
             }
         };
@@ -372,17 +371,12 @@ impl PortTask {
 
     fn deliver(&mut self, key: u64, protocol: Protocol, from: SocketAddr, data: &[u8]) {
         let advertised = self.advertised;
-        let outlets = Outlets {
-            udp: &self.udp,
-            tcp: &self.tcp,
-            counters: &self.counters,
-        };
         if let Some(viewer) = self.viewers.get_mut(&key) {
             let now = Instant::now();
             viewer
                 .transport
                 .receive(now, protocol, advertised, from, data);
-            outlets.flush(viewer);
+            self.out.flush(viewer);
         }
     }
 
@@ -408,40 +402,24 @@ impl PortTask {
                     viewer.transport.close();
                     // The close alerts go out; its events are nobody's now.
                     while viewer.transport.poll_event().is_some() {}
-                    let outlets = self.outlets();
-                    while let Some((protocol, to, packet)) = viewer.transport.poll_transmit() {
-                        let _ = match protocol {
-                            Protocol::Udp => outlets.udp.try_send_to(&packet, to).is_ok(),
-                            Protocol::Tcp => outlets.tcp.send(to, &packet),
-                        };
-                    }
+                    self.out.send_pending(&mut viewer.transport);
                 }
-                self.tcp.close_viewer(key);
+                self.out.tcp.close_viewer(key);
             }
             Control::Rtcp {
                 key,
                 track,
                 packets,
             } => {
-                let outlets = Outlets {
-                    udp: &self.udp,
-                    tcp: &self.tcp,
-                    counters: &self.counters,
-                };
                 if let Some(viewer) = self.viewers.get_mut(&key) {
                     viewer.transport.send_rtcp(Instant::now(), track, packets);
-                    outlets.flush(viewer);
+                    self.out.flush(viewer);
                 }
             }
         }
     }
 
     fn media(&mut self, batch: Media) {
-        let outlets = Outlets {
-            udp: &self.udp,
-            tcp: &self.tcp,
-            counters: &self.counters,
-        };
         let Some(viewer) = self.viewers.get_mut(&batch.key) else {
             return;
         };
@@ -456,24 +434,19 @@ impl PortTask {
             } = p;
             (viewer.transport).send_rtp(now, track, sequence_number, timestamp, marker, payload);
         }
-        outlets.flush(viewer);
+        self.out.flush(viewer);
     }
 
     fn timers(&mut self) {
         let now = Instant::now();
-        self.tcp.close_unbound(now);
-        let outlets = Outlets {
-            udp: &self.udp,
-            tcp: &self.tcp,
-            counters: &self.counters,
-        };
+        self.out.tcp.close_unbound(now);
         for viewer in self.viewers.values_mut() {
             let due = viewer.transport.next_timeout().is_some_and(|at| at <= now);
             if due {
                 if let Some(event) = viewer.transport.handle_timeout(now) {
                     viewer.events.do_send(PortEvent { event });
                 }
-                outlets.flush(viewer);
+                self.out.flush(viewer);
             }
         }
     }

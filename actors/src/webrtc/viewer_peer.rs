@@ -34,14 +34,11 @@ use log::{debug, info, warn};
 use pullcast::lipsync::SyncAnchor;
 use pullcast::media::{MediaFrame, Track};
 use pullcast::webrtc_viewer::{ForwardTime, KeyframeRequestLimiter, ReplayPacer, RtpClock};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 use rtc::rtp::codec::h264::H264Payloader;
 use rtc::rtp::packetizer::Payloader;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::shared::time::SystemInstant;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -55,7 +52,9 @@ use webrtc::rtp_transceiver::RtpSender;
 
 use super::engine::{OnePort, PortLease, ViewerCodecs, ViewerSlot, WebRtcEngine};
 use super::media_port::{MediaPort, PortEvent, RtpOut};
-use super::transport::{OutgoingTrack, TransportEvent, TransportRecipe, ViewerTransport};
+use super::transport::{
+    outgoing_track, OutgoingTrack, TransportEvent, TransportRecipe, ViewerTransport,
+};
 use crate::messages::{
     CaptureHandle, Delivery, InjectPanic, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia,
     Unsubscribe, ViewerEvent,
@@ -712,19 +711,8 @@ async fn add_track(
         RtpCodecKind::Audio => RtpClock::opus(base),
         _ => RtpClock::video(base),
     };
-    let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        STREAM_ID.to_string(),
-        name.to_string(),
-        name.to_string(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec,
-            ..Default::default()
-        }],
+    let track = Arc::new(TrackLocalStaticRTP::new(outgoing_track(
+        STREAM_ID, name, kind, codec, ssrc,
     )));
     let sender = pc
         .add_track(track.clone() as Arc<dyn TrackLocal>)
