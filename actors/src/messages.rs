@@ -4,7 +4,7 @@
 //! `Recipient<Message>` (never a concrete `Addr`), so tests can stand in for any side.
 //! Types shared by several messages (snapshots, requests, errors) are at the end.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use actix::prelude::*;
@@ -16,6 +16,7 @@ use pullcast::media::{CodecSet, MediaFrame, Track};
 use pullcast::normalize::NormalizedEvent;
 use pullcast::rtmp::session::MetaValue;
 use pullcast::rtmp::RtmpUrl;
+use pullcast::rtp::RecentPayloads;
 use uuid::Uuid;
 
 use crate::stream::budget::Charge;
@@ -411,6 +412,29 @@ pub struct CaptureHandle {
     pub telemetry: SharedTelemetry,
     /// Why the capture ended, once it has: told to a viewer that comes too late.
     pub end: CaptureEnd,
+    /// Its latest video frames' RTP payloads: each frame is packetized once for all viewers.
+    pub payloads: SharedPayloads,
+}
+
+/// A capture's latest video frames' RTP payloads, shared by its WebRTC viewers (which run on
+/// several threads): the first viewer to send a frame packetizes it, the others reuse it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedPayloads(Arc<Mutex<RecentPayloads>>);
+
+impl SharedPayloads {
+    /// `access_unit`'s H.264 payloads (see [`RecentPayloads::h264`]).
+    pub fn h264(&self, access_unit: &Bytes) -> Arc<[Bytes]> {
+        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        recent.h264(access_unit)
+    }
+
+    /// How many frames were packetized so far.
+    pub fn packetized(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .packetized()
+    }
 }
 
 /// Why a capture ended, readable after its actors are gone: a viewer that finishes

@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::messages::{
     CaptureEnd, CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, InjectPanic,
-    PanicTarget, Pull, PullError, PullRequest, Shutdown, StopCapture, Terminate, TerminateError,
-    Watch, WatchError,
+    PanicTarget, Pull, PullError, PullRequest, SharedPayloads, Shutdown, StopCapture, Terminate,
+    TerminateError, Watch, WatchError,
 };
 use crate::panic_guard::{self, Panic};
 use crate::stream::supervisor::StreamSupervisor;
@@ -35,6 +35,7 @@ struct Entry {
     addr: Addr<StreamSupervisor>,
     telemetry: SharedTelemetry,
     end: CaptureEnd,
+    payloads: SharedPayloads,
 }
 
 /// Owns every capture.
@@ -147,6 +148,7 @@ impl Registry {
             addr,
             telemetry,
             end,
+            payloads: SharedPayloads::default(),
         };
         self.captures.push(entry.clone());
         Ok(entry)
@@ -226,6 +228,7 @@ impl Registry {
             keyframe: entry.addr.recipient(),
             telemetry: entry.telemetry,
             end: entry.end,
+            payloads: entry.payloads,
         })
     }
 }

@@ -2,8 +2,12 @@
 //! the 12-byte header (SSRC, sequence number, timestamp, payload type) differs.
 //!
 //! - [`h264`] — H.264 access units → FU-A / STAP-A / single NAL unit payloads.
+//! - [`recent`] — a capture's latest frames' payloads, so each frame is packetized once.
 //!
 //! An Opus frame is one payload as it is. Nothing here does I/O, reads a clock or knows
 //! about the `rtc` crate.
 
 pub mod h264;
+pub mod recent;
+
+pub use recent::RecentPayloads;

@@ -9,12 +9,15 @@
 //! first valid Binding request ([`super::tcp_conns`] reads and writes its frames). Viewers are
 //! added and removed over a control channel that never drops; their RTP arrives over a
 //! bounded media channel (full: the batch is dropped and counted, never waited for). What a
-//! transport reports goes to its viewer's recipient. Sends never block: a datagram the
-//! kernel will not take now is dropped, as the network would.
+//! transport reports goes to its viewer's recipient. Outgoing datagrams are gathered over
+//! one turn of the task (every media batch queued by then, for any number of viewers) and
+//! leave in `sendmmsg` batches ([`super::udp_batch`]). Sends never block: a datagram the
+//! kernel will not take now is dropped, as the network would. Each viewer's next timer sits
+//! in one ordered set, so a turn costs what it touches, not the number of viewers.
 //!
 //! It must not decide anything about media (timestamps, which frames): it carries packets.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,6 +32,7 @@ use tokio::sync::mpsc;
 
 use super::tcp_conns::{TcpConnections, TcpIn};
 use super::transport::{OutgoingTrack, Protocol, TransportEvent, ViewerTransport};
+use super::udp_batch::UdpBatch;
 
 /// Bound addresses kept per viewer (a browser checks from each of its candidates).
 const PATHS_PER_VIEWER: usize = 8;
@@ -40,6 +44,12 @@ const MAX_DATAGRAM: usize = 2048;
 const IDLE_TICK: Duration = Duration::from_millis(500);
 /// Packets from TCP readers queued for the port task (a reader waits when it is full).
 const TCP_INBOUND_QUEUE: usize = 1024;
+/// Datagrams gathered before they are sent, at most (more media batches wait for the next
+/// turn).
+const GATHER_DATAGRAMS: usize = 1024;
+/// The socket's send buffer asked for (the kernel caps it at `net.core.wmem_max`): a
+/// keyframe to many viewers leaves in one burst.
+const SEND_BUFFER_BYTES: usize = 4 << 20;
 
 /// What a viewer hears from the port.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
@@ -88,6 +98,9 @@ pub struct PortCounters {
     pub dropped_batches: AtomicU64,
     /// Datagrams the kernel would not take at once.
     pub send_failures: AtomicU64,
+    /// Datagrams sent over UDP, and the system calls that sent them.
+    pub udp_datagrams: AtomicU64,
+    pub udp_send_calls: AtomicU64,
 }
 
 /// A handle on a running port: cheap to clone.
@@ -113,6 +126,13 @@ impl MediaPort {
     ) -> std::io::Result<Self> {
         let socket = std::net::UdpSocket::bind(bind)?;
         socket.set_nonblocking(true)?;
+        if let Err(e) = nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::SndBuf,
+            &SEND_BUFFER_BYTES,
+        ) {
+            debug!("media port {bind}: cannot enlarge the send buffer: {e}");
+        }
         let bound = socket.local_addr()?.port();
         let listener = std::net::TcpListener::bind(SocketAddr::new(bind.ip(), bound))?;
         listener.set_nonblocking(true)?;
@@ -145,11 +165,13 @@ impl MediaPort {
                 advertised,
                 out: Outlets {
                     udp,
+                    batch: UdpBatch::default(),
                     tcp: TcpConnections::new(tcp_tx),
                     counters: task_counters,
                 },
                 demux: Demux::new(PATHS_PER_VIEWER),
                 viewers: HashMap::new(),
+                deadlines: BTreeSet::new(),
             };
             task.run(listener, tcp_rx, control_rx, media_rx).await;
         });
@@ -216,36 +238,57 @@ impl MediaPort {
 struct Viewer {
     transport: Box<ViewerTransport>,
     events: Recipient<PortEvent>,
+    /// Its transport's next timer, as entered in `PortTask::deadlines`.
+    deadline: Option<Instant>,
 }
 
-/// Where packets go out: the UDP socket or a viewer's TCP connection.
+/// Where packets go out: the UDP socket (in batches) or a viewer's TCP connection.
 struct Outlets {
     udp: UdpSocket,
+    /// UDP datagrams gathered this turn.
+    batch: UdpBatch,
     tcp: TcpConnections,
     counters: Arc<PortCounters>,
 }
 
 impl Outlets {
-    /// Passes on what `viewer`'s transport reported and sends what it has to send.
-    fn flush(&self, viewer: &mut Viewer) {
+    /// Passes on what `viewer`'s transport reported and queues what it has to send.
+    fn flush(&mut self, viewer: &mut Viewer) {
         while let Some(event) = viewer.transport.poll_event() {
             viewer.events.do_send(PortEvent { event });
         }
         self.send_pending(&mut viewer.transport);
     }
 
-    /// Sends what `transport` has to send; what the kernel or a TCP queue will not take
-    /// now is counted and dropped.
-    fn send_pending(&self, transport: &mut ViewerTransport) {
+    /// Queues what `transport` has to send (UDP for the turn's batch; TCP at once, where a
+    /// full connection queue drops and counts it).
+    fn send_pending(&mut self, transport: &mut ViewerTransport) {
         while let Some((protocol, to, packet)) = transport.poll_transmit() {
-            let sent = match protocol {
-                Protocol::Udp => self.udp.try_send_to(&packet, to).is_ok(),
-                Protocol::Tcp => self.tcp.send(to, &packet),
-            };
-            if !sent {
-                self.counters.send_failures.fetch_add(1, Ordering::Relaxed);
+            match protocol {
+                Protocol::Udp => self.batch.push(to, packet),
+                Protocol::Tcp => {
+                    if !self.tcp.send(to, &packet) {
+                        self.counters.send_failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
+    }
+
+    /// Sends the turn's UDP datagrams; what the kernel will not take now is counted and
+    /// dropped.
+    fn send_batch(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let done = self.batch.flush(&self.udp);
+        let c = &self.counters;
+        c.udp_datagrams
+            .fetch_add(done.sent as u64, Ordering::Relaxed);
+        c.udp_send_calls
+            .fetch_add(done.calls as u64, Ordering::Relaxed);
+        c.send_failures
+            .fetch_add(done.dropped as u64, Ordering::Relaxed);
     }
 }
 
@@ -255,6 +298,8 @@ struct PortTask {
     out: Outlets,
     demux: Demux<u64>,
     viewers: HashMap<u64, Viewer>,
+    /// Every viewer's next timer, soonest first (a viewer at most once).
+    deadlines: BTreeSet<(Instant, u64)>,
 }
 
 impl PortTask {
@@ -289,9 +334,17 @@ impl PortTask {
                     Some(command) => self.control(command),
                     None => break,
                 },
-                Some(batch) = media.recv() => self.media(batch),
+                Some(batch) = media.recv() => {
+                    self.media(batch);
+                    // Whatever else is queued goes out in the same system calls.
+                    while self.out.batch.len() < GATHER_DATAGRAMS {
+                        let Ok(batch) = media.try_recv() else { break };
+                        self.media(batch);
+                    }
+                }
                 () = tokio::time::sleep_until(deadline.into()) => self.timers(),
             }
+            self.out.send_batch();
         }
         for viewer in self.viewers.values_mut() {
             viewer.transport.close();
@@ -299,14 +352,33 @@ impl PortTask {
         info!("media port {}: closed", self.advertised);
     }
 
-    fn next_deadline(&mut self) -> Instant {
-        let mut next = Instant::now() + IDLE_TICK;
-        for viewer in self.viewers.values_mut() {
-            if let Some(at) = viewer.transport.next_timeout() {
-                next = next.min(at);
-            }
+    /// The soonest viewer timer, or the idle tick (which also closes unnamed TCP
+    /// connections).
+    fn next_deadline(&self) -> Instant {
+        let idle = Instant::now() + IDLE_TICK;
+        match self.deadlines.first() {
+            Some(&(at, _)) => at.min(idle),
+            None => idle,
         }
-        next
+    }
+
+    /// Enters viewer `key`'s next timer in the ordered set, after anything that may have
+    /// changed it.
+    fn reschedule(&mut self, key: u64) {
+        let Some(viewer) = self.viewers.get_mut(&key) else {
+            return;
+        };
+        let next = viewer.transport.next_timeout();
+        if next == viewer.deadline {
+            return;
+        }
+        if let Some(old) = viewer.deadline {
+            self.deadlines.remove(&(old, key));
+        }
+        if let Some(at) = next {
+            self.deadlines.insert((at, key));
+        }
+        viewer.deadline = next;
     }
 
     /// The viewer `data` from `from` belongs to, binding `from` when it proves it.
@@ -377,6 +449,7 @@ impl PortTask {
                 .transport
                 .receive(now, protocol, advertised, from, data);
             self.out.flush(viewer);
+            self.reschedule(key);
         }
     }
 
@@ -394,11 +467,20 @@ impl PortTask {
                     });
                     return;
                 }
-                self.viewers.insert(key, Viewer { transport, events });
+                let viewer = Viewer {
+                    transport,
+                    events,
+                    deadline: None,
+                };
+                self.viewers.insert(key, viewer);
+                self.reschedule(key);
             }
             Control::Remove { key } => {
                 self.demux.remove_viewer(key);
                 if let Some(mut viewer) = self.viewers.remove(&key) {
+                    if let Some(at) = viewer.deadline {
+                        self.deadlines.remove(&(at, key));
+                    }
                     viewer.transport.close();
                     // The close alerts go out; its events are nobody's now.
                     while viewer.transport.poll_event().is_some() {}
@@ -414,6 +496,7 @@ impl PortTask {
                 if let Some(viewer) = self.viewers.get_mut(&key) {
                     viewer.transport.send_rtcp(Instant::now(), track, packets);
                     self.out.flush(viewer);
+                    self.reschedule(key);
                 }
             }
         }
@@ -435,19 +518,31 @@ impl PortTask {
             (viewer.transport).send_rtp(now, track, sequence_number, timestamp, marker, payload);
         }
         self.out.flush(viewer);
+        self.reschedule(batch.key);
     }
 
+    /// Runs the timers that are due, each viewer's once.
     fn timers(&mut self) {
         let now = Instant::now();
         self.out.tcp.close_unbound(now);
-        for viewer in self.viewers.values_mut() {
-            let due = viewer.transport.next_timeout().is_some_and(|at| at <= now);
-            if due {
-                if let Some(event) = viewer.transport.handle_timeout(now) {
-                    viewer.events.do_send(PortEvent { event });
-                }
-                self.out.flush(viewer);
+        let mut due = Vec::new();
+        while let Some(&(at, key)) = self.deadlines.first() {
+            if at > now {
+                break;
             }
+            self.deadlines.pop_first();
+            due.push(key);
+        }
+        for key in due {
+            let Some(viewer) = self.viewers.get_mut(&key) else {
+                continue;
+            };
+            viewer.deadline = None;
+            if let Some(event) = viewer.transport.handle_timeout(now) {
+                viewer.events.do_send(PortEvent { event });
+            }
+            self.out.flush(viewer);
+            self.reschedule(key);
         }
     }
 }

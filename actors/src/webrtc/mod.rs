@@ -5,10 +5,12 @@
 //!   `http::whep`, the WebSocket session) creates viewers with
 //!   [`engine::WebRtcEngine::start_viewer`].
 //! - [`viewer_peer`] — the [`viewer_peer::ViewerPeer`] actor, one per viewer: its answer,
-//!   status and keyframe requests, its tracks' RTP stamping, sender reports.
+//!   status and keyframe requests, its tracks' RTP stamping (on payloads made once per
+//!   capture), sender reports.
 //! - [`media_port`] — the task that owns the one port every viewer uses (a UDP socket and
 //!   [`tcp_conns`], its ICE-TCP connections) and every viewer's [`transport`]: ICE-lite +
-//!   DTLS + SRTP on the `rtc` crate's sans-IO peer connection.
+//!   DTLS + SRTP on the `rtc` crate's sans-IO peer connection; [`udp_batch`] sends its
+//!   datagrams with `sendmmsg`.
 //!
 //! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_viewer`. Nothing here
 //! parses RTMP or transcodes; media arrives as `SubscriberMedia` from the capture.
@@ -17,6 +19,7 @@ pub mod engine;
 pub mod media_port;
 pub mod tcp_conns;
 pub mod transport;
+pub mod udp_batch;
 pub mod viewer_peer;
 
 pub use engine::{ViewerError, ViewerRequest, ViewerStarted, WebRtcEngine};

@@ -7,8 +7,10 @@
 //! cache gives codecs and the frames from the latest keyframe at once → RTP out (`Playing`
 //! at the first video frame) → `StopViewer`, the capture's `Stopped`, or a dead connection.
 //!
-//! H.264 access units go out untouched, packetized here (FU-A, STAP-A with the SPS/PPS
-//! that precede every IDR); Opus packets go out one per RTP packet. RTP timestamps are the
+//! H.264 access units go out untouched, packetized once per capture for all its viewers
+//! (`CaptureHandle::payloads`: FU-A, STAP-A with the SPS/PPS that precede every IDR; this
+//! viewer only puts its RTP header on the shared payloads); Opus packets go out one per RTP
+//! packet. RTP timestamps are the
 //! frame's pts on a 90 kHz / 48 kHz clock with a random base (`pullcast::webrtc_viewer`), never
 //! backwards; the keyframe cache replayed at the start or for a PLI goes out as a burst
 //! ending at the live edge (`ForwardTime::place_replay`), so it costs no latency; the
@@ -36,8 +38,6 @@ use pullcast::media::{MediaFrame, Track};
 use pullcast::webrtc_viewer::{ForwardTime, KeyframeRequestLimiter, ReplayPacer, RtpClock};
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
-use rtc::rtp::codec::h264::H264Payloader;
-use rtc::rtp::packetizer::Payloader;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::shared::time::SystemInstant;
 use tokio::sync::Notify;
@@ -62,8 +62,6 @@ use crate::messages::{
 use crate::panic_guard::{self, Panic};
 use crate::telemetry::now_us;
 
-/// RTP payload size: fits a 1280-byte UDP datagram with RTP, SRTP and header extensions.
-const RTP_MTU: usize = 1200;
 /// How long ICE gathering may take before the answer goes out with what it has.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The media stream id both tracks carry, so a browser puts them in one `MediaStream`.
@@ -176,7 +174,6 @@ pub struct ViewerPeer {
     shared_port: Option<(MediaPort, u64)>,
     video: Option<OutTrack>,
     audio: Option<OutTrack>,
-    payloader: H264Payloader,
     phase: Phase,
     /// Connected before the negotiation future stored the tracks.
     connected_early: bool,
@@ -217,7 +214,6 @@ impl ViewerPeer {
             shared_port: None,
             video: None,
             audio: None,
-            payloader: H264Payloader::default(),
             phase: Phase::Created,
             connected_early: false,
             subscribed: false,
@@ -433,13 +429,7 @@ impl ViewerPeer {
         let Some(video) = self.video.as_mut() else {
             return Vec::new();
         };
-        let payloads = match self.payloader.payload(RTP_MTU, &frame.data) {
-            Ok(p) => p,
-            Err(e) => {
-                debug!("{}: cannot packetize a video frame: {e}", self.id);
-                return Vec::new();
-            }
-        };
+        let payloads = self.capture.payloads.h264(&frame.data);
         if payloads.is_empty() {
             return Vec::new();
         }
@@ -447,9 +437,9 @@ impl ViewerPeer {
         self.anchor.get_or_insert_with(|| anchor_of(frame));
         let last = payloads.len() - 1;
         payloads
-            .into_iter()
+            .iter()
             .enumerate()
-            .map(|(i, p)| video.packet(timestamp, i == last, p))
+            .map(|(i, p)| video.packet(timestamp, i == last, p.clone()))
             .collect()
     }
 
