@@ -9,6 +9,7 @@
 //! RTP whose header fields the caller chose. Time is passed in; it owns no socket, no
 //! timer and no thread, and it never sees a frame: only RTP payloads.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -96,6 +97,8 @@ pub struct ViewerTransport {
     pub audio: Option<OutgoingTrack>,
     /// The last time passed in: events that must act at once use it.
     now: Instant,
+    /// Datagrams taken from the connection ahead of what it produces next, sent first.
+    queued: VecDeque<(Protocol, SocketAddr, BytesMut)>,
     connected: bool,
     ended: bool,
 }
@@ -177,6 +180,7 @@ impl ViewerTransport {
             video: None,
             audio: None,
             now,
+            queued: VecDeque::new(),
             connected: false,
             ended: false,
         };
@@ -248,7 +252,14 @@ impl ViewerTransport {
                 RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
                     RTCIceConnectionState::Connected,
                 ) => {
-                    // The DTLS client's first flight leaves on the next timeout: now.
+                    // The DTLS client's first flight leaves on the next timeout: now. What is
+                    // already waiting (the success response to the browser's nominating
+                    // check) must go out before it: a browser drops a ClientHello that
+                    // arrives before its ICE is connected, and DTLS would wait for its first
+                    // retransmission (1 s).
+                    while let Some(datagram) = self.take_write() {
+                        self.queued.push_back(datagram);
+                    }
                     let _ = self.pc.handle_timeout(self.now);
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
@@ -287,6 +298,10 @@ impl ViewerTransport {
 
     /// The next packet to send: over what, where to, and its bytes.
     pub fn poll_transmit(&mut self) -> Option<(Protocol, SocketAddr, BytesMut)> {
+        self.queued.pop_front().or_else(|| self.take_write())
+    }
+
+    fn take_write(&mut self) -> Option<(Protocol, SocketAddr, BytesMut)> {
         self.pc.poll_write().map(|t| {
             let protocol = match t.transport.transport_protocol {
                 TransportProtocol::TCP => Protocol::Tcp,
