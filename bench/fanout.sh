@@ -12,7 +12,11 @@
 # /var/tmp/pullcast-target), SERVER_BIN / CLIENT_BIN (skip the build), KEEP=1 (keep the
 # work folder with every log and JSON summary), BFRAMES (default 0: Constrained Baseline;
 # N > 0: High profile with N B-frames and B-pyramid, so every viewer goes through the
-# capture's B-frame transcode and *srv 1st ms* is the transcoder's first frame).
+# capture's B-frame transcode and *srv 1st ms* is the transcoder's first frame), LEAN=1 (the
+# load client's lean viewers: the sans-IO rtc core, thousands on one client core), PEERS
+# (default "pullcast"; "pullcast janus" runs every row on Debian's Janus too, side by side in
+# the same run: its streaming plugin fed the same nginx-rtmp stream over RTP by ffmpeg, watched
+# by the same lean viewers — see start_janus in bench/lib.sh).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,19 +26,24 @@ BITRATES="${BITRATES:-600 2500}"
 STAGGER_MS="${STAGGER_MS:-50}"
 BFRAMES="${BFRAMES:-0}"
 SETTLE_MS="${SETTLE_MS:-3000}"
+LEAN_FLAG=()
+[ "${LEAN:-0}" = 1 ] && LEAN_FLAG=(--lean)
+PEERS="${PEERS:-pullcast}"
+for p in $PEERS; do case "$p" in pullcast|janus) ;; *) echo "PEERS: $p is not pullcast or janus" >&2; exit 2 ;; esac; done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/pullcast-target}"
 
 BENCH_NAME=fanout
 # shellcheck source=bench/lib.sh
 source bench/lib.sh # die, free_port, wait_until, port_open, now_ms, cpu_ticks, rss_kib, start_nginx, stop_nginx
 require_peers ffmpeg nginx curl awk getconf
+case " $PEERS " in *" janus "*) command -v janus >/dev/null || die "janus is missing (apt-get install janus)" ;; esac
 [[ "$DURATION" =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 2 ] || die "DURATION must be an integer ≥ 2"
 for n in $VIEWERS; do [[ "$n" =~ ^[0-9]+$ ]] || die "VIEWERS: $n is not a number"; done
 [[ "$BFRAMES" =~ ^[0-9]+$ ]] || die "BFRAMES must be a number of B-frames (0 = none)"
 for b in $BITRATES; do [[ "$b" =~ ^[0-9]+$ ]] || die "BITRATES: $b is not a number (kbit/s)"; done
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/pullcast-fanout.XXXXXX")"
-NGINX_PID="" PUBLISHER_PID="" SERVER_PID="" CLIENT_PID=""
+NGINX_PID="" PUBLISHER_PID="" SERVER_PID="" CLIENT_PID="" FEED_PID=""
 
 stop_pid() { # stop_pid PID: TERM, up to 3 s, then KILL
     local pid=$1
@@ -45,7 +54,7 @@ stop_pid() { # stop_pid PID: TERM, up to 3 s, then KILL
     wait "$pid" 2>/dev/null || true
 }
 
-cleanup() { stop_bench "$CLIENT_PID" "$SERVER_PID" "$PUBLISHER_PID"; }
+cleanup() { stop_bench "$CLIENT_PID" "$SERVER_PID" "$FEED_PID" "$PUBLISHER_PID"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -53,10 +62,10 @@ trap 'exit 130' INT TERM
 jnum() {
     local obj
     if [ $# -eq 3 ]; then
-        obj=$(grep -o "\"$2\":{[^}]*}" "$1" | head -n1)
-        grep -o "\"$3\":[^,}]*" <<<"$obj" | head -n1 | sed 's/.*://'
+        obj=$(grep -o "\"$2\":{[^}]*}" "$1" | head -n1) || true
+        grep -o "\"$3\":[^,}]*" <<<"$obj" | head -n1 | sed 's/.*://' || true
     else
-        grep -o "\"$2\":[^,}]*" "$1" | head -n1 | sed 's/.*://'
+        grep -o "\"$2\":[^,}]*" "$1" | head -n1 | sed 's/.*://' || true
     fi
 }
 fmt1() { [ -z "$1" ] || [ "$1" = null ] && echo "-" || printf '%.0f' "$1"; }
@@ -97,28 +106,36 @@ processed() { api find_all '{}' | grep -Eq '"status" *: *"PROCESSED_REMOTE"'; }
 ROWS=()
 HZ=$(getconf CLK_TCK)
 
-# run_row KBPS NAME VIEWERS
+# run_row KBPS NAME VIEWERS PEER
 run_row() {
-    local kbps=$1 name=$2 n=$3 tag="${1}k-$3" row
-    start_server "$tag"
-    local reply
-    reply=$(api pull "{\"uri\":\"rtmp://127.0.0.1:$RTMP_PORT/live/$name\",\"localStreamName\":\"$name\"}")
-    wait_until 15 processed || die "no PROCESSED_REMOTE within 15 s (pull answered: $reply)"
+    local kbps=$1 name=$2 n=$3 peer=$4 tag="${1}k-$3-$4" row
+    local target=()
+    if [ "$peer" = janus ]; then
+        start_janus "$tag" "rtmp://127.0.0.1:$RTMP_PORT/live/$name"
+        wait_until 20 janus_fed || die "Janus's mountpoint got no video within 20 s: $(tail -5 "$WORK/janus-feed-$tag.log")"
+        target=(--server "$JANUS_URL" --janus 1 --bind "$HOST_IP")
+    else
+        start_server "$tag"
+        local reply
+        reply=$(api pull "{\"uri\":\"rtmp://127.0.0.1:$RTMP_PORT/live/$name\",\"localStreamName\":\"$name\"}")
+        wait_until 15 processed || die "no PROCESSED_REMOTE within 15 s (pull answered: $reply)"
+        target=(--server "http://127.0.0.1:$REST_PORT")
+    fi
     sleep 2.5 # > one GOP (2 s): a keyframe is in the cache, the capture in steady state
 
     local out="$WORK/client-$tag.json" err="$WORK/client-$tag.log"
     : >"$err"
     if [ "$n" -gt 0 ]; then
         echo "== ${kbps} kbit/s, $n viewers"
-        "$CLIENT_BIN" --server "http://127.0.0.1:$REST_PORT" --stream "$name" --viewers "$n" \
-            --seconds "$DURATION" --stagger-ms "$STAGGER_MS" --settle-ms "$SETTLE_MS" \
+        "$CLIENT_BIN" "${target[@]}" --stream "$name" --viewers "$n" \
+            --seconds "$DURATION" --stagger-ms "$STAGGER_MS" --settle-ms "$SETTLE_MS" "${LEAN_FLAG[@]}" \
             >"$out" 2>"$err" </dev/null &
         CLIENT_PID=$!
         # Setup: staggered offers, up to 15 s each to connect; then the settle time.
         local limit=$(( n * STAGGER_MS / 1000 + 15 + SETTLE_MS / 1000 + 30 ))
         window_started() { grep -q 'window start' "$err"; }
         if ! wait_until "$limit" window_started; then
-            kill -0 "$SERVER_PID" 2>/dev/null || echo "!! pullcast died: $(tail -5 "$WORK/pullcast-$tag.log")"
+            kill -0 "$SERVER_PID" 2>/dev/null || echo "!! $peer died: $(tail -5 "$WORK/$peer-$tag.log")"
             die "the load client did not start its window within $limit s: $(tail -5 "$err")"
         fi
     else
@@ -156,17 +173,22 @@ run_row() {
         stop_pid "$CLIENT_PID"; CLIENT_PID=""
     fi
     if [ -n "$died" ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "!! pullcast died during the ${kbps}k/$n row: $(tail -5 "$WORK/pullcast-$tag.log")"
+        echo "!! $peer died during the ${kbps}k/$n row: $(tail -5 "$WORK/$peer-$tag.log")"
     fi
     # pullcast's warnings and errors, counted by message (timestamps and ids stripped).
     # The server's own measurements of this row (find_all "webrtc"): latency it added per
     # live video frame (RTMP message parsed → last RTP packet handed over) and first-frame
     # times (connection up → first frame handed over).
-    api find_all '{}' >"$WORK/find_all-$tag.json" 2>/dev/null || true
-    grep -E ' (WARN|ERROR) ' "$WORK/pullcast-$tag.log" | sed -E 's/^\[[^ ]+ //; s/[0-9a-f]{8}-[0-9a-f-]{27}/<id>/g' \
-        | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/   pullcast log: /' || true
+    if [ "$peer" = pullcast ]; then
+        api find_all '{}' >"$WORK/find_all-$tag.json" 2>/dev/null || true
+        grep -E ' (WARN|ERROR) ' "$WORK/pullcast-$tag.log" | sed -E 's/^\[[^ ]+ //; s/[0-9a-f]{8}-[0-9a-f-]{27}/<id>/g' \
+            | sort | uniq -c | sort -rn | head -n 6 | sed 's/^/   pullcast log: /' || true
+    else
+        : >"$WORK/find_all-$tag.json"
+    fi
     grep -E 'failed' "$err" | head -n 3 | sed 's/^/   loadclient: /' || true
     stop_pid "$SERVER_PID"; SERVER_PID=""
+    stop_pid "$FEED_PID"; FEED_PID=""
 
     local ms=$(( w1 - w0 ))
     row=$(awk -v hz="$HZ" -v ms="$ms" -v sc=$(( s1 - s0 )) \
@@ -187,17 +209,17 @@ run_row() {
         local fa="$WORK/find_all-$tag.json" lp50 lp99 lcount ff50
         lp50=$(jnum "$fa" frameLatencyMs p50); lp99=$(jnum "$fa" frameLatencyMs p99)
         lcount=$(jnum "$fa" frameLatencyMs count); ff50=$(jnum "$fa" firstFrameMs p50)
-        ROWS+=("$(printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s' \
-            "${kbps}k" "$n" "$conn/$n" "$sc_pct" "$rss" "$(fmt1 "$kmin") / $(fmt1 "$kavg")" \
+        ROWS+=("$(printf '%-8s %-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s' \
+            "$peer" "${kbps}k" "$n" "$conn/$n" "$sc_pct" "$rss" "$(fmt1 "$kmin") / $(fmt1 "$kavg")" \
             "$loss" "$(fmt1 "$fp50") / $(fmt1 "$fmax")" "$cl_pct" \
             "$(fmt1 "$fpsmin") / $(fmt1 "$fpsavg")" "$busy" \
             "${lp50:--} / ${lp99:--} (${lcount:-0})" "${ff50:--}")")
     elif [ "$n" -gt 0 ]; then
-        ROWS+=("$(printf '%-8s %7s %9s %13s %20s   load client gave no summary: %s' \
-            "${kbps}k" "$n" "?/$n" "$sc_pct" "$rss" "$(tail -1 "$err")")")
+        ROWS+=("$(printf '%-8s %-8s %7s %9s %13s %20s   load client gave no summary: %s' \
+            "$peer" "${kbps}k" "$n" "?/$n" "$sc_pct" "$rss" "$(tail -1 "$err")")")
     else
-        ROWS+=("$(printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s' \
-            "${kbps}k" 0 - "$sc_pct" "$rss" - - - - - "$busy")")
+        ROWS+=("$(printf '%-8s %-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s' \
+            "$peer" "${kbps}k" 0 - "$sc_pct" "$rss" - - - - - "$busy")")
     fi
     echo "   ${ROWS[-1]}"
 }
@@ -207,17 +229,19 @@ for kbps in $BITRATES; do
     echo "== publishing 1280x720 30 fps H.264 ${kbps} kbit/s + AAC 48 kHz (rtmp://127.0.0.1:$RTMP_PORT/live/$name)"
     start_publisher "$kbps" "$name"
     for n in $VIEWERS; do
-        run_row "$kbps" "$name" "$n"
+        for peer in $PEERS; do
+            run_row "$kbps" "$name" "$n" "$peer"
+        done
     done
     stop_pid "$PUBLISHER_PID"; PUBLISHER_PID=""
 done
 
 echo
 echo "== fan-out: ${DURATION} s window per row, after every viewer has video + ${SETTLE_MS} ms; offers ${STAGGER_MS} ms apart; $(nproc) cores"
-printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s\n' \
-    bitrate viewers connected "pullcast CPU%" "pullcast RSS MiB" "kbit/s/viewer" "loss%" \
+printf '%-8s %-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s\n' \
+    server bitrate viewers connected "server CPU%" "server RSS MiB" "kbit/s/viewer" "loss%" \
     "1st RTP ms" "client CPU%" "video fps" "busy%" "srv latency ms" "srv 1st ms"
-printf '%-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s\n' \
-    "(video)" "" "" "(1 core=100)" "(avg / peak)" "(min / avg)" "(window / all)" "(p50 / max)" "" "(min / avg)" "(mach.)" \
+printf '%-8s %-8s %7s %9s %13s %20s %15s %13s %15s %10s %11s %7s %24s %10s\n' \
+    "" "(video)" "" "" "(1 core=100)" "(avg / peak)" "(min / avg)" "(window / all)" "(p50 / max)" "" "(min / avg)" "(mach.)" \
     "(p50 / p99 (frames))" "(p50)"
 for row in "${ROWS[@]}"; do echo "$row"; done

@@ -109,7 +109,9 @@ publish_count() { grep -c "publish: name='$1'" "$WORK/error.log" 2>/dev/null || 
 # ---- pullcast ------------------------------------------------------------------------------
 # start_server TAG: a fresh release pullcast ($BIN) on free ports, run in $WORK, logging to
 # $WORK/pullcast-TAG.log (RUST_LOG default warn); sets REST_PORT, SERVER_PID and API.
-# UDP_PORT_COUNT (default 400) sizes its WebRTC port range.
+# UDP_PORT_COUNT (default 400) sizes the old engine's WebRTC port range (webrtc.one_port =
+# false); the one-port engine serves every viewer on UDP_BASE. MAX_VIEWERS (default 10 000)
+# raises the viewer limits.
 start_server() {
     local tag=$1
     REST_PORT=$(free_port)
@@ -126,6 +128,9 @@ start_server() {
         export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
         export PULLCAST_WEBRTC__UDP_PORT="$UDP_BASE"
         export PULLCAST_WEBRTC__UDP_PORT_COUNT="${UDP_PORT_COUNT:-400}"
+        # A bench may ask for more viewers than the defaults allow (1 000, 500 per capture).
+        export PULLCAST_LIMITS__MAX_VIEWERS="${MAX_VIEWERS:-10000}"
+        export PULLCAST_LIMITS__MAX_VIEWERS_PER_CAPTURE="${MAX_VIEWERS:-10000}"
         exec "$BIN" </dev/null >"$WORK/pullcast-$tag.log" 2>&1
     ) &
     SERVER_PID=$!
@@ -139,6 +144,76 @@ start_server() {
     wait_until 20 ready || die "pullcast did not answer within 20 s: $(tail -20 "$WORK/pullcast-$tag.log")"
 }
 
+
+# ---- Janus (Debian's janus package: its streaming plugin, HTTP API) --------------------------
+# start_janus TAG RTMP_URL: Janus with only the streaming plugin and the HTTP transport, on
+# free ports, its config written to $WORK/janus; mountpoint 1 takes H.264 (42e01f,
+# packetization-mode 1, the latest keyframe kept for new viewers like pullcast's cache) and
+# Opus over RTP on loopback, fed by an ffmpeg that pulls RTMP_URL (video copied with its
+# parameter sets in-band, AAC transcoded to Opus as pullcast does). Janus leaves loopback out
+# of ICE, so its candidates (and the load client) use HOST_IP, this machine's first address
+# (the packets still never leave it). Sets SERVER_PID (janus), FEED_PID, JANUS_URL. Runs
+# Janus as nobody when we are root.
+start_janus() {
+    local tag=$1 url=$2 dir="$WORK/janus"
+    mkdir -p "$dir"; chmod 755 "$WORK" "$dir"
+    local http_port vport aport
+    http_port=$(free_port); vport=$(free_port); aport=$(free_port)
+    HOST_IP="${HOST_IP:-$(hostname -I | awk '{ print $1 }')}"
+    [ -n "$HOST_IP" ] || die "no host address for Janus's ICE (hostname -I is empty)"
+    cat > "$dir/janus.jcfg" <<CONF
+general: { configs_folder = "$dir" plugins_folder = "/usr/lib/x86_64-linux-gnu/janus/plugins"
+  transports_folder = "/usr/lib/x86_64-linux-gnu/janus/transports"
+  events_folder = "/usr/lib/x86_64-linux-gnu/janus/events" loggers_folder = "/usr/lib/x86_64-linux-gnu/janus/loggers"
+  debug_level = 3 session_timeout = 60 }
+media: { rtp_port_range = "40000-49999" ipv6 = false }
+nat: { ice_lite = false ice_tcp = false full_trickle = false ignore_mdns = true ice_enforce_list = "$HOST_IP" }
+plugins: { disable = "libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_sip.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_videoroom.so,libjanus_voicemail.so" }
+transports: { disable = "libjanus_websockets.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_rabbitmq.so,libjanus_pfunix.so" }
+loggers: { disable = "libjanus_jsonlog.so" }
+events: { broadcast = false }
+CONF
+    cat > "$dir/janus.transport.http.jcfg" <<CONF
+general: { json = "compact" base_path = "/janus" http = true port = $http_port ip = "127.0.0.1" https = false acl = "127." }
+admin: { admin_http = false admin_https = false }
+CONF
+    cat > "$dir/janus.plugin.streaming.jcfg" <<CONF
+general: { rtp_port_range = "50000-50999" events = false }
+bench: { type = "rtp" id = 1 description = "pullcast bench"
+  media = (
+    { type = "video" mid = "v" label = "video" port = $vport iface = "127.0.0.1" pt = 96 codec = "h264"
+      fmtp = "profile-level-id=42e01f;packetization-mode=1" bufferkf = true },
+    { type = "audio" mid = "a" label = "audio" port = $aport iface = "127.0.0.1" pt = 111 codec = "opus" }
+  ) }
+CONF
+    chmod 644 "$dir"/*.jcfg
+    local run=()
+    [ "$(id -u)" = 0 ] && { touch "$WORK/janus-$tag.log"; chown nobody "$WORK/janus-$tag.log"; run=(runuser -u nobody --); }
+    "${run[@]}" janus -F "$dir" -L "$WORK/janus-$tag.log" -N -o </dev/null >/dev/null 2>&1 &
+    local launcher=$!
+    JANUS_URL="http://127.0.0.1:$http_port/janus"
+    janus_up() { curl -s --max-time 2 "$JANUS_URL/info" | grep -q '"janus.plugin.streaming"'; }
+    wait_until 20 janus_up || die "Janus did not answer within 20 s: $(tail -5 "$WORK/janus-$tag.log")"
+    SERVER_PID=$(pgrep -x -P "$launcher" janus || echo "$launcher")
+    ffmpeg -hide_banner -nostdin -loglevel warning -i "$url" \
+        -map 0:v -c:v copy -bsf:v h264_mp4toannexb -payload_type 96 -ssrc 1111 \
+        -f rtp "rtp://127.0.0.1:$vport?pkt_size=1200" \
+        -map 0:a -c:a libopus -b:a 96k -ac 2 -ar 48000 -payload_type 111 -ssrc 2222 \
+        -f rtp "rtp://127.0.0.1:$aport?pkt_size=1200" >"$WORK/janus-feed-$tag.log" 2>&1 </dev/null &
+    FEED_PID=$!
+}
+
+# janus_fed: mountpoint 1 has had video within the last second (Janus's own "info").
+janus_fed() {
+    local s h body
+    s=$(curl -s -X POST -d '{"janus":"create","transaction":"i1"}' "$JANUS_URL" | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+    [ -n "$s" ] || return 1
+    h=$(curl -s -X POST -d '{"janus":"attach","plugin":"janus.plugin.streaming","transaction":"i2"}' "$JANUS_URL/$s" \
+        | grep -o '"id":[0-9]*' | head -1 | cut -d: -f2)
+    body=$(curl -s -X POST -d '{"janus":"message","transaction":"i3","body":{"request":"info","id":1}}' "$JANUS_URL/$s/$h")
+    curl -s -X POST -d '{"janus":"destroy","transaction":"i4"}' "$JANUS_URL/$s" >/dev/null
+    grep -Eq '"type":"video"[^}]*"age_ms":[0-9]{1,3}[,}]' <<<"$body"
+}
 
 # build_server_and_client: the release pullcast and load client (skipped when SERVER_BIN and
 # CLIENT_BIN are both given); sets BIN and CLIENT_BIN and checks both exist.

@@ -4,7 +4,8 @@
 //! ```text
 //! pullcast-loadclient --server http://127.0.0.1:8081 --stream bench --viewers 50 --seconds 20
 //!     [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] [--bind 127.0.0.1]
-//!     [--pli-after-ms 2000] [--churn-min-s 5 --churn-max-s 30 [--report-s 10]]
+//!     [--pli-after-ms 2000] [--churn-min-s 5 --churn-max-s 30 [--report-s 10]] [--lean]
+//!     [--janus MOUNTPOINT]
 //! ```
 //!
 //! `--stream` may be given more than once: viewer `i` watches stream `i % streams`.
@@ -25,10 +26,18 @@
 //! summary says how soon a keyframe came and with what RTP timestamp step, and counts video
 //! timestamps that went back.
 //!
+//! With `--lean` each viewer is the `rtc` crate's sans-IO peer connection on a socket of its
+//! own, moved by one small task ([`lean`]): the same ICE, DTLS, SRTP decryption, NACKs and
+//! receiver reports, without the `webrtc` crate's tasks per connection, so one client core
+//! carries many more viewers. With `--janus ID` the (lean) viewers watch mountpoint `ID` of
+//! Janus's streaming plugin at `--server` instead ([`janus`]), for side-by-side runs.
+//!
 //! Runs on one current-thread tokio runtime (plus the blocking pool for the HTTP calls),
 //! so it uses at most one core next to the server.
 
 mod churn;
+mod janus;
+mod lean;
 mod stats;
 mod viewer;
 
@@ -59,12 +68,17 @@ struct Args {
     churn_max_s: Option<f64>,
     /// Churn mode: seconds between two progress lines on stderr.
     report_s: f64,
+    /// Lean viewers (see [`lean`]).
+    lean: bool,
+    /// Watch this Janus streaming mountpoint instead (see [`janus`]).
+    janus: Option<u64>,
 }
 
 const USAGE: &str = "usage: pullcast-loadclient --server http://HOST:PORT --stream NAME \
 --viewers N --seconds S [--stagger-ms 50] [--settle-ms 3000] [--connect-timeout-ms 15000] \
 [--bind 127.0.0.1] [--pli-after-ms MS] [--churn-min-s S --churn-max-s S [--report-s 10]] \
-(--stream may be repeated)";
+[--lean] [--janus MOUNTPOINT] (--stream may be repeated; with --janus, --server is Janus's \
+http://HOST:8088/janus and --stream only a label)";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -80,11 +94,17 @@ fn parse_args() -> Result<Args, String> {
         churn_min_s: None,
         churn_max_s: None,
         report_s: 10.0,
+        lean: false,
+        janus: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "-h" || flag == "--help" {
             return Err(USAGE.to_string());
+        }
+        if flag == "--lean" {
+            args.lean = true;
+            continue;
         }
         let value = it
             .next()
@@ -101,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
             "--churn-min-s" => args.churn_min_s = Some(value.parse().map_err(|e| bad(&e))?),
             "--churn-max-s" => args.churn_max_s = Some(value.parse().map_err(|e| bad(&e))?),
             "--report-s" => args.report_s = value.parse().map_err(|e| bad(&e))?,
+            "--janus" => args.janus = Some(value.parse().map_err(|e| bad(&e))?),
             "--connect-timeout-ms" => {
                 args.connect_timeout_ms = value.parse().map_err(|e| bad(&e))?
             }
@@ -222,6 +243,8 @@ async fn main() -> ExitCode {
                 connect_timeout: Duration::from_millis(args.connect_timeout_ms),
                 pli_after: args.pli_after_ms.map(Duration::from_millis),
                 http: http.clone(),
+                lean: args.lean,
+                janus: args.janus,
             })
         })
         .collect();

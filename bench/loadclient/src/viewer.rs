@@ -48,6 +48,12 @@ pub struct Config {
     /// Send one keyframe request (PLI) this long after the first video packet.
     pub pli_after: Option<Duration>,
     pub http: ureq::Agent,
+    /// Lean viewers ([`crate::lean`]): the sans-IO `rtc` core on one socket each, driven by
+    /// this process's one thread, instead of a `webrtc` peer connection with its own tasks.
+    pub lean: bool,
+    /// Watch this mountpoint of Janus's streaming plugin (`server` is Janus's
+    /// `http://HOST:8088/janus`) instead of pullcast over WHEP; lean viewers only.
+    pub janus: Option<u64>,
 }
 
 /// Milestones of one viewer, in ms after its WHEP POST was sent.
@@ -69,21 +75,26 @@ pub struct Shared {
     pub counters: Mutex<Counters>,
     pub timeline: Mutex<Timeline>,
     posted: Mutex<Option<Instant>>,
-    first_video: Notify,
-    failed: Notify,
+    pub(crate) first_video: Notify,
+    pub(crate) failed: Notify,
     gathered: Notify,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
-    fn since_post_ms(&self) -> Option<f64> {
+    /// The viewer's clock starts now (its offer or watch request is being sent).
+    pub(crate) fn posted_now(&self) {
+        *lock(&self.posted) = Some(Instant::now());
+    }
+
+    pub(crate) fn since_post_ms(&self) -> Option<f64> {
         (*lock(&self.posted)).map(|t| t.elapsed().as_secs_f64() * 1000.0)
     }
 
-    fn mark(&self, set: impl FnOnce(&mut Timeline, f64)) {
+    pub(crate) fn mark(&self, set: impl FnOnce(&mut Timeline, f64)) {
         if let Some(ms) = self.since_post_ms() {
             set(&mut lock(&self.timeline), ms);
         }
@@ -95,7 +106,7 @@ impl Shared {
         self.failed.notified().await
     }
 
-    fn fail(&self, reason: String) {
+    pub(crate) fn fail(&self, reason: String) {
         let mut t = lock(&self.timeline);
         if t.failure.is_none() {
             t.failure = Some(reason);
@@ -104,7 +115,7 @@ impl Shared {
         self.failed.notify_one();
     }
 
-    fn on_packet(&self, kind: RtpCodecKind, packet: &rtp::Packet) {
+    pub(crate) fn on_packet(&self, kind: RtpCodecKind, packet: &rtp::Packet) {
         let mut c = lock(&self.counters);
         c.packets += 1;
         c.bytes += (packet.header.marshal_size() + packet.payload.len()) as u64;
@@ -214,14 +225,24 @@ impl PeerConnectionEventHandler for Events {
 /// A viewer's connection and WHEP resource, kept until the end of the run.
 pub struct Session {
     pub pc: Option<Arc<dyn PeerConnection>>,
-    /// Absolute URL of the WHEP resource (from `Location`), for the DELETE.
+    /// A lean viewer's driving task.
+    pub lean: Option<crate::lean::Running>,
+    /// Absolute URL of the WHEP resource (from `Location`), for the DELETE; with Janus its
+    /// session, destroyed with a POST.
     pub resource: Option<String>,
+    pub janus: bool,
 }
 
 impl Session {
     /// DELETEs the WHEP resource (errors are returned, not fatal) and closes the connection.
     pub async fn end(self, http: ureq::Agent) -> Result<(), String> {
         let deleted = match self.resource {
+            Some(url) if self.janus => {
+                tokio::task::spawn_blocking(move || crate::janus::destroy(&http, &url))
+                    .await
+                    .map_err(|e| format!("destroy task: {e}"))
+                    .and_then(|r| r)
+            }
             Some(url) => tokio::task::spawn_blocking(move || {
                 http.delete(&url)
                     .call()
@@ -236,11 +257,14 @@ impl Session {
         if let Some(pc) = self.pc {
             let _ = pc.close().await;
         }
+        if let Some(lean) = self.lean {
+            lean.stop().await;
+        }
         deleted
     }
 }
 
-fn h264() -> RTCRtpCodecParameters {
+pub(crate) fn h264() -> RTCRtpCodecParameters {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.to_string(),
         parameter: parameter.to_string(),
@@ -258,7 +282,7 @@ fn h264() -> RTCRtpCodecParameters {
     }
 }
 
-fn opus() -> RTCRtpCodecParameters {
+pub(crate) fn opus() -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: "audio/opus".to_string(),
@@ -277,9 +301,15 @@ fn opus() -> RTCRtpCodecParameters {
 pub async fn connect(config: Arc<Config>, shared: Arc<Shared>) -> Session {
     let mut session = Session {
         pc: None,
+        lean: None,
         resource: None,
+        janus: false,
     };
-    if let Err(e) = connect_inner(&config, &shared, &mut session).await {
+    let connected = match config.lean || config.janus.is_some() {
+        true => crate::lean::connect(&config, &shared, &mut session).await,
+        false => connect_inner(&config, &shared, &mut session).await,
+    };
+    if let Err(e) = connected {
         shared.fail(e);
     }
     session
@@ -346,10 +376,47 @@ async fn connect_inner(
         .ok_or("no local description after gathering")?
         .sdp;
 
-    // WHEP POST (blocking HTTP on the blocking pool; the clock starts as it is sent).
+    let answer_sdp = whep_post(config, shared, session, offer_sdp).await?;
+    let answer =
+        RTCSessionDescription::answer(answer_sdp).map_err(|e| format!("bad answer: {e}"))?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(|e| format!("the answer was refused: {e}"))?;
+
+    first_video_or_timeout(config, shared).await
+}
+
+/// Waits for the first video packet or a failure, until the connect timeout after the POST.
+pub(crate) async fn first_video_or_timeout(config: &Config, shared: &Shared) -> Result<(), String> {
+    let posted = (*lock(&shared.posted)).unwrap_or_else(Instant::now);
+    let remaining = config.connect_timeout.saturating_sub(posted.elapsed());
+    tokio::select! {
+        _ = shared.first_video.notified() => Ok(()),
+        _ = shared.failed.notified() => Ok(()), // the reason is already recorded
+        _ = tokio::time::sleep(remaining) => {
+            let t = lock(&shared.timeline).clone();
+            Err(format!(
+                "no video within {} ms of the POST (answer {:?} ms, ICE {:?} ms, DTLS {:?} ms)",
+                config.connect_timeout.as_millis(),
+                t.answer_ms.map(|v| v.round()),
+                t.ice_connected_ms.map(|v| v.round()),
+                t.connected_ms.map(|v| v.round())
+            ))
+        }
+    }
+}
+
+/// POSTs `offer_sdp` to the stream's WHEP endpoint (blocking HTTP on the blocking pool; the
+/// viewer's clock starts as it is sent): the answer; the resource goes into `session`.
+pub(crate) async fn whep_post(
+    config: &Config,
+    shared: &Shared,
+    session: &mut Session,
+    offer_sdp: String,
+) -> Result<String, String> {
     let url = format!("{}/whep/{}", config.server, config.stream_segment);
     let http = config.http.clone();
-    *lock(&shared.posted) = Some(Instant::now());
+    shared.posted_now();
     let answer = tokio::task::spawn_blocking(move || -> Result<(String, String), String> {
         let response = http
             .post(&url)
@@ -380,26 +447,5 @@ async fn connect_inner(
     } else {
         format!("{}{location}", config.server)
     });
-    let answer =
-        RTCSessionDescription::answer(answer_sdp).map_err(|e| format!("bad answer: {e}"))?;
-    pc.set_remote_description(answer)
-        .await
-        .map_err(|e| format!("the answer was refused: {e}"))?;
-
-    let posted = (*lock(&shared.posted)).unwrap_or_else(Instant::now);
-    let remaining = config.connect_timeout.saturating_sub(posted.elapsed());
-    tokio::select! {
-        _ = shared.first_video.notified() => Ok(()),
-        _ = shared.failed.notified() => Ok(()), // the reason is already recorded
-        _ = tokio::time::sleep(remaining) => {
-            let t = lock(&shared.timeline).clone();
-            Err(format!(
-                "no video within {} ms of the POST (answer {:?} ms, ICE {:?} ms, DTLS {:?} ms)",
-                config.connect_timeout.as_millis(),
-                t.answer_ms.map(|v| v.round()),
-                t.ice_connected_ms.map(|v| v.round()),
-                t.connected_ms.map(|v| v.round())
-            ))
-        }
-    }
+    Ok(answer_sdp)
 }
