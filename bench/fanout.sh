@@ -16,7 +16,8 @@
 # load client's lean viewers: the sans-IO rtc core, thousands on one client core), PEERS
 # (default "pullcast"; "pullcast janus" runs every row on Debian's Janus too, side by side in
 # the same run: its streaming plugin fed the same nginx-rtmp stream over RTP by ffmpeg, watched
-# by the same lean viewers — see start_janus in bench/lib.sh).
+# by the same lean viewers — see start_janus in bench/lib.sh), PERF=1 (`perf record` the
+# server over each window and print its top functions; needs linux-perf).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -143,7 +144,12 @@ run_row() {
         CLIENT_PID=""
     fi
 
-    local s0 m0 t0 s1 m1 t1 w0 w1 rss sum=0 samples=0 next died=""
+    local s0 m0 t0 s1 m1 t1 w0 w1 rss sum=0 samples=0 next died="" perf_pid=""
+    if [ "${PERF:-0}" = 1 ]; then
+        perf record -F 199 --call-graph dwarf,16384 -p "$SERVER_PID" -o "$WORK/perf-$tag.data" -- sleep "$DURATION" \
+            >"$WORK/perf-$tag.log" 2>&1 &
+        perf_pid=$!
+    fi
     s0=$(cpu_ticks "$SERVER_PID")
     read -r m0 t0 < <(machine_ticks)
     w0=$(now_ms); next=$(( w0 + 1000 ))
@@ -167,6 +173,12 @@ run_row() {
     local hwm
     hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
     [ "$samples" -gt 0 ] || { samples=1; sum=$(rss_kib "$SERVER_PID"); }
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" 2>/dev/null || true
+        echo "   perf: $peer's top functions over the window (self time, % of its samples)"
+        perf report -i "$WORK/perf-$tag.data" --no-children --sort symbol --percent-limit 1.5 --stdio 2>/dev/null \
+            | grep -E '^ +[0-9.]+%' | head -n 25 | sed 's/^/   /' || true
+    fi
 
     if [ -n "$CLIENT_PID" ]; then
         wait_until 60 bash -c "! kill -0 $CLIENT_PID 2>/dev/null" || echo "!! the load client did not exit; killing it"

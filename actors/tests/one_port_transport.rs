@@ -38,6 +38,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -178,6 +179,9 @@ struct Viewer {
     browser_connected: bool,
     server_events: Vec<TransportEvent>,
     received: Vec<(u8, u32, Bytes)>,
+    /// SRTP datagrams the port sent it (before the browser's own checks, which drop a
+    /// duplicate).
+    srtp_datagrams: usize,
     /// The browser vanished (no goodbye): it sends nothing and what reaches it is lost.
     gone: bool,
 }
@@ -234,6 +238,7 @@ impl Port {
             browser_connected: false,
             server_events: Vec::new(),
             received: Vec::new(),
+            srtp_datagrams: 0,
             gone: false,
         });
         key
@@ -274,6 +279,10 @@ impl Port {
                     if target.gone {
                         continue;
                     }
+                    // RTP (RFC 7983: first byte 128..=191), not RTCP (payload types 192..=223).
+                    let rtp = matches!(datagram.first(), Some(128..=191))
+                        && !matches!(datagram.get(1), Some(192..=223));
+                    target.srtp_datagrams += usize::from(rtp);
                     target
                         .browser
                         .handle_read(TaggedBytesMut {
@@ -447,6 +456,49 @@ fn a_controlling_browser_connects_to_the_lite_transport_and_gets_the_shared_payl
         "no keyframe request: {:?}",
         port.viewers[v].server_events
     );
+}
+
+#[test]
+fn a_nack_is_answered_with_the_packet_again() {
+    let mut port = Port::new();
+    let v = port.add_viewer("198.51.100.8:50000".parse().expect("address"));
+    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    let video = port.viewers[v].transport.video.expect("a video track");
+    let now = port.now;
+    for seq in 100..105u16 {
+        let payload = Bytes::from(vec![0x41, seq as u8, 0x77]);
+        let transport = &mut port.viewers[v].transport;
+        transport.send_rtp(now, video, seq, 9_000, seq == 104, payload);
+    }
+    assert!(port.run_until(Duration::from_secs(1), |p| p.viewers[v].received.len() == 5));
+    // The browser says 102 was lost: the same packet comes again (RFC 4585 generic NACK).
+    assert_eq!(port.viewers[v].srtp_datagrams, 5);
+    let receiver = port.viewers[v]
+        .browser
+        .get_receivers()
+        .find(|_| true)
+        .expect("a receiver");
+    let now = port.now;
+    let nack = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: video.ssrc,
+        nacks: vec![NackPair {
+            packet_id: 102,
+            lost_packets: 0,
+        }],
+    };
+    let mut first = port.viewers[v]
+        .browser
+        .rtp_receiver(receiver)
+        .expect("receiver");
+    first.write_rtcp(now, vec![Box::new(nack)]).expect("NACK");
+    // The browser's SRTP drops the copy as a replay, so it is counted on the wire.
+    assert!(
+        port.run_until(Duration::from_secs(1), |p| p.viewers[v].srtp_datagrams == 6),
+        "no retransmission: {} RTP datagrams",
+        port.viewers[v].srtp_datagrams
+    );
+    assert_eq!(port.viewers[v].received.len(), 5);
 }
 
 #[test]

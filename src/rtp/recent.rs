@@ -5,8 +5,8 @@
 //! A frame is known by its identity (the address and length of its shared bytes), not its
 //! content: every viewer of a capture is handed clones of the same `MediaFrame`. An entry
 //! keeps its frame's bytes alive, so no other frame can have its address while it is here.
-//! Bounded: the `capacity` latest frames (a viewer that sends an older one — a replay of the
-//! keyframe cache — packetizes it again, and it becomes the latest).
+//! Bounded: the `capacity` latest frames (a viewer that sends an older one packetizes it
+//! again, and it becomes the latest). Found newest first, so a live frame costs one compare.
 //! Pure: no lock (the owner shares it behind one), no clock.
 
 use std::collections::VecDeque;
@@ -16,9 +16,11 @@ use bytes::Bytes;
 
 use super::h264;
 
-/// How many frames a capture's cache keeps by default: every viewer of a capture sends a
-/// frame within a few milliseconds of the others, well before 8 newer frames exist.
-pub const RECENT_FRAMES: usize = 8;
+/// How many frames a capture's cache keeps by default: every viewer of a capture sends a live
+/// frame within a few milliseconds of the others, and a new viewer's replay of the keyframe
+/// cache (a GOP: 2 s is 60 frames at 30 fps) finds its frames here too, instead of making
+/// payloads of its own that its NACK history would then hold.
+pub const RECENT_FRAMES: usize = 96;
 
 /// The payloads of the latest frames, newest last.
 #[derive(Debug)]

@@ -25,9 +25,8 @@ use pullcast::config::Settings;
 use pullcast::media_port::{announced_addresses, AnnounceSettings};
 use pullcast::webrtc_viewer::{self, opus_answer_fmtp, H264Format, OfferSummary, OpusFormat};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::ReceiverReportBuilder;
+use rtc::interceptor::NackResponderBuilder;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
-use rtc::peer_connection::configuration::interceptor_registry::configure_nack;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
 };
@@ -135,6 +134,11 @@ impl ViewerCodecs {
         })
     }
 }
+
+/// Video packets each viewer's NACK responder keeps to resend (a power of two): about 4 s at
+/// 600 kbit/s, 1 s at 2.5 Mbit/s — well past a browser's NACK horizon (its RTT plus jitter
+/// buffer). The payloads are the capture's shared bytes; a slot costs a header's worth.
+const NACK_HISTORY: u16 = 256;
 
 fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
     RTCPFeedback {
@@ -345,8 +349,10 @@ impl WebRtcEngine {
     }
 
     /// The media engine and interceptor chain for one connection with `codecs`: exactly the
-    /// formats chosen from the browser's offer (same payload types, same fmtp), NACK
-    /// responder, sender reports, and PLI/FIR delivered to the application.
+    /// formats chosen from the browser's offer (same payload types, same fmtp), the NACK
+    /// responder, and PLI/FIR delivered to the application. Nothing for media coming in (a
+    /// viewer only receives): no NACK generator, no receiver reports — every interceptor is
+    /// one more hop for every packet of every viewer.
     pub fn media_engine(codecs: &ViewerCodecs) -> Result<(MediaEngine, Registry), String> {
         let mut media_engine = MediaEngine::default();
         if let (Some(format), Some(codec)) = (&codecs.video, codecs.video_codec()) {
@@ -371,12 +377,18 @@ impl WebRtcEngine {
                 )
                 .map_err(|e| format!("cannot register Opus: {e}"))?;
         }
-        let registry = configure_nack(Registry::new(), &mut media_engine);
-        // Receiver reports from the interceptor; sender reports are the ViewerPeer's own
-        // (one capture-time anchor for both tracks: lip-sync, see `pullcast::lipsync`).
-        let registry = registry.with(Slot::ReceiverReport, ReceiverReportBuilder::new().build());
-        // Last in the chain, so the other interceptors have seen every inbound RTCP packet.
-        let registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
+        for parameter in ["", "pli"] {
+            media_engine.register_feedback(feedback("nack", parameter), RtpCodecKind::Video);
+        }
+        // Sender reports are the ViewerPeer's own (one capture-time anchor for both tracks:
+        // lip-sync, see `pullcast::lipsync`).
+        let registry = Registry::new()
+            .with(
+                Slot::NackResponder,
+                NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+            )
+            // Last in the chain, so the other interceptors have seen every inbound RTCP packet.
+            .with(Slot::from(14_000), KeyframeRequestForwarder::default());
         Ok((media_engine, registry))
     }
 

@@ -516,6 +516,10 @@ impl PortTask {
                 payload,
             } = p;
             (viewer.transport).send_rtp(now, track, sequence_number, timestamp, marker, payload);
+            // Taken out at once: every stage of the connection queues what passes through it,
+            // and a queue keeps the room its longest burst needed (a keyframe-cache replay is
+            // a GOP's worth of packets) for the viewer's whole life.
+            self.out.send_pending(&mut viewer.transport);
         }
         self.out.flush(viewer);
         self.reschedule(batch.key);
