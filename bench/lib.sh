@@ -119,7 +119,7 @@ start_server() {
     mkdir -p "$WORK/tls"
     (
         cd "$WORK"
-        export RUST_LOG="${RUST_LOG:-warn}"
+        export RUST_LOG="${RUST_LOG:-warn,rtc_dtls::config=error}"
         export PULLCAST_SERVER__BIND=127.0.0.1
         export PULLCAST_SERVER__REST_HTTP_PORT="$REST_PORT"
         export PULLCAST_SERVER__REST_HTTPS_PORT="$(free_port)"
@@ -152,7 +152,8 @@ start_server() {
 # Opus over RTP on loopback, fed by an ffmpeg that pulls RTMP_URL (video copied with its
 # parameter sets in-band, AAC transcoded to Opus as pullcast does). Janus leaves loopback out
 # of ICE, so its candidates (and the load client) use HOST_IP, this machine's first address
-# (the packets still never leave it). Sets SERVER_PID (janus), FEED_PID, JANUS_URL. Runs
+# (the packets still never leave it). Its event loops are a static pool of one per core
+# (event_loops): with its default thread per viewer it crashed in glib near 600 viewers here. Sets SERVER_PID (janus), FEED_PID, JANUS_URL. Runs
 # Janus as nobody when we are root.
 start_janus() {
     local tag=$1 url=$2 dir="$WORK/janus"
@@ -165,7 +166,7 @@ start_janus() {
 general: { configs_folder = "$dir" plugins_folder = "/usr/lib/x86_64-linux-gnu/janus/plugins"
   transports_folder = "/usr/lib/x86_64-linux-gnu/janus/transports"
   events_folder = "/usr/lib/x86_64-linux-gnu/janus/events" loggers_folder = "/usr/lib/x86_64-linux-gnu/janus/loggers"
-  debug_level = 3 session_timeout = 60 }
+  debug_level = 3 session_timeout = 60 event_loops = $(nproc) }
 media: { rtp_port_range = "40000-49999" ipv6 = false }
 nat: { ice_lite = false ice_tcp = false full_trickle = false ignore_mdns = true ice_enforce_list = "$HOST_IP" }
 plugins: { disable = "libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,libjanus_nosip.so,libjanus_recordplay.so,libjanus_sip.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_videoroom.so,libjanus_voicemail.so" }

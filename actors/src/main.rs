@@ -27,6 +27,10 @@ Pulls live RTMP streams on REST calls and re-serves them.
   -V, --version   the version
 Environment: PULLCAST_<SECTION>__<KEY> overrides any key, RUST_LOG the log filter.";
 
+/// Modules whose warnings say nothing to an operator, kept at error level unless RUST_LOG
+/// says otherwise.
+const QUIET_MODULES: &str = "rtc_dtls::config=error";
+
 fn main() -> ExitCode {
     let mut config: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
@@ -53,7 +57,10 @@ fn main() -> ExitCode {
         Ok((s, _)) => s.log.level.clone(),
         Err(_) => "info".to_string(),
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    // rtc's DTLS client warns on every connection that it has no server name for SNI, which
+    // WebRTC does not use; one line per viewer would drown the log.
+    let filter = format!("{level},{QUIET_MODULES}");
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter)).init();
     pullcast_server::panic_guard::install_hook();
     let (settings, source) = match loaded {
         Ok(v) => v,

@@ -352,6 +352,15 @@ impl Port {
             .receive(now, Protocol::Udp, server_addr(), from, datagram);
     }
 
+    /// Viewer `v`'s browser sends `packet` (RTCP feedback) on its first receiver.
+    fn browser_sends_rtcp(&mut self, v: usize, packet: Box<dyn rtc::rtcp::Packet>) {
+        let now = self.now;
+        let browser = &mut self.viewers[v].browser;
+        let receiver = browser.get_receivers().find(|_| true).expect("a receiver");
+        let mut first = browser.rtp_receiver(receiver).expect("receiver");
+        first.write_rtcp(now, vec![packet]).expect("RTCP");
+    }
+
     /// Turns until `done` holds, for at most `limit` of virtual time.
     fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Port) -> bool) -> bool {
         let end = self.now + limit;
@@ -430,25 +439,11 @@ fn a_controlling_browser_connects_to_the_lite_transport_and_gets_the_shared_payl
     assert!(received.contains(&(111, audio.ssrc, opus)));
 
     // A PLI from the browser comes back as a keyframe request.
-    let receiver = port.viewers[v]
-        .browser
-        .get_receivers()
-        .find(|_| true)
-        .expect("a receiver");
-    let now = port.now;
-    let mut first = port.viewers[v]
-        .browser
-        .rtp_receiver(receiver)
-        .expect("receiver");
-    first
-        .write_rtcp(
-            now,
-            vec![Box::new(PictureLossIndication {
-                sender_ssrc: 1,
-                media_ssrc: video.ssrc,
-            })],
-        )
-        .expect("PLI");
+    let pli = PictureLossIndication {
+        sender_ssrc: 1,
+        media_ssrc: video.ssrc,
+    };
+    port.browser_sends_rtcp(v, Box::new(pli));
     assert!(
         port.run_until(Duration::from_secs(1), |p| p.viewers[v]
             .server_events
@@ -473,12 +468,6 @@ fn a_nack_is_answered_with_the_packet_again() {
     assert!(port.run_until(Duration::from_secs(1), |p| p.viewers[v].received.len() == 5));
     // The browser says 102 was lost: the same packet comes again (RFC 4585 generic NACK).
     assert_eq!(port.viewers[v].srtp_datagrams, 5);
-    let receiver = port.viewers[v]
-        .browser
-        .get_receivers()
-        .find(|_| true)
-        .expect("a receiver");
-    let now = port.now;
     let nack = TransportLayerNack {
         sender_ssrc: 1,
         media_ssrc: video.ssrc,
@@ -487,11 +476,7 @@ fn a_nack_is_answered_with_the_packet_again() {
             lost_packets: 0,
         }],
     };
-    let mut first = port.viewers[v]
-        .browser
-        .rtp_receiver(receiver)
-        .expect("receiver");
-    first.write_rtcp(now, vec![Box::new(nack)]).expect("NACK");
+    port.browser_sends_rtcp(v, Box::new(nack));
     // The browser's SRTP drops the copy as a replay, so it is counted on the wire.
     assert!(
         port.run_until(Duration::from_secs(1), |p| p.viewers[v].srtp_datagrams == 6),
