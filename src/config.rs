@@ -359,7 +359,8 @@ pub struct WebRtcSettings {
     /// At most one keyframe request (PLI/FIR) per viewer is answered per this interval.
     pub keyframe_request_interval_ms: u64,
     /// A replayed GOP (a viewer's start, a PLI's answer) goes out at most this fast after
-    /// its first 8 KiB, in kbit/s; 0 sends it at once.
+    /// its first 8 KiB, in kbit/s; 0 sends it at once. The old engine only (`one_port =
+    /// false`); the one-port engine sends replays at once.
     pub replay_rate_kbps: u64,
     /// Serve every viewer on the one port `udp_port` (ICE-lite over UDP, ICE-TCP on the
     /// same number). `false` brings back the old engine (a UDP port per viewer, no TCP), which

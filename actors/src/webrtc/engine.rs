@@ -307,6 +307,12 @@ impl WebRtcEngine {
             true => Some(OnePort::start(settings, bind)?),
             false => None,
         };
+        if w.one_port && w.replay_rate_kbps > 0 {
+            warn!(
+                "webrtc.replay_rate_kbps = {} is ignored: the one-port engine sends a replayed GOP at once (only webrtc.one_port = false paces it)",
+                w.replay_rate_kbps
+            );
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
