@@ -109,9 +109,8 @@ publish_count() { grep -c "publish: name='$1'" "$WORK/error.log" 2>/dev/null || 
 # ---- pullcast ------------------------------------------------------------------------------
 # start_server TAG: a fresh release pullcast ($BIN) on free ports, run in $WORK, logging to
 # $WORK/pullcast-TAG.log (RUST_LOG default warn); sets REST_PORT, SERVER_PID and API.
-# UDP_PORT_COUNT (default 400) sizes the old engine's WebRTC port range (webrtc.one_port =
-# false); the one-port engine serves every viewer on UDP_BASE. MAX_VIEWERS (default 10 000)
-# raises the viewer limits.
+# Every WebRTC viewer is served on UDP_BASE. MAX_VIEWERS (default 10 000) raises the viewer
+# limits.
 start_server() {
     local tag=$1
     REST_PORT=$(free_port)
@@ -127,7 +126,6 @@ start_server() {
         export PULLCAST_SERVER__WSS_PORT="$(free_port)"
         export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
         export PULLCAST_WEBRTC__UDP_PORT="$UDP_BASE"
-        export PULLCAST_WEBRTC__UDP_PORT_COUNT="${UDP_PORT_COUNT:-400}"
         # A bench may ask for more viewers than the defaults allow (1 000, 500 per capture).
         export PULLCAST_LIMITS__MAX_VIEWERS="${MAX_VIEWERS:-10000}"
         export PULLCAST_LIMITS__MAX_VIEWERS_PER_CAPTURE="${MAX_VIEWERS:-10000}"

@@ -107,7 +107,7 @@ wait_until 30 all_published || die "not every publisher reached nginx within 30 
 
 # ---- pullcast and the captures ---------------------------------------------------------------
 echo "== pullcast (release, RUST_LOG=${RUST_LOG:-warn}) pulling the $CAPTURES streams over REST"
-UDP_PORT_COUNT="${UDP_PORT_COUNT:-$(( VIEWERS * 2 + 100 ))}" start_server soak
+start_server soak
 api() { curl -s --max-time 5 -X POST -H 'Content-Type: application/json' -d "$2" "$API/$1"; }
 for i in $(seq 0 $(( CAPTURES - 1 ))); do
     name=$(name_of "$i")

@@ -343,12 +343,8 @@ pub struct PullSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct WebRtcSettings {
     /// The UDP port every WebRTC viewer's ICE, DTLS and SRTP use (MediaMTX's 8189), and the
-    /// TCP port of the same number for ICE-TCP. With `one_port = false` (the old engine), the
-    /// first of `udp_port .. udp_port + udp_port_count`, one per viewer.
+    /// TCP port of the same number for ICE-TCP.
     pub udp_port: u16,
-    /// The old engine only (`one_port = false`): how many UDP ports, from `udp_port` on, it
-    /// may use: at most this many viewers.
-    pub udp_port_count: u16,
     /// Public addresses announced as host candidates instead of the local ones (1:1 NAT,
     /// e.g. a cloud VM's public IP). Empty: announce the local addresses.
     pub public_ips: Vec<String>,
@@ -358,33 +354,48 @@ pub struct WebRtcSettings {
     pub connect_timeout_ms: u64,
     /// At most one keyframe request (PLI/FIR) per viewer is answered per this interval.
     pub keyframe_request_interval_ms: u64,
-    /// A replayed GOP (a viewer's start, a PLI's answer) goes out at most this fast after
-    /// its first 8 KiB, in kbit/s; 0 sends it at once. The old engine only (`one_port =
-    /// false`); the one-port engine sends replays at once.
-    pub replay_rate_kbps: u64,
-    /// Serve every viewer on the one port `udp_port` (ICE-lite over UDP, ICE-TCP on the
-    /// same number). `false` brings back the old engine (a UDP port per viewer, no TCP), which
-    /// is going away.
-    pub one_port: bool,
-    /// With `one_port`: the addresses every answer's candidates name, "ip" (on `udp_port`)
+    /// The addresses every answer's candidates name, "ip" (on `udp_port`)
     /// or "ip:port" (a NAT's public address, a forwarded port). Empty: `public_ips` on
     /// `udp_port`, else the bind address, else (a wildcard bind) every non-loopback IPv4
     /// address of the machine; 127.0.0.1 is added when `loopback_candidates` is on.
     pub advertise: Vec<String>,
+    /// Retired with the engine that gave each viewer a UDP port of its own: still read, so
+    /// an older configuration loads, and ignored with a warning at start
+    /// ([`WebRtcSettings::retired_keys`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp_port_count: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_port: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_rate_kbps: Option<u64>,
+}
+
+impl WebRtcSettings {
+    /// The retired keys this configuration sets (each is ignored).
+    pub fn retired_keys(&self) -> Vec<&'static str> {
+        [
+            ("webrtc.udp_port_count", self.udp_port_count.is_some()),
+            ("webrtc.one_port", self.one_port.is_some()),
+            ("webrtc.replay_rate_kbps", self.replay_rate_kbps.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
 }
 
 impl Default for WebRtcSettings {
     fn default() -> Self {
         Self {
             udp_port: 8189,
-            udp_port_count: 1000,
             public_ips: Vec::new(),
             loopback_candidates: true,
             connect_timeout_ms: 10000,
             keyframe_request_interval_ms: 1000,
-            replay_rate_kbps: 0,
-            one_port: true,
             advertise: Vec::new(),
+            udp_port_count: None,
+            one_port: None,
+            replay_rate_kbps: None,
         }
     }
 }

@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 use pullcast::access::hook::{parse_status, HookQuestion, HookUrl};
 use pullcast::access::Permission;
 use pullcast::fuzzing::{FuzzInput, Target};
+use rtc::peer_connection::sdp::RTCSessionDescription;
 use serde_json::Value;
-use webrtc::peer_connection::RTCSessionDescription;
 
 use crate::http::dto::recording_json;
 use crate::http::whep::percent_decode;

@@ -122,11 +122,8 @@ fn validate(s: &Settings) -> Result<(), String> {
             return Err(format!("capture.{key} must be at least 65536 (64 KiB)"));
         }
     }
-    if s.webrtc.udp_port == 0 || s.webrtc.udp_port_count == 0 {
-        return Err("webrtc.udp_port and webrtc.udp_port_count must be at least 1".to_string());
-    }
-    if u32::from(s.webrtc.udp_port) + u32::from(s.webrtc.udp_port_count) > 65536 {
-        return Err("webrtc.udp_port + webrtc.udp_port_count goes past port 65535".to_string());
+    if s.webrtc.udp_port == 0 {
+        return Err("webrtc.udp_port must be at least 1".to_string());
     }
     if let Some(bad) = s
         .webrtc
@@ -156,6 +153,28 @@ mod tests {
     }
 
     /// The shipped file documents every key with exactly the built-in default.
+    #[test]
+    fn an_older_configuration_with_retired_keys_still_loads_and_names_them() {
+        let dir = std::env::temp_dir().join(format!("pullcast-retired-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("old.toml");
+        let old = "[webrtc]\nudp_port = 9000\nudp_port_count = 1000\none_port = false\nreplay_rate_kbps = 20000\n";
+        std::fs::write(&file, old).expect("write");
+        let loaded = load(Some(file.as_path()), std::iter::empty());
+        let _ = std::fs::remove_dir_all(&dir);
+        let (settings, _) = loaded.expect("an older configuration loads");
+        assert_eq!(settings.webrtc.udp_port, 9000);
+        assert_eq!(
+            settings.webrtc.retired_keys(),
+            [
+                "webrtc.udp_port_count",
+                "webrtc.one_port",
+                "webrtc.replay_rate_kbps"
+            ]
+        );
+        assert!(Settings::default().webrtc.retired_keys().is_empty());
+    }
+
     #[test]
     fn shipped_config_equals_the_built_in_defaults() {
         let text = std::fs::read_to_string(shipped_file()).unwrap();

@@ -25,6 +25,7 @@ use pullcast_server::webrtc::transport::{
 };
 use pullcast_server::webrtc::WebRtcEngine;
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
@@ -45,7 +46,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use webrtc::peer_connection::Registry;
 
 const SERVER: &str = "192.0.2.1:8189";
 

@@ -171,11 +171,6 @@ impl Pullcast {
             .env("PULLCAST_SERVER__WSS_PORT", wss_port.to_string())
             .env("PULLCAST_TLS__SELF_SIGNED_DIR", &tls_dir)
             .env("PULLCAST_WEBRTC__UDP_PORT", free_port().to_string());
-        // Until the old engine (a UDP port per viewer) is removed: `PULLCAST_IT_ONE_PORT=0
-        // cargo test` runs every test's server on it.
-        if std::env::var("PULLCAST_IT_ONE_PORT").is_ok_and(|v| v == "0") {
-            cmd.env("PULLCAST_WEBRTC__ONE_PORT", "false");
-        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }

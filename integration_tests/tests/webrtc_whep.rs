@@ -470,10 +470,7 @@ fn one_port_capture(name: &str) -> OnePortCapture {
     let nginx = NginxRtmp::start();
     let (publisher, uri) = nginx.publish(name, Publisher::builder().size(640, 360));
     let udp_port = pullcast_integration_tests::ports::free_port().to_string();
-    let pc = Pullcast::start(&[
-        ("PULLCAST_WEBRTC__ONE_PORT", "true"),
-        ("PULLCAST_WEBRTC__UDP_PORT", &udp_port),
-    ]);
+    let pc = Pullcast::start(&[("PULLCAST_WEBRTC__UDP_PORT", &udp_port)]);
     pull_as(&pc, &uri, name);
     OnePortCapture {
         _nginx: nginx,

@@ -2,22 +2,16 @@
 //!
 //! - [`sdp`] — what a browser's offer contains, which H.264 format to answer with;
 //! - [`rtp_time`] — pts → RTP timestamps, forward-only placement of live and replayed frames;
-//! - [`replay_pacer`] — when a replayed GOP's packets may go out;
-//! - [`keyframe_limiter`] — how often a keyframe request is honoured;
-//! - [`ports`] — which UDP port to try next.
+//! - [`keyframe_limiter`] — how often a keyframe request is honoured.
 //!
 //! Nothing here does I/O, reads a clock or knows about the `webrtc` crate: the server's
 //! `ViewerPeer` feeds it the offer and the times.
 
 pub mod keyframe_limiter;
-pub mod ports;
-pub mod replay_pacer;
 pub mod rtp_time;
 pub mod sdp;
 
 pub use keyframe_limiter::KeyframeRequestLimiter;
-pub use ports::next_free_port;
-pub use replay_pacer::ReplayPacer;
 pub use rtp_time::{ForwardTime, RtpClock};
 pub use sdp::{
     choose_h264, h264_format, opus_answer_fmtp, parse_offer, H264Format, OfferSummary, OpusFormat,

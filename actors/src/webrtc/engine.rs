@@ -1,37 +1,30 @@
 //! The WebRTC engine: built once at start, shared by every signalling path (WHEP, WebSocket).
 //!
 //! It holds what every viewer's connection is built from — the codecs chosen per offer, the
-//! interceptor chain recipe (NACK responder, RTCP receiver reports, keyframe requests to the
-//! application), the viewer limits — the one [`OnePort`] (the `MediaPort` every viewer's
-//! transport lives on, and the port's certificate and announced addresses), and the arbiters
-//! (threads) the [`ViewerPeer`] actors run on. [`WebRtcEngine::start_viewer`] is the one way
-//! to create a viewer.
-//!
-//! With `webrtc.one_port = false` it keeps the old engine instead: a setting engine for the
-//! `webrtc` crate's own connections and a pool of `webrtc.udp_port .. + udp_port_count`, one
-//! port per viewer (that crate has no single-port mux); it is going away.
-//! This module must not touch media: it never sees a frame.
+//! interceptor chain recipe (NACK responder, keyframe requests to the application), the
+//! viewer limits — the one [`OnePort`] (the `MediaPort` every viewer's transport lives on,
+//! and the port's certificate and announced addresses), and the arbiters (threads) the
+//! [`ViewerPeer`] actors run on. [`WebRtcEngine::start_viewer`] is the one way to create a
+//! viewer. This module must not touch media: it never sees a frame.
 
+use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use log::{debug, warn};
+use log::warn;
 use pullcast::config::Settings;
 use pullcast::media_port::{announced_addresses, AnnounceSettings};
 use pullcast::webrtc_viewer::{self, opus_answer_fmtp, H264Format, OfferSummary, OpusFormat};
-use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::NackResponderBuilder;
+use rtc::interceptor::Registry;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
 };
-use rtc::peer_connection::configuration::setting_engine::{SettingEngine, SettingEngineBuilder};
-use rtc::peer_connection::transport::RTCIceCandidateType;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -39,7 +32,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::sansio::Protocol;
 use uuid::Uuid;
-use webrtc::peer_connection::Registry;
 
 use super::media_port::MediaPort;
 use super::transport::{port_certificate, PortIdentity};
@@ -49,7 +41,6 @@ use crate::messages::{CaptureHandle, ViewerEvent};
 /// ICE: no answer for this long → disconnected; this long → failed (a dead browser).
 const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
 const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(15);
-const ICE_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What a new viewer needs.
 pub struct ViewerRequest {
@@ -147,33 +138,6 @@ fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
     }
 }
 
-struct PortPool {
-    first: u16,
-    count: u16,
-    cursor: u16,
-    in_use: BTreeSet<u16>,
-}
-
-/// One UDP port held by a viewer; given back on drop.
-pub struct PortLease {
-    port: u16,
-    pool: Arc<Mutex<PortPool>>,
-}
-
-impl PortLease {
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-}
-
-impl Drop for PortLease {
-    fn drop(&mut self) {
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.in_use.remove(&self.port);
-        }
-    }
-}
-
 /// How many viewers there are, in all and per capture.
 #[derive(Default)]
 struct ViewerCounts {
@@ -204,20 +168,16 @@ impl Drop for ViewerSlot {
 
 struct Inner {
     settings: Settings,
-    /// The one-port media engine, when `webrtc.one_port` is on.
-    one_port: Option<OnePort>,
+    /// The media port every viewer is served on.
+    one_port: OnePort,
     viewers: Arc<Mutex<ViewerCounts>>,
-    setting_engine: SettingEngine,
-    /// Addresses to bind, with port 0 to be replaced by the viewer's port.
-    bind_addrs: Vec<SocketAddr>,
-    ports: Arc<Mutex<PortPool>>,
     arbiters: Mutex<VecDeque<ArbiterHandle>>,
     arbiter_count: usize,
     next_arbiter: AtomicUsize,
     origin: Instant,
 }
 
-/// The one port every viewer shares (`webrtc.one_port`), and what each viewer's transport
+/// The one port every viewer shares (`webrtc.udp_port`), and what each viewer's transport
 /// on it is built with.
 #[derive(Clone)]
 pub struct OnePort {
@@ -274,58 +234,26 @@ impl WebRtcEngine {
     /// Builds the engine from the settings; must run inside an actix `System` (it starts one
     /// arbiter per core for the viewers).
     pub fn new(settings: &Settings) -> Result<Self, String> {
-        let w = &settings.webrtc;
         let bind: IpAddr = settings
             .server
             .bind
             .parse()
             .map_err(|e| format!("server.bind {:?}: {e}", settings.server.bind))?;
-        let mut bind_addrs = vec![SocketAddr::new(bind, 0)];
-        let loopback = w.loopback_candidates || bind.is_loopback();
-        if w.loopback_candidates && bind.is_unspecified() {
-            // A wildcard expands to every interface except loopback: add it explicitly.
-            bind_addrs.push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
-        }
-        let mut builder = SettingEngineBuilder::new()
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_include_loopback_candidate(loopback)
-            .with_ice_timeouts(
-                Some(ICE_DISCONNECTED_TIMEOUT),
-                Some(ICE_FAILED_TIMEOUT),
-                Some(ICE_KEEPALIVE_INTERVAL),
-            );
-        if !w.public_ips.is_empty() {
-            builder = builder.with_nat_1to1_ips(w.public_ips.clone(), RTCIceCandidateType::Host);
-        }
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 16);
         let arbiters: VecDeque<ArbiterHandle> =
             (0..threads).map(|_| Arbiter::new().handle()).collect();
-        let one_port = match w.one_port {
-            true => Some(OnePort::start(settings, bind)?),
-            false => None,
-        };
-        if w.one_port && w.replay_rate_kbps > 0 {
-            warn!(
-                "webrtc.replay_rate_kbps = {} is ignored: the one-port engine sends a replayed GOP at once (only webrtc.one_port = false paces it)",
-                w.replay_rate_kbps
-            );
+        for key in settings.webrtc.retired_keys() {
+            warn!("{key} is retired and ignored: every viewer is served on webrtc.udp_port, and a replayed GOP goes out at once");
         }
+        let one_port = OnePort::start(settings, bind)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings: settings.clone(),
                 one_port,
                 viewers: Arc::default(),
-                setting_engine: builder.build(),
-                bind_addrs,
-                ports: Arc::new(Mutex::new(PortPool {
-                    first: w.udp_port,
-                    count: w.udp_port_count,
-                    cursor: 0,
-                    in_use: BTreeSet::new(),
-                })),
                 arbiter_count: arbiters.len(),
                 arbiters: Mutex::new(arbiters),
                 next_arbiter: AtomicUsize::new(0),
@@ -334,9 +262,9 @@ impl WebRtcEngine {
         })
     }
 
-    /// The one port every viewer shares, when `webrtc.one_port` is on.
-    pub fn one_port(&self) -> Option<&OnePort> {
-        self.inner.one_port.as_ref()
+    /// The one port every viewer shares.
+    pub fn one_port(&self) -> &OnePort {
+        &self.inner.one_port
     }
 
     /// The server's settings.
@@ -347,11 +275,6 @@ impl WebRtcEngine {
     /// Milliseconds since the engine started (a monotonic clock for rate limits).
     pub fn now_ms(&self) -> u64 {
         self.inner.origin.elapsed().as_millis() as u64
-    }
-
-    /// A setting engine for one connection.
-    pub fn setting_engine(&self) -> SettingEngine {
-        self.inner.setting_engine.clone()
     }
 
     /// The media engine and interceptor chain for one connection with `codecs`: exactly the
@@ -427,43 +350,6 @@ impl WebRtcEngine {
         })
     }
 
-    /// Takes a free UDP port (checked by binding it) for one connection.
-    pub fn lease_port(&self) -> Option<PortLease> {
-        let mut pool = self.inner.ports.lock().ok()?;
-        let mut tried = 0u32;
-        while tried < u32::from(pool.count) {
-            let cursor = pool.cursor;
-            let port = webrtc_viewer::next_free_port(pool.first, pool.count, cursor, |p| {
-                pool.in_use.contains(&p)
-            })?;
-            pool.cursor = port.wrapping_sub(pool.first).wrapping_add(1) % pool.count.max(1);
-            tried += 1;
-            let free = self.udp_addrs(port).iter().all(|a| {
-                std::net::UdpSocket::bind(a)
-                    .map(drop)
-                    .map_err(|e| debug!("UDP {a} is not free: {e}"))
-                    .is_ok()
-            });
-            if free {
-                pool.in_use.insert(port);
-                return Some(PortLease {
-                    port,
-                    pool: self.inner.ports.clone(),
-                });
-            }
-        }
-        None
-    }
-
-    /// The addresses one connection binds on `port`.
-    pub fn udp_addrs(&self, port: u16) -> Vec<SocketAddr> {
-        self.inner
-            .bind_addrs
-            .iter()
-            .map(|a| SocketAddr::new(a.ip(), port))
-            .collect()
-    }
-
     /// The next arbiter for a viewer (round robin).
     fn arbiter(&self) -> Option<ArbiterHandle> {
         let arbiters = self.inner.arbiters.lock().ok()?;
@@ -500,17 +386,6 @@ impl WebRtcEngine {
     pub async fn start_viewer(&self, request: ViewerRequest) -> Result<ViewerStarted, ViewerError> {
         let codecs = Self::codecs_for_offer(&request.offer.summary)?;
         let slot = self.take_viewer_slot(request.capture.id)?;
-        let lease = match self.inner.one_port {
-            Some(_) => None,
-            None => Some(self.lease_port().ok_or_else(|| {
-                ViewerError::Unavailable(format!(
-                    "no free UDP port in {}..{} for WebRTC (webrtc.udp_port, webrtc.udp_port_count)",
-                    self.inner.settings.webrtc.udp_port,
-                    u32::from(self.inner.settings.webrtc.udp_port)
-                        + u32::from(self.inner.settings.webrtc.udp_port_count)
-                ))
-            })?),
-        };
         let id = Uuid::new_v4();
         let engine = self.clone();
         let ViewerRequest {
@@ -519,7 +394,7 @@ impl WebRtcEngine {
             events,
         } = request;
         let make = move |_: &mut Context<ViewerPeer>| {
-            ViewerPeer::new(id, engine, capture, events, codecs, lease, slot)
+            ViewerPeer::new(id, engine, capture, events, codecs, slot)
         };
         let addr = match self.arbiter() {
             Some(arbiter) => ViewerPeer::start_in_arbiter(&arbiter, make),

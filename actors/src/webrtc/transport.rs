@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -37,7 +38,6 @@ use rtc::sansio::Protocol as _;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use rtc::stun::integrity::MessageIntegrity;
 use rtc::stun::message::Message as StunMessage;
-use webrtc::peer_connection::Registry;
 
 /// What every viewer's transport on one port shares.
 #[derive(Clone)]

@@ -1,11 +1,11 @@
 //! `ViewerPeer`: one browser watching one capture over WebRTC.
 //!
-//! It owns the viewer's `webrtc` peer connection and its two tracks (its own
-//! `TrackLocalStaticRTP` each: a track object cannot be shared between connections). Life:
-//! `Negotiate` (offer in, answer with every candidate out) → ICE/DTLS up (`Connected`, else
-//! `Failed` after `webrtc.connect_timeout_ms`) → `Subscribe` to the capture, whose keyframe
-//! cache gives codecs and the frames from the latest keyframe at once → RTP out (`Playing`
-//! at the first video frame) → `StopViewer`, the capture's `Stopped`, or a dead connection.
+//! It answers the browser's offer with a `ViewerTransport` (ICE-lite, DTLS, SRTP) that it
+//! hands to the one media port, and stamps its two tracks' RTP. Life: `Negotiate` (offer in,
+//! answer with every candidate out) → ICE/DTLS up (the port's `Connected`, else `Failed`
+//! after `webrtc.connect_timeout_ms`) → `Subscribe` to the capture, whose keyframe cache
+//! gives codecs and the frames from the latest keyframe at once → RTP out (`Playing` at the
+//! first video frame) → `StopViewer`, the capture's `Stopped`, or a dead connection.
 //!
 //! H.264 access units go out untouched, packetized once per capture for all its viewers
 //! (`CaptureHandle::payloads`: FU-A, STAP-A with the SPS/PPS that precede every IDR; this
@@ -23,11 +23,11 @@
 //! both tracks (a frame's pts and its arrival at the server), so the browser aligns audio and
 //! video as the source had them, whatever the transcodes' delays.
 //!
-//! Writes are awaited inside the actor (`ctx.wait`), so a slow connection fills this actor's
-//! bounded mailbox and the capture skips it to the next keyframe; nothing here may block the
-//! capture, panic on input or unwrap network data.
+//! Packets are queued on the port at once; a port that is behind loses them and video waits
+//! for the next keyframe. A slow actor fills its bounded mailbox and the capture skips it to
+//! the next keyframe; nothing here may block the capture, panic on input or unwrap network
+//! data.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -35,26 +35,15 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 use pullcast::lipsync::SyncAnchor;
 use pullcast::media::{MediaFrame, Track};
-use pullcast::webrtc_viewer::{ForwardTime, KeyframeRequestLimiter, ReplayPacer, RtpClock};
+use pullcast::webrtc_viewer::{ForwardTime, KeyframeRequestLimiter, RtpClock};
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
 use rtc::shared::time::SystemInstant;
-use tokio::sync::Notify;
 use uuid::Uuid;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
-};
-use webrtc::rtp_transceiver::RtpSender;
 
-use super::engine::{OnePort, PortLease, ViewerCodecs, ViewerSlot, WebRtcEngine};
+use super::engine::{OnePort, ViewerCodecs, ViewerSlot, WebRtcEngine};
 use super::media_port::{MediaPort, PortEvent, RtpOut};
-use super::transport::{
-    outgoing_track, OutgoingTrack, TransportEvent, TransportRecipe, ViewerTransport,
-};
+use super::transport::{OutgoingTrack, TransportEvent, TransportRecipe, ViewerTransport};
 use crate::messages::{
     CaptureHandle, Delivery, InjectPanic, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia,
     Unsubscribe, ViewerEvent,
@@ -62,8 +51,6 @@ use crate::messages::{
 use crate::panic_guard::{self, Panic};
 use crate::telemetry::now_us;
 
-/// How long ICE gathering may take before the answer goes out with what it has.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The media stream id both tracks carry, so a browser puts them in one `MediaStream`.
 const STREAM_ID: &str = "pullcast";
 
@@ -74,34 +61,13 @@ pub struct Negotiate {
     pub offer_sdp: String,
 }
 
-/// The peer connection's state changed (from the connection's event handler).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct PeerStateChanged(RTCPeerConnectionState);
-
-/// The browser asked for a keyframe (PLI or FIR).
-#[derive(Message)]
-#[rtype(result = "()")]
-struct KeyframeRequested;
-
 /// How often each track sends an RTCP sender report (browsers need two before they sync).
 const SENDER_REPORT_EVERY: Duration = Duration::from_millis(500);
 
-/// Where one outgoing track's packets go.
-#[derive(Clone)]
-enum TrackOut {
-    /// A connection of its own (a UDP port per viewer).
-    OwnPort {
-        track: Arc<TrackLocalStaticRTP>,
-        sender: Arc<dyn RtpSender>,
-    },
-    /// The shared media port (`webrtc.one_port`).
-    SharedPort(OutgoingTrack),
-}
-
 /// One outgoing track of this viewer.
 struct OutTrack {
-    out: TrackOut,
+    /// The track on the port's transport.
+    out: OutgoingTrack,
     ssrc: u32,
     payload_type: u8,
     sequence: u16,
@@ -140,25 +106,6 @@ enum Phase {
     Ended,
 }
 
-/// Forwards the connection's events to the actor.
-struct PeerEvents {
-    addr: Addr<ViewerPeer>,
-    gathered: Arc<Notify>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for PeerEvents {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            self.gathered.notify_one();
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        self.addr.do_send(PeerStateChanged(state));
-    }
-}
-
 /// One WebRTC viewer of one capture.
 pub struct ViewerPeer {
     id: Uuid,
@@ -166,17 +113,13 @@ pub struct ViewerPeer {
     capture: CaptureHandle,
     events: Recipient<ViewerEvent>,
     codecs: ViewerCodecs,
-    lease: Option<PortLease>,
     /// This viewer counted against the viewer limits while it exists.
     _slot: ViewerSlot,
-    pc: Option<Arc<dyn PeerConnection>>,
-    /// On the shared media port: the port and this viewer's key on it.
+    /// The media port and this viewer's key on it, once answered.
     shared_port: Option<(MediaPort, u64)>,
     video: Option<OutTrack>,
     audio: Option<OutTrack>,
     phase: Phase,
-    /// Connected before the negotiation future stored the tracks.
-    connected_early: bool,
     subscribed: bool,
     /// The capture has video (from its codecs); `Playing` waits for a video frame then.
     capture_has_video: bool,
@@ -198,7 +141,6 @@ impl ViewerPeer {
         capture: CaptureHandle,
         events: Recipient<ViewerEvent>,
         codecs: ViewerCodecs,
-        lease: Option<PortLease>,
         slot: ViewerSlot,
     ) -> Self {
         let interval = engine.settings().webrtc.keyframe_request_interval_ms;
@@ -208,14 +150,11 @@ impl ViewerPeer {
             capture,
             events,
             codecs,
-            lease,
             _slot: slot,
-            pc: None,
             shared_port: None,
             video: None,
             audio: None,
             phase: Phase::Created,
-            connected_early: false,
             subscribed: false,
             capture_has_video: true,
             waiting_for_keyframe: true,
@@ -279,7 +218,7 @@ impl ViewerPeer {
     }
 
     /// One sender report per track that has sent media, naming the capture time of now.
-    fn send_sender_reports(&mut self, ctx: &mut Context<Self>) {
+    fn send_sender_reports(&mut self) {
         let Some(anchor) = self.anchor else {
             return;
         };
@@ -302,23 +241,8 @@ impl ViewerPeer {
                 octet_count: track.octets,
                 ..Default::default()
             };
-            match (&track.out, &self.shared_port) {
-                (TrackOut::SharedPort(out), Some((port, key))) => {
-                    port.send_rtcp(*key, *out, vec![Box::new(report)]);
-                }
-                (TrackOut::OwnPort { track: out, .. }, _) => {
-                    let out = out.clone();
-                    let id = self.id;
-                    ctx.spawn(
-                        async move {
-                            if let Err(e) = out.write_rtcp(vec![Box::new(report)]).await {
-                                debug!("viewer {id}: sender report not sent: {e}");
-                            }
-                        }
-                        .into_actor(self),
-                    );
-                }
-                _ => {}
+            if let Some((port, key)) = &self.shared_port {
+                port.send_rtcp(*key, track.out, vec![Box::new(report)]);
             }
         }
     }
@@ -345,23 +269,11 @@ impl ViewerPeer {
         );
         self.events
             .do_send(ViewerEvent::Connected { viewer: self.id });
-        ctx.run_interval(SENDER_REPORT_EVERY, |act, ctx| act.send_sender_reports(ctx));
-        // Keyframe requests from the browser.
-        if let Some(TrackOut::OwnPort { track, .. }) = self.video.as_ref().map(|v| &v.out) {
-            let track = track.clone();
-            let addr = ctx.address();
-            actix::spawn(async move {
-                while let Some(event) = track.poll().await {
-                    if let TrackLocalEvent::OnRtcpPacket(_) = event {
-                        addr.do_send(KeyframeRequested);
-                    }
-                }
-            });
-        }
+        ctx.run_interval(SENDER_REPORT_EVERY, |act, _ctx| act.send_sender_reports());
         self.subscribe(ctx);
     }
 
-    fn on_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame) {
+    fn on_video(&mut self, frame: MediaFrame) {
         if self.waiting_for_keyframe {
             if !frame.keyframe {
                 return;
@@ -372,13 +284,13 @@ impl ViewerPeer {
             return;
         };
         let at_us = video.time.place(frame.pts);
-        self.send_video(ctx, frame, at_us);
+        self.send_video(frame, at_us);
     }
 
     /// The keyframe cache: its video as a burst ending at the live edge (`ForwardTime`), so
     /// the browser decodes it at once and plays on from now; its audio (none for WebRTC
     /// subscribers, whose Opus starts live) as live audio.
-    fn on_replay(&mut self, ctx: &mut Context<Self>, frames: Vec<MediaFrame>) {
+    fn on_replay(&mut self, frames: Vec<MediaFrame>) {
         let (mut video, audio): (Vec<MediaFrame>, Vec<MediaFrame>) =
             frames.into_iter().partition(|f| f.track == Track::Video);
         if self.waiting_for_keyframe {
@@ -386,8 +298,7 @@ impl ViewerPeer {
             video.drain(..first_keyframe.unwrap_or(video.len()));
             self.waiting_for_keyframe = video.is_empty();
         }
-        // One write per track: actix runs the futures one handler queues with `ctx.wait`
-        // last-first, so a write per frame would send the replay backwards.
+        // One write per track, in order.
         if let Some(track) = self.video.as_mut() {
             let pts: Vec<i64> = video.iter().map(|f| f.pts).collect();
             let stamps = track.time.place_replay(&pts);
@@ -396,10 +307,8 @@ impl ViewerPeer {
                 packets.extend(self.video_packets(&frame, at_us));
             }
             if !packets.is_empty() {
-                // Paced (up to a GOP at line rate overruns receivers); `Playing` once the
-                // newest picture — the live edge — is out.
-                let pacer = ReplayPacer::new(self.engine.settings().webrtc.replay_rate_kbps);
-                self.write(ctx, Track::Video, packets, true, None, Some(pacer));
+                // `Playing` once the newest picture — the live edge — is out.
+                self.write(Track::Video, packets, true, None);
             }
         }
         let packets: Vec<rtp::Packet> = audio
@@ -408,19 +317,19 @@ impl ViewerPeer {
             .collect();
         if !packets.is_empty() {
             let counts_as_playing = !self.capture_has_video || self.video.is_none();
-            self.write(ctx, Track::Audio, packets, counts_as_playing, None, None);
+            self.write(Track::Audio, packets, counts_as_playing, None);
         }
     }
 
     /// Packetizes a live `frame` stamped at `at_us` (capture time, µs) and sends it; it counts
     /// towards the latency the server adds (a replay goes through `on_replay`, which does not).
-    fn send_video(&mut self, ctx: &mut Context<Self>, frame: MediaFrame, at_us: i128) {
+    fn send_video(&mut self, frame: MediaFrame, at_us: i128) {
         let packets = self.video_packets(&frame, at_us);
         if packets.is_empty() {
             return;
         }
         let ingest_us = (frame.ingest_us > 0).then_some(frame.ingest_us);
-        self.write(ctx, Track::Video, packets, true, ingest_us, None);
+        self.write(Track::Video, packets, true, ingest_us);
     }
 
     /// `frame`'s RTP packets stamped at `at_us` (none when there is no video track or the
@@ -443,19 +352,12 @@ impl ViewerPeer {
             .collect()
     }
 
-    fn on_audio(&mut self, ctx: &mut Context<Self>, frame: MediaFrame) {
+    fn on_audio(&mut self, frame: MediaFrame) {
         let Some(packet) = self.audio_packet(frame) else {
             return;
         };
         let counts_as_playing = !self.capture_has_video || self.video.is_none();
-        self.write(
-            ctx,
-            Track::Audio,
-            vec![packet],
-            counts_as_playing,
-            None,
-            None,
-        );
+        self.write(Track::Audio, vec![packet], counts_as_playing, None);
     }
 
     /// `frame`'s RTP packet, unless there is no audio track, it is empty, or it is not after
@@ -474,73 +376,37 @@ impl ViewerPeer {
         Some(audio.packet(timestamp, false, frame.data))
     }
 
-    /// Hands `kind`'s packets to the connection. On a port of its own the actor waits (its
-    /// mailbox fills, the capture skips it to the next keyframe) while the connection's queue
-    /// is full; on the shared port they are queued at once, and a full queue loses them (video
-    /// then waits for the next keyframe).
+    /// Queues `kind`'s packets on the media port at once; a port that is behind loses them
+    /// (video then waits for the next keyframe).
     fn write(
         &mut self,
-        ctx: &mut Context<Self>,
         kind: Track,
         packets: Vec<rtp::Packet>,
         counts_as_playing: bool,
         video_ingest_us: Option<u64>,
-        pacer: Option<ReplayPacer>,
     ) {
-        let out = match kind {
-            Track::Video => self.video.as_ref().map(|t| t.out.clone()),
-            Track::Audio => self.audio.as_ref().map(|t| t.out.clone()),
+        let track = match kind {
+            Track::Video => self.video.as_ref().map(|t| t.out),
+            Track::Audio => self.audio.as_ref().map(|t| t.out),
         };
-        let track = match out {
-            Some(TrackOut::OwnPort { track, .. }) => track,
-            Some(TrackOut::SharedPort(track)) => {
-                let Some((port, key)) = &self.shared_port else {
-                    return;
-                };
-                let outgoing = packets
-                    .into_iter()
-                    .map(|p| RtpOut {
-                        track,
-                        sequence_number: p.header.sequence_number,
-                        timestamp: p.header.timestamp,
-                        marker: p.header.marker,
-                        payload: p.payload,
-                    })
-                    .collect();
-                if port.send(*key, outgoing) {
-                    self.written(counts_as_playing, video_ingest_us);
-                } else if kind == Track::Video {
-                    self.waiting_for_keyframe = true;
-                }
-                return;
-            }
-            None => return,
+        let (Some(track), Some((port, key))) = (track, &self.shared_port) else {
+            return;
         };
-        let fut = async move {
-            let start = Instant::now();
-            let mut sent_bytes = 0u64;
-            for packet in packets {
-                if let Some(pacer) = pacer {
-                    let due = Duration::from_micros(pacer.due_us(sent_bytes));
-                    // The timer's grain is 1 ms: shorter waits are made up in the next one.
-                    if let Some(wait) = due.checked_sub(start.elapsed()) {
-                        if wait >= Duration::from_millis(1) {
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
-                    sent_bytes += packet.payload.len() as u64;
-                }
-                track.write_rtp(packet).await.map_err(|e| e.to_string())?;
-            }
-            Ok::<(), String>(())
-        };
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |result, act, _ctx| match result {
-                    Ok(()) => act.written(counts_as_playing, video_ingest_us),
-                    Err(e) => debug!("{}: RTP write failed: {e}", act.id),
-                }),
-        );
+        let outgoing = packets
+            .into_iter()
+            .map(|p| RtpOut {
+                track,
+                sequence_number: p.header.sequence_number,
+                timestamp: p.header.timestamp,
+                marker: p.header.marker,
+                payload: p.payload,
+            })
+            .collect();
+        if port.send(*key, outgoing) {
+            self.written(counts_as_playing, video_ingest_us);
+        } else if kind == Track::Video {
+            self.waiting_for_keyframe = true;
+        }
     }
 
     /// Packets went out: the latency the server added (live video), and `Playing` once.
@@ -585,180 +451,19 @@ impl Actor for ViewerPeer {
         if let Some((port, key)) = self.shared_port.take() {
             port.remove(key);
         }
-        let pc = self.pc.take();
-        // The port is given back once the connection's sockets are closed.
-        let lease = self.lease.take();
-        let id = self.id;
-        actix::spawn(async move {
-            if let Some(pc) = pc {
-                if let Err(e) = pc.close().await {
-                    debug!("viewer {id}: closing the connection: {e}");
-                }
-            }
-            drop(lease);
-        });
     }
-}
-
-type Negotiated = (
-    Arc<dyn PeerConnection>,
-    Option<OutTrack>,
-    Option<OutTrack>,
-    String,
-);
-
-async fn negotiate(
-    engine: WebRtcEngine,
-    codecs: ViewerCodecs,
-    port: u16,
-    offer_sdp: String,
-    addr: Addr<ViewerPeer>,
-    id: Uuid,
-) -> Result<Negotiated, String> {
-    let (media_engine, registry) = WebRtcEngine::media_engine(&codecs)?;
-    let gathered = Arc::new(Notify::new());
-    let handler = Arc::new(PeerEvents {
-        addr,
-        gathered: gathered.clone(),
-    });
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(engine.setting_engine())
-        .with_handler(handler)
-        .with_udp_addrs(engine.udp_addrs(port))
-        .build()
-        .await
-        .map_err(|e| format!("cannot create the peer connection: {e}"))?;
-    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-    let result = async {
-        let video = match codecs.video_codec() {
-            Some(codec) => Some(add_track(&pc, RtpCodecKind::Video, codec, "video").await?),
-            None => None,
-        };
-        let audio = match codecs.audio_codec() {
-            Some(codec) => Some(add_track(&pc, RtpCodecKind::Audio, codec, "audio").await?),
-            None => None,
-        };
-        let offer =
-            RTCSessionDescription::offer(offer_sdp).map_err(|e| format!("bad SDP offer: {e}"))?;
-        pc.set_remote_description(offer)
-            .await
-            .map_err(|e| format!("the offer was refused: {e}"))?;
-        let answer = pc
-            .create_answer(None)
-            .await
-            .map_err(|e| format!("cannot create an answer: {e}"))?;
-        pc.set_local_description(answer)
-            .await
-            .map_err(|e| format!("cannot apply the answer: {e}"))?;
-        if tokio::time::timeout(GATHER_TIMEOUT, gathered.notified())
-            .await
-            .is_err()
-        {
-            warn!("viewer {id}: ICE gathering did not complete within {GATHER_TIMEOUT:?}; answering with the candidates so far");
-        }
-        let answer = pc
-            .local_description()
-            .await
-            .ok_or_else(|| "no local description after negotiation".to_string())?;
-        let mut tracks = [video, audio];
-        for track in tracks.iter_mut().flatten() {
-            let TrackOut::OwnPort { sender, .. } = &track.out else {
-                continue;
-            };
-            if let Ok(params) = sender.get_parameters().await {
-                if let Some(codec) = params.rtp_parameters.codecs.first() {
-                    track.payload_type = codec.payload_type;
-                }
-            }
-        }
-        let [video, audio] = tracks;
-        Ok::<_, String>((video, audio, answer.sdp))
-    }
-    .await;
-    match result {
-        Ok((video, audio, sdp)) => Ok((pc, video, audio, sdp)),
-        Err(e) => {
-            let _ = pc.close().await;
-            Err(e)
-        }
-    }
-}
-
-async fn add_track(
-    pc: &Arc<dyn PeerConnection>,
-    kind: RtpCodecKind,
-    codec: RTCRtpCodec,
-    name: &str,
-) -> Result<OutTrack, String> {
-    let random = Uuid::new_v4().as_u128();
-    let ssrc = (random as u32).max(1);
-    let base = (random >> 32) as u32;
-    let sequence = (random >> 64) as u16;
-    let clock = match kind {
-        RtpCodecKind::Audio => RtpClock::opus(base),
-        _ => RtpClock::video(base),
-    };
-    let track = Arc::new(TrackLocalStaticRTP::new(outgoing_track(
-        STREAM_ID, name, kind, codec, ssrc,
-    )));
-    let sender = pc
-        .add_track(track.clone() as Arc<dyn TrackLocal>)
-        .await
-        .map_err(|e| format!("cannot add the {name} track: {e}"))?;
-    Ok(OutTrack {
-        out: TrackOut::OwnPort { track, sender },
-        ssrc,
-        payload_type: 0,
-        sequence,
-        clock,
-        time: ForwardTime::default(),
-        packets: 0,
-        octets: 0,
-    })
 }
 
 impl Handler<Negotiate> for ViewerPeer {
     type Result = AtomicResponse<Self, Result<String, String>>;
 
     fn handle(&mut self, msg: Negotiate, ctx: &mut Self::Context) -> Self::Result {
-        if let Some(one_port) = self.engine.one_port().cloned() {
-            let answer = self.answer_on_shared_port(ctx, &one_port, &msg.offer_sdp);
-            if let Err(e) = &answer {
-                self.fail(ctx, e.clone());
-            }
-            return AtomicResponse::new(Box::pin(actix::fut::ready(answer)));
+        let one_port = self.engine.one_port().clone();
+        let answer = self.answer_on_port(ctx, &one_port, &msg.offer_sdp);
+        if let Err(e) = &answer {
+            self.fail(ctx, e.clone());
         }
-        let port = self.lease.as_ref().map_or(0, PortLease::port);
-        let fut = negotiate(
-            self.engine.clone(),
-            self.codecs.clone(),
-            port,
-            msg.offer_sdp,
-            ctx.address(),
-            self.id,
-        );
-        AtomicResponse::new(Box::pin(fut.into_actor(self).map(
-            |result, act, ctx| match result {
-                Ok((pc, video, audio, answer)) => {
-                    if act.phase == Phase::Ended {
-                        actix::spawn(async move {
-                            let _ = pc.close().await;
-                        });
-                        return Err("the viewer was stopped".to_string());
-                    }
-                    act.pc = Some(pc);
-                    act.answered(ctx, video, audio);
-                    Ok(answer)
-                }
-                Err(e) => {
-                    act.fail(ctx, e.clone());
-                    Err(e)
-                }
-            },
-        )))
+        AtomicResponse::new(Box::pin(actix::fut::ready(answer)))
     }
 }
 
@@ -792,14 +497,11 @@ impl ViewerPeer {
                 act.fail(ctx, format!("ICE/DTLS did not connect within {timeout} ms"));
             }
         });
-        if self.connected_early {
-            self.on_connected(ctx);
-        }
     }
 
-    /// Answers `offer_sdp` with a transport on the shared media port and hands the
-    /// transport to the port.
-    fn answer_on_shared_port(
+    /// Answers `offer_sdp` with a transport on the media port and hands the transport to
+    /// the port.
+    fn answer_on_port(
         &mut self,
         ctx: &mut Context<Self>,
         one_port: &OnePort,
@@ -826,7 +528,7 @@ impl ViewerPeer {
         )?;
         let track = |out: Option<OutgoingTrack>, clock: fn(u32) -> RtpClock, bits: u32| {
             out.map(|out| OutTrack {
-                out: TrackOut::SharedPort(out),
+                out,
                 ssrc: out.ssrc,
                 payload_type: out.payload_type,
                 sequence: (random >> (64 + bits)) as u16,
@@ -889,58 +591,6 @@ impl Handler<PortEvent> for ViewerPeer {
     }
 }
 
-impl Handler<PeerStateChanged> for ViewerPeer {
-    type Result = ();
-
-    fn handle(&mut self, msg: PeerStateChanged, ctx: &mut Self::Context) {
-        let outcome = panic_guard::catch(|| {
-            debug!("{}: connection state {}", self.label(), msg.0);
-            match msg.0 {
-                RTCPeerConnectionState::Connected => {
-                    if self.phase == Phase::Created {
-                        self.connected_early = true;
-                    } else {
-                        self.on_connected(ctx);
-                    }
-                }
-                RTCPeerConnectionState::Failed => {
-                    let reason = if self.phase == Phase::Connected {
-                        "the connection to the browser was lost (ICE failed)"
-                    } else {
-                        "ICE/DTLS failed"
-                    };
-                    self.fail(ctx, reason.to_string());
-                }
-                RTCPeerConnectionState::Closed => {
-                    let viewer = self.id;
-                    self.finish(
-                        ctx,
-                        ViewerEvent::Stopped {
-                            viewer,
-                            reason: "the connection was closed".to_string(),
-                        },
-                    );
-                }
-                _ => {}
-            }
-        });
-        if let Err(panic) = outcome {
-            self.crashed(panic, ctx);
-        }
-    }
-}
-
-impl Handler<KeyframeRequested> for ViewerPeer {
-    type Result = ();
-
-    fn handle(&mut self, _msg: KeyframeRequested, ctx: &mut Self::Context) {
-        let outcome = panic_guard::catch(|| self.keyframe_requested());
-        if let Err(panic) = outcome {
-            self.crashed(panic, ctx);
-        }
-    }
-}
-
 impl Handler<SubscriberMedia> for ViewerPeer {
     type Result = ();
 
@@ -956,10 +606,10 @@ impl Handler<SubscriberMedia> for ViewerPeer {
                     self.waiting_for_keyframe = true;
                 }
                 SubscriberMedia::Frame(frame, _queued) => match frame.track {
-                    Track::Video => self.on_video(ctx, frame),
-                    Track::Audio => self.on_audio(ctx, frame),
+                    Track::Video => self.on_video(frame),
+                    Track::Audio => self.on_audio(frame),
                 },
-                SubscriberMedia::Replay(frames, _queued) => self.on_replay(ctx, frames),
+                SubscriberMedia::Replay(frames, _queued) => self.on_replay(frames),
                 SubscriberMedia::Stopped { reason, failed } => {
                     // The capture is gone: nothing to unsubscribe from.
                     self.subscribed = false;
