@@ -427,14 +427,6 @@ impl SharedPayloads {
         let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
         recent.h264(access_unit)
     }
-
-    /// How many frames were packetized so far.
-    pub fn packetized(&self) -> u64 {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .packetized()
-    }
 }
 
 /// Why a capture ended, readable after its actors are gone: a viewer that finishes

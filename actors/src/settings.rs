@@ -152,7 +152,6 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/pullcast.toml")
     }
 
-    /// The shipped file documents every key with exactly the built-in default.
     #[test]
     fn an_older_configuration_with_retired_keys_still_loads_and_names_them() {
         let dir = std::env::temp_dir().join(format!("pullcast-retired-{}", std::process::id()));
@@ -175,6 +174,7 @@ mod tests {
         assert!(Settings::default().webrtc.retired_keys().is_empty());
     }
 
+    /// The shipped file documents every key with exactly the built-in default.
     #[test]
     fn shipped_config_equals_the_built_in_defaults() {
         let text = std::fs::read_to_string(shipped_file()).unwrap();

@@ -278,8 +278,9 @@ impl WebRtcEngine {
     }
 
     /// The media engine and interceptor chain for one connection with `codecs`: exactly the
-    /// formats chosen from the browser's offer (same payload types, same fmtp), the NACK
-    /// responder, and PLI/FIR delivered to the application. Nothing for media coming in (a
+    /// formats chosen from the browser's offer (same payload types, same fmtp; video with
+    /// its `nack`, `nack pli` and `ccm fir` feedback, see [`ViewerCodecs::video_codec`]), the
+    /// NACK responder, and PLI/FIR delivered to the application. Nothing for media coming in (a
     /// viewer only receives): no NACK generator, no receiver reports — every interceptor is
     /// one more hop for every packet of every viewer.
     pub fn media_engine(codecs: &ViewerCodecs) -> Result<(MediaEngine, Registry), String> {
@@ -305,9 +306,6 @@ impl WebRtcEngine {
                     RtpCodecKind::Audio,
                 )
                 .map_err(|e| format!("cannot register Opus: {e}"))?;
-        }
-        for parameter in ["", "pli"] {
-            media_engine.register_feedback(feedback("nack", parameter), RtpCodecKind::Video);
         }
         // Sender reports are the ViewerPeer's own (one capture-time anchor for both tracks:
         // lip-sync, see `pullcast::lipsync`).

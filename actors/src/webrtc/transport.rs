@@ -399,6 +399,8 @@ pub fn port_certificate() -> Result<RTCCertificate, String> {
     .map_err(|e| format!("cannot make the DTLS certificate: {e}"))
 }
 
+/// Adds the send-only track `kind` of stream `stream_id` (the browser groups tracks by it):
+/// one encoding with `codec` on `ssrc`.
 fn add_track(
     pc: &mut RTCPeerConnection,
     stream_id: &str,
@@ -410,20 +412,7 @@ fn add_track(
         RtpCodecKind::Audio => "audio",
         _ => "video",
     };
-    pc.add_track(outgoing_track(stream_id, name, kind, codec, ssrc))
-        .map_err(|e| format!("cannot add the {name} track: {e}"))
-}
-
-/// The send-only track `name` of stream `stream_id` (the browser groups tracks by it): one
-/// encoding with `codec` on `ssrc`. Both engines describe their tracks with it.
-pub fn outgoing_track(
-    stream_id: &str,
-    name: &str,
-    kind: RtpCodecKind,
-    codec: RTCRtpCodec,
-    ssrc: u32,
-) -> MediaStreamTrack {
-    MediaStreamTrack::new(
+    let track = MediaStreamTrack::new(
         stream_id.to_string(),
         name.to_string(),
         name.to_string(),
@@ -436,7 +425,9 @@ pub fn outgoing_track(
             codec,
             ..Default::default()
         }],
-    )
+    );
+    pc.add_track(track)
+        .map_err(|e| format!("cannot add the {name} track: {e}"))
 }
 
 /// An SDP host candidate for `address` over `protocol` (component 1), the `index`-th of the

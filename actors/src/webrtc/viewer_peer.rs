@@ -37,7 +37,6 @@ use pullcast::lipsync::SyncAnchor;
 use pullcast::media::{MediaFrame, Track};
 use pullcast::webrtc_viewer::{ForwardTime, KeyframeRequestLimiter, RtpClock};
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtp;
 use rtc::shared::time::SystemInstant;
 use uuid::Uuid;
 
@@ -66,10 +65,8 @@ const SENDER_REPORT_EVERY: Duration = Duration::from_millis(500);
 
 /// One outgoing track of this viewer.
 struct OutTrack {
-    /// The track on the port's transport.
+    /// The track on the port's transport (its SSRC and payload type).
     out: OutgoingTrack,
-    ssrc: u32,
-    payload_type: u8,
     sequence: u16,
     clock: RtpClock,
     /// Keeps the video timestamps moving forward through a keyframe-cache replay (audio skips
@@ -81,20 +78,19 @@ struct OutTrack {
 }
 
 impl OutTrack {
-    fn packet(&mut self, timestamp: u32, marker: bool, payload: Bytes) -> rtp::Packet {
-        let header = rtp::header::Header {
-            version: 2,
-            marker,
-            payload_type: self.payload_type,
-            sequence_number: self.sequence,
-            timestamp,
-            ssrc: self.ssrc,
-            ..Default::default()
-        };
+    /// The next packet of this track: `payload` under this viewer's header fields.
+    fn packet(&mut self, timestamp: u32, marker: bool, payload: Bytes) -> RtpOut {
+        let sequence_number = self.sequence;
         self.sequence = self.sequence.wrapping_add(1);
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload.len() as u32);
-        rtp::Packet { header, payload }
+        RtpOut {
+            track: self.out,
+            sequence_number,
+            timestamp,
+            marker,
+            payload,
+        }
     }
 }
 
@@ -234,7 +230,7 @@ impl ViewerPeer {
                 continue;
             }
             let report = SenderReport {
-                ssrc: track.ssrc,
+                ssrc: track.out.ssrc,
                 ntp_time,
                 rtp_time: anchor.rtp_time(&track.clock, now),
                 packet_count: track.packets,
@@ -311,7 +307,7 @@ impl ViewerPeer {
                 self.write(Track::Video, packets, true, None);
             }
         }
-        let packets: Vec<rtp::Packet> = audio
+        let packets: Vec<RtpOut> = audio
             .into_iter()
             .filter_map(|frame| self.audio_packet(frame))
             .collect();
@@ -334,7 +330,7 @@ impl ViewerPeer {
 
     /// `frame`'s RTP packets stamped at `at_us` (none when there is no video track or the
     /// access unit cannot be packetized).
-    fn video_packets(&mut self, frame: &MediaFrame, at_us: i128) -> Vec<rtp::Packet> {
+    fn video_packets(&mut self, frame: &MediaFrame, at_us: i128) -> Vec<RtpOut> {
         let Some(video) = self.video.as_mut() else {
             return Vec::new();
         };
@@ -362,7 +358,7 @@ impl ViewerPeer {
 
     /// `frame`'s RTP packet, unless there is no audio track, it is empty, or it is not after
     /// the last one sent (after a resubscribe the cache replays audio already sent).
-    fn audio_packet(&mut self, frame: MediaFrame) -> Option<rtp::Packet> {
+    fn audio_packet(&mut self, frame: MediaFrame) -> Option<RtpOut> {
         if self.last_audio_pts.is_some_and(|last| frame.pts <= last) {
             return None;
         }
@@ -381,28 +377,14 @@ impl ViewerPeer {
     fn write(
         &mut self,
         kind: Track,
-        packets: Vec<rtp::Packet>,
+        packets: Vec<RtpOut>,
         counts_as_playing: bool,
         video_ingest_us: Option<u64>,
     ) {
-        let track = match kind {
-            Track::Video => self.video.as_ref().map(|t| t.out),
-            Track::Audio => self.audio.as_ref().map(|t| t.out),
-        };
-        let (Some(track), Some((port, key))) = (track, &self.shared_port) else {
+        let Some((port, key)) = &self.shared_port else {
             return;
         };
-        let outgoing = packets
-            .into_iter()
-            .map(|p| RtpOut {
-                track,
-                sequence_number: p.header.sequence_number,
-                timestamp: p.header.timestamp,
-                marker: p.header.marker,
-                payload: p.payload,
-            })
-            .collect();
-        if port.send(*key, outgoing) {
+        if port.send(*key, packets) {
             self.written(counts_as_playing, video_ingest_us);
         } else if kind == Track::Video {
             self.waiting_for_keyframe = true;
@@ -482,7 +464,7 @@ impl ViewerPeer {
         // and where its RTP clock starts (pts 0 on the capture).
         let describe = |t: &Option<OutTrack>| {
             t.as_ref().map_or("none".to_string(), |t| {
-                format!("ssrc {} rtp base {}", t.ssrc, t.clock.base)
+                format!("ssrc {} rtp base {}", t.out.ssrc, t.clock.base)
             })
         };
         info!(
@@ -529,8 +511,6 @@ impl ViewerPeer {
         let track = |out: Option<OutgoingTrack>, clock: fn(u32) -> RtpClock, bits: u32| {
             out.map(|out| OutTrack {
                 out,
-                ssrc: out.ssrc,
-                payload_type: out.payload_type,
                 sequence: (random >> (64 + bits)) as u16,
                 clock: clock((random >> (bits + 80)) as u32),
                 time: ForwardTime::default(),

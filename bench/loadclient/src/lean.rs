@@ -225,9 +225,8 @@ impl Driver {
     async fn run(mut self, stop: Arc<Notify>) {
         let mut buffer = vec![0u8; MAX_DATAGRAM];
         loop {
-            // Timers that are due run before the next datagram is read: the DTLS side starts
-            // on the timeout after ICE connects, and the server's first flight may already
-            // be waiting in the socket.
+            // Timers that are due run here, every turn: a steady stream of datagrams would
+            // otherwise keep winning the select below and starve them.
             let now = Instant::now();
             if self.pc.poll_timeout().is_some_and(|at| at <= now) {
                 let _ = self.pc.handle_timeout(now);
@@ -284,8 +283,10 @@ impl Driver {
                     self.shared.mark(|t, ms| {
                         t.ice_connected_ms.get_or_insert(ms);
                     });
-                    // DTLS starts on the next timeout: now, before the server's first flight
-                    // (already on its way) is read.
+                    // As a DTLS client (its answer to Janus's actpass offer) its first flight
+                    // leaves on the connection's next timeout, as in the server's transport:
+                    // run it now. What was already due (the answer to the nominating check)
+                    // went out first, in `send` before this.
                     let _ = self.pc.handle_timeout(Instant::now());
                 }
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
