@@ -161,10 +161,9 @@ fn drain_browser(pc: &mut RTCPeerConnection) -> (bool, Vec<rtc::rtp::Packet>) {
 fn recipe_for(offer: &str) -> TransportRecipe {
     let summary = parse_offer(offer).expect("the offer parses");
     let codecs = WebRtcEngine::codecs_for_offer(&summary).expect("codecs");
-    let (media_engine, interceptors) = WebRtcEngine::media_engine(&codecs).expect("recipe");
+    let media_engine = WebRtcEngine::media_engine(&codecs).expect("recipe");
     TransportRecipe {
         media_engine,
-        interceptors,
         video: codecs.video_codec(),
         audio: codecs.audio_codec(),
         stream_id: "pullcast".to_string(),
@@ -203,8 +202,7 @@ impl Port {
                 certificate: certificate(),
                 candidates: vec![server_addr()],
                 tcp_candidates: Vec::new(),
-                disconnected_after: Duration::from_secs(5),
-                failed_after: Duration::from_secs(15),
+                consent_timeout: Duration::from_secs(20),
             },
             demux: Demux::new(4),
             viewers: Vec::new(),
@@ -637,8 +635,7 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
         certificate: certificate(),
         candidates: port.announced().to_vec(),
         tcp_candidates: Vec::new(),
-        disconnected_after: Duration::from_secs(5),
-        failed_after: Duration::from_secs(15),
+        consent_timeout: Duration::from_secs(20),
     };
     let mut browsers = Vec::new();
     let mut logs = Vec::new();

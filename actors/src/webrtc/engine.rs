@@ -1,7 +1,6 @@
 //! The WebRTC engine: built once at start, shared by every signalling path (WHEP, WebSocket).
 //!
 //! It holds what every viewer's connection is built from — the codecs chosen per offer, the
-//! interceptor chain recipe (NACK responder, keyframe requests to the application), the
 //! viewer limits — the one [`OnePort`] (the `MediaPort` every viewer's transport lives on,
 //! and the port's certificate and announced addresses), and the arbiters (threads) the
 //! [`ViewerPeer`] actors run on. [`WebRtcEngine::start_viewer`] is the one way to create a
@@ -19,18 +18,12 @@ use log::warn;
 use pullcast::config::Settings;
 use pullcast::media_port::{announced_addresses, AnnounceSettings};
 use pullcast::webrtc_viewer::{self, opus_answer_fmtp, H264Format, OfferSummary, OpusFormat};
-use rtc::interceptor::NackResponderBuilder;
-use rtc::interceptor::Registry;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_H264, MIME_TYPE_OPUS,
 };
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
-use rtc::sansio::Protocol;
 use uuid::Uuid;
 
 use super::media_port::MediaPort;
@@ -38,9 +31,9 @@ use super::transport::{port_certificate, PortIdentity};
 use super::viewer_peer::{Negotiate, ViewerPeer};
 use crate::messages::{CaptureHandle, ViewerEvent};
 
-/// ICE: no answer for this long → disconnected; this long → failed (a dead browser).
-const ICE_DISCONNECTED_TIMEOUT: Duration = Duration::from_secs(5);
-const ICE_FAILED_TIMEOUT: Duration = Duration::from_secs(15);
+/// No connectivity check from a browser for this long ends its viewer (a dead browser; a
+/// live one checks every 2.5 s).
+const ICE_CONSENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What a new viewer needs.
 pub struct ViewerRequest {
@@ -125,11 +118,6 @@ impl ViewerCodecs {
         })
     }
 }
-
-/// Video packets each viewer's NACK responder keeps to resend (a power of two): about 4 s at
-/// 600 kbit/s, 1 s at 2.5 Mbit/s — well past a browser's NACK horizon (its RTT plus jitter
-/// buffer). The payloads are the capture's shared bytes; a slot costs a header's worth.
-const NACK_HISTORY: u16 = 256;
 
 fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
     RTCPFeedback {
@@ -217,8 +205,7 @@ impl OnePort {
             certificate: port_certificate()?,
             candidates: port.announced().to_vec(),
             tcp_candidates: port.announced().to_vec(),
-            disconnected_after: ICE_DISCONNECTED_TIMEOUT,
-            failed_after: ICE_FAILED_TIMEOUT,
+            consent_timeout: ICE_CONSENT_TIMEOUT,
         };
         Ok(Self { port, identity })
     }
@@ -277,13 +264,11 @@ impl WebRtcEngine {
         self.inner.origin.elapsed().as_millis() as u64
     }
 
-    /// The media engine and interceptor chain for one connection with `codecs`: exactly the
-    /// formats chosen from the browser's offer (same payload types, same fmtp; video with
-    /// its `nack`, `nack pli` and `ccm fir` feedback, see [`ViewerCodecs::video_codec`]), the
-    /// NACK responder, and PLI/FIR delivered to the application. Nothing for media coming in (a
-    /// viewer only receives): no NACK generator, no receiver reports — every interceptor is
-    /// one more hop for every packet of every viewer.
-    pub fn media_engine(codecs: &ViewerCodecs) -> Result<(MediaEngine, Registry), String> {
+    /// The media engine for one connection's answer with `codecs`: exactly the formats
+    /// chosen from the browser's offer (same payload types, same fmtp; video with its `nack`,
+    /// `nack pli` and `ccm fir` feedback, see [`ViewerCodecs::video_codec`]). NACKs and
+    /// keyframe requests are the viewer's transport's to act on.
+    pub fn media_engine(codecs: &ViewerCodecs) -> Result<MediaEngine, String> {
         let mut media_engine = MediaEngine::default();
         if let (Some(format), Some(codec)) = (&codecs.video, codecs.video_codec()) {
             media_engine
@@ -307,16 +292,7 @@ impl WebRtcEngine {
                 )
                 .map_err(|e| format!("cannot register Opus: {e}"))?;
         }
-        // Sender reports are the ViewerPeer's own (one capture-time anchor for both tracks:
-        // lip-sync, see `pullcast::lipsync`).
-        let registry = Registry::new()
-            .with(
-                Slot::NackResponder,
-                NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
-            )
-            // Last in the chain, so the other interceptors have seen every inbound RTCP packet.
-            .with(Slot::from(14_000), KeyframeRequestForwarder::default());
-        Ok((media_engine, registry))
+        Ok(media_engine)
     }
 
     /// Counts one more viewer of `capture`, unless that passes a limit.
@@ -409,64 +385,6 @@ impl WebRtcEngine {
             addr,
         })
     }
-}
-
-/// Passes inbound keyframe requests (PLI, FIR) on to the application and drops the rest of
-/// the inbound RTCP, which the other interceptors have already acted on.
-#[derive(Default)]
-pub struct KeyframeRequestForwarder {
-    read_queue: VecDeque<TaggedPacket>,
-    write_queue: VecDeque<TaggedPacket>,
-}
-
-fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
-    let any = packet.as_any();
-    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            let requests: Vec<Box<dyn rtc::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| is_keyframe_request(p.as_ref()))
-                .cloned()
-                .collect();
-            if requests.is_empty() {
-                return Ok(());
-            }
-            msg.message.packet = Packet::Rtcp(requests);
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read_queue.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write_queue.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write_queue.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequestForwarder {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

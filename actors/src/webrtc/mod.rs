@@ -1,7 +1,7 @@
 //! WebRTC delivery: browsers watch a capture over WebRTC.
 //!
 //! - [`engine`] — the [`engine::WebRtcEngine`], built once at start: codecs per offer,
-//!   interceptors, viewer limits, the one media port, the viewer threads. Signalling (WHEP in
+//!   viewer limits, the one media port, the viewer threads. Signalling (WHEP in
 //!   `http::whep`, the WebSocket session) creates viewers with
 //!   [`engine::WebRtcEngine::start_viewer`].
 //! - [`viewer_peer`] — the [`viewer_peer::ViewerPeer`] actor, one per viewer: its answer,
@@ -9,7 +9,7 @@
 //!   capture), sender reports.
 //! - [`media_port`] — the task that owns the one port every viewer uses (a UDP socket and
 //!   [`tcp_conns`], its ICE-TCP connections) and every viewer's [`transport`]: ICE-lite +
-//!   DTLS + SRTP on the `rtc` crate's sans-IO peer connection; [`udp_batch`] sends its
+//!   DTLS + SRTP of our own on the `rtc` crate's sans-IO parts; [`udp_batch`] sends its
 //!   datagrams with `sendmmsg`.
 //!
 //! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_viewer`. Nothing here

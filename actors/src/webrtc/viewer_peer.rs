@@ -492,10 +492,9 @@ impl ViewerPeer {
         if self.phase == Phase::Ended {
             return Err("the viewer was stopped".to_string());
         }
-        let (media_engine, interceptors) = WebRtcEngine::media_engine(&self.codecs)?;
+        let media_engine = WebRtcEngine::media_engine(&self.codecs)?;
         let recipe = TransportRecipe {
             media_engine,
-            interceptors,
             video: self.codecs.video_codec(),
             audio: self.codecs.audio_codec(),
             stream_id: STREAM_ID.to_string(),
