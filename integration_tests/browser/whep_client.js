@@ -7,12 +7,14 @@
 window.whep = {
   // POSTs pc's offer to `path`, applies the answer and waits up to `connectTimeoutMs` for
   // the connection. `onState(state)` sees every connection state change. `tcpOnly` keeps
-  // only the answer's TCP candidates (a client whose UDP is blocked). Returns
+  // only the answer's TCP candidates (a client whose UDP is blocked). `udpVia` ("ip port")
+  // keeps only the answer's UDP candidates, pointed at that address instead (a relay the
+  // test put between the browser and the server). Returns
   // { status, text, locationHeader, location (absolute), postedAt, connectedAt, failed,
   //   error }: `failed` is null when connected, else the step that failed — 'post' (no answer,
   // or not 201: then `error` is null and `text` is the server's body), 'answer' (the answer
   // was refused) or 'connect' (no connection in time).
-  async connect(pc, path, { connectTimeoutMs = 10000, onState = null, tcpOnly = false } = {}) {
+  async connect(pc, path, { connectTimeoutMs = 10000, onState = null, tcpOnly = false, udpVia = null } = {}) {
     const out = {
       status: null, text: null, locationHeader: null, location: null,
       postedAt: null, connectedAt: null, failed: null, error: null,
@@ -43,9 +45,15 @@ window.whep = {
     if (resp.status !== 201) return Object.assign(out, { failed: 'post' });
     out.locationHeader = resp.headers.get('Location');
     out.location = out.locationHeader ? new URL(out.locationHeader, location.href).href : null;
-    const answer = tcpOnly
+    let answer = tcpOnly
       ? out.text.split(/\r?\n/).filter((l) => !/^a=candidate:\S+ \d+ udp /i.test(l)).join('\r\n')
       : out.text;
+    if (udpVia) {
+      answer = answer.split(/\r?\n/)
+        .filter((l) => !/^a=candidate:\S+ \d+ tcp /i.test(l))
+        .map((l) => l.replace(/^(a=candidate:\S+ \d+ udp \d+ )\S+ \d+( typ host.*)$/i, `$1${udpVia}$2`))
+        .join('\r\n');
+    }
     try {
       await pc.setRemoteDescription({ type: 'answer', sdp: answer });
     } catch (e) {

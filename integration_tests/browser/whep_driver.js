@@ -7,7 +7,9 @@
 // Spec:
 //   pageUrl      page to open first (same origin as the WHEP endpoint), e.g. http://127.0.0.1:P/
 //   viewers      [{ "whepPath": "/whep/<percent-encoded name>" }, ...] started together, each its
-//                own RTCPeerConnection (recvonly video + audio) and <video>/<audio> elements
+//                own RTCPeerConnection (recvonly video + audio) and <video>/<audio> elements;
+//                a viewer's "tcpOnly": true keeps the answer's TCP candidates only, its
+//                "udpVia": "ip port" sends its UDP through that address (a test's relay)
 //   runMs        how long each viewer is watched after its connection is up (default 5000)
 //   pollMs       getStats interval while waiting for the first frame (default 10)
 //   sampleMs     interval of the recorded timeline (default 250)
@@ -95,6 +97,7 @@ async function runInPage(spec) {
     const c = await whep.connect(pc, cfg.whepPath, {
       connectTimeoutMs: spec.connectTimeoutMs ?? 10000,
       tcpOnly: cfg.tcpOnly ?? false,
+      udpVia: cfg.udpVia ?? null,
       onState: (state) => result.states.push([now(), state]),
     });
     v.location = c.location;

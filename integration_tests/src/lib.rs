@@ -18,7 +18,9 @@
 //! - [`HostileRtmpServer`] — an RTMP server of our own that attacks whoever pulls from it
 //!   (one [`hostile_rtmp::Scenario`] per connection), or serves a valid live stream;
 //! - [`flv_clip`] — short H.264 + AAC clips encoded by ffmpeg at test time, as FLV tags;
-//! - [`memory`] — a process's resident memory from `/proc`, sampled during a test.
+//! - [`memory`] — a process's resident memory from `/proc`, sampled during a test;
+//! - [`lossy_relay`] — a UDP relay between a viewer and the media port that loses some of
+//!   the server's video packets, so the browser has to NACK them.
 //!
 //! Rules the harness keeps: a missing tool is a loud panic, never a skipped test; every child
 //! process is killed on `Drop` (so a failing test leaves nothing behind); every wait has a
@@ -32,6 +34,7 @@ pub mod cpu_load;
 pub mod flv_clip;
 pub mod hostile_rtmp;
 pub mod http;
+pub mod lossy_relay;
 pub mod memory;
 pub mod nginx;
 pub mod package_dir;

@@ -6,10 +6,12 @@
 //! (`browser::exclusive`) so timings are not measured on a starved machine.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::http::agent;
+use pullcast_integration_tests::lossy_relay::LossyRelay;
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast};
 use serde_json::{json, Value};
 
@@ -624,6 +626,62 @@ fn whep_plays_over_ice_tcp_when_udp_is_blocked() {
         "no audio over TCP"
     );
     assert_viewers_gone(pc, &result, uri);
+}
+
+/// NACKs (RFC 4585): a relay between Chromium and the media port loses every 25th video
+/// packet (a full FU-A fragment) after the start; Chromium asks for each again, the server
+/// sends it again from the viewer's history, and the browser counts nearly nothing lost and
+/// plays on. Without the resends each loss stays lost (and costs a keyframe request).
+#[test]
+fn whep_recovers_lost_video_packets_by_nack() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let source = Publisher::builder().size(640, 360).video_bitrate_kbps(2000);
+    let (_publisher, uri) = nginx.publish("nack", source);
+    let udp_port = pullcast_integration_tests::ports::free_port();
+    let pc = Pullcast::start(&[("PULLCAST_WEBRTC__UDP_PORT", &udp_port.to_string())]);
+    pull_as(&pc, &uri, "nack");
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], udp_port));
+    let relay = LossyRelay::start(server, 25, 200);
+    let mut spec = whep_spec(&pc, &["nack"], 6000);
+    spec["viewers"][0]["udpVia"] = json!(format!("127.0.0.1 {}", relay.address.port()));
+    let result = run_driver("whep_driver.js", &spec, DRIVER_TIMEOUT);
+    let v = viewer(&result, 0);
+    assert_eq!(v["postStatus"], 201, "{v}\n{}", pc.log_tail());
+    assert_eq!(
+        v["selectedRemote"].as_str(),
+        Some(relay.address.to_string().as_str()),
+        "not connected through the relay: {v}"
+    );
+    let f = &v["final"];
+    let number = |key: &str| f[key].as_i64().unwrap_or(0);
+    let dropped = relay.counts.dropped.load(Ordering::Relaxed) as i64;
+    eprintln!(
+        "[whep nack] relay dropped {dropped} video packets; browser: nackCount {}, packetsLost {}, pliCount {}, decoded {}, dropped frames {}",
+        number("nackCount"),
+        number("packetsLost"),
+        number("pliCount"),
+        number("framesDecoded"),
+        number("framesDropped")
+    );
+    assert!(dropped >= 20, "the relay lost only {dropped} packets: {v}");
+    assert!(
+        number("nackCount") * 2 >= dropped,
+        "{} NACKs for {dropped} lost packets: {v}",
+        number("nackCount")
+    );
+    assert!(
+        number("packetsLost") * 4 <= dropped,
+        "{} of {dropped} lost packets were not recovered: {v}\n{}",
+        number("packetsLost"),
+        pc.log_tail()
+    );
+    assert!(number("framesDecoded") >= 100, "{v}");
+    let (dropped_frames, decoded) = after_first_second(v);
+    assert!(
+        dropped_frames * 20 <= decoded.max(1),
+        "{dropped_frames} of {decoded} frames dropped after the first second\n{v}"
+    );
 }
 
 /// Hostile traffic at the one media port while Chromium watches through it: a flood of UDP
