@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use log::debug;
 use pullcast::webrtc_viewer::Sha256Fingerprint;
 use rtc::crypto::{HashAlgorithm, RTCCryptoProvider};
 use rtc::dtls::config::{
@@ -140,6 +141,13 @@ impl DtlsClient {
                         .get_connection_state(PEER)
                         .ok_or("DTLS: the association is gone")?;
                     let keys = srtp_keys(state, self.crypto.as_ref())?;
+                    debug!(
+                        "DTLS up: SRTP {:?}, cipher suite {}",
+                        state.srtp_protection_profile(),
+                        state
+                            .cipher_suite()
+                            .map_or_else(|| "?".to_string(), |c| c.to_string())
+                    );
                     self.phase = Phase::Up;
                     return Ok(Some(DtlsEvent::Connected(Box::new(keys))));
                 }
