@@ -21,7 +21,7 @@ use pullcast::rtp::h264::{packetize, MAX_PAYLOAD};
 use pullcast::webrtc_viewer::parse_offer;
 use pullcast_server::webrtc::media_port::{MediaPort, PortEvent, RtpOut};
 use pullcast_server::webrtc::transport::{
-    PortIdentity, Protocol, TransportEvent, TransportRecipe, ViewerTransport,
+    PortIdentity, Protocol, TransportEvent, TransportRecipe, ViewerTransport, MAX_RESENDS_PER_RTCP,
 };
 use pullcast_server::webrtc::WebRtcEngine;
 use rtc::ice::mdns::MulticastDnsMode;
@@ -482,6 +482,93 @@ fn a_nack_is_answered_with_the_packet_again() {
         port.viewers[v].srtp_datagrams
     );
     assert_eq!(port.viewers[v].received.len(), 5);
+}
+
+#[test]
+fn a_nack_for_the_whole_history_is_answered_with_a_bounded_burst() {
+    let mut port = Port::new();
+    let v = port.add_viewer("198.51.100.13:50000".parse().expect("address"));
+    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    let video = port.viewers[v].transport.video.expect("a video track");
+    let now = port.now;
+    for seq in 0..300u16 {
+        let payload = Bytes::from(vec![0x41, seq as u8, 0x77]);
+        let transport = &mut port.viewers[v].transport;
+        transport.send_rtp(now, video, seq, 9_000, false, payload);
+    }
+    assert!(
+        port.run_until(Duration::from_secs(1), |p| p.viewers[v].srtp_datagrams
+            == 300)
+    );
+    // A NACK naming every packet kept (and each twice): one datagram of 32 pairs.
+    let pairs: Vec<NackPair> = (0..2)
+        .flat_map(|_| {
+            (0..16u16).map(|i| NackPair {
+                packet_id: 44 + i * 17,
+                lost_packets: 0xffff,
+            })
+        })
+        .collect();
+    let nack = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: video.ssrc,
+        nacks: pairs,
+    };
+    port.browser_sends_rtcp(v, Box::new(nack));
+    let resent = |p: &Port| p.viewers[v].srtp_datagrams - 300;
+    assert!(port.run_until(Duration::from_secs(1), |p| resent(p) > 0));
+    port.turn(Duration::from_millis(100));
+    assert_eq!(
+        resent(&port),
+        MAX_RESENDS_PER_RTCP,
+        "each packet once, at most {MAX_RESENDS_PER_RTCP} for one RTCP datagram"
+    );
+}
+
+#[test]
+fn a_bad_dtls_record_from_the_browsers_address_does_not_end_a_connected_viewer() {
+    let mut port = Port::new();
+    let address: SocketAddr = "198.51.100.14:50000".parse().expect("address");
+    let v = port.add_viewer(address);
+    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    // What an off-path sender forging the browser's address could send: DTLS application
+    // data (content type 23, DTLS 1.2, epoch 1) that does not authenticate, and a record
+    // too short to parse.
+    let mut forged = vec![23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 40];
+    forged.extend_from_slice(&[0x5a; 40]);
+    port.deliver_to_port(address, &forged);
+    port.deliver_to_port(address, &[22, 0xfe]);
+    // And handshake records of epoch 0, again and again (a completed association answers a
+    // repeated final flight by sending its own again, within a budget).
+    for seq in 0..20u8 {
+        let mut handshake = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 50 + seq, 0, 24];
+        handshake.extend_from_slice(&[20, 0, 0, 12, 0, 9, 0, 0, 0, 0, 0, 12]);
+        handshake.extend_from_slice(&[0xa5; 12]);
+        port.deliver_to_port(address, &handshake);
+        port.turn(Duration::from_millis(5));
+    }
+    port.turn(Duration::from_millis(20));
+    let events = &port.viewers[v].server_events;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, TransportEvent::Failed(_) | TransportEvent::Closed)),
+        "{events:?}"
+    );
+    let video = port.viewers[v].transport.video.expect("a video track");
+    let now = port.now;
+    port.viewers[v].transport.send_rtp(
+        now,
+        video,
+        7,
+        9_000,
+        true,
+        Bytes::from_static(&[0x41, 1, 2]),
+    );
+    assert!(
+        port.run_until(Duration::from_secs(1), |p| p.viewers[v].received.len() == 1),
+        "media stopped after the forged records"
+    );
 }
 
 #[test]

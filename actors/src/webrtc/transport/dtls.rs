@@ -129,10 +129,23 @@ impl DtlsClient {
         if !matches!(self.phase, Phase::Handshaking | Phase::Up) {
             return Ok(None);
         }
-        let events = self
+        let events = match self
             .endpoint
             .read(now, PEER, None, BytesMut::from(datagram))
-            .map_err(|e| format!("DTLS: {e}"))?;
+        {
+            Ok(events) => events,
+            // Once up, only the browser's fatal alert ends the association: a record that
+            // does not parse or authenticate is dropped (RFC 6347 §4.1.2.7), whoever sent
+            // it — an off-path sender can forge the browser's address.
+            Err(e)
+                if matches!(self.phase, Phase::Up)
+                    && !matches!(e, RtcError::ErrAlertFatalOrClose) =>
+            {
+                debug!("DTLS: a record from the browser was dropped: {e}");
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("DTLS: {e}")),
+        };
         for event in events {
             match event {
                 EndpointEvent::HandshakeComplete => {

@@ -44,6 +44,10 @@ use ice_lite::{IceLite, Path};
 /// buffer). The payloads are the capture's shared bytes; a slot costs a header's worth.
 pub const NACK_HISTORY: usize = 256;
 
+/// The most packets sent again for one RTCP datagram from the browser (a browser names a few
+/// at a time: what one loss burst took).
+pub const MAX_RESENDS_PER_RTCP: usize = 64;
+
 /// What every viewer's transport on one port shares.
 #[derive(Clone)]
 pub struct PortIdentity {
@@ -277,6 +281,12 @@ impl ViewerTransport {
             self.events.push_back(TransportEvent::KeyframeRequested);
         }
         if let Some(video) = self.video {
+            // Each packet once, and a bounded number per RTCP datagram: a NACK names up to 17
+            // packets per 4 bytes, and a hostile viewer must not make the port protect its
+            // whole history again for every small datagram it sends.
+            lost.sort_unstable();
+            lost.dedup();
+            lost.truncate(MAX_RESENDS_PER_RTCP);
             for sequence_number in lost {
                 if let Some(p) = self.video_sent.get(sequence_number).cloned() {
                     self.protect(video, &p);
