@@ -27,6 +27,7 @@ use crate::codec::h264::{avcc_to_annexb, codec_string, parse_avc_decoder_config,
 use crate::flv::file::read_flv_file;
 use crate::flv::tag::{parse_audio_tag, parse_video_tag};
 use crate::media::{MediaFrame, Track};
+use crate::media_port::send_plan::{self, plan_calls, plan_messages};
 use crate::media_port::{binding_request_username, frame, is_stun, Demux, FrameDecoder, Route};
 use crate::mp4::{FragmentedMp4Writer, Mp4Options};
 use crate::net::address::{embedded_ipv4, special_range};
@@ -41,7 +42,9 @@ use crate::rtmp::{PlaySession, PlaySessionConfig, RtmpUrl};
 use crate::rtp::h264::packetize;
 use crate::video::transcode::{BFrameTranscoder, TranscodeSettings};
 use crate::video::BFrameDetector;
-use crate::webrtc_viewer::{choose_h264, opus_answer_fmtp, parse_offer, SourceProfile};
+use crate::webrtc_viewer::{
+    choose_h264, offer_transport, opus_answer_fmtp, parse_offer, SourceProfile,
+};
 
 /// A fuzz target: its name (the file `fuzz/fuzz_targets/<name>.rs` and the corpus folder
 /// `fuzz/corpus/<name>/`) and its entry function.
@@ -567,10 +570,15 @@ fn check_boxes(bytes: &[u8]) {
     }
 }
 
-/// `sdp_offer`: a browser's SDP offer (WebSocket `play` or a WHEP POST), and the answer's
-/// format choices made from it.
+/// `sdp_offer`: a browser's SDP offer (WebSocket `play` or a WHEP POST), the answer's format
+/// choices made from it, and its DTLS fingerprint and ICE credentials.
 pub fn sdp_offer(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
+    if let Ok(transport) = offer_transport(&text) {
+        for credential in [&transport.ice_ufrag, &transport.ice_pwd] {
+            assert!(!credential.is_empty() && credential.len() <= 256);
+        }
+    }
     let Ok(offer) = parse_offer(&text) else {
         return;
     };
@@ -851,7 +859,8 @@ pub fn net_host(data: &[u8]) {
 
 /// `media_port`: what reaches the shared WebRTC port — datagrams for the STUN username scan
 /// and the demultiplexer (viewers added, bound and removed as the input says), and a TCP
-/// byte stream cut into reads of any size for the RFC 4571 decoder.
+/// byte stream cut into reads of any size for the RFC 4571 decoder — and what leaves it: any
+/// queue of datagrams planned into GSO messages and `sendmmsg` calls.
 pub fn media_port(data: &[u8]) {
     let mut input = FuzzInput::new(data);
     let mut demux: Demux<u8> = Demux::new(usize::from(input.u8() % 4));
@@ -864,7 +873,7 @@ pub fn media_port(data: &[u8]) {
         let viewer = input.u8() % 8;
         let from = std::net::SocketAddr::from(([192, 0, 2, input.u8()], input.u16()));
         let block = input.block();
-        match op % 5 {
+        match op % 6 {
             0 => {
                 let ufrag = String::from_utf8_lossy(block);
                 let _ = demux.add_viewer(viewer, &ufrag);
@@ -887,6 +896,7 @@ pub fn media_port(data: &[u8]) {
                     Route::Viewer(_) | Route::Unknown => {}
                 }
             }
+            4 => send_plan_holds(block, input.u8()),
             _ => {
                 if decoder.push(block).is_ok() {
                     while let Ok(Some(packet)) = decoder.next_packet() {
@@ -905,6 +915,65 @@ pub fn media_port(data: &[u8]) {
         let (viewers, paths) = demux.len();
         assert!(viewers <= 8 && paths <= 8 * 4);
     }
+}
+
+/// The send plan's promises for datagrams described by `block` (pairs of destination and
+/// length bytes): messages cover every datagram once, in order; a message goes to one address,
+/// its datagrams all of its segment size but the last, which is no longer; calls cover every
+/// message once, in order, at most `batch` each, and no datagram in a call exceeds its
+/// segment size.
+fn send_plan_holds(block: &[u8], batch: u8) {
+    let datagrams: Vec<(std::net::SocketAddr, usize)> = block
+        .chunks(2)
+        .map(|pair| {
+            let to = std::net::SocketAddr::from(([127, 0, 0, 1], u16::from(pair[0] % 3)));
+            let len = pair.get(1).map_or(0, |&l| usize::from(l) * 300);
+            (to, len)
+        })
+        .collect();
+    let lengths: Vec<usize> = datagrams.iter().map(|d| d.1).collect();
+    let messages = plan_messages(&datagrams, batch.is_multiple_of(2));
+    let mut next = 0;
+    for m in &messages {
+        assert_eq!(m.datagrams.start, next, "messages in order, none skipped");
+        assert!(!m.datagrams.is_empty() && m.datagrams.len() <= send_plan::MAX_SEGMENTS);
+        next = m.datagrams.end;
+        let part = &datagrams[m.datagrams.clone()];
+        assert!(
+            part.iter().all(|d| d.0 == part[0].0),
+            "one address a message"
+        );
+        match m.segment {
+            None => assert_eq!(part.len(), 1),
+            Some(size) => {
+                let size = usize::from(size);
+                let (last, rest) = part.split_last().expect("a message has datagrams");
+                assert!(rest.iter().all(|d| d.1 == size) && last.1 <= size && last.1 > 0);
+                assert!(part.iter().map(|d| d.1).sum::<usize>() <= send_plan::MAX_MESSAGE_BYTES);
+            }
+        }
+    }
+    assert_eq!(next, datagrams.len());
+    let batch = usize::from(batch % 70);
+    let calls = plan_calls(&messages, &lengths, batch);
+    let mut next = 0;
+    for call in &calls {
+        assert_eq!(call.messages.start, next, "calls in order, none skipped");
+        assert!(!call.messages.is_empty() && call.messages.len() <= batch.max(1));
+        next = call.messages.end;
+        for m in &messages[call.messages.clone()] {
+            assert!(m.segment.is_none() || m.segment == call.segment);
+            if let Some(size) = call.segment {
+                for d in m.datagrams.clone() {
+                    assert!(
+                        lengths[d] <= usize::from(size),
+                        "a datagram the call would cut"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(next, messages.len());
 }
 
 /// `rtp_h264`: any bytes as an access unit, packetized at any payload limit: no payload over
