@@ -931,7 +931,6 @@ fn send_plan_holds(block: &[u8], batch: u8) {
             (to, len)
         })
         .collect();
-    let lengths: Vec<usize> = datagrams.iter().map(|d| d.1).collect();
     let messages = plan_messages(&datagrams, batch.is_multiple_of(2));
     let mut next = 0;
     for m in &messages {
@@ -955,7 +954,7 @@ fn send_plan_holds(block: &[u8], batch: u8) {
     }
     assert_eq!(next, datagrams.len());
     let batch = usize::from(batch % 70);
-    let calls = plan_calls(&messages, &lengths, batch);
+    let calls = plan_calls(&messages, &datagrams, batch);
     let mut next = 0;
     for call in &calls {
         assert_eq!(call.messages.start, next, "calls in order, none skipped");
@@ -966,7 +965,7 @@ fn send_plan_holds(block: &[u8], batch: u8) {
             if let Some(size) = call.segment {
                 for d in m.datagrams.clone() {
                     assert!(
-                        lengths[d] <= usize::from(size),
+                        datagrams[d].1 <= usize::from(size),
                         "a datagram the call would cut"
                     );
                 }

@@ -242,6 +242,17 @@ impl Port {
         key
     }
 
+    /// A browser at `address` offers and connects (both sides up within 10 s of virtual time).
+    fn connect_viewer(&mut self, address: SocketAddr) -> usize {
+        let v = self.add_viewer(address);
+        assert!(
+            self.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])),
+            "not connected: server events {:?}",
+            self.viewers[v].server_events
+        );
+        v
+    }
+
     /// Moves every datagram both ways and runs both sides' timers, until nothing moves;
     /// then advances virtual time to the next timer (at most `step`).
     fn turn(&mut self, step: Duration) {
@@ -347,7 +358,7 @@ impl Port {
         let now = self.now;
         self.viewers[key]
             .transport
-            .receive(now, Protocol::Udp, server_addr(), from, datagram);
+            .receive(now, Protocol::Udp, from, datagram);
     }
 
     /// Viewer `v`'s browser sends `packet` (RTCP feedback) on its first receiver.
@@ -411,19 +422,18 @@ fn a_controlling_browser_connects_to_the_lite_transport_and_gets_the_shared_payl
     assert_eq!((video.payload_type, audio.payload_type), (102, 111));
     // The payloads are made once; this viewer's header fields are its own.
     let payloads = packetize(&access_unit(1), MAX_PAYLOAD);
-    let now = port.now;
     for (i, payload) in payloads.iter().enumerate() {
         let last = i + 1 == payloads.len();
         let viewer = &mut port.viewers[v];
         let seq = 1000 + i as u16;
         viewer
             .transport
-            .send_rtp(now, video, seq, 90_000, last, payload.clone());
+            .send_rtp(video, seq, 90_000, last, payload.clone());
     }
     let opus = Bytes::from_static(&[0xfc, 0xff, 0xfe]);
     port.viewers[v]
         .transport
-        .send_rtp(now, audio, 7, 960, false, opus.clone());
+        .send_rtp(audio, 7, 960, false, opus.clone());
     assert!(port.run_until(Duration::from_secs(1), |p| {
         p.viewers[v].received.len() == payloads.len() + 1
     }));
@@ -454,14 +464,12 @@ fn a_controlling_browser_connects_to_the_lite_transport_and_gets_the_shared_payl
 #[test]
 fn a_nack_is_answered_with_the_packet_again() {
     let mut port = Port::new();
-    let v = port.add_viewer("198.51.100.8:50000".parse().expect("address"));
-    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    let v = port.connect_viewer("198.51.100.8:50000".parse().expect("address"));
     let video = port.viewers[v].transport.video.expect("a video track");
-    let now = port.now;
     for seq in 100..105u16 {
         let payload = Bytes::from(vec![0x41, seq as u8, 0x77]);
         let transport = &mut port.viewers[v].transport;
-        transport.send_rtp(now, video, seq, 9_000, seq == 104, payload);
+        transport.send_rtp(video, seq, 9_000, seq == 104, payload);
     }
     assert!(port.run_until(Duration::from_secs(1), |p| p.viewers[v].received.len() == 5));
     // The browser says 102 was lost: the same packet comes again (RFC 4585 generic NACK).
@@ -487,14 +495,12 @@ fn a_nack_is_answered_with_the_packet_again() {
 #[test]
 fn a_nack_for_the_whole_history_is_answered_with_a_bounded_burst() {
     let mut port = Port::new();
-    let v = port.add_viewer("198.51.100.13:50000".parse().expect("address"));
-    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    let v = port.connect_viewer("198.51.100.13:50000".parse().expect("address"));
     let video = port.viewers[v].transport.video.expect("a video track");
-    let now = port.now;
     for seq in 0..300u16 {
         let payload = Bytes::from(vec![0x41, seq as u8, 0x77]);
         let transport = &mut port.viewers[v].transport;
-        transport.send_rtp(now, video, seq, 9_000, false, payload);
+        transport.send_rtp(video, seq, 9_000, false, payload);
     }
     assert!(
         port.run_until(Duration::from_secs(1), |p| p.viewers[v].srtp_datagrams
@@ -529,8 +535,7 @@ fn a_nack_for_the_whole_history_is_answered_with_a_bounded_burst() {
 fn a_bad_dtls_record_from_the_browsers_address_does_not_end_a_connected_viewer() {
     let mut port = Port::new();
     let address: SocketAddr = "198.51.100.14:50000".parse().expect("address");
-    let v = port.add_viewer(address);
-    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    let v = port.connect_viewer(address);
     // What an off-path sender forging the browser's address could send: DTLS application
     // data (content type 23, DTLS 1.2, epoch 1) that does not authenticate, and a record
     // too short to parse.
@@ -556,15 +561,9 @@ fn a_bad_dtls_record_from_the_browsers_address_does_not_end_a_connected_viewer()
         "{events:?}"
     );
     let video = port.viewers[v].transport.video.expect("a video track");
-    let now = port.now;
-    port.viewers[v].transport.send_rtp(
-        now,
-        video,
-        7,
-        9_000,
-        true,
-        Bytes::from_static(&[0x41, 1, 2]),
-    );
+    port.viewers[v]
+        .transport
+        .send_rtp(video, 7, 9_000, true, Bytes::from_static(&[0x41, 1, 2]));
     assert!(
         port.run_until(Duration::from_secs(1), |p| p.viewers[v].received.len() == 1),
         "media stopped after the forged records"
@@ -579,12 +578,11 @@ fn two_viewers_behind_one_address_stay_apart_and_strangers_reach_nobody() {
     assert!(port.run_until(Duration::from_secs(10), |p| {
         connected(&p.viewers[a]) && connected(&p.viewers[b])
     }));
-    let now = port.now;
     for (key, byte) in [(a, 0xaa_u8), (b, 0xbb)] {
         let viewer = &mut port.viewers[key];
         let video = viewer.transport.video.expect("video");
         let payload = Bytes::from(vec![0x41, byte, byte, byte]);
-        viewer.transport.send_rtp(now, video, 1, 0, true, payload);
+        viewer.transport.send_rtp(video, 1, 0, true, payload);
     }
     assert!(port.run_until(Duration::from_secs(1), |p| {
         !p.viewers[a].received.is_empty() && !p.viewers[b].received.is_empty()
@@ -807,8 +805,7 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
 #[test]
 fn a_browser_that_vanishes_is_ended_by_the_consent_timeout() {
     let mut port = Port::new();
-    let v = port.add_viewer("198.51.100.12:50000".parse().expect("address"));
-    assert!(port.run_until(Duration::from_secs(10), |p| connected(&p.viewers[v])));
+    let v = port.connect_viewer("198.51.100.12:50000".parse().expect("address"));
     let vanished_at = port.now;
     port.viewers[v].gone = true;
     // No checks arrive any more: disconnected after 5 s, failed 15 s later.

@@ -69,15 +69,20 @@ pub fn plan_messages(datagrams: &[(SocketAddr, usize)], gso: bool) -> Vec<Messag
     messages
 }
 
-/// Groups `messages` into calls of at most `batch` (≥ 1) messages sharing one segment size.
-/// `lengths[i]` is the length of datagram `i` (a single datagram joins a call whose segment
-/// it does not exceed).
-pub fn plan_calls(messages: &[Message], lengths: &[usize], batch: usize) -> Vec<Call> {
+/// Groups `messages` (planned from `datagrams`) into calls of at most `batch` (≥ 1) messages
+/// sharing one segment size (a single datagram joins a call whose segment it does not
+/// exceed).
+pub fn plan_calls(
+    messages: &[Message],
+    datagrams: &[(SocketAddr, usize)],
+    batch: usize,
+) -> Vec<Call> {
+    let length = |d: usize| datagrams.get(d).map(|&(_, len)| len);
     let batch = batch.max(1);
     let mut calls: Vec<Call> = Vec::new();
     for (m, message) in messages.iter().enumerate() {
         let single_len = match message.segment {
-            None => lengths.get(message.datagrams.start).copied(),
+            None => length(message.datagrams.start),
             Some(_) => None,
         };
         if let Some(call) = calls.last_mut() {
@@ -91,7 +96,7 @@ pub fn plan_calls(messages: &[Message], lengths: &[usize], batch: usize) -> Vec<
                     messages[k]
                         .datagrams
                         .clone()
-                        .all(|d| lengths.get(d).is_some_and(|&l| l <= usize::from(s)))
+                        .all(|d| length(d).is_some_and(|l| l <= usize::from(s)))
                 }),
                 _ => false,
             };
@@ -115,6 +120,11 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    /// Datagrams of `lengths` to one address.
+    fn shape(lengths: &[usize]) -> Vec<(SocketAddr, usize)> {
+        lengths.iter().map(|&len| (addr(1), len)).collect()
     }
 
     fn plan(datagrams: &[(u16, usize)]) -> Vec<(Range<usize>, Option<u16>)> {
@@ -212,7 +222,7 @@ mod tests {
                 segment: None,
             },
         ];
-        let calls = plan_calls(&messages, &lengths, 64);
+        let calls = plan_calls(&messages, &shape(&lengths), 64);
         assert_eq!(
             calls,
             vec![
@@ -247,7 +257,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            plan_calls(&messages, &singles, 64),
+            plan_calls(&messages, &shape(&singles), 64),
             vec![Call {
                 messages: 0..3,
                 segment: Some(1238)
@@ -255,7 +265,7 @@ mod tests {
             "singles that fit take the segment size of the message after them"
         );
         assert_eq!(
-            plan_calls(&messages, &singles, 2).len(),
+            plan_calls(&messages, &shape(&singles), 2).len(),
             2,
             "at most `batch` a call"
         );

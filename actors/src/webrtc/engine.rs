@@ -71,7 +71,7 @@ pub enum ViewerError {
     NotAcceptable(String),
     /// The connection could not be built, ICE gathering failed (500).
     Failed(String),
-    /// A limit is reached: no UDP port free, too many viewers (503, try later).
+    /// A limit is reached: too many viewers in all or of one capture (503, try later).
     Unavailable(String),
 }
 

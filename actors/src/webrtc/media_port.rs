@@ -79,7 +79,6 @@ enum Control {
     },
     Rtcp {
         key: u64,
-        track: OutgoingTrack,
         packets: Vec<Box<dyn rtc::rtcp::Packet>>,
     },
 }
@@ -209,18 +208,9 @@ impl MediaPort {
         let _ = self.control.send(Control::Remove { key });
     }
 
-    /// Sends RTCP (sender reports) on viewer `key`'s `track`.
-    pub fn send_rtcp(
-        &self,
-        key: u64,
-        track: OutgoingTrack,
-        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
-    ) {
-        let _ = self.control.send(Control::Rtcp {
-            key,
-            track,
-            packets,
-        });
+    /// Sends RTCP (sender reports) to viewer `key`.
+    pub fn send_rtcp(&self, key: u64, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
+        let _ = self.control.send(Control::Rtcp { key, packets });
     }
 
     /// Queues `packets` for viewer `key`; false when the port is behind (nothing queued).
@@ -293,7 +283,7 @@ impl Outlets {
 }
 
 struct PortTask {
-    /// The address transports are told packets arrive on (UDP and TCP alike).
+    /// The port's first announced address (what its log lines name).
     advertised: SocketAddr,
     out: Outlets,
     demux: Demux<u64>,
@@ -442,12 +432,9 @@ impl PortTask {
     }
 
     fn deliver(&mut self, key: u64, protocol: Protocol, from: SocketAddr, data: &[u8]) {
-        let advertised = self.advertised;
         if let Some(viewer) = self.viewers.get_mut(&key) {
             let now = Instant::now();
-            viewer
-                .transport
-                .receive(now, protocol, advertised, from, data);
+            viewer.transport.receive(now, protocol, from, data);
             self.out.flush(viewer);
             self.reschedule(key);
         }
@@ -488,13 +475,9 @@ impl PortTask {
                 }
                 self.out.tcp.close_viewer(key);
             }
-            Control::Rtcp {
-                key,
-                track,
-                packets,
-            } => {
+            Control::Rtcp { key, packets } => {
                 if let Some(viewer) = self.viewers.get_mut(&key) {
-                    viewer.transport.send_rtcp(Instant::now(), track, packets);
+                    viewer.transport.send_rtcp(packets);
                     self.out.flush(viewer);
                     self.reschedule(key);
                 }
@@ -506,7 +489,6 @@ impl PortTask {
         let Some(viewer) = self.viewers.get_mut(&batch.key) else {
             return;
         };
-        let now = Instant::now();
         for p in batch.packets {
             let RtpOut {
                 track,
@@ -515,10 +497,10 @@ impl PortTask {
                 marker,
                 payload,
             } = p;
-            (viewer.transport).send_rtp(now, track, sequence_number, timestamp, marker, payload);
-            // Taken out at once: every stage of the connection queues what passes through it,
-            // and a queue keeps the room its longest burst needed (a keyframe-cache replay is
-            // a GOP's worth of packets) for the viewer's whole life.
+            (viewer.transport).send_rtp(track, sequence_number, timestamp, marker, payload);
+            // Taken out at once: the transport's queue would keep the room of its longest
+            // burst (a keyframe-cache replay is a GOP's worth of packets) for the viewer's
+            // whole life.
             self.out.send_pending(&mut viewer.transport);
         }
         self.out.flush(viewer);

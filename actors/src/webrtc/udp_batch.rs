@@ -98,10 +98,9 @@ impl UdpBatch {
     /// datagram `i` was refused (nothing from `i` on was sent).
     fn send_from(&self, udp: &UdpSocket, from: usize, done: &mut Flushed) -> Option<usize> {
         let queue = &self.queue[from..];
-        let lengths: Vec<usize> = queue.iter().map(|(_, d)| d.len()).collect();
         let shape: Vec<(SocketAddr, usize)> = queue.iter().map(|(to, d)| (*to, d.len())).collect();
         let messages = plan_messages(&shape, self.gso);
-        let calls = plan_calls(&messages, &lengths, BATCH);
+        let calls = plan_calls(&messages, &shape, BATCH);
         let mut calls = calls.into_iter();
         let mut pending: Option<Call> = calls.next();
         while let Some(call) = pending.take() {

@@ -238,7 +238,7 @@ impl ViewerPeer {
                 ..Default::default()
             };
             if let Some((port, key)) = &self.shared_port {
-                port.send_rtcp(*key, track.out, vec![Box::new(report)]);
+                port.send_rtcp(*key, vec![Box::new(report)]);
             }
         }
     }

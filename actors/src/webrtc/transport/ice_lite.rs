@@ -9,8 +9,10 @@
 //! DTLS waits for the nomination.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rtc::crypto::RTCCryptoProvider;
 use rtc::ice::attributes::control::AttrControlled;
 use rtc::ice::attributes::priority::PriorityAttr;
 use rtc::stun::attributes::{ATTR_USERNAME, ATTR_USE_CANDIDATE};
@@ -56,6 +58,8 @@ pub struct IceLite {
     last_check: Instant,
     /// No passing check for this long ends the viewer.
     consent: Duration,
+    /// For MESSAGE-INTEGRITY (HMAC-SHA1).
+    crypto: Arc<dyn RTCCryptoProvider>,
 }
 
 impl IceLite {
@@ -65,6 +69,7 @@ impl IceLite {
         password: String,
         remote: (String, String),
         consent: Duration,
+        crypto: Arc<dyn RTCCryptoProvider>,
         now: Instant,
     ) -> Self {
         Self {
@@ -76,6 +81,7 @@ impl IceLite {
             checked: false,
             last_check: now,
             consent,
+            crypto,
         }
     }
 
@@ -135,17 +141,15 @@ impl IceLite {
         if ours != self.ufrag {
             return None;
         }
-        let provider = rtc::crypto::default_provider().ok()?;
-        MessageIntegrity::check(&mut message, self.password.as_bytes(), provider.crypto()).ok()?;
+        let crypto = self.crypto.crypto();
+        MessageIntegrity::check(&mut message, self.password.as_bytes(), crypto).ok()?;
         Some(message)
     }
 
     /// Our Binding request to the browser (RFC 8445 §7.2.4 attributes; we are controlled).
     fn triggered_check(&self) -> Option<Vec<u8>> {
-        let provider = rtc::crypto::default_provider().ok()?;
         let username = format!("{}:{}", self.remote_ufrag, self.ufrag);
-        let mut request = Message::new();
-        let setters: [Box<dyn Setter + '_>; 7] = [
+        encode(&[
             Box::new(BINDING_REQUEST),
             Box::new(TransactionId::new()),
             Box::new(Username::new(ATTR_USERNAME, username)),
@@ -153,20 +157,16 @@ impl IceLite {
             Box::new(PriorityAttr(HOST_PRIORITY)),
             Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
                 self.remote_password.clone(),
-                provider.crypto(),
+                self.crypto.crypto(),
             )),
             Box::new(FINGERPRINT),
-        ];
-        request.build(&setters).ok()?;
-        Some(request.raw)
+        ])
     }
 
     /// The Binding success for `request` from `from` (RFC 8445 §7.3.1.5 via RFC 5389):
     /// XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY with our password, FINGERPRINT.
     fn success(&self, request: &Message, from: SocketAddr) -> Option<Vec<u8>> {
-        let provider = rtc::crypto::default_provider().ok()?;
-        let mut response = Message::new();
-        let setters: [Box<dyn Setter + '_>; 5] = [
+        encode(&[
             Box::new(request.transaction_id),
             Box::new(BINDING_SUCCESS),
             Box::new(XorMappedAddress {
@@ -175,11 +175,16 @@ impl IceLite {
             }),
             Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
                 self.password.clone(),
-                provider.crypto(),
+                self.crypto.crypto(),
             )),
             Box::new(FINGERPRINT),
-        ];
-        response.build(&setters).ok()?;
-        Some(response.raw)
+        ])
     }
+}
+
+/// A STUN message made of `attributes`, in order, as sent.
+fn encode(attributes: &[Box<dyn Setter + '_>]) -> Option<Vec<u8>> {
+    let mut message = Message::new();
+    message.build(attributes).ok()?;
+    Some(message.raw)
 }

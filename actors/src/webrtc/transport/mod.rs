@@ -136,7 +136,7 @@ impl ViewerTransport {
             password: &password,
         };
         let answer = answer::answer(offer_sdp, recipe, port, credentials, ssrcs, now)?;
-        let dtls = DtlsClient::new(&port.certificate, browser.fingerprint, crypto)?;
+        let dtls = DtlsClient::new(&port.certificate, browser.fingerprint, crypto.clone())?;
         let track = |(ssrc, payload_type)| OutgoingTrack { ssrc, payload_type };
         let transport = Self {
             ice: IceLite::new(
@@ -144,6 +144,7 @@ impl ViewerTransport {
                 password,
                 (browser.ice_ufrag, browser.ice_pwd),
                 port.consent_timeout,
+                crypto,
                 now,
             ),
             dtls,
@@ -171,16 +172,8 @@ impl ViewerTransport {
         self.ice.authenticates(datagram)
     }
 
-    /// A packet from `from` over `protocol` (received on the advertised address `_local`):
-    /// told apart by its first byte (RFC 7983).
-    pub fn receive(
-        &mut self,
-        now: Instant,
-        protocol: Protocol,
-        _local: SocketAddr,
-        from: SocketAddr,
-        datagram: &[u8],
-    ) {
+    /// A packet from `from` over `protocol`, told apart by its first byte (RFC 7983).
+    pub fn receive(&mut self, now: Instant, protocol: Protocol, from: SocketAddr, datagram: &[u8]) {
         self.now = now;
         if self.ended {
             return;
@@ -306,7 +299,7 @@ impl ViewerTransport {
     }
 
     /// When [`Self::handle_timeout`] is next due.
-    pub fn next_timeout(&mut self) -> Option<Instant> {
+    pub fn next_timeout(&self) -> Option<Instant> {
         if self.ended {
             return None;
         }
@@ -345,7 +338,6 @@ impl ViewerTransport {
     /// Sends one RTP packet on `track` (SRTP-protected); dropped until connected.
     pub fn send_rtp(
         &mut self,
-        _now: Instant,
         track: OutgoingTrack,
         sequence_number: u16,
         timestamp: u32,
@@ -406,13 +398,8 @@ impl ViewerTransport {
         }
     }
 
-    /// Sends RTCP (sender reports) on `track`'s stream; dropped until connected.
-    pub fn send_rtcp(
-        &mut self,
-        _now: Instant,
-        _track: OutgoingTrack,
-        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
-    ) {
+    /// Sends RTCP (sender reports, which name their stream); dropped until connected.
+    pub fn send_rtcp(&mut self, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
         if !self.is_connected() {
             return;
         }
