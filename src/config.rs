@@ -359,6 +359,9 @@ pub struct WebRtcSettings {
     /// `udp_port`, else the bind address, else (a wildcard bind) every non-loopback IPv4
     /// address of the machine; 127.0.0.1 is added when `loopback_candidates` is on.
     pub advertise: Vec<String>,
+    /// Threads that protect and send the viewers' packets on `udp_port` (each viewer is one
+    /// thread's); 0: one per core.
+    pub port_workers: usize,
     /// Retired with the engine that gave each viewer a UDP port of its own: still read, so
     /// an older configuration loads, and ignored with a warning at start
     /// ([`WebRtcSettings::retired_keys`]).
@@ -393,6 +396,7 @@ impl Default for WebRtcSettings {
             connect_timeout_ms: 10000,
             keyframe_request_interval_ms: 1000,
             advertise: Vec::new(),
+            port_workers: 0,
             udp_port_count: None,
             one_port: None,
             replay_rate_kbps: None,

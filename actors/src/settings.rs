@@ -137,6 +137,13 @@ fn validate(s: &Settings) -> Result<(), String> {
         pullcast::media_port::parse_advertised(entry, s.webrtc.udp_port)?;
     }
     pullcast::net::pull_guard::PullGuard::new(&s.pull.allow, &s.pull.deny)?;
+    let max_workers = crate::webrtc::media_port::MAX_WORKERS;
+    if s.webrtc.port_workers > max_workers {
+        return Err(format!(
+            "webrtc.port_workers is {}: at most {max_workers} (0: one per core)",
+            s.webrtc.port_workers
+        ));
+    }
     if s.webrtc.connect_timeout_ms == 0 {
         return Err("webrtc.connect_timeout_ms must be at least 1".to_string());
     }

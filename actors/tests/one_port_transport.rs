@@ -710,12 +710,25 @@ impl SocketBrowser {
 
 #[actix::test]
 async fn two_viewers_connect_and_play_through_one_udp_port() {
+    viewers_connect_and_play_through_one_udp_port(1, 2).await;
+}
+
+/// Three workers, two viewers each (a viewer's key picks its worker): every viewer's
+/// handshake, media and RTCP reach the right worker through the one receiver, and every
+/// packet leaves from the one port.
+#[actix::test]
+async fn viewers_of_three_workers_share_one_udp_port() {
+    viewers_connect_and_play_through_one_udp_port(3, 6).await;
+}
+
+async fn viewers_connect_and_play_through_one_udp_port(workers: usize, viewers: u64) {
     let port = MediaPort::start(
         "127.0.0.1:0".parse().expect("address"),
         vec!["127.0.0.1:0".parse().expect("address")],
-        &Arbiter::current(),
+        workers,
     )
     .expect("the port binds");
+    assert_eq!(port.workers(), workers);
     let identity = PortIdentity {
         certificate: certificate(),
         candidates: port.announced().to_vec(),
@@ -724,7 +737,7 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
     };
     let mut browsers = Vec::new();
     let mut logs = Vec::new();
-    for key in 0..2u64 {
+    for key in 0..viewers {
         let (mut browser, offer) = SocketBrowser::new().await;
         let recipe = recipe_for(&offer);
         let (transport, answer) =
@@ -798,8 +811,10 @@ async fn two_viewers_connect_and_play_through_one_udp_port() {
     let counters = port.counters();
     assert_eq!(counters.dropped_batches.load(Ordering::Relaxed), 0);
     assert_eq!(counters.send_failures.load(Ordering::Relaxed), 0);
-    port.remove(0);
-    port.remove(1);
+    assert_eq!(counters.dropped_inbound.load(Ordering::Relaxed), 0);
+    for key in 0..viewers {
+        port.remove(key);
+    }
 }
 
 #[test]

@@ -174,7 +174,7 @@ pub struct OnePort {
 }
 
 impl OnePort {
-    /// Binds `webrtc.udp_port` on `bind` and starts the port's task on its own arbiter.
+    /// Binds `webrtc.udp_port` on `bind` and starts the port's receiver and workers (`webrtc.port_workers`).
     fn start(settings: &Settings, bind: IpAddr) -> Result<Self, String> {
         let w = &settings.webrtc;
         let interfaces: Vec<IpAddr> = match rtc::shared::ifaces::ifaces() {
@@ -192,15 +192,12 @@ impl OnePort {
             udp_port: w.udp_port,
         };
         let announced = announced_addresses(&announce, &interfaces)?;
-        let arbiter = Arbiter::new();
-        let port = MediaPort::start(
-            SocketAddr::new(bind, w.udp_port),
-            announced,
-            &arbiter.handle(),
-        )
-        .map_err(|e| format!("cannot bind the WebRTC port {bind}:{}: {e}", w.udp_port))?;
-        // The arbiter runs as long as the port's task: for the server's life.
-        std::mem::forget(arbiter);
+        let workers = match w.port_workers {
+            0 => cores(),
+            n => n,
+        };
+        let port = MediaPort::start(SocketAddr::new(bind, w.udp_port), announced, workers)
+            .map_err(|e| format!("cannot bind the WebRTC port {bind}:{}: {e}", w.udp_port))?;
         let identity = PortIdentity {
             certificate: port_certificate()?,
             candidates: port.announced().to_vec(),
@@ -209,6 +206,11 @@ impl OnePort {
         };
         Ok(Self { port, identity })
     }
+}
+
+/// The cores this machine has (one when it cannot tell).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The shared WebRTC engine. Cheap to clone.
@@ -226,12 +228,9 @@ impl WebRtcEngine {
             .bind
             .parse()
             .map_err(|e| format!("server.bind {:?}: {e}", settings.server.bind))?;
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 16);
-        let arbiters: VecDeque<ArbiterHandle> =
-            (0..threads).map(|_| Arbiter::new().handle()).collect();
+        let arbiters: VecDeque<ArbiterHandle> = (0..cores().min(16))
+            .map(|_| Arbiter::new().handle())
+            .collect();
         for key in settings.webrtc.retired_keys() {
             warn!("{key} is retired and ignored: every viewer is served on webrtc.udp_port, and a replayed GOP goes out at once");
         }

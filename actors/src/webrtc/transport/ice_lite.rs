@@ -44,10 +44,50 @@ pub struct Answered {
     pub first_nomination: bool,
 }
 
-/// One viewer's ICE-lite agent.
-pub struct IceLite {
+/// What proves a Binding request is for one viewer: our fragment and password. Cheap to
+/// clone, so the port's receiving side can check a new address's claim without the
+/// viewer's transport.
+#[derive(Clone)]
+pub struct CheckCredentials {
     ufrag: String,
     password: String,
+    /// For MESSAGE-INTEGRITY (HMAC-SHA1).
+    crypto: Arc<dyn RTCCryptoProvider>,
+}
+
+impl CheckCredentials {
+    /// Our ICE username fragment.
+    pub fn ufrag(&self) -> &str {
+        &self.ufrag
+    }
+
+    /// Whether `datagram` is a Binding request whose MESSAGE-INTEGRITY was made with this
+    /// viewer's password.
+    pub fn authenticates(&self, datagram: &[u8]) -> bool {
+        self.read_check(datagram).is_some()
+    }
+
+    /// The request, when it is a Binding request for us with our integrity.
+    fn read_check(&self, datagram: &[u8]) -> Option<Message> {
+        let mut message = Message::new();
+        message.unmarshal_binary(datagram).ok()?;
+        if message.typ != BINDING_REQUEST {
+            return None;
+        }
+        let username = TextAttribute::get_from_as(&message, ATTR_USERNAME).ok()?;
+        let (ours, _theirs) = username.text.split_once(':')?;
+        if ours != self.ufrag {
+            return None;
+        }
+        let crypto = self.crypto.crypto();
+        MessageIntegrity::check(&mut message, self.password.as_bytes(), crypto).ok()?;
+        Some(message)
+    }
+}
+
+/// One viewer's ICE-lite agent.
+pub struct IceLite {
+    local: CheckCredentials,
     selected: Option<Path>,
     /// The browser's ICE credentials (for our check).
     remote_ufrag: String,
@@ -58,8 +98,6 @@ pub struct IceLite {
     last_check: Instant,
     /// No passing check for this long ends the viewer.
     consent: Duration,
-    /// For MESSAGE-INTEGRITY (HMAC-SHA1).
-    crypto: Arc<dyn RTCCryptoProvider>,
 }
 
 impl IceLite {
@@ -73,32 +111,33 @@ impl IceLite {
         now: Instant,
     ) -> Self {
         Self {
-            ufrag,
-            password,
+            local: CheckCredentials {
+                ufrag,
+                password,
+                crypto,
+            },
             selected: None,
             remote_ufrag: remote.0,
             remote_password: remote.1,
             checked: false,
             last_check: now,
             consent,
-            crypto,
         }
     }
 
     pub fn ufrag(&self) -> &str {
-        &self.ufrag
+        self.local.ufrag()
     }
 
-    /// Whether `datagram` is a Binding request whose MESSAGE-INTEGRITY was made with this
-    /// viewer's password.
-    pub fn authenticates(&self, datagram: &[u8]) -> bool {
-        self.read_check(datagram).is_some()
+    /// What checks a Binding request's claim to this viewer.
+    pub fn credentials(&self) -> &CheckCredentials {
+        &self.local
     }
 
     /// A Binding request from `path`: the response when it carries our username and
     /// password; a nomination (USE-CANDIDATE) makes `path` the one media goes to.
     pub fn check(&mut self, now: Instant, path: Path, datagram: &[u8]) -> Option<Answered> {
-        let request = self.read_check(datagram)?;
+        let request = self.local.read_check(datagram)?;
         self.last_check = now;
         let mut first_nomination = false;
         if request.contains(ATTR_USE_CANDIDATE) {
@@ -129,26 +168,9 @@ impl IceLite {
         self.last_check + self.consent
     }
 
-    /// The request, when it is a Binding request for us with our integrity.
-    fn read_check(&self, datagram: &[u8]) -> Option<Message> {
-        let mut message = Message::new();
-        message.unmarshal_binary(datagram).ok()?;
-        if message.typ != BINDING_REQUEST {
-            return None;
-        }
-        let username = TextAttribute::get_from_as(&message, ATTR_USERNAME).ok()?;
-        let (ours, _theirs) = username.text.split_once(':')?;
-        if ours != self.ufrag {
-            return None;
-        }
-        let crypto = self.crypto.crypto();
-        MessageIntegrity::check(&mut message, self.password.as_bytes(), crypto).ok()?;
-        Some(message)
-    }
-
     /// Our Binding request to the browser (RFC 8445 §7.2.4 attributes; we are controlled).
     fn triggered_check(&self) -> Option<Vec<u8>> {
-        let username = format!("{}:{}", self.remote_ufrag, self.ufrag);
+        let username = format!("{}:{}", self.remote_ufrag, self.local.ufrag);
         encode(&[
             Box::new(BINDING_REQUEST),
             Box::new(TransactionId::new()),
@@ -157,7 +179,7 @@ impl IceLite {
             Box::new(PriorityAttr(HOST_PRIORITY)),
             Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
                 self.remote_password.clone(),
-                self.crypto.crypto(),
+                self.local.crypto.crypto(),
             )),
             Box::new(FINGERPRINT),
         ])
@@ -174,8 +196,8 @@ impl IceLite {
                 port: from.port(),
             }),
             Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
-                self.password.clone(),
-                self.crypto.crypto(),
+                self.local.password.clone(),
+                self.local.crypto.crypto(),
             )),
             Box::new(FINGERPRINT),
         ])

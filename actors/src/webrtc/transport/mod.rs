@@ -37,6 +37,7 @@ use rtc::shared::TransportProtocol;
 
 use answer::IceCredentials;
 use dtls::{DtlsClient, DtlsEvent, SrtpKeys};
+pub use ice_lite::CheckCredentials;
 use ice_lite::{IceLite, Path};
 
 /// Video packets each viewer keeps to resend on a NACK (a power of two): about 4 s at
@@ -169,7 +170,13 @@ impl ViewerTransport {
     /// Whether `datagram` (a Binding request) carries a MESSAGE-INTEGRITY made with this
     /// viewer's password: only then may its sender's address be bound to this viewer.
     pub fn authenticates(&self, datagram: &[u8]) -> bool {
-        self.ice.authenticates(datagram)
+        self.ice.credentials().authenticates(datagram)
+    }
+
+    /// What checks a Binding request's claim to this viewer, apart from the transport (the
+    /// port's receiving side binds new addresses with it).
+    pub fn credentials(&self) -> CheckCredentials {
+        self.ice.credentials().clone()
     }
 
     /// A packet from `from` over `protocol`, told apart by its first byte (RFC 7983).
