@@ -1,5 +1,6 @@
 //! Measurements a capture shares with its viewers: the latency the server adds to each video
-//! frame (RTMP message parsed → its last RTP packet handed to the viewer's connection) and the
+//! frame (RTMP message parsed → its last RTP packet sent to the viewer, by the media port's
+//! worker) and the
 //! first-frame time of new viewers (connection up → first frame handed over). Reported in
 //! `find_all` and used by the benchmarks.
 //!
@@ -20,7 +21,7 @@ pub fn now_us() -> u64 {
 /// What the viewers of one capture measured.
 #[derive(Debug, Default)]
 pub struct ViewerTelemetry {
-    /// Per video frame and viewer: source message parsed → last RTP packet handed over.
+    /// Per video frame and viewer: source message parsed → last RTP packet sent.
     pub frame_latency_us: LatencyHistogram,
     /// Per viewer: connection up → first frame handed over.
     pub first_frame_us: LatencyHistogram,

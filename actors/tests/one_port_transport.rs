@@ -785,7 +785,7 @@ async fn viewers_connect_and_play_through_one_udp_port(workers: usize, viewers: 
                 payload: payload.clone(),
             })
             .collect();
-        assert!(port.send(key as u64, packets));
+        assert!(port.send(key as u64, packets, None));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline

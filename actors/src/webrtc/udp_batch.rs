@@ -4,22 +4,22 @@
 //! cuts into datagrams (`UDP_SEGMENT`), so it crosses the network stack once
 //! (`pullcast::media_port::send_plan` decides which).
 //!
-//! Sending never waits: what the kernel will not take now (its send buffer is full) is
-//! dropped and counted, as the network would drop it; a message the kernel refuses (an
+//! Sending never waits and needs no runtime (a non-blocking socket, never registered for
+//! readiness, so the kernel's "room to write again" never wakes anybody): what the kernel
+//! will not take now (its send buffer is full) is dropped and counted, as the network would
+//! drop it; a message the kernel refuses (an
 //! unreachable address) is skipped alone. A kernel or route without GSO refuses the first
 //! GSO message: from then on every datagram goes alone. The order of one viewer's datagrams
 //! is kept. It must not decide what to send: the port's transports do.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
 use bytes::BytesMut;
 use log::warn;
 use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
 use pullcast::media_port::send_plan::{plan_calls, plan_messages, Call, Message};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
 
 /// Messages per system call (the kernel takes up to 1 024; 64 is where the gain flattens).
 pub const BATCH: usize = 64;
@@ -75,7 +75,8 @@ impl UdpBatch {
         self.gso
     }
 
-    /// Sends everything queued on `udp` without waiting; the queue is empty afterwards.
+    /// Sends everything queued on `udp` (non-blocking) without waiting; the queue is empty
+    /// afterwards.
     pub fn flush(&mut self, udp: &UdpSocket) -> Flushed {
         let mut done = Flushed::default();
         let mut from = 0;
@@ -106,9 +107,7 @@ impl UdpBatch {
         while let Some(call) = pending.take() {
             let chunk = &messages[call.messages.clone()];
             done.calls += 1;
-            let result = udp.try_io(Interest::WRITABLE, || {
-                send_messages(udp, queue, chunk, call.segment)
-            });
+            let result = send_messages(udp, queue, chunk, call.segment);
             let segments = |m: &[Message]| m.iter().map(|m| m.datagrams.len()).sum::<usize>();
             match result {
                 Ok(n) if n > 0 => {
@@ -162,8 +161,7 @@ fn refuses_gso(error: &io::Error) -> bool {
 }
 
 /// One `sendmmsg` of `messages` (datagrams of `queue`), each cut at `segment` when it is
-/// set: how many messages the kernel took. `EAGAIN` comes back as `WouldBlock`, so tokio
-/// knows the socket is not writable.
+/// set: how many messages the kernel took. `EAGAIN` comes back as `WouldBlock`.
 fn send_messages(
     udp: &UdpSocket,
     queue: &[(SocketAddr, BytesMut)],
@@ -175,7 +173,7 @@ fn send_messages(
         let Some((to, datagram)) = queue.get(message.datagrams.start) else {
             return Ok(0);
         };
-        return udp.try_send_to(datagram, *to).map(|_| 1);
+        return udp.send_to(datagram, *to).map(|_| 1);
     }
     let slices: Vec<Vec<IoSlice<'_>>> = messages
         .iter()
@@ -227,16 +225,23 @@ fn send_messages(
 mod tests {
     use super::*;
 
-    /// A bound socket whose write readiness the runtime has seen (a running port's has).
-    async fn socket() -> UdpSocket {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-        socket.writable().await.expect("writable");
+    /// A bound non-blocking socket, as the port's workers send on.
+    fn sender() -> UdpSocket {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("non-blocking");
         socket
+    }
+
+    /// A socket that receives in the test's runtime.
+    async fn socket() -> tokio::net::UdpSocket {
+        tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
     }
 
     #[tokio::test]
     async fn a_batch_reaches_every_destination_in_order() {
-        let sender = socket().await;
+        let sender = sender();
         let receivers = [socket().await, socket().await, socket().await];
         let mut batch = UdpBatch::default();
         // 150 datagrams: three system calls of up to 64, interleaved over three receivers.
@@ -262,7 +267,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_datagram_is_skipped_alone() {
-        let sender = socket().await;
+        let sender = sender();
         let receiver = socket().await;
         let to = receiver.local_addr().expect("addr");
         let mut batch = UdpBatch::default();
@@ -284,7 +289,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_of_one_viewers_packets_goes_as_one_gso_message_and_arrives_as_datagrams() {
-        let sender = socket().await;
+        let sender = sender();
         let viewer = socket().await;
         let other = socket().await;
         let (to, to_other) = (
@@ -319,7 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_gso_every_datagram_goes_alone() {
-        let sender = socket().await;
+        let sender = sender();
         let receiver = socket().await;
         let to = receiver.local_addr().expect("addr");
         let mut batch = UdpBatch::new(false);
@@ -351,7 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_batch_makes_no_call() {
-        let sender = socket().await;
+        let sender = sender();
         assert_eq!(UdpBatch::default().flush(&sender), Flushed::default());
     }
 }

@@ -41,7 +41,7 @@ use rtc::shared::time::SystemInstant;
 use uuid::Uuid;
 
 use super::engine::{OnePort, ViewerCodecs, ViewerSlot, WebRtcEngine};
-use super::media_port::{MediaPort, PortEvent, RtpOut};
+use super::media_port::{MediaPort, PortEvent, RtpOut, SentProbe};
 use super::transport::{OutgoingTrack, TransportEvent, TransportRecipe, ViewerTransport};
 use crate::messages::{
     CaptureHandle, Delivery, InjectPanic, RequestKeyframe, StopViewer, Subscribe, SubscriberMedia,
@@ -384,19 +384,20 @@ impl ViewerPeer {
         let Some((port, key)) = &self.shared_port else {
             return;
         };
-        if port.send(*key, packets) {
-            self.written(counts_as_playing, video_ingest_us);
+        let probe = video_ingest_us.map(|ingest_us| SentProbe {
+            ingest_us,
+            telemetry: self.capture.telemetry.clone(),
+        });
+        if port.send(*key, packets, probe) {
+            self.written(counts_as_playing);
         } else if kind == Track::Video {
             self.waiting_for_keyframe = true;
         }
     }
 
-    /// Packets went out: the latency the server added (live video), and `Playing` once.
-    fn written(&mut self, counts_as_playing: bool, video_ingest_us: Option<u64>) {
-        if let Some(ingest) = video_ingest_us {
-            let added = now_us().saturating_sub(ingest);
-            self.capture.telemetry.lock().frame_latency_us.record(added);
-        }
+    /// Packets are queued on the port (the port records a live frame's latency once they
+    /// have left): `Playing` once.
+    fn written(&mut self, counts_as_playing: bool) {
         if counts_as_playing && !self.playing && self.phase == Phase::Connected {
             if let Some(t) = self.connected_at {
                 let us = t.elapsed().as_micros() as u64;

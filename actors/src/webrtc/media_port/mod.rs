@@ -27,10 +27,11 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use bytes::Bytes;
-use log::{debug, info, warn};
+use log::{debug, info};
 use tokio::sync::mpsc;
 
 use super::transport::{OutgoingTrack, TransportEvent, ViewerTransport};
+use crate::telemetry::SharedTelemetry;
 use receiver::{PortReceiver, ReceiverControl};
 use worker::{Media, PortWorker, WorkerControl};
 
@@ -61,6 +62,14 @@ pub struct RtpOut {
     pub timestamp: u32,
     pub marker: bool,
     pub payload: Bytes,
+}
+
+/// Where a live video frame's latency is recorded once its last packet has left: the
+/// frame's arrival at the server (`telemetry::now_us`) and its capture's measurements.
+#[derive(Debug, Clone)]
+pub struct SentProbe {
+    pub ingest_us: u64,
+    pub telemetry: SharedTelemetry,
 }
 
 /// Counters of what the port did (read by tests and benches).
@@ -154,16 +163,9 @@ impl MediaPort {
         let (receiver, receiver_rx) = mpsc::unbounded_channel();
         let port_receiver = PortReceiver::new(advertised, inbound, Arc::clone(&counters));
         Arbiter::new().spawn(async move {
-            let sockets = tokio::net::UdpSocket::from_std(socket)
-                .and_then(|udp| Ok((udp, tokio::net::TcpListener::from_std(listener)?)));
-            match sockets {
-                Ok((udp, listener)) => {
-                    port_receiver
-                        .run(udp, listener, receiver_rx, tcp_out_rx)
-                        .await
-                }
-                Err(e) => warn!("media port {advertised}: cannot use its sockets: {e}"),
-            }
+            port_receiver
+                .run(socket, listener, receiver_rx, tcp_out_rx)
+                .await;
             Arbiter::current().stop();
         });
         info!(
@@ -234,9 +236,15 @@ impl MediaPort {
     }
 
     /// Queues `packets` for viewer `key`; false when its worker is behind (nothing queued).
-    pub fn send(&self, key: u64, packets: Vec<RtpOut>) -> bool {
+    /// With a `probe`, the latency of the frame they end is recorded once they have left.
+    pub fn send(&self, key: u64, packets: Vec<RtpOut>, probe: Option<SentProbe>) -> bool {
         let media = &self.worker_of(key).1.media;
-        if media.try_send(Media { key, packets }).is_ok() {
+        let batch = Media {
+            key,
+            packets,
+            probe,
+        };
+        if media.try_send(batch).is_ok() {
             return true;
         }
         self.counters

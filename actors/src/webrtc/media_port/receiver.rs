@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use log::{debug, info};
+use log::{debug, info, warn};
 use pullcast::media_port::{binding_request_username, Demux, Route};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::worker::Inbound;
@@ -87,14 +89,31 @@ impl PortReceiver {
     }
 
     /// Receives until the port's handles are gone; must run inside the runtime of its own
-    /// thread.
+    /// thread. `udp` is registered for reading only: the workers' sends free room in its
+    /// send buffer all the time, and that must not wake this thread.
     pub async fn run(
         self,
-        udp: UdpSocket,
-        listener: TcpListener,
+        udp: std::net::UdpSocket,
+        listener: std::net::TcpListener,
         control: mpsc::UnboundedReceiver<ReceiverControl>,
         tcp_out: mpsc::Receiver<TcpOut>,
     ) {
+        // `with_interest` is deprecated only because a type could hand out another fd later;
+        // a std socket keeps its one fd (the replacement is `unsafe`, which this crate
+        // forbids).
+        #[allow(deprecated)]
+        let udp = AsyncFd::with_interest(udp, Interest::READABLE);
+        let sockets = udp.and_then(|udp| Ok((udp, TcpListener::from_std(listener)?)));
+        let (udp, listener) = match sockets {
+            Ok(sockets) => sockets,
+            Err(e) => {
+                warn!(
+                    "media port {}: cannot use its sockets: {e}",
+                    self.advertised
+                );
+                return;
+            }
+        };
         let (tcp_tx, tcp_in) = mpsc::channel(TCP_INBOUND_QUEUE);
         let running = Running {
             advertised: self.advertised,
@@ -120,7 +139,7 @@ struct Running {
 impl Running {
     async fn run(
         mut self,
-        udp: UdpSocket,
+        udp: AsyncFd<std::net::UdpSocket>,
         listener: TcpListener,
         mut tcp_in: mpsc::Receiver<TcpIn>,
         mut control: mpsc::UnboundedReceiver<ReceiverControl>,
@@ -131,7 +150,7 @@ impl Running {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                received = udp.recv_from(&mut buffer) => match received {
+                received = recv_from(&udp, &mut buffer) => match received {
                     Ok((len, from)) => {
                         if let Some(data) = buffer.get(..len) {
                             self.received(from, data);
@@ -268,6 +287,19 @@ impl Running {
             self.counters
                 .dropped_inbound
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The next datagram on `udp` (cancel-safe: a datagram is taken only when it is returned).
+async fn recv_from(
+    udp: &AsyncFd<std::net::UdpSocket>,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    loop {
+        let mut ready = udp.readable().await?;
+        if let Ok(received) = ready.try_io(|udp| udp.get_ref().recv_from(buffer)) {
+            return received;
         }
     }
 }

@@ -19,20 +19,21 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
-use log::{debug, warn};
-use tokio::net::UdpSocket;
+use log::debug;
 use tokio::sync::mpsc;
 
 use super::receiver::TcpOut;
-use super::{PortCounters, PortEvent, RtpOut};
+use super::{PortCounters, PortEvent, RtpOut, SentProbe};
+use crate::telemetry::now_us;
 use crate::webrtc::transport::{Protocol, ViewerTransport};
-use crate::webrtc::udp_batch::UdpBatch;
+use crate::webrtc::udp_batch::{Flushed, UdpBatch, BATCH};
 
 /// How long the task sleeps when no transport has a timer.
 const IDLE_TICK: Duration = Duration::from_millis(500);
-/// Datagrams gathered before they are sent, at most (more media batches wait for the next
-/// turn).
-const GATHER_DATAGRAMS: usize = 1024;
+/// Datagrams gathered before they are sent (more media batches wait for the next turn): one
+/// full `sendmmsg`, so a frame's packets leave viewer group by viewer group while the rest
+/// are still being protected, instead of all at the end.
+const GATHER_DATAGRAMS: usize = BATCH;
 
 /// What a worker is told about its viewers (never dropped).
 pub enum WorkerControl {
@@ -59,10 +60,12 @@ pub struct Inbound {
     pub data: Bytes,
 }
 
-/// RTP packets for viewer `key`.
+/// RTP packets for viewer `key`; with a probe, they end a live video frame whose latency is
+/// recorded once they have left.
 pub struct Media {
     pub key: u64,
     pub packets: Vec<RtpOut>,
+    pub probe: Option<SentProbe>,
 }
 
 struct Viewer {
@@ -75,11 +78,14 @@ struct Viewer {
 /// Where packets go out: the UDP socket (in batches) or, through the receiver, a viewer's
 /// TCP connection.
 struct Outlets {
-    udp: UdpSocket,
+    /// The port's socket (non-blocking, never registered with the runtime).
+    udp: std::net::UdpSocket,
     /// UDP datagrams gathered this turn.
     batch: UdpBatch,
     tcp: mpsc::Sender<TcpOut>,
     counters: Arc<PortCounters>,
+    /// The frames whose last packets are in this turn's batch.
+    probes: Vec<SentProbe>,
 }
 
 impl Outlets {
@@ -107,12 +113,22 @@ impl Outlets {
     }
 
     /// Sends the turn's UDP datagrams; what the kernel will not take now is counted and
-    /// dropped.
+    /// dropped. The frames they end have left the server: their latency is recorded.
     fn send_batch(&mut self) {
-        if self.batch.is_empty() {
-            return;
+        if !self.batch.is_empty() {
+            let done = self.batch.flush(&self.udp);
+            self.count(done);
         }
-        let done = self.batch.flush(&self.udp);
+        if !self.probes.is_empty() {
+            let now = now_us();
+            for probe in self.probes.drain(..) {
+                let added = now.saturating_sub(probe.ingest_us);
+                probe.telemetry.lock().frame_latency_us.record(added);
+            }
+        }
+    }
+
+    fn count(&self, done: Flushed) {
         let c = &self.counters;
         c.udp_datagrams
             .fetch_add(done.sent as u64, Ordering::Relaxed);
@@ -148,30 +164,21 @@ impl PortWorker {
     }
 
     /// Serves its viewers until the port's handles are gone; must run inside the runtime of
-    /// its own thread.
+    /// its own thread. It sends on its socket without ever registering it for readiness.
     pub async fn run(
         self,
         control: mpsc::UnboundedReceiver<WorkerControl>,
         inbound: mpsc::Receiver<Inbound>,
         media: mpsc::Receiver<Media>,
     ) {
-        let udp = match UdpSocket::from_std(self.socket) {
-            Ok(udp) => udp,
-            Err(e) => {
-                warn!(
-                    "media port worker {}: cannot use the socket: {e}",
-                    self.index
-                );
-                return;
-            }
-        };
         let running = Running {
             index: self.index,
             out: Outlets {
-                udp,
+                udp: self.socket,
                 batch: UdpBatch::default(),
                 tcp: self.tcp,
                 counters: self.counters,
+                probes: Vec::new(),
             },
             viewers: HashMap::new(),
             deadlines: BTreeSet::new(),
@@ -323,6 +330,7 @@ impl Running {
             self.out.send_pending(&mut viewer.transport);
         }
         self.out.flush(viewer);
+        self.out.probes.extend(batch.probe);
         self.reschedule(batch.key);
     }
 
