@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::stream::budget::Charge;
 use crate::telemetry::{LatencySummary, SharedTelemetry};
+use crate::webrtc::media_port::MediaPort;
 
 // ---------------------------------------------------------------------------------------
 // Registry
@@ -151,6 +152,22 @@ pub struct Subscribe {
     pub recipient: Recipient<SubscriberMedia>,
     /// Which form of the media it takes.
     pub delivery: Delivery,
+}
+
+/// Add a WebRTC viewer whose media plane lives on the media port: its frames and replays go
+/// to the port's worker that owns it (one message per frame for all that worker's viewers of
+/// the capture), its codecs to that worker too; only the end (`SubscriberMedia::Stopped`)
+/// goes to `control`. Delivered as `Delivery::WebRtc`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscribeOnPort {
+    /// Chosen by the viewer; used to unsubscribe.
+    pub id: Uuid,
+    /// Where the capture's end goes (the `ViewerPeer`).
+    pub control: Recipient<SubscriberMedia>,
+    /// The port and the viewer's key on it.
+    pub port: MediaPort,
+    pub key: u64,
 }
 
 /// Remove a subscriber.
@@ -406,6 +423,7 @@ pub struct CaptureHandle {
     pub uri: String,
     pub local_stream_name: String,
     pub subscribe: Recipient<Subscribe>,
+    pub subscribe_on_port: Recipient<SubscribeOnPort>,
     pub unsubscribe: Recipient<Unsubscribe>,
     pub keyframe: Recipient<RequestKeyframe>,
     /// Where viewers record frame latency and first-frame times.

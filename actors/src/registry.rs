@@ -224,6 +224,7 @@ impl Registry {
             uri: entry.uri,
             local_stream_name: entry.local_stream_name,
             subscribe: entry.addr.clone().recipient(),
+            subscribe_on_port: entry.addr.clone().recipient(),
             unsubscribe: entry.addr.clone().recipient(),
             keyframe: entry.addr.recipient(),
             telemetry: entry.telemetry,

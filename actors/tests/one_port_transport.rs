@@ -16,10 +16,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use bytes::{Bytes, BytesMut};
+use pullcast::media::{MediaFrame, Track};
 use pullcast::media_port::{Demux, Route};
 use pullcast::rtp::h264::{packetize, MAX_PAYLOAD};
 use pullcast::webrtc_viewer::parse_offer;
-use pullcast_server::webrtc::media_port::{MediaPort, PortEvent, RtpOut};
+use pullcast_server::messages::SharedPayloads;
+use pullcast_server::stream::budget::Charge;
+use pullcast_server::telemetry::SharedTelemetry;
+use pullcast_server::webrtc::media_plane::{MediaPlane, TrackStart};
+use pullcast_server::webrtc::media_port::{MediaPort, PortEvent};
 use pullcast_server::webrtc::transport::{
     PortIdentity, Protocol, TransportEvent, TransportRecipe, ViewerTransport, MAX_RESENDS_PER_RTCP,
 };
@@ -642,7 +647,9 @@ impl Actor for EventLog {
 impl Handler<PortEvent> for EventLog {
     type Result = ();
     fn handle(&mut self, msg: PortEvent, _ctx: &mut Self::Context) {
-        self.0.lock().expect("log").push(msg.event);
+        if let PortEvent::Transport(event) = msg {
+            self.0.lock().expect("log").push(event);
+        }
     }
 }
 
@@ -737,6 +744,7 @@ async fn viewers_connect_and_play_through_one_udp_port(workers: usize, viewers: 
     };
     let mut browsers = Vec::new();
     let mut logs = Vec::new();
+    let payloads = SharedPayloads::default();
     for key in 0..viewers {
         let (mut browser, offer) = SocketBrowser::new().await;
         let recipe = recipe_for(&offer);
@@ -745,7 +753,24 @@ async fn viewers_connect_and_play_through_one_udp_port(workers: usize, viewers: 
                 .expect("answer");
         let video = transport.video.expect("video");
         let log = Arc::new(Mutex::new(Vec::new()));
-        port.add(key, transport, EventLog(log.clone()).start().recipient());
+        let start = TrackStart {
+            track: video,
+            sequence: 0,
+            clock_base: 0,
+        };
+        let plane = MediaPlane::new(
+            Some(start),
+            None,
+            payloads.clone(),
+            SharedTelemetry::default(),
+            Instant::now(),
+        );
+        port.add(
+            key,
+            transport,
+            plane,
+            EventLog(log.clone()).start().recipient(),
+        );
         let answer = RTCSessionDescription::answer(answer).expect("answer SDP");
         browser
             .pc
@@ -772,21 +797,28 @@ async fn viewers_connect_and_play_through_one_udp_port(workers: usize, viewers: 
         "a browser did not connect"
     );
 
-    let payloads = packetize(&access_unit(9), MAX_PAYLOAD);
-    for (key, (_, video)) in browsers.iter().enumerate() {
-        let packets = payloads
-            .iter()
-            .enumerate()
-            .map(|(i, payload)| RtpOut {
-                track: *video,
-                sequence_number: i as u16,
-                timestamp: 3000,
-                marker: i + 1 == payloads.len(),
-                payload: payload.clone(),
-            })
+    // One live keyframe, sent to each worker once for all its viewers.
+    let unit = access_unit(9);
+    let frame = MediaFrame {
+        track: Track::Video,
+        pts: 33,
+        dts: 33,
+        keyframe: true,
+        data: unit.clone(),
+        ingest_us: 0,
+    };
+    for worker in 0..workers {
+        let keys: Vec<u64> = (0..viewers)
+            .filter(|&key| port.worker_of(key) == worker)
             .collect();
-        assert!(port.send(key as u64, packets, None));
+        assert!(
+            !keys.is_empty(),
+            "worker {worker} serves none of the viewers"
+        );
+        port.send_frame(worker, frame.clone(), keys, Charge::none())
+            .expect("the worker takes the frame");
     }
+    let payloads = packetize(&unit, MAX_PAYLOAD);
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline
         && browsers

@@ -34,6 +34,9 @@ pub struct LossyRelay {
 /// second byte not an RTCP type) and at least this long: a full FU-A fragment.
 const VIDEO_PACKET_BYTES: usize = 1_000;
 
+/// The relay's socket receive buffers, asked for.
+const RELAY_BUFFER: usize = 4 << 20;
+
 impl LossyRelay {
     /// Relays between a browser and `server` (a UDP address on 127.0.0.1), dropping every
     /// `drop_every`-th video packet from the server after the first `spare` of them (the
@@ -45,6 +48,12 @@ impl LossyRelay {
         for s in [&to_browser, &to_server] {
             s.set_read_timeout(Some(Duration::from_millis(100)))
                 .expect("read timeout");
+            // A keyframe-cache replay arrives as one burst of a GOP's packets, faster than
+            // this thread forwards them: with the kernel's default buffer the relay itself
+            // would lose the burst's tail, and the test would measure that instead of the
+            // losses it makes on purpose (the kernel caps the size at net.core.rmem_max).
+            let _ =
+                nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::RcvBuf, &RELAY_BUFFER);
         }
         let counts = Arc::new(RelayCounts::default());
         let stop = Arc::new(AtomicBool::new(false));

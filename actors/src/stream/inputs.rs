@@ -10,8 +10,8 @@ use pullcast::normalize::NormalizedEvent;
 
 use super::plumbing::Plumbing;
 use crate::messages::{
-    MediaEnd, ReaderEvent, RequestKeyframe, SourceMedia, SourceMediaEnded, Subscribe,
-    TranscodedAudio, TranscodedVideo, Unsubscribe,
+    Delivery, MediaEnd, ReaderEvent, RequestKeyframe, SourceMedia, SourceMediaEnded, Subscribe,
+    SubscribeOnPort, TranscodedAudio, TranscodedVideo, Unsubscribe,
 };
 
 /// A message for the capture's state machine.
@@ -74,6 +74,17 @@ impl ForTheMachine for Subscribe {
         let id = SubscriberId(self.id.as_u128());
         plumbing.outlets.insert(id, self.recipient);
         let delivery = self.delivery;
+        vec![Input::Subscribe { id, delivery }]
+    }
+}
+
+impl ForTheMachine for SubscribeOnPort {
+    fn inputs(self, plumbing: &mut Plumbing, _: &str) -> Vec<Input> {
+        let id = SubscriberId(self.id.as_u128());
+        plumbing
+            .outlets
+            .insert_on_port(id, self.control, self.port, self.key);
+        let delivery = Delivery::WebRtc;
         vec![Input::Subscribe { id, delivery }]
     }
 }

@@ -23,7 +23,7 @@ use pullcast::config::{CaptureSettings, RecordSettings};
 use uuid::Uuid;
 
 use super::inputs::ForTheMachine;
-use super::plumbing::{CaptureRefs, Inbox, Plumbing};
+use super::plumbing::{gather_fan_outs, CaptureRefs, Inbox, Plumbing, Step};
 use super::snapshot::{minimal_snapshot, snapshot, SnapshotContext};
 use super::SourceStarter;
 use crate::messages::{
@@ -115,8 +115,13 @@ impl StreamSupervisor {
         let mut feedback = VecDeque::new();
         let mut next = Some(input);
         while let Some(input) = next.take().or_else(|| feedback.pop_front()) {
-            for action in self.core.handle(input, now()) {
-                feedback.extend(self.carry_out(action, ctx));
+            for step in gather_fan_outs(self.core.handle(input, now())) {
+                match step {
+                    Step::One(action) => feedback.extend(self.carry_out(action, ctx)),
+                    Step::FanOut { frame, to } => {
+                        feedback.extend(self.plumbing.outlets.deliver_frame(&frame, &to));
+                    }
+                }
             }
         }
         let due = self.core.next_deadline();

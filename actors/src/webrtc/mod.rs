@@ -5,17 +5,19 @@
 //!   `http::whep`, the WebSocket session) creates viewers with
 //!   [`engine::WebRtcEngine::start_viewer`].
 //! - [`viewer_peer`] — the [`viewer_peer::ViewerPeer`] actor, one per viewer: its answer,
-//!   status and keyframe requests, its tracks' RTP stamping (on payloads made once per
-//!   capture), sender reports.
-//! - [`media_port`] — the task that owns the one port every viewer uses (a UDP socket and
-//!   [`tcp_conns`], its ICE-TCP connections) and every viewer's [`transport`]: ICE-lite +
-//!   DTLS + SRTP of our own on the `rtc` crate's sans-IO parts; [`udp_batch`] sends its
-//!   datagrams with `sendmmsg`.
+//!   lifecycle, status, keyframe requests. No frame passes through it.
+//! - [`media_plane`] — a viewer's RTP stamping (on payloads made once per capture) and
+//!   sender reports, run by the port worker that owns the viewer.
+//! - [`media_port`] — the one port every viewer uses (a UDP socket and [`tcp_conns`], its
+//!   ICE-TCP connections): a receiver that routes what arrives, and one worker per core
+//!   that owns its viewers' media planes and [`transport`]s (ICE-lite + DTLS + SRTP of our
+//!   own on the `rtc` crate's sans-IO parts) and sends with [`udp_batch`] (`sendmmsg`).
 //!
 //! The SDP and timestamp decisions are pure and live in `pullcast::webrtc_viewer`. Nothing here
-//! parses RTMP or transcodes; media arrives as `SubscriberMedia` from the capture.
+//! parses RTMP or transcodes; media arrives from the capture's outlets.
 
 pub mod engine;
+pub mod media_plane;
 pub mod media_port;
 pub mod tcp_conns;
 pub mod transport;

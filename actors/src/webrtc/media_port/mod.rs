@@ -8,10 +8,11 @@
 //!   binds its sender's address to the viewer it names; anything else is dropped. It hands
 //!   each packet to the worker that owns the viewer. It sends nothing over UDP; it writes the
 //!   TCP frames the workers give it.
-//! - Each [`worker`] owns its share of the viewers' [`ViewerTransport`]s (a viewer's key
-//!   picks the worker), their timers, and a handle on the same socket it sends on in
-//!   `sendmmsg` batches. A viewer's media and RTCP go straight to its worker, so protecting
-//!   and sending runs on every core at once, while the port stays one address.
+//! - Each [`worker`] owns its share of the viewers' [`ViewerTransport`]s and
+//!   [`MediaPlane`]s (a viewer's key picks the worker), their timers, and a handle on the
+//!   same socket it sends on in `sendmmsg` batches. A capture sends each frame to a worker
+//!   once for all of that worker's viewers ([`MediaPort::send_frame`]), so stamping,
+//!   protecting and sending run on every core at once, while the port stays one address.
 //!
 //! Viewers are added and removed over control channels that never drop; media and received
 //! packets go over bounded channels (full: dropped and counted, never waited for). What a
@@ -30,12 +31,16 @@ use bytes::Bytes;
 use log::{debug, info};
 use tokio::sync::mpsc;
 
-use super::transport::{OutgoingTrack, TransportEvent, ViewerTransport};
-use crate::telemetry::SharedTelemetry;
-use receiver::{PortReceiver, ReceiverControl};
-use worker::{Media, PortWorker, WorkerControl};
+use pullcast::media::MediaFrame;
 
-/// Media batches queued for one worker before new ones are dropped.
+use super::media_plane::MediaPlane;
+use super::transport::{OutgoingTrack, TransportEvent, ViewerTransport};
+use crate::stream::budget::Charge;
+use receiver::{PortReceiver, ReceiverControl};
+use worker::{PortMedia, PortWorker, WorkerControl};
+
+/// Media messages (a frame for some of its viewers, a replay for one) queued for one worker
+/// before new ones are dropped; the capture's byte budget bounds them first.
 const MEDIA_QUEUE: usize = 4096;
 /// Received packets queued for one worker before new ones are dropped.
 const INBOUND_QUEUE: usize = 4096;
@@ -50,8 +55,11 @@ pub const MAX_WORKERS: usize = 64;
 /// What a viewer hears from the port.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
-pub struct PortEvent {
-    pub event: TransportEvent,
+pub enum PortEvent {
+    /// What its transport reported (connected, failed, closed, a keyframe request).
+    Transport(TransportEvent),
+    /// Its first packets that make it play have left (video, or audio without video).
+    Playing,
 }
 
 /// One RTP packet to send: the payload (shared) and this viewer's header fields.
@@ -64,14 +72,6 @@ pub struct RtpOut {
     pub payload: Bytes,
 }
 
-/// Where a live video frame's latency is recorded once its last packet has left: the
-/// frame's arrival at the server (`telemetry::now_us`) and its capture's measurements.
-#[derive(Debug, Clone)]
-pub struct SentProbe {
-    pub ingest_us: u64,
-    pub telemetry: SharedTelemetry,
-}
-
 /// Counters of what the port did (read by tests and benches).
 #[derive(Debug, Default)]
 pub struct PortCounters {
@@ -79,7 +79,7 @@ pub struct PortCounters {
     pub dropped_datagrams: AtomicU64,
     /// Received packets dropped because their viewer's worker was behind.
     pub dropped_inbound: AtomicU64,
-    /// Media batches dropped because their viewer's worker was behind.
+    /// Media messages dropped because their worker was behind.
     pub dropped_batches: AtomicU64,
     /// Datagrams the kernel would not take at once.
     pub send_failures: AtomicU64,
@@ -91,7 +91,16 @@ pub struct PortCounters {
 /// One worker's inboxes.
 struct WorkerInbox {
     control: mpsc::UnboundedSender<WorkerControl>,
-    media: mpsc::Sender<Media>,
+    media: mpsc::Sender<PortMedia>,
+}
+
+/// Why media did not reach a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotQueued {
+    /// The worker is behind: its queue is full.
+    Full,
+    /// The port has stopped.
+    Closed,
 }
 
 /// A handle on a running port: cheap to clone.
@@ -195,20 +204,30 @@ impl MediaPort {
     }
 
     /// The worker that owns viewer `key`.
-    fn worker_of(&self, key: u64) -> (usize, &WorkerInbox) {
-        let index = (key % self.workers.len() as u64) as usize;
-        (index, &self.workers[index])
+    pub fn worker_of(&self, key: u64) -> usize {
+        (key % self.workers.len() as u64) as usize
     }
 
-    /// Hands viewer `key`'s transport to its worker (its credentials to the receiver); its
-    /// events go to `events`.
-    pub fn add(&self, key: u64, transport: ViewerTransport, events: Recipient<PortEvent>) {
+    /// Whether `other` is a handle on the same port.
+    pub fn same_port(&self, other: &MediaPort) -> bool {
+        Arc::ptr_eq(&self.workers, &other.workers)
+    }
+
+    /// Hands viewer `key`'s transport and media plane to its worker (its credentials to the
+    /// receiver); its events go to `events`.
+    pub fn add(
+        &self,
+        key: u64,
+        transport: ViewerTransport,
+        plane: MediaPlane,
+        events: Recipient<PortEvent>,
+    ) {
         let credentials = transport.credentials();
-        let (worker, inbox) = self.worker_of(key);
-        let transport = Box::new(transport);
-        let _ = inbox.control.send(WorkerControl::Add {
+        let worker = self.worker_of(key);
+        let _ = self.workers[worker].control.send(WorkerControl::Add {
             key,
-            transport,
+            transport: Box::new(transport),
+            plane: Box::new(plane),
             events: events.clone(),
         });
         let _ = self.receiver.send(ReceiverControl::Register {
@@ -222,34 +241,62 @@ impl MediaPort {
     /// Closes viewer `key`'s transport and forgets it.
     pub fn remove(&self, key: u64) {
         let _ = self.receiver.send(ReceiverControl::Unregister { key });
-        let _ = self
-            .worker_of(key)
-            .1
+        let worker = &self.workers[self.worker_of(key)];
+        let _ = worker.control.send(WorkerControl::Remove { key });
+    }
+
+    /// The codecs of viewer `key`'s capture (rare and essential: never dropped).
+    pub fn codecs(&self, key: u64, has_video: bool) {
+        let worker = &self.workers[self.worker_of(key)];
+        let _ = worker
             .control
-            .send(WorkerControl::Remove { key });
+            .send(WorkerControl::Codecs { key, has_video });
     }
 
-    /// Sends RTCP (sender reports) to viewer `key`.
-    pub fn send_rtcp(&self, key: u64, packets: Vec<Box<dyn rtc::rtcp::Packet>>) {
-        let control = &self.worker_of(key).1.control;
-        let _ = control.send(WorkerControl::Rtcp { key, packets });
-    }
-
-    /// Queues `packets` for viewer `key`; false when its worker is behind (nothing queued).
-    /// With a `probe`, the latency of the frame they end is recorded once they have left.
-    pub fn send(&self, key: u64, packets: Vec<RtpOut>, probe: Option<SentProbe>) -> bool {
-        let media = &self.worker_of(key).1.media;
-        let batch = Media {
-            key,
-            packets,
-            probe,
+    /// Queues one live `frame` for `viewers`, all of them worker `worker`'s.
+    pub fn send_frame(
+        &self,
+        worker: usize,
+        frame: MediaFrame,
+        viewers: Vec<u64>,
+        charge: Charge,
+    ) -> Result<(), NotQueued> {
+        let message = PortMedia::Frame {
+            frame,
+            viewers,
+            charge,
         };
-        if media.try_send(batch).is_ok() {
-            return true;
+        self.queue(worker, message)
+    }
+
+    /// Queues the keyframe cache's `frames` for viewer `viewer`.
+    pub fn send_replay(
+        &self,
+        viewer: u64,
+        frames: Vec<MediaFrame>,
+        charge: Charge,
+    ) -> Result<(), NotQueued> {
+        let message = PortMedia::Replay {
+            viewer,
+            frames,
+            charge,
+        };
+        self.queue(self.worker_of(viewer), message)
+    }
+
+    fn queue(&self, worker: usize, message: PortMedia) -> Result<(), NotQueued> {
+        let Some(inbox) = self.workers.get(worker) else {
+            return Err(NotQueued::Closed);
+        };
+        match inbox.media.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.counters
+                    .dropped_batches
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(NotQueued::Full)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NotQueued::Closed),
         }
-        self.counters
-            .dropped_batches
-            .fetch_add(1, Ordering::Relaxed);
-        false
     }
 }

@@ -191,9 +191,7 @@ impl Running {
             } => {
                 if self.demux.add_viewer(key, credentials.ufrag()).is_err() {
                     let reason = "its ICE fragment is already in use".to_string();
-                    events.do_send(PortEvent {
-                        event: TransportEvent::Failed(reason),
-                    });
+                    events.do_send(PortEvent::Transport(TransportEvent::Failed(reason)));
                     return;
                 }
                 let registered = Registered {

@@ -1,55 +1,61 @@
-//! A port worker: the viewers' transports of one share of the media port, on a thread of
-//! its own.
+//! A port worker: the viewers of one share of the media port, on a thread of its own.
 //!
-//! It owns each of its viewers' [`ViewerTransport`] (ICE-lite, DTLS, SRTP) and that
-//! transport's next timer, takes the packets the receiver routed to them, their media and
-//! RTCP, and sends what they produce: UDP datagrams gathered over one turn of the task (every
-//! media batch queued by then, for any number of its viewers) in `sendmmsg` batches on its
-//! handle of the port's one socket ([`crate::webrtc::udp_batch`]); TCP packets through the
-//! receiver, which holds the connections. Sends never block: a datagram the kernel will not
-//! take now is dropped, as the network would. Each viewer's next timer sits in one ordered
-//! set, so a turn costs what it touches, not the number of viewers. It must not route
-//! packets (the receiver does) or decide anything about media.
+//! It owns each of its viewers' [`ViewerTransport`] (ICE-lite, DTLS, SRTP) and
+//! [`MediaPlane`] (RTP stamping, sender reports) and their next timer. A capture's frame
+//! arrives once for all of the worker's viewers that may have it (`PortMedia::Frame`); each
+//! viewer's plane stamps it and its transport protects the packets; they leave in
+//! `sendmmsg` batches of up to 64 datagrams on the worker's handle of the port's one socket
+//! ([`crate::webrtc::udp_batch`]) while the next viewers' are still being made, so the first
+//! viewers' packets do not wait for the last. TCP packets go through the receiver, which
+//! holds the connections. Sends never block: a datagram the kernel will not take now is
+//! dropped, as the network would. A live video frame's latency is recorded once the call
+//! that sent its last packet to a viewer has returned. Each viewer's next timer sits in one
+//! ordered set, so a turn costs what it touches, not the number of viewers. It must not
+//! route packets (the receiver does) or choose which frames a viewer gets (the capture's
+//! keyframe gate does).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use bytes::Bytes;
 use log::debug;
 use tokio::sync::mpsc;
 
+use pullcast::media::MediaFrame;
+use rtc::shared::time::SystemInstant;
+
 use super::receiver::TcpOut;
-use super::{PortCounters, PortEvent, RtpOut, SentProbe};
-use crate::telemetry::now_us;
+use super::{PortCounters, PortEvent, RtpOut};
+use crate::stream::budget::Charge;
+use crate::telemetry::{now_us, SharedTelemetry};
+use crate::webrtc::media_plane::{MediaPlane, Stamped};
 use crate::webrtc::transport::{Protocol, ViewerTransport};
 use crate::webrtc::udp_batch::{Flushed, UdpBatch, BATCH};
 
 /// How long the task sleeps when no transport has a timer.
 const IDLE_TICK: Duration = Duration::from_millis(500);
-/// Datagrams gathered before they are sent (more media batches wait for the next turn): one
-/// full `sendmmsg`, so a frame's packets leave viewer group by viewer group while the rest
-/// are still being protected, instead of all at the end.
+/// Datagrams gathered before they are sent: one full `sendmmsg`, so a frame's packets leave
+/// viewer group by viewer group while the rest are still being made, not all at the end.
 const GATHER_DATAGRAMS: usize = BATCH;
 
 /// What a worker is told about its viewers (never dropped).
 pub enum WorkerControl {
-    /// Viewer `key`'s transport is this worker's from now on; its events go to `events`.
+    /// Viewer `key`'s transport and media plane are this worker's from now on; its events
+    /// go to `events`.
     Add {
         key: u64,
         transport: Box<ViewerTransport>,
+        plane: Box<MediaPlane>,
         events: Recipient<PortEvent>,
     },
     /// Viewer `key` is gone: close its transport and forget it.
     Remove { key: u64 },
-    /// RTCP (sender reports) for viewer `key`.
-    Rtcp {
-        key: u64,
-        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
-    },
+    /// The codecs of viewer `key`'s capture changed (or are told at its start).
+    Codecs { key: u64, has_video: bool },
 }
 
 /// A packet the receiver routed to viewer `key`.
@@ -60,16 +66,34 @@ pub struct Inbound {
     pub data: Bytes,
 }
 
-/// RTP packets for viewer `key`; with a probe, they end a live video frame whose latency is
-/// recorded once they have left.
-pub struct Media {
-    pub key: u64,
-    pub packets: Vec<RtpOut>,
-    pub probe: Option<SentProbe>,
+/// A capture's media for some of the worker's viewers (bounded: a worker that is behind
+/// loses it, and the capture closes those viewers' keyframe gates). The charge holds the
+/// bytes on the capture's queue budget until the worker has handled the message.
+pub enum PortMedia {
+    /// One live frame, for every viewer in `viewers`.
+    Frame {
+        frame: MediaFrame,
+        viewers: Vec<u64>,
+        charge: Charge,
+    },
+    /// The keyframe cache, for one viewer (its start, or its keyframe request).
+    Replay {
+        viewer: u64,
+        frames: Vec<MediaFrame>,
+        charge: Charge,
+    },
+}
+
+/// A live video frame whose latency is recorded once the datagrams gathered so far have
+/// left: when it arrived, for how many viewers, and whose measurements.
+struct SentProbe {
+    ingest_us: u64,
+    telemetry: SharedTelemetry,
 }
 
 struct Viewer {
     transport: Box<ViewerTransport>,
+    plane: Box<MediaPlane>,
     events: Recipient<PortEvent>,
     /// Its transport's next timer, as entered in `PortWorker::deadlines`.
     deadline: Option<Instant>,
@@ -92,9 +116,43 @@ impl Outlets {
     /// Passes on what `viewer`'s transport reported and queues what it has to send.
     fn flush(&mut self, viewer: &mut Viewer) {
         while let Some(event) = viewer.transport.poll_event() {
-            viewer.events.do_send(PortEvent { event });
+            viewer.events.do_send(PortEvent::Transport(event));
         }
         self.send_pending(&mut viewer.transport);
+    }
+
+    /// Sends what `viewer`'s plane made of a frame: each packet through its transport (taken
+    /// out at once: the transport's queue would keep the room of its longest burst — a
+    /// keyframe-cache replay — for the viewer's whole life), its latency probe, its
+    /// `Playing`.
+    fn send(&mut self, viewer: &mut Viewer, stamped: Stamped) {
+        let Stamped {
+            packets,
+            live_video_ingest_us,
+            now_playing,
+        } = stamped;
+        for p in packets {
+            let RtpOut {
+                track,
+                sequence_number,
+                timestamp,
+                marker,
+                payload,
+            } = p;
+            (viewer.transport).send_rtp(track, sequence_number, timestamp, marker, payload);
+            self.send_pending(&mut viewer.transport);
+        }
+        self.flush(viewer);
+        if let Some(ingest_us) = live_video_ingest_us {
+            let telemetry = viewer.plane.telemetry.clone();
+            self.probes.push(SentProbe {
+                ingest_us,
+                telemetry,
+            });
+        }
+        if now_playing {
+            viewer.events.do_send(PortEvent::Playing);
+        }
     }
 
     /// Queues what `transport` has to send (UDP for the turn's batch; TCP at once, where a
@@ -125,6 +183,13 @@ impl Outlets {
                 let added = now.saturating_sub(probe.ingest_us);
                 probe.telemetry.lock().frame_latency_us.record(added);
             }
+        }
+    }
+
+    /// Sends what is gathered once it fills a system call.
+    fn send_when_full(&mut self) {
+        if self.batch.len() >= GATHER_DATAGRAMS {
+            self.send_batch();
         }
     }
 
@@ -169,7 +234,7 @@ impl PortWorker {
         self,
         control: mpsc::UnboundedReceiver<WorkerControl>,
         inbound: mpsc::Receiver<Inbound>,
-        media: mpsc::Receiver<Media>,
+        media: mpsc::Receiver<PortMedia>,
     ) {
         let running = Running {
             index: self.index,
@@ -200,7 +265,7 @@ impl Running {
         mut self,
         mut control: mpsc::UnboundedReceiver<WorkerControl>,
         mut inbound: mpsc::Receiver<Inbound>,
-        mut media: mpsc::Receiver<Media>,
+        mut media: mpsc::Receiver<PortMedia>,
     ) {
         loop {
             let deadline = self.next_deadline();
@@ -212,12 +277,12 @@ impl Running {
                 Some(packet) = inbound.recv() => {
                     self.deliver(packet);
                 }
-                Some(batch) = media.recv() => {
-                    self.media(batch);
+                Some(message) = media.recv() => {
+                    self.media(message);
                     // Whatever else is queued goes out in the same system calls.
                     while self.out.batch.len() < GATHER_DATAGRAMS {
-                        let Ok(batch) = media.try_recv() else { break };
-                        self.media(batch);
+                        let Ok(message) = media.try_recv() else { break };
+                        self.media(message);
                     }
                 }
                 () = tokio::time::sleep_until(deadline.into()) => self.timers(),
@@ -245,7 +310,13 @@ impl Running {
         let Some(viewer) = self.viewers.get_mut(&key) else {
             return;
         };
-        let next = viewer.transport.next_timeout();
+        let report = viewer.plane.next_report();
+        let next = Some(
+            viewer
+                .transport
+                .next_timeout()
+                .map_or(report, |t| t.min(report)),
+        );
         if next == viewer.deadline {
             return;
         }
@@ -280,10 +351,12 @@ impl Running {
             WorkerControl::Add {
                 key,
                 transport,
+                plane,
                 events,
             } => {
                 let viewer = Viewer {
                     transport,
+                    plane,
                     events,
                     deadline: None,
                 };
@@ -301,37 +374,46 @@ impl Running {
                     self.out.send_pending(&mut viewer.transport);
                 }
             }
-            WorkerControl::Rtcp { key, packets } => {
+            WorkerControl::Codecs { key, has_video } => {
                 if let Some(viewer) = self.viewers.get_mut(&key) {
-                    viewer.transport.send_rtcp(packets);
-                    self.out.flush(viewer);
-                    self.reschedule(key);
+                    viewer.plane.codecs(has_video);
                 }
             }
         }
     }
 
-    fn media(&mut self, batch: Media) {
-        let Some(viewer) = self.viewers.get_mut(&batch.key) else {
-            return;
-        };
-        for p in batch.packets {
-            let RtpOut {
-                track,
-                sequence_number,
-                timestamp,
-                marker,
-                payload,
-            } = p;
-            (viewer.transport).send_rtp(track, sequence_number, timestamp, marker, payload);
-            // Taken out at once: the transport's queue would keep the room of its longest
-            // burst (a keyframe-cache replay is a GOP's worth of packets) for the viewer's
-            // whole life.
-            self.out.send_pending(&mut viewer.transport);
+    fn media(&mut self, message: PortMedia) {
+        let now_us = now_us();
+        match message {
+            PortMedia::Frame {
+                frame,
+                viewers,
+                charge,
+            } => {
+                for key in viewers {
+                    let Some(viewer) = self.viewers.get_mut(&key) else {
+                        continue;
+                    };
+                    let stamped = viewer.plane.frame(&frame, now_us);
+                    self.out.send(viewer, stamped);
+                    self.reschedule(key);
+                    self.out.send_when_full();
+                }
+                drop(charge);
+            }
+            PortMedia::Replay {
+                viewer: key,
+                frames,
+                charge,
+            } => {
+                if let Some(viewer) = self.viewers.get_mut(&key) {
+                    let stamped = viewer.plane.replay(&frames, now_us);
+                    self.out.send(viewer, stamped);
+                    self.reschedule(key);
+                }
+                drop(charge);
+            }
         }
-        self.out.flush(viewer);
-        self.out.probes.extend(batch.probe);
-        self.reschedule(batch.key);
     }
 
     /// Runs the timers that are due, each viewer's once.
@@ -351,10 +433,25 @@ impl Running {
             };
             viewer.deadline = None;
             if let Some(event) = viewer.transport.handle_timeout(now) {
-                viewer.events.do_send(PortEvent { event });
+                viewer.events.do_send(PortEvent::Transport(event));
+            }
+            let reports = viewer.plane.sender_reports(now, now_us(), ntp_now());
+            if !reports.is_empty() {
+                let packets = reports
+                    .into_iter()
+                    .map(|r| Box::new(r) as Box<dyn rtc::rtcp::Packet>)
+                    .collect();
+                viewer.transport.send_rtcp(packets);
             }
             self.out.flush(viewer);
             self.reschedule(key);
         }
     }
+}
+
+/// The wall clock as an NTP timestamp (for sender reports).
+fn ntp_now() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, SystemInstant::unix2ntp)
 }
