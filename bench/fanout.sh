@@ -17,7 +17,9 @@
 # (default "pullcast"; "pullcast janus" runs every row on Debian's Janus too, side by side in
 # the same run: its streaming plugin fed the same nginx-rtmp stream over RTP by ffmpeg, watched
 # by the same lean viewers — see start_janus in bench/lib.sh), PERF=1 (`perf record` the
-# server over each window and print its top functions; needs linux-perf).
+# server over each window and print its top functions; needs linux-perf), SERVER_CPUS (the
+# cores pullcast runs on, via taskset; e.g. `SERVER_CPUS=0 taskset -c 1 bench/fanout.sh` keeps
+# the encoder, nginx and the load client on core 1 and pullcast alone on core 0).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -129,7 +129,11 @@ start_server() {
         # A bench may ask for more viewers than the defaults allow (1 000, 500 per capture).
         export PULLCAST_LIMITS__MAX_VIEWERS="${MAX_VIEWERS:-10000}"
         export PULLCAST_LIMITS__MAX_VIEWERS_PER_CAPTURE="${MAX_VIEWERS:-10000}"
-        exec "$BIN" </dev/null >"$WORK/pullcast-$tag.log" 2>&1
+        # SERVER_CPUS: the cores pullcast may run on (taskset), e.g. to keep the encoder and
+        # the load client (run the bench under `taskset -c …` for them) off its core.
+        local pin=()
+        [ -n "${SERVER_CPUS:-}" ] && pin=(taskset -c "$SERVER_CPUS")
+        exec "${pin[@]}" "$BIN" </dev/null >"$WORK/pullcast-$tag.log" 2>&1
     ) &
     SERVER_PID=$!
     API="http://127.0.0.1:$REST_PORT/rest-api/pull/rtmp"
