@@ -208,12 +208,14 @@ pub struct LimitSettings {
     pub max_captures: usize,
     /// Largest REST request body in bytes; larger gets 413.
     pub max_request_body: usize,
-    /// Most WebRTC viewers at once, over all captures; past it a new viewer gets 503.
+    /// Most viewers at once (WebRTC and HTTP-FLV), over all captures; past it a new viewer
+    /// gets 503.
     pub max_viewers: usize,
-    /// Most WebRTC viewers of one capture; past it a new viewer of it gets 503.
+    /// Most viewers of one capture (WebRTC and HTTP-FLV); past it a new viewer of it gets 503.
     pub max_viewers_per_capture: usize,
-    /// Viewer starts (WHEP offers, WebSocket plays) one address may make per second on
-    /// average (trusted networks: unlimited); past it 429 / `FAILED` with a retry time.
+    /// Viewer starts (WHEP offers, WebSocket plays, FLV plays) one address may make per
+    /// second on average (trusted networks: unlimited); past it 429 / `FAILED` with a retry
+    /// time.
     pub viewer_starts_per_second: u32,
     /// ... and at once.
     pub viewer_start_burst: u32,

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::codec::aac::AudioSpecificConfig;
-use crate::codec::h264::AvcConfig;
+use crate::codec::h264::{avc_decoder_config_record, AvcConfig};
 use crate::media::Track;
 
 use super::boxes::{BoxWriter, UNITY_MATRIX};
@@ -270,37 +270,10 @@ fn write_avc1(w: &mut BoxWriter, cfg: &AvcConfig, width: u32, height: u32) {
     w.end_box(avc1);
 }
 
-/// The `AVCDecoderConfigurationRecord`, always with 4-byte NAL lengths (what
-/// [`crate::codec::h264::annexb_to_avcc`] writes), whatever the source used.
+/// The `avcC` box: the `AVCDecoderConfigurationRecord` (checked in `TrackInfo::video`).
 fn write_avcc(w: &mut BoxWriter, cfg: &AvcConfig) {
     let avcc = w.start_box(b"avcC");
-    w.u8(1); // configurationVersion
-    w.u8(cfg.profile);
-    w.u8(cfg.compatibility);
-    w.u8(cfg.level);
-    w.u8(0xfc | 3); // lengthSizeMinusOne = 3
-    let sps: Vec<_> = cfg.sps.iter().take(31).collect();
-    w.u8(0xe0 | sps.len() as u8); // <= 31
-    for s in sps {
-        w.u16(u16::try_from(s.len()).unwrap_or(0)); // checked in TrackInfo::video
-        w.bytes(s);
-    }
-    let pps: Vec<_> = cfg.pps.iter().take(255).collect();
-    w.u8(pps.len() as u8); // <= 255
-    for p in pps {
-        w.u16(u16::try_from(p.len()).unwrap_or(0));
-        w.bytes(p);
-    }
-    // ISO/IEC 14496-15 §5.3.3.1.2: the High profiles add chroma format and bit depths.
-    if matches!(cfg.profile, 100 | 110 | 122 | 144) {
-        if let Some(info) = &cfg.sps_info {
-            let depth_minus8 = info.bit_depth_luma.saturating_sub(8) & 0x07;
-            w.u8(0xfc | (info.chroma_format_idc as u8 & 0x03));
-            w.u8(0xf8 | depth_minus8); // bit_depth_luma_minus8
-            w.u8(0xf8 | depth_minus8); // bit_depth_chroma_minus8 (the SPS summary has luma only)
-            w.u8(0); // numOfSequenceParameterSetExt
-        }
-    }
+    w.bytes(&avc_decoder_config_record(cfg));
     w.end_box(avcc);
 }
 

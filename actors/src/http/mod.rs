@@ -1,8 +1,9 @@
 //! The HTTP side: one actix-web application on four listeners — REST http/https (8081/8444)
 //! and WebSocket ws/wss (8080/8443). Every listener serves every route: the REST API
 //! ([`rest`], JSON in [`dto`]), WHEP ([`whep`]), WebSocket signalling ([`ws`], JSON in
-//! [`ws_protocol`]) and the player page ([`page`]); [`tls`] makes the certificate.
-//! Nothing here touches media.
+//! [`ws_protocol`]), HTTP-FLV ([`flv`]: its players' actors write the stream with
+//! `pullcast::flv::write`) and the player page ([`page`]); [`tls`] makes the certificate.
+//! Nothing else here touches media.
 //!
 //! Every way in goes through [`access`] (the `Gate`: who calls, may it do this, the hook in
 //! [`auth_hook`]); every play through [`play::find_capture`].
@@ -11,6 +12,7 @@ pub mod access;
 pub mod admission;
 pub mod auth_hook;
 pub mod dto;
+pub mod flv;
 pub mod page;
 pub mod play;
 pub mod recordings;
@@ -41,6 +43,11 @@ pub fn serve(
         webrtc.clone(),
         settings.limits.max_request_body,
     );
+    let flv_state = flv::FlvState {
+        registry: registry.clone(),
+        engine: webrtc.clone(),
+        mailbox_frames: settings.capture.subscriber_queue_frames,
+    };
     let signalling = ws::SignallingState {
         registry: registry.clone(),
         engine: webrtc.clone(),
@@ -78,6 +85,8 @@ pub fn serve(
             .configure(page::configure)
             .app_data(web::Data::new(recordings.clone()))
             .configure(recordings::configure)
+            .app_data(web::Data::new(flv_state.clone()))
+            .configure(flv::configure)
             .default_service(web::to(rest::not_found))
     });
     // Signals are the binary's business (graceful shutdown of captures first); open

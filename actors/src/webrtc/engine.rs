@@ -294,8 +294,9 @@ impl WebRtcEngine {
         Ok(media_engine)
     }
 
-    /// Counts one more viewer of `capture`, unless that passes a limit.
-    fn take_viewer_slot(&self, capture: Uuid) -> Result<ViewerSlot, ViewerError> {
+    /// Counts one more viewer of `capture` (WebRTC, or a player of another protocol, e.g.
+    /// HTTP-FLV), unless that passes a limit.
+    pub fn take_viewer_slot(&self, capture: Uuid) -> Result<ViewerSlot, ViewerError> {
         let limits = &self.inner.settings.limits;
         let mut counts = self
             .inner
@@ -304,14 +305,14 @@ impl WebRtcEngine {
             .map_err(|_| ViewerError::Failed("the viewer table is unusable".to_string()))?;
         if counts.total >= limits.max_viewers {
             return Err(ViewerError::Unavailable(format!(
-                "the server has its most WebRTC viewers ({}, limits.max_viewers); try later",
+                "the server has its most viewers ({}, limits.max_viewers); try later",
                 limits.max_viewers
             )));
         }
         let of_capture = counts.per_capture.get(&capture).copied().unwrap_or(0);
         if of_capture >= limits.max_viewers_per_capture {
             return Err(ViewerError::Unavailable(format!(
-                "this stream has its most WebRTC viewers ({}, limits.max_viewers_per_capture); try later",
+                "this stream has its most viewers ({}, limits.max_viewers_per_capture); try later",
                 limits.max_viewers_per_capture
             )));
         }

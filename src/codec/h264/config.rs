@@ -46,6 +46,53 @@ pub const MAX_SPS_BYTES: usize = 8 * 1024;
 /// decoder plays) can be longer.
 pub const MAX_PPS_BYTES: usize = 4 * 1024;
 
+/// Writes `cfg` as an ISO/IEC 14496-15 `AVCDecoderConfigurationRecord` (an MP4 `avcC`
+/// box's contents, an FLV AVC sequence header's body), always with 4-byte NAL lengths (what
+/// [`super::annexb_to_avcc`] writes), whatever the source used. At most 31 SPS and 255 PPS
+/// are written, and a parameter set over 65 535 bytes is written empty (a parsed config
+/// holds neither: see [`parse_avc_decoder_config`]). The High profiles get their chroma
+/// format and bit depths (§5.3.3.1.2) from the SPS summary.
+pub fn avc_decoder_config_record(cfg: &AvcConfig) -> Vec<u8> {
+    let mut out = vec![
+        1, // configurationVersion
+        cfg.profile,
+        cfg.compatibility,
+        cfg.level,
+        0xfc | 3, // lengthSizeMinusOne = 3
+    ];
+    let sps: Vec<&Bytes> = cfg.sps.iter().take(31).collect();
+    out.push(0xe0 | sps.len() as u8);
+    for s in sps {
+        push_parameter_set(&mut out, s);
+    }
+    let pps: Vec<&Bytes> = cfg.pps.iter().take(255).collect();
+    out.push(pps.len() as u8);
+    for p in pps {
+        push_parameter_set(&mut out, p);
+    }
+    if matches!(cfg.profile, 100 | 110 | 122 | 144) {
+        if let Some(info) = &cfg.sps_info {
+            let depth_minus8 = info.bit_depth_luma.saturating_sub(8) & 0x07;
+            out.push(0xfc | (info.chroma_format_idc as u8 & 0x03));
+            out.push(0xf8 | depth_minus8); // bit_depth_luma_minus8
+            out.push(0xf8 | depth_minus8); // bit_depth_chroma_minus8 (the summary has luma only)
+            out.push(0); // numOfSequenceParameterSetExt
+        }
+    }
+    out
+}
+
+/// A parameter set behind its 16-bit length (empty when it does not fit).
+fn push_parameter_set(out: &mut Vec<u8>, set: &[u8]) {
+    let set = if set.len() > usize::from(u16::MAX) {
+        &[][..]
+    } else {
+        set
+    };
+    out.extend_from_slice(&(set.len() as u16).to_be_bytes());
+    out.extend_from_slice(set);
+}
+
 /// Parses an ISO/IEC 14496-15 `AVCDecoderConfigurationRecord` (the body of an FLV AVC
 /// sequence header after the 5-byte video tag header).
 ///

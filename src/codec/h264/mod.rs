@@ -28,7 +28,8 @@ pub use annexb::{annexb_to_avcc, avcc_to_annexb, split_nals, NalSummary};
 #[cfg(test)]
 use bits::remove_emulation_prevention;
 pub use config::{
-    parse_avc_decoder_config, AvcConfig, MAX_AVC_CONFIG_BYTES, MAX_PPS_BYTES, MAX_SPS_BYTES,
+    avc_decoder_config_record, parse_avc_decoder_config, AvcConfig, MAX_AVC_CONFIG_BYTES,
+    MAX_PPS_BYTES, MAX_SPS_BYTES,
 };
 pub use error::AvcError;
 pub use nal::{first_slice_pps_id, pps_ids, slice_pps_id, sps_id};
