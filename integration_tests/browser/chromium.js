@@ -31,7 +31,8 @@ async function readSpec() {
 }
 
 // Reads the spec, opens spec.pageUrl (any answer: the page only gives the in-page calls
-// their origin), adds the shared in-page WHEP client (`window.whep`, whep_client.js), runs
+// their origin), adds the shared in-page WHEP client (`window.whep`, whep_client.js) and the
+// scripts of spec.scripts (paths under this folder), runs
 // `inPage(spec)` there and prints its result as one JSON line with
 // "ok": true (plus the page's last console lines and the browser version), or
 // {"ok": false, "error": ...}. A hard limit of spec.timeoutMs (default `defaultTimeoutMs`)
@@ -55,6 +56,10 @@ async function runDriver(inPage, defaultTimeoutMs) {
     page.on('console', (m) => consoleLines.push(m.text()));
     await page.goto(spec.pageUrl, { waitUntil: 'domcontentloaded' }).catch(() => {});
     await page.addScriptTag({ path: path.join(__dirname, 'whep_client.js') });
+    // Players a driver asks for (e.g. node_modules/mpegts.js/dist/mpegts.js).
+    for (const script of spec.scripts ?? []) {
+      await page.addScriptTag({ path: path.join(__dirname, script) });
+    }
     const result = await page.evaluate(inPage, spec);
     result.ok = true;
     result.console = consoleLines.slice(-20);

@@ -1,6 +1,7 @@
 //! HTTP-FLV, proven with real peers: a live ffmpeg → nginx-rtmp source pulled by pullcast,
 //! played at `GET /{stream}.flv` by ffprobe (which streams it announces) and by ffmpeg
-//! (several seconds copied off the live stream, then counted and decoded without an error);
+//! (several seconds copied off the live stream, then counted and decoded without an error)
+//! and by mpegts.js in Chromium (frames at the source's rate, audio, the playhead moving);
 //! a name that is not captured, one that is not valid percent-encoding, a non-ASCII one and
 //! a very long one get clear errors; the player leaving ends its viewer; the access model
 //! decides who may play what.
@@ -9,6 +10,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::http::{agent, send_with_headers};
 use pullcast_integration_tests::probe::{decode_errors, probe_file, probe_streams, stream_of};
 use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged, wait_exit};
@@ -234,5 +236,64 @@ fn http_flv_players_count_against_the_viewer_limits() {
         200,
         "the first player's slot came back\n{}",
         pc.log_tail()
+    );
+}
+
+/// mpegts.js (the maintained flv.js) plays the FLV stream in Chromium: the media it
+/// announces, video frames at the source's rate with few dropped, audio decoded, the
+/// playhead moving with the wall clock.
+#[test]
+fn mpegts_js_plays_http_flv_in_chromium() {
+    let _browser = exclusive();
+    let nginx = NginxRtmp::start();
+    let (_p, uri) = nginx.publish("flvweb", Publisher::builder().size(640, 360));
+    let pc = Pullcast::start(&[]);
+    pull_as(&pc, &uri, "flvweb");
+    let run_ms = 5_000;
+    let spec = json!({
+        "pageUrl": format!("{}/", pc.http_root()),
+        "flvUrl": format!("{}/flvweb.flv", pc.http_root()),
+        "scripts": ["node_modules/mpegts.js/dist/mpegts.js"],
+        "runMs": run_ms,
+        "timeoutMs": 40_000,
+    });
+    let result = run_driver("flv_driver.js", &spec, Duration::from_secs(60));
+    assert_eq!(result["ok"], true, "{result}\n{}", pc.log_tail());
+    assert_eq!(result["supported"], true, "MSE in this Chromium: {result}");
+    let errors = result["errors"].as_array().cloned().unwrap_or_default();
+    assert!(errors.is_empty(), "player errors: {errors:?}\n{result}");
+    let info = &result["mediaInfo"];
+    assert_eq!(info["hasVideo"], true, "{result}");
+    assert_eq!(info["hasAudio"], true, "{result}");
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    let (start, end) = (&result["start"], &result["final"]);
+    let number = |v: &serde_json::Value, key: &str| v[key].as_f64().unwrap_or(0.0);
+    let frames = number(end, "totalVideoFrames") - number(start, "totalVideoFrames");
+    let dropped = number(end, "droppedVideoFrames") - number(start, "droppedVideoFrames");
+    let played = number(end, "currentTime") - number(start, "currentTime");
+    let seconds = (number(end, "t") - number(start, "t")) / 1000.0;
+    eprintln!(
+        "[http-flv chromium] first frame {} ms, {frames} frames ({dropped} dropped) and {played:.2} s played in {seconds:.2} s, audio {} bytes decoded",
+        result["firstFrameMs"],
+        number(end, "audioDecodedBytes")
+    );
+    assert!(
+        frames >= seconds * 30.0 * 0.8,
+        "{frames} frames in {seconds:.2} s: {result}"
+    );
+    assert!(
+        dropped * 20.0 <= frames,
+        "{dropped} of {frames} dropped: {result}"
+    );
+    assert!(
+        played >= seconds * 0.8,
+        "the playhead moved {played:.2} s in {seconds:.2} s: {result}"
+    );
+    assert!(
+        number(end, "audioDecodedBytes") > 0.0,
+        "no audio decoded: {result}"
     );
 }
