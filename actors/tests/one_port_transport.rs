@@ -797,14 +797,20 @@ async fn viewers_connect_and_play_through_one_udp_port(workers: usize, viewers: 
         "a browser did not connect"
     );
 
-    // One live keyframe, sent to each worker once for all its viewers.
+    // The capture's codecs, then a live keyframe and the frame after it, each sent to each
+    // worker once for all its viewers. The codecs go in line with the frames: handled after
+    // the keyframe, they would hold the next frame back (video waits for a keyframe after a
+    // codec change).
     let unit = access_unit(9);
-    let frame = MediaFrame {
+    let mut delta = vec![0, 0, 0, 1, 0x41];
+    delta.extend((0..3000u32).map(|i| (i as u8) | 0x20));
+    let delta = Bytes::from(delta);
+    let frame = |pts: i64, keyframe: bool, data: &Bytes| MediaFrame {
         track: Track::Video,
-        pts: 33,
-        dts: 33,
-        keyframe: true,
-        data: unit.clone(),
+        pts,
+        dts: pts,
+        keyframe,
+        data: data.clone(),
         ingest_us: 0,
     };
     for worker in 0..workers {
@@ -815,10 +821,22 @@ async fn viewers_connect_and_play_through_one_udp_port(workers: usize, viewers: 
             !keys.is_empty(),
             "worker {worker} serves none of the viewers"
         );
-        port.send_frame(worker, frame.clone(), keys, Charge::none())
+        for &key in &keys {
+            port.send_codecs(key, true)
+                .expect("the worker takes the codecs");
+        }
+        for (pts, keyframe, data) in [(33, true, &unit), (66, false, &delta)] {
+            port.send_frame(
+                worker,
+                frame(pts, keyframe, data),
+                keys.clone(),
+                Charge::none(),
+            )
             .expect("the worker takes the frame");
+        }
     }
-    let payloads = packetize(&unit, MAX_PAYLOAD);
+    let mut payloads = packetize(&unit, MAX_PAYLOAD);
+    payloads.extend(packetize(&delta, MAX_PAYLOAD));
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline
         && browsers

@@ -4,7 +4,8 @@
 //! that worker once, naming every one of them that may have it ([`Outlets::deliver_frame`]).
 //! Frames and replays go out with `try_send` within the queue; what does not go out comes
 //! back as the inputs the state machine must hear (`DeliveryFailed`, `SubscriberGone`), one
-//! per subscriber it missed. The rare and essential (codecs, the end) always go.
+//! per subscriber it missed. The rare and essential (codecs, the end) always go to an
+//! actor; a port viewer's codecs go in line with its frames (lost, they close its gate).
 
 use std::collections::HashMap;
 
@@ -146,10 +147,9 @@ impl Outlets {
                 port, key, control, ..
             } => {
                 let sent = match media {
-                    Outgoing::Codecs(codecs) => {
-                        port.codecs(*key, codecs.video.is_some());
-                        return None;
-                    }
+                    // In line with the frames; lost with a worker that is behind, and
+                    // then the capture's gate holds the video until a keyframe.
+                    Outgoing::Codecs(codecs) => port.send_codecs(*key, codecs.video.is_some()),
                     Outgoing::Stopped { reason, failed } => {
                         control.do_send(SubscriberMedia::Stopped { reason, failed });
                         return None;

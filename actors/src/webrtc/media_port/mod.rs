@@ -245,12 +245,14 @@ impl MediaPort {
         let _ = worker.control.send(WorkerControl::Remove { key });
     }
 
-    /// The codecs of viewer `key`'s capture (rare and essential: never dropped).
-    pub fn codecs(&self, key: u64, has_video: bool) {
-        let worker = &self.workers[self.worker_of(key)];
-        let _ = worker
-            .control
-            .send(WorkerControl::Codecs { key, has_video });
+    /// Queues the codecs of viewer `key`'s capture, in line with its frames (a worker that
+    /// is behind loses them: the capture then holds the viewer's video until a keyframe).
+    pub fn send_codecs(&self, key: u64, has_video: bool) -> Result<(), NotQueued> {
+        let message = PortMedia::Codecs {
+            viewer: key,
+            has_video,
+        };
+        self.queue(self.worker_of(key), message)
     }
 
     /// Queues one live `frame` for `viewers`, all of them worker `worker`'s.

@@ -54,8 +54,6 @@ pub enum WorkerControl {
     },
     /// Viewer `key` is gone: close its transport and forget it.
     Remove { key: u64 },
-    /// The codecs of viewer `key`'s capture changed (or are told at its start).
-    Codecs { key: u64, has_video: bool },
 }
 
 /// A packet the receiver routed to viewer `key`.
@@ -82,6 +80,10 @@ pub enum PortMedia {
         frames: Vec<MediaFrame>,
         charge: Charge,
     },
+    /// The codecs of viewer `viewer`'s capture changed (or are told at its start). In line
+    /// with the frames: told after a replay, it would hold back the live frames that follow
+    /// until the next keyframe.
+    Codecs { viewer: u64, has_video: bool },
 }
 
 /// A live video frame whose latency is recorded once the datagrams gathered so far have
@@ -374,11 +376,6 @@ impl Running {
                     self.out.send_pending(&mut viewer.transport);
                 }
             }
-            WorkerControl::Codecs { key, has_video } => {
-                if let Some(viewer) = self.viewers.get_mut(&key) {
-                    viewer.plane.codecs(has_video);
-                }
-            }
         }
     }
 
@@ -412,6 +409,11 @@ impl Running {
                     self.reschedule(key);
                 }
                 drop(charge);
+            }
+            PortMedia::Codecs { viewer, has_video } => {
+                if let Some(viewer) = self.viewers.get_mut(&viewer) {
+                    viewer.plane.codecs(has_video);
+                }
             }
         }
     }
