@@ -148,10 +148,13 @@ fn http_flv_names_that_are_not_played_get_clear_errors() {
 }
 
 /// The access model holds for HTTP-FLV as for every way to play: no credentials 401, a
-/// user whose patterns do not name the stream 403, one whose do 200.
+/// user whose patterns do not name the stream 403, one whose do 200; CORS as for WHEP.
 #[test]
 fn http_flv_plays_only_what_the_caller_may_play() {
     let config = r#"
+[rest]
+cors_allowed_origins = ["https://app.example"]
+
 [auth]
 trusted_networks = []
 anonymous = []
@@ -198,6 +201,29 @@ streams = ["cam*"]
     assert_eq!(head("cam1", Some(viewer)), 200, "cam1 is one of viewer's");
     assert_eq!(head("studio", Some(viewer)), 403, "studio is not");
     assert_eq!(head("studio", Some(ops)), 200, "ops plays everything");
+    // A page of an allowed origin may read the stream (CORS, as for WHEP); another may not.
+    let cors = |origin: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", pc.rest_http_port())).unwrap();
+        let request = format!(
+            "HEAD /cam1.flv HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {origin}\r\n\
+             Authorization: {viewer}\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("access-control-allow-origin")
+                    .then(|| value.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(cors("https://app.example"), "https://app.example");
+    assert_eq!(cors("https://evil.example"), "", "an origin not allowed");
 }
 
 /// An FLV player counts against the viewer limits like a WebRTC viewer: with one viewer per

@@ -10,9 +10,10 @@
 //! queue that the response body drains, bounded in chunks and in bytes
 //! ([`QUEUE_BYTES`]). A player that reads too slowly loses whole chunks and resumes at the
 //! next keyframe; one that goes away ends its viewer at the next frame (or within
-//! [`IDLE_CHECK`] when none flows). Each player counts against `limits.max_viewers` and
-//! `max_viewers_per_capture` like a WebRTC viewer (503 past them). Nothing here parses FLV
-//! or decides timestamps.
+//! [`IDLE_CHECK`] when none flows). A page of another origin may read the stream when
+//! `rest.cors_allowed_origins` allows it, as for WHEP. Each player counts against
+//! `limits.max_viewers` and `max_viewers_per_capture` like a WebRTC viewer (503 past them).
+//! Nothing here parses FLV or decides timestamps.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -98,7 +99,7 @@ async fn play(
         Err(e) => return PlayRefusal::Viewer(e).response(show_uris),
     };
     if req.method() == actix_web::http::Method::HEAD {
-        return flv_response().finish();
+        return flv_response(&req, &gate).finish();
     }
     let (chunks, body) = mpsc::channel::<Bytes>(QUEUE_CHUNKS);
     let queued = Arc::new(AtomicUsize::new(0));
@@ -127,16 +128,24 @@ async fn play(
             Some((Ok::<Bytes, actix_web::Error>(chunk), body))
         }
     });
-    flv_response().streaming(body)
+    flv_response(&req, &gate).streaming(body)
 }
 
-/// The headers of an FLV answer: never cached, readable from any page (players fetch it).
-fn flv_response() -> actix_web::HttpResponseBuilder {
+/// The headers of an FLV answer: never cached; readable by a page of another origin (a
+/// player's `fetch`) when `rest.cors_allowed_origins` allows that origin, as for WHEP.
+fn flv_response(req: &HttpRequest, gate: &Gate) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::Ok();
     response
         .insert_header((header::CONTENT_TYPE, "video/x-flv"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
+        .insert_header((header::VARY, "Origin"));
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    if let Some(allowed) = origin.and_then(|o| gate.cors_origin(o)) {
+        response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed));
+    }
     response
 }
 
@@ -163,14 +172,19 @@ impl FlvViewer {
             return;
         }
         let len = out.len();
-        if self.queued.load(Ordering::Relaxed) + len > QUEUE_BYTES {
+        // Counted before it is queued: the body (another thread) may take it off at once.
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before + len > QUEUE_BYTES {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
             self.stream.skip_to_keyframe();
             return;
         }
-        match self.chunks.try_send(out.freeze()) {
-            Ok(()) => {
-                self.queued.fetch_add(len, Ordering::Relaxed);
-            }
+        let sent = self.chunks.try_send(out.freeze());
+        if sent.is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+        }
+        match sent {
+            Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => self.stream.skip_to_keyframe(),
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 debug!("{}: the player went away", self.label);
