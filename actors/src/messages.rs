@@ -465,6 +465,14 @@ impl CaptureEnd {
     }
 }
 
+impl CaptureHandle {
+    /// Whether the capture is gone (its supervisor stopped): a subscription sent now would
+    /// reach nobody, and no `Stopped` would come.
+    pub fn is_gone(&self) -> bool {
+        !self.subscribe.connected()
+    }
+}
+
 impl std::fmt::Debug for CaptureHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaptureHandle")

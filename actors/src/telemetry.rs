@@ -1,8 +1,7 @@
 //! Measurements a capture shares with its viewers: the latency the server adds to each video
 //! frame (RTMP message parsed → its last RTP packet sent to the viewer, by the media port's
-//! worker) and the
-//! first-frame time of new viewers (connection up → first frame handed over). Reported in
-//! `find_all` and used by the benchmarks.
+//! worker) and the first-frame time of new viewers (connection up → first packets out).
+//! Reported in `find_all` and used by the benchmarks.
 //!
 //! The monotonic clock lives here, in the server: the pure core only carries the
 //! `ingest_us` stamp it is given.

@@ -199,7 +199,7 @@ impl Actor for FlvViewer {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_frames);
-        if !self.capture.subscribe.connected() {
+        if self.capture.is_gone() {
             // The capture ended already (an on-demand source that failed at once): the
             // player's stream ends empty.
             let why = self.capture.end.reason().unwrap_or("it stopped");
@@ -216,7 +216,7 @@ impl Actor for FlvViewer {
             if act.chunks.is_closed() {
                 debug!("{}: the player went away", act.label);
                 ctx.stop();
-            } else if !act.capture.subscribe.connected() {
+            } else if act.capture.is_gone() {
                 // Gone without telling this player (it subscribed as the capture stopped).
                 info!("{}: the stream ended", act.label);
                 ctx.stop();

@@ -246,7 +246,10 @@ impl Outlets {
         }
         for group in groups {
             let sent = match self.charge_worker_queue(&group.queue, frame.cost_bytes()) {
-                Some(charge) => send_group(&group, frame, charge),
+                Some(charge) => {
+                    let (worker, keys) = (group.worker, group.keys);
+                    (group.port).send_frame(worker, frame.clone(), keys, charge)
+                }
                 None => Err(NotQueued::Full),
             };
             for id in group.ids {
@@ -267,10 +270,4 @@ impl Outlets {
             }
         }
     }
-}
-
-/// One message to a worker with `frame` for every viewer of `group`.
-fn send_group(group: &WorkerGroup, frame: &MediaFrame, charge: Charge) -> Result<(), NotQueued> {
-    let viewers = group.keys.clone();
-    (group.port).send_frame(group.worker, frame.clone(), viewers, charge)
 }

@@ -127,7 +127,7 @@ impl ViewerPeer {
     }
 
     fn subscribe(&mut self, ctx: &mut Context<Self>) {
-        if !self.capture.subscribe_on_port.connected() {
+        if self.capture.is_gone() {
             // The capture ended while this viewer connected (e.g. an on-demand source that
             // failed at once): there is nothing to wait for; say why it ended.
             let reason = match self.capture.end.reason() {

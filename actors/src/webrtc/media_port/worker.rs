@@ -97,7 +97,8 @@ struct Viewer {
     transport: Box<ViewerTransport>,
     plane: Box<MediaPlane>,
     events: Recipient<PortEvent>,
-    /// Its transport's next timer, as entered in `PortWorker::deadlines`.
+    /// Its next timer (its transport's or its plane's sender reports), as entered in
+    /// `Running::deadlines`; `None` until it is first scheduled.
     deadline: Option<Instant>,
 }
 
@@ -312,23 +313,16 @@ impl Running {
         let Some(viewer) = self.viewers.get_mut(&key) else {
             return;
         };
+        // The plane always has a report due, so a viewer always has a next timer.
         let report = viewer.plane.next_report();
-        let next = Some(
-            viewer
-                .transport
-                .next_timeout()
-                .map_or(report, |t| t.min(report)),
-        );
-        if next == viewer.deadline {
+        let next = (viewer.transport.next_timeout()).map_or(report, |t| t.min(report));
+        if viewer.deadline == Some(next) {
             return;
         }
-        if let Some(old) = viewer.deadline {
+        if let Some(old) = viewer.deadline.replace(next) {
             self.deadlines.remove(&(old, key));
         }
-        if let Some(at) = next {
-            self.deadlines.insert((at, key));
-        }
-        viewer.deadline = next;
+        self.deadlines.insert((next, key));
     }
 
     /// A packet the receiver routed here (a viewer removed meanwhile loses it).
