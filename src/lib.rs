@@ -20,7 +20,10 @@
 //!   in-process; still no I/O).
 //! - [`gop`] — the keyframe cache that lets a new viewer start at once.
 //! - [`media`] — the types every later stage shares: frames, tracks, codec configurations.
-//! - [`mp4`] — the fragmented MP4 writer for recordings: frames in, init + fragments out.
+//! - [`mp4`] — the fragmented MP4 writer for recordings and HLS: frames in, init + fragments
+//!   out.
+//! - [`hls`] — LL-HLS: parts and segments cut from the fragmented MP4 writer, the window, the
+//!   playlist text and the answers to blocking requests.
 //! - [`net`] — CIDR ranges, the address ranges a pull must not reach, numeric host
 //!   spellings, and the pull-target policy (no DNS, no sockets).
 //! - [`record`] — recording file names (templates, sanitising, 255-byte cap).
@@ -54,6 +57,7 @@ pub mod flv;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gop;
+pub mod hls;
 pub mod lipsync;
 pub mod media;
 pub mod media_port;

@@ -15,16 +15,16 @@
 mod boxes;
 mod error;
 mod fragment;
-mod init;
+pub(crate) mod init;
 mod timeline;
 pub mod writer;
 
 #[cfg(test)]
 mod real_tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 #[cfg(test)]
 mod writer_tests;
 
 pub use error::Mp4Error;
-pub use writer::{FragmentedMp4Writer, Mp4Options, Mp4Stats};
+pub use writer::{Fragment, FragmentedMp4Writer, Mp4Options, Mp4Stats, RunInfo};

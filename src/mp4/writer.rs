@@ -89,6 +89,38 @@ pub struct Mp4Stats {
     pub timestamp_discontinuities: u64,
 }
 
+/// One written fragment and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fragment {
+    /// `moof` + `mdat`.
+    pub bytes: Bytes,
+    /// Each track that has samples in it, in track order.
+    pub runs: Vec<RunInfo>,
+}
+
+impl Fragment {
+    /// The run of `track`, if the fragment has samples of it.
+    pub fn run(&self, track: Track) -> Option<&RunInfo> {
+        self.runs.iter().find(|r| r.track == track)
+    }
+}
+
+/// The samples of one track in a [`Fragment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunInfo {
+    pub track: Track,
+    /// Ticks per second of the times below.
+    pub timescale: u32,
+    /// Decode time of the first sample.
+    pub base_decode_time: u64,
+    /// Sum of the samples' durations.
+    pub duration: u64,
+    /// How many samples.
+    pub samples: usize,
+    /// Whether any of them is a sync sample (for video: an IDR).
+    pub any_sync: bool,
+}
+
 /// A queued sample: its source times, and its decode time once converted.
 #[derive(Debug, Clone)]
 struct Queued {
@@ -170,8 +202,36 @@ impl FragmentedMp4Writer {
         self.init.clone()
     }
 
-    /// Adds a frame; returns a finished fragment (`moof`+`mdat`) when one closes.
+    /// Adds a frame; returns a finished fragment (`moof`+`mdat`) when one closes by the
+    /// recording's rule (module documentation).
     pub fn push(&mut self, frame: &MediaFrame) -> Option<Bytes> {
+        let has_video = self.has_video();
+        let threshold = if frame.track == Track::Video || !has_video {
+            self.threshold_video_ms
+        } else {
+            self.threshold_video_ms.saturating_mul(2)
+        };
+        let track = self.tracks.iter().find(|t| t.info.kind() == frame.track);
+        let keyframe_cut = frame.track == Track::Video
+            && frame.keyframe
+            && track.is_some_and(|t| !t.queue.is_empty());
+        let span_cut = track
+            .and_then(|t| t.queue.first())
+            .is_some_and(|first| frame.dts.saturating_sub(first.dts) >= threshold);
+        if !self.push_uncut(frame) {
+            return None;
+        }
+        let bytes_cut = self.queued_bytes >= MAX_FRAGMENT_BYTES;
+        if keyframe_cut || span_cut || bytes_cut {
+            self.close_fragment(i64::MAX, false).map(|f| f.bytes)
+        } else {
+            None
+        }
+    }
+
+    /// Adds a frame and leaves the cutting to the caller ([`cut_before`](Self::cut_before));
+    /// false when the frame is dropped (see the module documentation).
+    pub fn push_uncut(&mut self, frame: &MediaFrame) -> bool {
         let has_video = self.has_video();
         let Some(index) = self
             .tracks
@@ -179,13 +239,13 @@ impl FragmentedMp4Writer {
             .position(|t| t.info.kind() == frame.track)
         else {
             self.stats.dropped_frames += 1;
-            return None;
+            return false;
         };
         let data = match frame.track {
             Track::Video => {
                 if !self.video_started && !frame.keyframe {
                     self.stats.dropped_frames += 1;
-                    return None;
+                    return false;
                 }
                 let mut out = Vec::with_capacity(frame.data.len() + 16);
                 annexb_to_avcc(&frame.data, &mut out);
@@ -194,31 +254,22 @@ impl FragmentedMp4Writer {
             Track::Audio => {
                 if has_video && !self.video_started {
                     self.stats.dropped_frames += 1;
-                    return None;
+                    return false;
                 }
                 frame.data.clone()
             }
         };
         if data.is_empty() || data.len() > MAX_SAMPLE_BYTES {
             self.stats.dropped_frames += 1;
-            return None;
+            return false;
         }
         if frame.track == Track::Video {
             self.video_started = true;
         }
-
-        let threshold = if frame.track == Track::Video || !has_video {
-            self.threshold_video_ms
-        } else {
-            self.threshold_video_ms.saturating_mul(2)
-        };
         let len = data.len();
-        let track = self.tracks.get_mut(index)?;
-        let keyframe_cut = frame.track == Track::Video && frame.keyframe && !track.queue.is_empty();
-        let span_cut = track
-            .queue
-            .first()
-            .is_some_and(|first| frame.dts.saturating_sub(first.dts) >= threshold);
+        let Some(track) = self.tracks.get_mut(index) else {
+            return false;
+        };
         track.queue.push(Queued {
             dts: frame.dts,
             pts: frame.pts,
@@ -229,19 +280,26 @@ impl FragmentedMp4Writer {
         self.queued_bytes = self
             .queued_bytes
             .saturating_add(len + SAMPLE_OVERHEAD_BYTES);
-        let bytes_cut = self.queued_bytes >= MAX_FRAGMENT_BYTES;
-        if keyframe_cut || span_cut || bytes_cut {
-            self.close_fragment(false)
-        } else {
-            None
-        }
+        true
+    }
+
+    /// Writes, as one fragment, every queued sample that decodes before `boundary_dts` (the
+    /// source's ms) and whose duration is known: a track's last queued sample stays until a
+    /// later one on its track gives its duration. `None` when no such sample is queued.
+    pub fn cut_before(&mut self, boundary_dts: i64) -> Option<Fragment> {
+        self.close_fragment(boundary_dts, false)
+    }
+
+    /// Bytes of the samples queued and not yet written (each with its overhead).
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
     }
 
     /// Closes the pending fragment at the end of the recording, if any samples are pending:
     /// every held-back sample is written, the last one of each track with the duration of
     /// the one before it (or one AAC frame / 1/30 s when there is none).
     pub fn finish(&mut self) -> Option<Bytes> {
-        self.close_fragment(true)
+        self.close_fragment(i64::MAX, true).map(|f| f.bytes)
     }
 
     /// What has been written so far.
@@ -256,8 +314,9 @@ impl FragmentedMp4Writer {
         self.tracks.iter().any(|t| t.info.kind() == Track::Video)
     }
 
-    /// Writes the queued samples whose durations are known (all of them when `last`).
-    fn close_fragment(&mut self, last: bool) -> Option<Bytes> {
+    /// Writes the queued samples that decode before `boundary` and whose durations are
+    /// known (all of them when `last`).
+    fn close_fragment(&mut self, boundary: i64, last: bool) -> Option<Fragment> {
         let origin = match self.origin {
             Some(o) => o,
             None => {
@@ -276,11 +335,17 @@ impl FragmentedMp4Writer {
             for q in track.queue.iter_mut().filter(|q| q.decode_time.is_none()) {
                 q.decode_time = Some(track.timeline.decode_time(q.dts, origin));
             }
-            let count = if last {
+            let known = if last {
                 track.queue.len()
             } else {
                 track.queue.len().saturating_sub(1)
             };
+            let count = track
+                .queue
+                .iter()
+                .take(known)
+                .take_while(|q| q.dts < boundary)
+                .count();
             let mut samples = Vec::with_capacity(count);
             let base = track.queue.first().and_then(|q| q.decode_time).unwrap_or(0);
             for (i, q) in track.queue.iter().take(count).enumerate() {
@@ -322,6 +387,19 @@ impl FragmentedMp4Writer {
             })
             .collect();
         let bytes = Bytes::from(write_fragment(self.sequence, &runs));
+        let described = per_track
+            .iter()
+            .zip(&self.tracks)
+            .map(|((_, base, samples), track)| RunInfo {
+                track: track.info.kind(),
+                timescale: track.info.timescale,
+                base_decode_time: *base,
+                duration: samples.iter().map(|s| u64::from(s.duration)).sum(),
+                samples: samples.len(),
+                any_sync: samples.iter().any(|s| s.flags == SYNC_SAMPLE_FLAGS),
+            })
+            .filter(|run| run.samples > 0)
+            .collect();
 
         // Bookkeeping: drop what was written, update the stats.
         for (track, (_, _, samples)) in self.tracks.iter_mut().zip(&per_track) {
@@ -347,6 +425,9 @@ impl FragmentedMp4Writer {
         }
         self.stats.fragments += 1;
         self.stats.fragment_bytes += bytes.len() as u64;
-        Some(bytes)
+        Some(Fragment {
+            bytes,
+            runs: described,
+        })
     }
 }
