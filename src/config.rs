@@ -20,6 +20,7 @@ pub struct Settings {
     pub pull: PullSettings,
     pub record: RecordSettings,
     pub webrtc: WebRtcSettings,
+    pub hls: HlsSettings,
     pub log: LogSettings,
 }
 
@@ -37,6 +38,10 @@ pub struct ServerSettings {
     pub ws_port: u16,
     /// WebSocket signalling over TLS (wss://HOST:8443/).
     pub wss_port: u16,
+    /// HLS (http://HOST:8082/STREAM/STREAM.m3u8); like every listener it serves every route.
+    pub hls_http_port: u16,
+    /// HLS over TLS (https://HOST:8445/STREAM/STREAM.m3u8).
+    pub hls_https_port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
     /// Serve the plain-HTTP listeners (`rest_http_port`, `ws_port`); false leaves only the
@@ -55,6 +60,8 @@ impl Default for ServerSettings {
             rest_https_port: 8444,
             ws_port: 8080,
             wss_port: 8443,
+            hls_http_port: 8082,
+            hls_https_port: 8445,
             http_workers: 0,
             plain_http: true,
             shutdown_timeout_ms: 10000,
@@ -445,6 +452,51 @@ impl Default for RecordSettings {
             max_running_hooks: 4,
             min_free_bytes: 256 << 20,
             max_files_per_minute: 10,
+        }
+    }
+}
+
+/// LL-HLS out (one muxer per capture, started by its first HLS request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HlsSettings {
+    /// Serve HLS at all (the playlist and media routes answer 404 when off).
+    pub enabled: bool,
+    /// Asked part length in ms; the part target is whole frames near it (about 200 ms
+    /// gives 204 ms at 30 fps).
+    pub part_ms: u32,
+    /// A segment ends at the first keyframe at least this long (ms) after it began.
+    pub segment_min_ms: u32,
+    /// A segment ends without a keyframe after this long (ms).
+    pub segment_max_ms: u32,
+    /// Complete segments in the playlist (at least 7 makes delta updates skip some).
+    pub segment_count: usize,
+    /// Most bytes one stream's window holds (segments, parts, frames waiting for a cut).
+    pub max_window_bytes: usize,
+    /// Longest a blocking playlist or preload-hinted part request waits (ms) before it gets
+    /// 503; 0 means three target durations.
+    pub block_timeout_ms: u64,
+    /// Longest the first playlist request waits for the first segment (ms) before 503.
+    pub first_segment_timeout_ms: u64,
+    /// A stream's muxer stops when no HLS request came for this long (ms).
+    pub idle_timeout_ms: u64,
+    /// Most requests waiting at once on one stream; past it 503.
+    pub max_waiting: usize,
+}
+
+impl Default for HlsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            part_ms: 200,
+            segment_min_ms: 1000,
+            segment_max_ms: 10_000,
+            segment_count: 10,
+            max_window_bytes: 64 << 20,
+            block_timeout_ms: 0,
+            first_segment_timeout_ms: 15_000,
+            idle_timeout_ms: 30_000,
+            max_waiting: 4096,
         }
     }
 }

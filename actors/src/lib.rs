@@ -8,12 +8,14 @@
 //! - [`registry`] is the single owner of all captures.
 //! - [`panic_guard`] contains a panic to the capture or viewer it happened in.
 //! - [`stream`] holds one capture's actors: `StreamSupervisor`, `RtmpReader`, `Normalizer`.
-//! - [`http`] serves the REST API over HTTP and HTTPS.
+//! - [`http`] serves the REST API over HTTP and HTTPS, and every player's HTTP routes.
+//! - [`hls`] holds the LL-HLS streams being served and their muxer actors.
 //! - [`webrtc`] holds the WebRTC engine and the `ViewerPeer` actor (one per browser viewer).
 //! - `fuzzing` (hidden) holds the entry points of the server's fuzz targets (`fuzz/README.md`).
 
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hls;
 pub mod http;
 pub mod messages;
 pub mod panic_guard;

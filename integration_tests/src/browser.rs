@@ -49,12 +49,14 @@ fn prepare() -> Result<PathBuf, String> {
         ));
     }
     let dir = browser_dir();
-    let installed = ["playwright-core", "mpegts.js"].iter().all(|package| {
-        dir.join("node_modules")
-            .join(package)
-            .join("package.json")
-            .is_file()
-    });
+    let installed = ["playwright-core", "mpegts.js", "hls.js"]
+        .iter()
+        .all(|package| {
+            dir.join("node_modules")
+                .join(package)
+                .join("package.json")
+                .is_file()
+        });
     if !installed {
         let npm = require_tool("npm");
         let logs = TempDir::new("npm-ci");

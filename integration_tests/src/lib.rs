@@ -18,6 +18,7 @@
 //! - [`HostileRtmpServer`] — an RTMP server of our own that attacks whoever pulls from it
 //!   (one [`hostile_rtmp::Scenario`] per connection), or serves a valid live stream;
 //! - [`flv_clip`] — short H.264 + AAC clips encoded by ffmpeg at test time, as FLV tags;
+//! - [`hls_check`] — an LL-HLS playlist read back and checked against the RFC's rules;
 //! - [`memory`] — a process's resident memory from `/proc`, sampled during a test;
 //! - [`lossy_relay`] — a UDP relay between a viewer and the media port that loses some of
 //!   the server's video packets, so the browser has to NACK them.
@@ -32,6 +33,7 @@ pub mod auth_hook;
 pub mod browser;
 pub mod cpu_load;
 pub mod flv_clip;
+pub mod hls_check;
 pub mod hostile_rtmp;
 pub mod http;
 pub mod lossy_relay;

@@ -120,6 +120,8 @@ pub struct Pullcast {
     rest_https_port: u16,
     ws_port: u16,
     wss_port: u16,
+    /// The HLS listener (`server.hls_http_port`).
+    hls_port: u16,
     agent: ureq::Agent,
     tls_agent: OnceLock<ureq::Agent>,
     /// `Authorization` sent with every REST call of the harness (`find_all`, `pull`, …).
@@ -149,6 +151,7 @@ impl Pullcast {
         std::fs::create_dir_all(&tls_dir).expect("create tls dir");
         let (rest_http_port, rest_https_port) = (free_port(), free_port());
         let (ws_port, wss_port) = (free_port(), free_port());
+        let (hls_port, hls_tls_port) = (free_port(), free_port());
         let mut cmd = Command::new(&binary);
         // Hermetic: no PULLCAST_* leaks in from the caller's environment.
         for (key, _) in std::env::vars_os() {
@@ -169,6 +172,8 @@ impl Pullcast {
             )
             .env("PULLCAST_SERVER__WS_PORT", ws_port.to_string())
             .env("PULLCAST_SERVER__WSS_PORT", wss_port.to_string())
+            .env("PULLCAST_SERVER__HLS_HTTP_PORT", hls_port.to_string())
+            .env("PULLCAST_SERVER__HLS_HTTPS_PORT", hls_tls_port.to_string())
             .env("PULLCAST_TLS__SELF_SIGNED_DIR", &tls_dir)
             .env("PULLCAST_WEBRTC__UDP_PORT", free_port().to_string());
         for (k, v) in extra_env {
@@ -188,6 +193,7 @@ impl Pullcast {
             rest_https_port,
             ws_port,
             wss_port,
+            hls_port,
             agent: http::agent(),
             tls_agent: OnceLock::new(),
             authorization: None,
@@ -323,6 +329,11 @@ impl Pullcast {
     /// `http://127.0.0.1:<rest_http_port>` (no `/rest-api`).
     pub fn http_root(&self) -> String {
         format!("http://127.0.0.1:{}", self.rest_http_port)
+    }
+
+    /// `http://127.0.0.1:<hls_http_port>`: where HLS players are sent.
+    pub fn hls_root(&self) -> String {
+        format!("http://127.0.0.1:{}", self.hls_port)
     }
 
     /// `POST` with raw bytes; status and parsed body (see [`parse_body`]).

@@ -161,6 +161,18 @@ fn parts_hold_every_frame_once_and_continue_each_other() {
         let v = f[0].trafs.iter().find(|t| t.track_id == 1).unwrap();
         let ticks: u64 = v.trun.samples.iter().map(|s| u64::from(s.0)).sum();
         assert_eq!(ticks, part.duration_ms as u64 * 90);
+        // Audio reaches the part's end too (a player buffers what both tracks hold).
+        let a = f[0].trafs.iter().find(|t| t.track_id == 2).unwrap();
+        let audio_end = (a.base_decode_time
+            + a.trun.samples.iter().map(|s| u64::from(s.0)).sum::<u64>())
+            as f64
+            / 48_000.0;
+        let video_end = (v.base_decode_time + ticks) as f64 / 90_000.0;
+        // (within the 1 ms RTMP timestamps are rounded to)
+        assert!(
+            audio_end >= video_end - 0.0015,
+            "audio ends at {audio_end}, video at {video_end}"
+        );
     }
     // Two complete 2 s segments: 120 frames.
     assert_eq!(view.segments.len(), 2);

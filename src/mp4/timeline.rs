@@ -10,6 +10,9 @@
 //!   discontinuity: the previous sample gets the track's last duration (or the codec's
 //!   default when there is none yet), the new sample follows right after it, and the anchor
 //!   moves to it, so the timeline goes on monotonically from there.
+//! - A sample written before its successor came (its duration estimated) is followed without
+//!   a gap: the successor starts where it ended when that is within half a default duration
+//!   of its own time.
 //! - Two samples never share a decode time: a repeated dts is bumped by one tick, which the
 //!   next anchored conversion absorbs.
 //!
@@ -31,6 +34,9 @@ pub(crate) struct Timeline {
     last_duration: Option<u32>,
     /// The smallest decode time the next sample may have.
     floor: u64,
+    /// Where the last sample, written with an estimated duration, ended: the next sample
+    /// starts exactly there when it is within half a default duration of it.
+    continue_at: Option<u64>,
     /// How many discontinuities were smoothed over.
     pub discontinuities: u64,
 }
@@ -44,6 +50,7 @@ impl Timeline {
             last: None,
             last_duration: None,
             floor: 0,
+            continue_at: None,
             discontinuities: 0,
         }
     }
@@ -100,6 +107,10 @@ impl Timeline {
                     .max(self.floor)
             }
         };
+        let ts = match self.continue_at.take() {
+            Some(at) if ts.abs_diff(at) <= u64::from(self.default_duration / 2) => at,
+            _ => ts,
+        };
         if let Some((_, last_ts)) = self.last {
             let d = ts.saturating_sub(last_ts);
             self.last_duration = Some(u32::try_from(d).unwrap_or(u32::MAX));
@@ -115,10 +126,13 @@ impl Timeline {
         self.last_duration.unwrap_or(self.default_duration)
     }
 
-    /// The last converted sample was written with `duration`: later samples start after it.
+    /// The last converted sample was written with `duration` (an estimate): later samples
+    /// start after it, and the next one right at its end when it is about there.
     pub(crate) fn closed_with(&mut self, duration: u32) {
         if let Some((_, last_ts)) = self.last {
-            self.floor = self.floor.max(last_ts.saturating_add(u64::from(duration)));
+            let end = last_ts.saturating_add(u64::from(duration));
+            self.floor = self.floor.max(end);
+            self.continue_at = Some(end);
         }
     }
 }

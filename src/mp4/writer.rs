@@ -284,10 +284,12 @@ impl FragmentedMp4Writer {
     }
 
     /// Writes, as one fragment, every queued sample that decodes before `boundary_dts` (the
-    /// source's ms) and whose duration is known: a track's last queued sample stays until a
-    /// later one on its track gives its duration. `None` when no such sample is queued.
+    /// source's ms). A track whose samples all decode before it (the track that does not
+    /// drive the cuts) has its last one written with the duration of the one before (its
+    /// successor then starts no earlier than that), so every track reaches the boundary.
+    /// `None` when no sample is queued before it.
     pub fn cut_before(&mut self, boundary_dts: i64) -> Option<Fragment> {
-        self.close_fragment(boundary_dts, false)
+        self.close_fragment(boundary_dts, true)
     }
 
     /// Bytes of the samples queued and not yet written (each with its overhead).
@@ -299,7 +301,9 @@ impl FragmentedMp4Writer {
     /// every held-back sample is written, the last one of each track with the duration of
     /// the one before it (or one AAC frame / 1/30 s when there is none).
     pub fn finish(&mut self) -> Option<Bytes> {
-        self.close_fragment(i64::MAX, true).map(|f| f.bytes)
+        let last = self.close_fragment(i64::MAX, true).map(|f| f.bytes);
+        self.queued_bytes = 0;
+        last
     }
 
     /// What has been written so far.
@@ -315,8 +319,8 @@ impl FragmentedMp4Writer {
     }
 
     /// Writes the queued samples that decode before `boundary` and whose durations are
-    /// known (all of them when `last`).
-    fn close_fragment(&mut self, boundary: i64, last: bool) -> Option<Fragment> {
+    /// known; a track's last sample too when `estimate_last` (with the previous duration).
+    fn close_fragment(&mut self, boundary: i64, estimate_last: bool) -> Option<Fragment> {
         let origin = match self.origin {
             Some(o) => o,
             None => {
@@ -335,7 +339,7 @@ impl FragmentedMp4Writer {
             for q in track.queue.iter_mut().filter(|q| q.decode_time.is_none()) {
                 q.decode_time = Some(track.timeline.decode_time(q.dts, origin));
             }
-            let known = if last {
+            let known = if estimate_last {
                 track.queue.len()
             } else {
                 track.queue.len().saturating_sub(1)
@@ -419,9 +423,6 @@ impl FragmentedMp4Writer {
             }
             let end_ms = track.timeline.ticks_to_ms(track.written_end);
             self.stats.duration_ms = self.stats.duration_ms.max(end_ms);
-        }
-        if last {
-            self.queued_bytes = 0;
         }
         self.stats.fragments += 1;
         self.stats.fragment_bytes += bytes.len() as u64;

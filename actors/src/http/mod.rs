@@ -1,8 +1,9 @@
-//! The HTTP side: one actix-web application on four listeners — REST http/https (8081/8444)
-//! and WebSocket ws/wss (8080/8443). Every listener serves every route: the REST API
-//! ([`rest`], JSON in [`dto`]), WHEP ([`whep`]), WebSocket signalling ([`ws`], JSON in
-//! [`ws_protocol`]), HTTP-FLV ([`flv`]: its players' actors write the stream with
-//! `pullcast::flv::write`) and the player page ([`page`]); [`tls`] makes the certificate.
+//! The HTTP side: one actix-web application on six listeners — REST http/https (8081/8444),
+//! WebSocket ws/wss (8080/8443) and HLS http/https (8082/8445). Every listener serves every
+//! route: the REST API ([`rest`], JSON in [`dto`]), WHEP ([`whep`]), WebSocket signalling
+//! ([`ws`], JSON in [`ws_protocol`]), HTTP-FLV ([`flv`]: its players' actors write the
+//! stream with `pullcast::flv::write`), LL-HLS ([`hls`]: playlists and parts of the muxers in
+//! `crate::hls`) and the player page ([`page`]); [`tls`] makes the certificate.
 //! Nothing else here touches media.
 //!
 //! Every way in goes through [`access`] (the `Gate`: who calls, may it do this, the hook in
@@ -13,6 +14,7 @@ pub mod admission;
 pub mod auth_hook;
 pub mod dto;
 pub mod flv;
+pub mod hls;
 pub mod page;
 pub mod play;
 pub mod recordings;
@@ -48,6 +50,13 @@ pub fn serve(
         engine: webrtc.clone(),
         mailbox_frames: settings.capture.subscriber_queue_frames,
     };
+    let hls_state = hls::HlsState {
+        registry: registry.clone(),
+        directory: crate::hls::HlsDirectory::new(
+            &settings.hls,
+            settings.capture.subscriber_queue_frames,
+        ),
+    };
     let signalling = ws::SignallingState {
         registry: registry.clone(),
         engine: webrtc.clone(),
@@ -63,6 +72,8 @@ pub fn serve(
     let https_port = settings.server.rest_https_port;
     let ws_port = settings.server.ws_port;
     let wss_port = settings.server.wss_port;
+    let hls_port = settings.server.hls_http_port;
+    let hls_tls_port = settings.server.hls_https_port;
     let gate = access::Gate::new(settings)?;
     let admission = admission::Admission::new(&settings.limits);
     let recordings = recordings::RecordingsState {
@@ -87,6 +98,8 @@ pub fn serve(
             .configure(recordings::configure)
             .app_data(web::Data::new(flv_state.clone()))
             .configure(flv::configure)
+            .app_data(web::Data::new(hls_state.clone()))
+            .configure(hls::configure)
             .default_service(web::to(rest::not_found))
     });
     // Signals are the binary's business (graceful shutdown of captures first); open
@@ -100,12 +113,16 @@ pub fn serve(
             .bind((bind, http_port))
             .map_err(|e| format!("cannot listen on http {bind}:{http_port}: {e}"))?
             .bind((bind, ws_port))
-            .map_err(|e| format!("cannot listen on ws {bind}:{ws_port}: {e}"))?;
+            .map_err(|e| format!("cannot listen on ws {bind}:{ws_port}: {e}"))?
+            .bind((bind, hls_port))
+            .map_err(|e| format!("cannot listen on HLS http {bind}:{hls_port}: {e}"))?;
     }
     let server = server
         .bind_rustls_0_23((bind, https_port), tls.clone())
         .map_err(|e| format!("cannot listen on https {bind}:{https_port}: {e}"))?
-        .bind_rustls_0_23((bind, wss_port), tls)
-        .map_err(|e| format!("cannot listen on wss {bind}:{wss_port}: {e}"))?;
+        .bind_rustls_0_23((bind, wss_port), tls.clone())
+        .map_err(|e| format!("cannot listen on wss {bind}:{wss_port}: {e}"))?
+        .bind_rustls_0_23((bind, hls_tls_port), tls)
+        .map_err(|e| format!("cannot listen on HLS https {bind}:{hls_tls_port}: {e}"))?;
     Ok(server.run())
 }
