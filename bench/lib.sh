@@ -126,6 +126,7 @@ start_server() {
         export PULLCAST_SERVER__WSS_PORT="$(free_port)"
         export PULLCAST_SERVER__HLS_HTTP_PORT="${HLS_PORT:=$(free_port)}"
         export PULLCAST_SERVER__HLS_HTTPS_PORT="$(free_port)"
+        export PULLCAST_SERVER__RTMP_PORT="${SERVER_RTMP_PORT:=$(free_port)}"
         export PULLCAST_TLS__SELF_SIGNED_DIR="$WORK/tls"
         export PULLCAST_WEBRTC__UDP_PORT="$UDP_BASE"
         # A bench may ask for more viewers than the defaults allow (1 000, 500 per capture).

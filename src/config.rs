@@ -21,6 +21,7 @@ pub struct Settings {
     pub record: RecordSettings,
     pub webrtc: WebRtcSettings,
     pub hls: HlsSettings,
+    pub rtmp: RtmpSettings,
     pub log: LogSettings,
 }
 
@@ -42,6 +43,8 @@ pub struct ServerSettings {
     pub hls_http_port: u16,
     /// HLS over TLS (https://HOST:8445/STREAM/STREAM.m3u8).
     pub hls_https_port: u16,
+    /// RTMP players (and publishers): rtmp://HOST:1935/live/STREAM.
+    pub rtmp_port: u16,
     /// HTTP worker threads; 0 means one per core.
     pub http_workers: usize,
     /// Serve the plain-HTTP listeners (`rest_http_port`, `ws_port`); false leaves only the
@@ -62,6 +65,7 @@ impl Default for ServerSettings {
             wss_port: 8443,
             hls_http_port: 8082,
             hls_https_port: 8445,
+            rtmp_port: 1935,
             http_workers: 0,
             plain_http: true,
             shutdown_timeout_ms: 10000,
@@ -497,6 +501,36 @@ impl Default for HlsSettings {
             first_segment_timeout_ms: 15_000,
             idle_timeout_ms: 30_000,
             max_waiting: 4096,
+        }
+    }
+}
+
+/// The RTMP listener: players (ffmpeg, VLC, nginx-rtmp's `pull`, another pullcast) play any
+/// capture from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpSettings {
+    /// Listen on `server.rtmp_port` at all.
+    pub enabled: bool,
+    /// Most RTMP connections at once.
+    pub max_connections: usize,
+    /// Most RTMP connections one address may hold open (trusted networks: unlimited).
+    pub connections_per_address: usize,
+    /// A connection that has not started playing (or publishing) this long after it opened
+    /// is closed (ms).
+    pub start_timeout_ms: u64,
+    /// A player that takes in nothing for this long while data waits for it is closed (ms).
+    pub send_timeout_ms: u64,
+}
+
+impl Default for RtmpSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_connections: 2000,
+            connections_per_address: 16,
+            start_timeout_ms: 10_000,
+            send_timeout_ms: 30_000,
         }
     }
 }

@@ -34,6 +34,7 @@
 //! - [`rate_limit`] — a token bucket per client address, with a bounded table.
 //! - [`report_once`] — log each distinct problem of a stream once, with a bound.
 //! - [`stats`] — counters and rate meters fed with caller-supplied time.
+//! - [`metrics`] — the Prometheus text format: families, samples, histograms, escaping.
 //! - [`config`] — the configuration schema with its built-in defaults.
 //! - [`lipsync`] — what a viewer's RTCP sender reports say, so browsers align audio and video
 //!   by the source's timestamps.
@@ -61,6 +62,7 @@ pub mod hls;
 pub mod lipsync;
 pub mod media;
 pub mod media_port;
+pub mod metrics;
 pub mod mp4;
 pub mod net;
 pub mod normalize;

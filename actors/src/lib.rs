@@ -10,6 +10,7 @@
 //! - [`stream`] holds one capture's actors: `StreamSupervisor`, `RtmpReader`, `Normalizer`.
 //! - [`http`] serves the REST API over HTTP and HTTPS, and every player's HTTP routes.
 //! - [`hls`] holds the LL-HLS streams being served and their muxer actors.
+//! - [`rtmp_serve`] is the RTMP listener: players of any capture, one actor per play.
 //! - [`webrtc`] holds the WebRTC engine and the `ViewerPeer` actor (one per browser viewer).
 //! - `fuzzing` (hidden) holds the entry points of the server's fuzz targets (`fuzz/README.md`).
 
@@ -21,6 +22,7 @@ pub mod messages;
 pub mod panic_guard;
 pub mod records;
 pub mod registry;
+pub mod rtmp_serve;
 pub mod settings;
 pub mod stream;
 pub mod telemetry;

@@ -14,7 +14,7 @@ use pullcast_server::messages::Shutdown;
 use pullcast_server::registry::Registry;
 use pullcast_server::settings::{self, Settings, Source};
 use pullcast_server::webrtc::WebRtcEngine;
-use pullcast_server::{http, stream};
+use pullcast_server::{http, rtmp_serve, stream};
 
 const USAGE: &str = "usage: pullcast [--config PATH]
        pullcast --hash-password < password.txt
@@ -123,7 +123,22 @@ async fn run(settings: Settings) -> Result<(), String> {
     let pull_guard = stream::connect::pull_guard(&settings.pull)?;
     let registry = Registry::new(settings.clone(), stream::rtmp_source(pull_guard), 0).start();
     let webrtc = WebRtcEngine::new(&settings)?;
-    let server = http::serve(&settings, registry.clone(), webrtc)?;
+    let gate = http::access::Gate::new(&settings)?;
+    let admission = http::admission::Admission::new(&settings.limits);
+    rtmp_serve::serve(
+        &settings,
+        rtmp_serve::RtmpDeps {
+            settings: settings.rtmp.clone(),
+            gate: gate.clone(),
+            admission: admission.clone(),
+            registry: registry.clone(),
+            engine: webrtc.clone(),
+            queue_bytes: settings.capture.subscriber_queue_bytes,
+            mailbox_frames: settings.capture.subscriber_queue_frames,
+        },
+    )
+    .await?;
+    let server = http::serve(&settings, registry.clone(), webrtc, gate, admission)?;
     let s = &settings.server;
     if s.plain_http {
         info!(

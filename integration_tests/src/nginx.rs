@@ -27,6 +27,12 @@ impl NginxRtmp {
     /// Writes a minimal nginx-rtmp config (one `live` application) into a fresh folder, starts nginx and waits (≤ 10 s)
     /// until its port accepts connections.
     pub fn start() -> NginxRtmp {
+        Self::start_with("")
+    }
+
+    /// [`NginxRtmp::start`] with `applications` (nginx-rtmp `application` blocks) added
+    /// beside `live`, e.g. an edge that `pull`s from another server.
+    pub fn start_with(applications: &str) -> NginxRtmp {
         let nginx = require_tool("nginx");
         require_file(Path::new(RTMP_MODULE), "libnginx-mod-rtmp");
         let dir = TempDir::new("nginx");
@@ -39,7 +45,7 @@ impl NginxRtmp {
              error_log {d}/error.log info;\n\
              events {{ worker_connections 256; }}\n\
              rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n  \
-             application live {{ live on; record off; }} }} }}\n"
+             application live {{ live on; record off; }}\n{applications}\n}} }}\n"
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
         let mut me = NginxRtmp {

@@ -122,6 +122,8 @@ pub struct Pullcast {
     wss_port: u16,
     /// The HLS listener (`server.hls_http_port`).
     hls_port: u16,
+    /// The RTMP listener (`server.rtmp_port`).
+    rtmp_port: u16,
     agent: ureq::Agent,
     tls_agent: OnceLock<ureq::Agent>,
     /// `Authorization` sent with every REST call of the harness (`find_all`, `pull`, …).
@@ -152,6 +154,7 @@ impl Pullcast {
         let (rest_http_port, rest_https_port) = (free_port(), free_port());
         let (ws_port, wss_port) = (free_port(), free_port());
         let (hls_port, hls_tls_port) = (free_port(), free_port());
+        let rtmp_port = free_port();
         let mut cmd = Command::new(&binary);
         // Hermetic: no PULLCAST_* leaks in from the caller's environment.
         for (key, _) in std::env::vars_os() {
@@ -174,6 +177,7 @@ impl Pullcast {
             .env("PULLCAST_SERVER__WSS_PORT", wss_port.to_string())
             .env("PULLCAST_SERVER__HLS_HTTP_PORT", hls_port.to_string())
             .env("PULLCAST_SERVER__HLS_HTTPS_PORT", hls_tls_port.to_string())
+            .env("PULLCAST_SERVER__RTMP_PORT", rtmp_port.to_string())
             .env("PULLCAST_TLS__SELF_SIGNED_DIR", &tls_dir)
             .env("PULLCAST_WEBRTC__UDP_PORT", free_port().to_string());
         for (k, v) in extra_env {
@@ -194,6 +198,7 @@ impl Pullcast {
             ws_port,
             wss_port,
             hls_port,
+            rtmp_port,
             agent: http::agent(),
             tls_agent: OnceLock::new(),
             authorization: None,
@@ -334,6 +339,16 @@ impl Pullcast {
     /// `http://127.0.0.1:<hls_http_port>`: where HLS players are sent.
     pub fn hls_root(&self) -> String {
         format!("http://127.0.0.1:{}", self.hls_port)
+    }
+
+    /// The RTMP listener's port.
+    pub fn rtmp_port(&self) -> u16 {
+        self.rtmp_port
+    }
+
+    /// `rtmp://127.0.0.1:<rtmp_port>/live/<name>`: where RTMP players are sent.
+    pub fn rtmp_url(&self, name: &str) -> String {
+        format!("rtmp://127.0.0.1:{}/live/{name}", self.rtmp_port)
     }
 
     /// `POST` with raw bytes; status and parsed body (see [`parse_body`]).

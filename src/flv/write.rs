@@ -1,7 +1,8 @@
 //! Writing an FLV stream (FLV spec v10.1 §E.2–E.4) from a capture's frames: what an
 //! HTTP-FLV player (flv.js, mpegts.js, ffplay) reads, and the tag bodies RTMP play sends.
 //!
-//! [`FlvStream`] is one player's stream: the file header, then the codecs' sequence headers
+//! [`FlvTags`] is one player's tags (shared by HTTP-FLV and RTMP play); [`FlvStream`] is one
+//! player's FLV file: the file header, then the codecs' sequence headers
 //! (AVC `AVCDecoderConfigurationRecord`, AAC `AudioSpecificConfig`) before any frame and again
 //! whenever the codecs change, then a tag per frame: H.264 as length-prefixed NAL units with
 //! its composition time, AAC raw. Video starts at a keyframe (and starts again at the next
@@ -51,11 +52,12 @@ pub fn push_tag(out: &mut BytesMut, kind: u8, timestamp_ms: u32, body: &[u8]) ->
     true
 }
 
-/// One player's FLV stream.
+/// One player's FLV tags, whatever carries them (an FLV file over HTTP, RTMP messages):
+/// the codecs' sequence headers before any frame and again when they change, video from a
+/// keyframe on, timestamps from 0 that never go back.
 #[derive(Debug, Default)]
-pub struct FlvStream {
+pub struct FlvTags {
     codecs: Option<CodecSet>,
-    header_written: bool,
     /// The sequence headers must go out before the next frame.
     sequence_headers_due: bool,
     /// Send no video until a keyframe.
@@ -66,8 +68,8 @@ pub struct FlvStream {
     last_ms: u32,
 }
 
-impl FlvStream {
-    /// A stream that has written nothing yet: it waits for the codecs and a keyframe.
+impl FlvTags {
+    /// Tags that have said nothing yet: they wait for the codecs and a keyframe.
     pub fn new() -> Self {
         Self {
             waiting_for_keyframe: true,
@@ -76,11 +78,16 @@ impl FlvStream {
     }
 
     /// The codec configuration from now on: its sequence headers go out before the next
-    /// frame (the first time with the file header), and video waits for a keyframe.
+    /// frame, and video waits for a keyframe.
     pub fn codecs(&mut self, codecs: CodecSet) {
         self.codecs = Some(codecs);
         self.sequence_headers_due = true;
         self.waiting_for_keyframe = true;
+    }
+
+    /// The codecs in force, if known.
+    pub fn current_codecs(&self) -> Option<&CodecSet> {
+        self.codecs.as_ref()
     }
 
     /// A frame was lost on the way (a full queue): video waits for the next keyframe.
@@ -88,10 +95,10 @@ impl FlvStream {
         self.waiting_for_keyframe = true;
     }
 
-    /// Appends `frame`'s tag to `out` (with the file header and sequence headers first when
-    /// due); nothing when the codecs are not known yet, the frame's track has no codec, or
-    /// video waits for a keyframe. Returns whether anything was written.
-    pub fn push(&mut self, frame: &MediaFrame, out: &mut BytesMut) -> bool {
+    /// Gives `emit` the tags (kind, timestamp, body) for `frame`, sequence headers first
+    /// when due; nothing when the codecs are not known yet, the frame's track has no codec,
+    /// or video waits for a keyframe. Returns whether anything was emitted.
+    pub fn push(&mut self, frame: &MediaFrame, mut emit: impl FnMut(u8, u32, &[u8])) -> bool {
         let Some(codecs) = &self.codecs else {
             return false;
         };
@@ -110,15 +117,15 @@ impl FlvStream {
         let Some(body) = body else {
             return false;
         };
-        let before = out.len();
-        if !self.header_written {
-            out.extend_from_slice(&file_header(codecs.audio.is_some(), codecs.video.is_some()));
-            self.header_written = true;
-        }
         let base = *self.base_ms.get_or_insert(frame.dts);
         let timestamp = self.timestamp(frame.dts - base);
         if self.sequence_headers_due {
-            self.push_sequence_headers(timestamp, out);
+            self.sequence_headers_due = false;
+            if let Some(codecs) = &self.codecs {
+                for (kind, header) in sequence_headers(codecs) {
+                    emit(kind, timestamp, &header);
+                }
+            }
         }
         if frame.track == Track::Video {
             self.waiting_for_keyframe = false;
@@ -127,8 +134,8 @@ impl FlvStream {
             Track::Video => TAG_VIDEO,
             Track::Audio => TAG_AUDIO,
         };
-        push_tag(out, kind, timestamp, &body);
-        out.len() > before
+        emit(kind, timestamp, &body);
+        true
     }
 
     /// This player's timestamp for `since_base_ms`: never before 0 or the last one written.
@@ -137,22 +144,75 @@ impl FlvStream {
         self.last_ms = self.last_ms.max(ms);
         self.last_ms
     }
+}
 
-    fn push_sequence_headers(&mut self, timestamp: u32, out: &mut BytesMut) {
-        self.sequence_headers_due = false;
-        let Some(codecs) = &self.codecs else {
-            return;
+/// The sequence header tags (kind, body) of `codecs`: AVC decoder configuration, AAC
+/// AudioSpecificConfig.
+pub fn sequence_headers(codecs: &CodecSet) -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Some(avc) = &codecs.video {
+        let mut body = vec![0x17, 0, 0, 0, 0];
+        body.extend_from_slice(&avc_decoder_config_record(avc));
+        out.push((TAG_VIDEO, body));
+    }
+    if let Some(aac) = &codecs.audio {
+        let mut body = vec![AAC_SOUND_BYTE, 0];
+        body.extend_from_slice(&aac.raw);
+        out.push((TAG_AUDIO, body));
+    }
+    out
+}
+
+/// One player's FLV file: the header, then [`FlvTags`] as FLV tags.
+#[derive(Debug, Default)]
+pub struct FlvStream {
+    tags: FlvTags,
+    header_written: bool,
+}
+
+impl FlvStream {
+    /// A stream that has written nothing yet: it waits for the codecs and a keyframe.
+    pub fn new() -> Self {
+        Self {
+            tags: FlvTags::new(),
+            header_written: false,
+        }
+    }
+
+    /// The codec configuration from now on (see [`FlvTags::codecs`]).
+    pub fn codecs(&mut self, codecs: CodecSet) {
+        self.tags.codecs(codecs);
+    }
+
+    /// A frame was lost on the way (a full queue): video waits for the next keyframe.
+    pub fn skip_to_keyframe(&mut self) {
+        self.tags.skip_to_keyframe();
+    }
+
+    /// Appends `frame`'s tags to `out`, the file header first the first time. Returns
+    /// whether anything was written.
+    pub fn push(&mut self, frame: &MediaFrame, out: &mut BytesMut) -> bool {
+        let header = match self.tags.current_codecs() {
+            Some(c) if !self.header_written => {
+                Some(file_header(c.audio.is_some(), c.video.is_some()))
+            }
+            _ => None,
         };
-        if let Some(avc) = &codecs.video {
-            let mut body = vec![0x17, 0, 0, 0, 0];
-            body.extend_from_slice(&avc_decoder_config_record(avc));
-            push_tag(out, TAG_VIDEO, timestamp, &body);
+        let before = out.len();
+        let mut first = true;
+        self.tags.push(frame, |kind, timestamp, body| {
+            if first {
+                first = false;
+                if let Some(header) = header {
+                    out.extend_from_slice(&header);
+                }
+            }
+            push_tag(out, kind, timestamp, body);
+        });
+        if header.is_some() && out.len() > before {
+            self.header_written = true;
         }
-        if let Some(aac) = &codecs.audio {
-            let mut body = vec![AAC_SOUND_BYTE, 0];
-            body.extend_from_slice(&aac.raw);
-            push_tag(out, TAG_AUDIO, timestamp, &body);
-        }
+        out.len() > before
     }
 }
 

@@ -1,4 +1,5 @@
-//! The RTMP client side of a pull, sans-IO.
+//! RTMP, sans-IO: the client side of a pull, and the server side players and publishers
+//! connect to.
 //!
 //! - [`url`] parses `rtmp://host[:port]/app[/more]/stream[?query]` into what `connect` and
 //!   `play` need.
@@ -13,14 +14,20 @@
 //!   accepts media on any message stream id, including 0. Its `commands` submodule answers
 //!   what the server says; `metadata` keeps `onMetaData` within bounds.
 //!
+//! - [`serve`] is the server session: handshake, `connect`, `createStream`, `play`,
+//!   `publish` and the calls around them (ffmpeg, OBS, nginx-rtmp's relay, Wowza), with our
+//!   own stateless chunk writer (`serve::wire`) for what it sends.
+//!
 //! From `rml_rtmp` we keep what it does right: the handshake, the chunk *serializer* for
 //! what we send, and the message and AMF0 codecs.
 
 pub mod aggregate;
 pub mod amf0;
 pub mod chunk;
+pub mod serve;
 pub mod session;
 pub mod url;
 
+pub use serve::{ServeEvent, ServeSession};
 pub use session::{PlaySession, PlaySessionConfig, SessionError, SessionEvent};
 pub use url::{RtmpUrl, UrlError};

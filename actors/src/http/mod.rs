@@ -33,11 +33,14 @@ use pullcast::config::Settings;
 use crate::registry::Registry;
 use crate::webrtc::WebRtcEngine;
 
-/// Binds the REST listeners (http and https) and returns the server to await.
+/// Binds the HTTP listeners and returns the server to await. `gate` and `admission` are
+/// shared with the other ways in (RTMP).
 pub fn serve(
     settings: &Settings,
     registry: Addr<Registry>,
     webrtc: WebRtcEngine,
+    gate: access::Gate,
+    admission: admission::Admission,
 ) -> Result<Server, String> {
     let tls = tls::server_config(&settings.tls)?;
     let whep_state = whep::WhepState::new(
@@ -74,8 +77,6 @@ pub fn serve(
     let wss_port = settings.server.wss_port;
     let hls_port = settings.server.hls_http_port;
     let hls_tls_port = settings.server.hls_https_port;
-    let gate = access::Gate::new(settings)?;
-    let admission = admission::Admission::new(&settings.limits);
     let recordings = recordings::RecordingsState {
         folder: std::path::PathBuf::from(&settings.record.folder),
     };

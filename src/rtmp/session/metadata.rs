@@ -18,7 +18,7 @@ pub const MAX_METADATA_STRING_BYTES: usize = 512;
 
 /// What one metadata value is counted as beside its text: the size of a [`MetaValue`] and a
 /// vector slot, rounded up.
-pub(super) const META_VALUE_COST: usize = 48;
+pub(crate) const META_VALUE_COST: usize = 48;
 
 /// A value from an AMF0 data message (`onMetaData`), reduced to what JSON can say.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +34,7 @@ pub enum MetaValue {
 impl MetaValue {
     /// Converts `value` within `budget`; `None` when the budget has run out (containers
     /// keep what fitted).
-    pub(super) fn from_amf0(value: Amf0Value, budget: &mut MetaBudget) -> Option<Self> {
+    pub(crate) fn from_amf0(value: Amf0Value, budget: &mut MetaBudget) -> Option<Self> {
         if !budget.take(META_VALUE_COST) {
             return None;
         }
@@ -63,14 +63,14 @@ impl MetaValue {
 
 /// What is left of [`MAX_METADATA_BYTES`] while metadata is converted.
 #[derive(Debug)]
-pub(super) struct MetaBudget {
+pub(crate) struct MetaBudget {
     left: usize,
     /// Something did not fit.
-    pub(super) cut: bool,
+    pub(crate) cut: bool,
 }
 
 impl MetaBudget {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             left: MAX_METADATA_BYTES,
             cut: false,
@@ -78,7 +78,7 @@ impl MetaBudget {
     }
 
     /// Takes `n` bytes if they are left.
-    pub(super) fn take(&mut self, n: usize) -> bool {
+    pub(crate) fn take(&mut self, n: usize) -> bool {
         match self.left.checked_sub(n) {
             Some(left) => {
                 self.left = left;
@@ -94,7 +94,7 @@ impl MetaBudget {
 
 /// An object's properties sorted by name, scalar ones first taken from the budget (a big
 /// nested table cannot push out the width or the frame rate); what does not fit is left out.
-pub(super) fn sorted_properties(
+pub(crate) fn sorted_properties(
     map: HashMap<String, Amf0Value>,
     budget: &mut MetaBudget,
 ) -> Vec<(String, MetaValue)> {
@@ -118,7 +118,7 @@ pub(super) fn sorted_properties(
 }
 
 /// `text` cut to at most `max` bytes at a character boundary.
-pub(super) fn cut_text(text: &str, max: usize) -> &str {
+pub(crate) fn cut_text(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

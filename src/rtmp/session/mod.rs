@@ -54,7 +54,7 @@ use super::url::RtmpUrl;
 use crate::report_once::{ReportOnce, Verdict};
 
 mod commands;
-mod metadata;
+pub(crate) mod metadata;
 
 pub use commands::MAX_STATUS_TEXT_BYTES;
 use commands::{command, string};

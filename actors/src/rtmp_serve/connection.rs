@@ -1,0 +1,272 @@
+//! One RTMP client connection: the socket, the pure `ServeSession`, and the players it
+//! starts.
+//!
+//! The read loop feeds the session and answers its events; a writer task drains the
+//! connection's [`OutQueue`] onto the socket (a client that takes nothing for
+//! `rtmp.send_timeout_ms` while bytes wait is dropped). A `play` is decided like every play
+//! (the caller authenticated from `?token=` or `?user=&pass=` on the stream name or the
+//! app, the viewer-start rate, `find_capture` with protocol `rtmp`, the viewer limits), then
+//! answered, and an [`RtmpPlayer`] subscribes to the capture. A connection that has not
+//! started playing within `rtmp.start_timeout_ms` is closed. Publishing is refused
+//! (`NetStream.Publish.Unauthorized`) until it is built. Nothing here parses media.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use log::{debug, info, warn};
+use pullcast::access::{redact_text, Credentials};
+use pullcast::flv::write::FlvTags;
+use pullcast::rtmp::{ServeEvent, ServeSession};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+use uuid::Uuid;
+
+use super::out_queue::{out_queue, OutDrain, OutQueue};
+use super::player::{EndPlay, RtmpPlayer};
+use super::RtmpDeps;
+use crate::http::access::Client;
+use crate::http::play::{find_capture, PlayRefusal};
+use crate::http::whep::percent_decode;
+
+/// Socket read buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Serves one accepted connection until it ends.
+pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<RtmpDeps>) {
+    let label = format!("RTMP client {peer}");
+    let _ = socket.set_nodelay(true);
+    let (mut reader, writer) = socket.into_split();
+    let (queue, drain) = out_queue(deps.queue_bytes);
+    let send_timeout = Duration::from_millis(deps.settings.send_timeout_ms.max(1));
+    let writer_label = label.clone();
+    actix::spawn(write_loop(writer, drain, send_timeout, writer_label));
+
+    let mut session = ServeSession::new();
+    let mut players: HashMap<u32, Addr<RtmpPlayer>> = HashMap::new();
+    let mut app_query = String::new();
+    let start_by = Instant::now() + Duration::from_millis(deps.settings.start_timeout_ms.max(1));
+    let mut buffer = vec![0u8; READ_BUFFER];
+    let ended = loop {
+        let read = tokio::select! {
+            read = reader.read(&mut buffer) => read,
+            () = queue.closed() => break "the client stopped reading (or left)".to_string(),
+            () = tokio::time::sleep_until(start_by), if players.is_empty() => {
+                break format!(
+                    "nothing played within {} ms (rtmp.start_timeout_ms)",
+                    deps.settings.start_timeout_ms
+                );
+            }
+        };
+        let n = match read {
+            Ok(0) => break "the client closed the connection".to_string(),
+            Ok(n) => n,
+            Err(e) => break format!("read error: {e}"),
+        };
+        if let Err(e) = session.handle_input(&buffer[..n]) {
+            break e.to_string();
+        }
+        if queue.control(session.take_outbound()).is_err() {
+            break "the client stopped reading".to_string();
+        }
+        while let Some(event) = session.poll_event() {
+            match event {
+                ServeEvent::Connected { app, tc_url } => {
+                    debug!("{label}: connect app '{}'", redact_text(&app));
+                    app_query = query_of(&app)
+                        .or_else(|| query_of(&tc_url))
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                ServeEvent::Play { stream_id, name } => {
+                    if let Some(old) = players.remove(&stream_id) {
+                        old.do_send(EndPlay);
+                    }
+                    match start_player(&deps, &queue, peer, stream_id, &name, &app_query).await {
+                        Ok(player) => {
+                            session.accept_play(stream_id, stream_part(&name));
+                            // The start sequence goes before the player's first media.
+                            let _ = queue.control(session.take_outbound());
+                            players.insert(stream_id, player.start());
+                        }
+                        Err((code, reason)) => {
+                            info!(
+                                "{label}: play of '{}' refused: {reason}",
+                                redact_text(stream_part(&name))
+                            );
+                            session.refuse_play(stream_id, code, &reason);
+                        }
+                    }
+                }
+                ServeEvent::PlayEnded { stream_id } => {
+                    if let Some(player) = players.remove(&stream_id) {
+                        player.do_send(EndPlay);
+                    }
+                }
+                ServeEvent::Publish {
+                    stream_id, name, ..
+                } => {
+                    info!(
+                        "{label}: publish of '{}' refused: publishing is not supported",
+                        redact_text(stream_part(&name))
+                    );
+                    session.refuse_publish(
+                        stream_id,
+                        "NetStream.Publish.Unauthorized",
+                        "this server does not take publishers",
+                    );
+                }
+                ServeEvent::Ignored { what } => debug!("{label}: ignored {what}"),
+                ServeEvent::PublishEnded { .. }
+                | ServeEvent::Metadata(_)
+                | ServeEvent::Video { .. }
+                | ServeEvent::Audio { .. } => {}
+            }
+        }
+        if queue.control(session.take_outbound()).is_err() {
+            break "the client stopped reading".to_string();
+        }
+    };
+    for player in players.values() {
+        player.do_send(EndPlay);
+    }
+    info!("{label}: closed: {ended}");
+}
+
+/// Writes queued messages until the queue ends or the client stops taking them.
+async fn write_loop(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    mut drain: OutDrain,
+    send_timeout: Duration,
+    label: String,
+) {
+    while let Some(bytes) = drain.next().await {
+        match timeout(send_timeout, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!("{label}: write error: {e}");
+                break;
+            }
+            Err(_) => {
+                warn!("{label}: took nothing for {send_timeout:?}; dropped");
+                break;
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// The part of a play name before its query.
+fn stream_part(name: &str) -> &str {
+    name.split_once('?').map_or(name, |(stream, _)| stream)
+}
+
+fn query_of(text: &str) -> Option<&str> {
+    text.split_once('?').map(|(_, q)| q)
+}
+
+/// Credentials given in a query: `token=…` (a bearer token), or `user=…&pass=…`.
+pub fn credentials_from_query(query: &str) -> Option<Credentials> {
+    let value = |key: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+            .and_then(percent_decode)
+    };
+    if let Some(token) = value("token").filter(|t| !t.is_empty()) {
+        return Some(Credentials::Bearer(token));
+    }
+    match (value("user"), value("pass")) {
+        (Some(user), Some(password)) if !user.is_empty() => {
+            Some(Credentials::Basic { user, password })
+        }
+        _ => None,
+    }
+}
+
+/// Decides a play and makes its player (not started yet); `Err` with the status code and
+/// reason to tell the client.
+async fn start_player(
+    deps: &RtmpDeps,
+    queue: &OutQueue,
+    peer: SocketAddr,
+    stream_id: u32,
+    name: &str,
+    app_query: &str,
+) -> Result<RtmpPlayer, (&'static str, String)> {
+    let failed = "NetStream.Play.Failed";
+    let stream = stream_part(name);
+    let credentials = query_of(name)
+        .and_then(credentials_from_query)
+        .or_else(|| credentials_from_query(app_query));
+    let client = Client {
+        address: peer.ip(),
+        names_this_server: true,
+    };
+    let caller = deps
+        .gate
+        .authenticate(client, Ok(credentials))
+        .await
+        .map_err(|refusal| (failed, refusal.reason()))?;
+    deps.admission
+        .start_viewer(&caller)
+        .map_err(|too_many| (failed, too_many.reason.clone()))?;
+    let show_uris = deps.gate.shows_uris(&caller);
+    let capture = find_capture(&deps.gate, &deps.registry, &caller, stream, "rtmp")
+        .await
+        .map_err(|refusal| {
+            let code = match refusal {
+                PlayRefusal::NotFound(_) => "NetStream.Play.StreamNotFound",
+                _ => failed,
+            };
+            (code, refusal.reason(show_uris))
+        })?;
+    let slot = deps
+        .engine
+        .take_viewer_slot(capture.id)
+        .map_err(|e| (failed, PlayRefusal::Viewer(e).reason(show_uris)))?;
+    let id = Uuid::new_v4();
+    let label = format!(
+        "RTMP player {id} of {} ({peer})",
+        redact_text(&capture.local_stream_name)
+    );
+    Ok(RtmpPlayer {
+        id,
+        label,
+        capture,
+        stream_id,
+        queue: queue.clone(),
+        tags: FlvTags::new(),
+        mailbox_frames: deps.mailbox_frames,
+        _slot: slot,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_query() {
+        assert_eq!(
+            credentials_from_query("a=1&token=abc%2Edef"),
+            Some(Credentials::Bearer("abc.def".into()))
+        );
+        assert_eq!(
+            credentials_from_query("user=ops&pass=p%40ss"),
+            Some(Credentials::Basic {
+                user: "ops".into(),
+                password: "p@ss".into()
+            })
+        );
+        assert_eq!(credentials_from_query("user=ops"), None);
+        assert_eq!(credentials_from_query("token="), None);
+        assert_eq!(credentials_from_query("tokens=x"), None);
+        assert_eq!(credentials_from_query(""), None);
+        assert_eq!(stream_part("cam?token=1"), "cam");
+        assert_eq!(query_of("live?token=1"), Some("token=1"));
+    }
+}
