@@ -521,6 +521,9 @@ pub struct RtmpSettings {
     pub start_timeout_ms: u64,
     /// A player that takes in nothing for this long while data waits for it is closed (ms).
     pub send_timeout_ms: u64,
+    /// A published stream whose publisher leaves waits this long for it (or another
+    /// publisher of the name) to come back before it ends (ms).
+    pub publish_grace_ms: u64,
 }
 
 impl Default for RtmpSettings {
@@ -531,6 +534,7 @@ impl Default for RtmpSettings {
             connections_per_address: 16,
             start_timeout_ms: 10_000,
             send_timeout_ms: 30_000,
+            publish_grace_ms: 10_000,
         }
     }
 }

@@ -135,6 +135,8 @@ async fn run(settings: Settings) -> Result<(), String> {
             engine: webrtc.clone(),
             queue_bytes: settings.capture.subscriber_queue_bytes,
             mailbox_frames: settings.capture.subscriber_queue_frames,
+            capture: settings.capture.clone(),
+            record_by_default: settings.record.by_default,
         },
     )
     .await?;

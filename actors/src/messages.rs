@@ -63,6 +63,35 @@ pub struct Watch {
     pub may_pull_private: bool,
 }
 
+/// Take a stream an RTMP encoder publishes: a new capture named `request.local_stream_name`
+/// fed by the publisher's connection (`request.published`), or — when a published capture of
+/// that name waits for its publisher to return — that capture again. Any other capture of
+/// the name (a pull, or a publish in progress) is a `Conflict`. The access check
+/// (`publish`) is the caller's.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Publishing, PullError>")]
+pub struct Publish {
+    pub request: PullRequest,
+}
+
+/// Where a publisher attaches.
+#[derive(Clone)]
+pub struct Publishing {
+    pub id: Uuid,
+    pub slot: crate::stream::published::PublishSlot,
+    /// The capture existed and waited for its publisher.
+    pub resumed: bool,
+}
+
+impl std::fmt::Debug for Publishing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publishing")
+            .field("id", &self.id)
+            .field("resumed", &self.resumed)
+            .finish()
+    }
+}
+
 /// Stop every capture (SIGINT/SIGTERM): viewers are told `STOPPED`, recordings closed.
 /// Answered when all captures have stopped.
 #[derive(Message, Debug)]
@@ -400,6 +429,10 @@ pub struct PullRequest {
     /// Started by a viewer asking for an rtmp:// name (SPEC §3), not by REST: it stops by
     /// itself after its last viewer leaves.
     pub on_demand: bool,
+    /// Fed by an RTMP publisher (no pull): its source is the publishing connection.
+    pub published: bool,
+    /// How long a published capture waits for its publisher to return (ms).
+    pub publish_grace_ms: u64,
     /// The caller's `pull_private` permission: the source may be at a private or reserved
     /// address (loopback, RFC 1918, link-local, ...; see `pullcast::net::pull_guard`). Set
     /// from the permissions of whoever asked for the pull (REST caller, or the viewer who

@@ -17,10 +17,11 @@ use uuid::Uuid;
 
 use crate::messages::{
     CaptureEnd, CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, InjectPanic,
-    PanicTarget, Pull, PullError, PullRequest, SharedPayloads, Shutdown, StopCapture, Terminate,
-    TerminateError, Watch, WatchError,
+    PanicTarget, Publish, Publishing, Pull, PullError, PullRequest, SharedPayloads, Shutdown,
+    StopCapture, Terminate, TerminateError, Watch, WatchError,
 };
 use crate::panic_guard::{self, Panic};
+use crate::stream::published::PublishSlot;
 use crate::stream::supervisor::StreamSupervisor;
 use crate::stream::SourceStarter;
 use crate::telemetry::SharedTelemetry;
@@ -36,6 +37,8 @@ struct Entry {
     telemetry: SharedTelemetry,
     end: CaptureEnd,
     payloads: SharedPayloads,
+    /// A published capture's meeting point with its publishers.
+    publish: Option<PublishSlot>,
 }
 
 /// Owns every capture.
@@ -96,6 +99,16 @@ impl Registry {
         request: PullRequest,
         ctx: &mut Context<Self>,
     ) -> Result<Entry, PullError> {
+        self.register_with(request, None, ctx)
+    }
+
+    /// [`register`](Self::register) with the source of a published capture.
+    fn register_with(
+        &mut self,
+        request: PullRequest,
+        publish: Option<PublishSlot>,
+        ctx: &mut Context<Self>,
+    ) -> Result<Entry, PullError> {
         if self.captures.iter().any(|c| c.uri == request.uri) {
             return Err(PullError::Conflict(format!(
                 "{} is already being pulled; play the existing stream",
@@ -120,7 +133,10 @@ impl Registry {
         }
         let id = Uuid::new_v4();
         let settings = self.settings.capture.clone();
-        let starter = self.starter.clone();
+        let starter = match &publish {
+            Some(slot) => slot.starter(),
+            None => self.starter.clone(),
+        };
         let registry = ctx.address().recipient();
         let supervisor =
             StreamSupervisor::new(id, request.clone(), settings, starter, Some(registry))
@@ -149,6 +165,7 @@ impl Registry {
             telemetry,
             end,
             payloads: SharedPayloads::default(),
+            publish,
         };
         self.captures.push(entry.clone());
         Ok(entry)
@@ -167,6 +184,48 @@ impl Handler<Pull> for Registry {
                 .send(GetSnapshot)
                 .await
                 .map_err(|e| PullError::CannotStart(format!("the capture did not start: {e}")))
+        })
+    }
+}
+
+impl Handler<Publish> for Registry {
+    type Result = Result<Publishing, PullError>;
+
+    fn handle(&mut self, msg: Publish, ctx: &mut Self::Context) -> Self::Result {
+        panic_guard::catch(|| self.publish(msg.request, ctx))
+            .unwrap_or_else(|p| Err(PullError::CannotStart(self.survived(p))))
+    }
+}
+
+impl Registry {
+    fn publish(
+        &mut self,
+        request: PullRequest,
+        ctx: &mut Context<Self>,
+    ) -> Result<Publishing, PullError> {
+        let name = &request.local_stream_name;
+        if let Some(entry) = self.captures.iter().find(|c| &c.local_stream_name == name) {
+            return match &entry.publish {
+                Some(slot) if slot.is_waiting() => Ok(Publishing {
+                    id: entry.id,
+                    slot: slot.clone(),
+                    resumed: true,
+                }),
+                Some(_) => Err(PullError::Conflict(format!(
+                    "'{name}' is being published already"
+                ))),
+                None => Err(PullError::Conflict(format!(
+                    "the name '{name}' is used by the capture of {}",
+                    redact_uri(&entry.uri)
+                ))),
+            };
+        }
+        let slot = PublishSlot::default();
+        let entry = self.register_with(request, Some(slot.clone()), ctx)?;
+        Ok(Publishing {
+            id: entry.id,
+            slot,
+            resumed: false,
         })
     }
 }
@@ -205,6 +264,8 @@ impl Registry {
                     has_audio: true,
                     has_video: true,
                     on_demand: true,
+                    published: false,
+                    publish_grace_ms: 0,
                     may_pull_private: msg.may_pull_private,
                 };
                 self.register(request, ctx).map_err(|e| match e {

@@ -155,6 +155,8 @@ fn request(uri: &str, name: Option<&str>) -> PullRequest {
         has_audio: true,
         has_video: true,
         on_demand: false,
+        published: false,
+        publish_grace_ms: 0,
         may_pull_private: true,
     }
 }

@@ -2,8 +2,8 @@
 //! and played from pullcast's own RTMP port by ffprobe and ffmpeg (both streams, frames at
 //! the source's rate, decoded without an error, starting at a keyframe); by a second pullcast
 //! that pulls from the first, with Chromium playing the second over WHEP (edge cascading);
-//! by nginx-rtmp's `pull` directive; names that are not captured, publishers (refused for
-//! now), garbage and idle connections; the access model with `?token=`.
+//! by nginx-rtmp's `pull` directive; names that are not captured, garbage and idle
+//! connections; the access model with `?token=`.
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
@@ -209,7 +209,7 @@ fn a_second_pullcast_pulls_from_the_first_and_chromium_plays_it() {
 }
 
 #[test]
-fn rtmp_names_publishers_garbage_and_idle_clients() {
+fn rtmp_names_garbage_and_idle_clients() {
     let pc = Pullcast::start(&[("PULLCAST_RTMP__START_TIMEOUT_MS", "1500")]);
     // Not captured: ffmpeg gives up at once (the server says StreamNotFound).
     for name in ["nothing", "日本🎥", &"x".repeat(3000)] {

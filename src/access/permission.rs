@@ -1,6 +1,6 @@
-//! The five permissions of the access model and a small set of them.
+//! The six permissions of the access model and a small set of them.
 //!
-//! Names are the configuration's (`api`, `pull`, `pull_private`, `play`, `records`); an
+//! Names are the configuration's (`api`, `pull`, `pull_private`, `play`, `records`, `publish`); an
 //! unknown name is an error with a sentence, never ignored.
 
 use std::fmt;
@@ -15,20 +15,23 @@ pub enum Permission {
     Pull,
     /// Pull from addresses in private ranges (loopback, RFC 1918, link-local, …).
     PullPrivate,
-    /// Watch a capture (WebSocket signalling, WHEP; later HLS and RTMP play).
+    /// Watch a capture (WebSocket signalling, WHEP, HTTP-FLV, HLS, RTMP play).
     Play,
     /// Download recordings.
     Records,
+    /// Push a stream in (RTMP publish): it becomes a capture of that name.
+    Publish,
 }
 
 impl Permission {
     /// Every permission, in the order the documentation lists them.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 6] = [
         Permission::Api,
         Permission::Pull,
         Permission::PullPrivate,
         Permission::Play,
         Permission::Records,
+        Permission::Publish,
     ];
 
     /// The configuration's name of the permission.
@@ -39,6 +42,7 @@ impl Permission {
             Permission::PullPrivate => "pull_private",
             Permission::Play => "play",
             Permission::Records => "records",
+            Permission::Publish => "publish",
         }
     }
 
@@ -49,7 +53,7 @@ impl Permission {
             .find(|p| p.name() == name.trim())
             .ok_or_else(|| {
                 format!(
-                    "unknown permission {:?} (the permissions are api, pull, pull_private, play, records)",
+                    "unknown permission {:?} (the permissions are api, pull, pull_private, play, records, publish)",
                     name.chars().take(40).collect::<String>()
                 )
             })
@@ -62,6 +66,7 @@ impl Permission {
             Permission::PullPrivate => 4,
             Permission::Play => 8,
             Permission::Records => 16,
+            Permission::Publish => 32,
         }
     }
 }
@@ -80,7 +85,7 @@ impl PermissionSet {
     /// No permission.
     pub const NONE: PermissionSet = PermissionSet(0);
     /// Every permission.
-    pub const ALL: PermissionSet = PermissionSet(31);
+    pub const ALL: PermissionSet = PermissionSet(63);
 
     /// Parses a list of permission names; empty entries are skipped.
     pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<PermissionSet, String> {

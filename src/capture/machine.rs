@@ -41,6 +41,12 @@ pub struct CaptureConfig {
     /// Started by a viewer: gives up when its source does not come back, ends when its
     /// viewers leave.
     pub on_demand: bool,
+    /// Fed by a publisher (RTMP publish) instead of a pull: when its connection ends, the
+    /// next source is started at once (it waits for the publisher to come back, nothing
+    /// dials), and the capture fails when none came within `publish_grace_ms`.
+    pub published: bool,
+    /// How long a published capture waits for its publisher to return, ms.
+    pub publish_grace_ms: u64,
     /// Record it.
     pub record: bool,
     pub has_audio: bool,
@@ -416,6 +422,14 @@ impl Capture {
             self.fail(reason, now);
             return;
         }
+        if self.config.published {
+            // Nothing to dial: the next source is the publisher's return, waited for now.
+            let reason = format!("{reason}; waiting for the publisher to return");
+            self.set_status(CaptureStatus::Reconnecting, Some(reason), now);
+            self.source_lost(now);
+            self.start_source();
+            return;
+        }
         let status = if self.has_streamed() {
             CaptureStatus::Reconnecting
         } else {
@@ -444,9 +458,13 @@ impl Capture {
         if self.has_streamed() && self.resume_from.is_none() {
             self.resume_from = Some(now);
         }
-        if self.config.on_demand && self.give_up_at.is_none() {
-            self.give_up_at =
-                Some(now + Duration::from_millis(self.config.settings.on_demand_give_up_ms));
+        if self.give_up_at.is_none() {
+            if self.config.published {
+                self.give_up_at = Some(now + Duration::from_millis(self.config.publish_grace_ms));
+            } else if self.config.on_demand {
+                self.give_up_at =
+                    Some(now + Duration::from_millis(self.config.settings.on_demand_give_up_ms));
+            }
         }
     }
 
@@ -480,12 +498,19 @@ impl Capture {
         if self.give_up_at.is_some_and(|at| at <= now) {
             self.give_up_at = None;
             if self.status() != CaptureStatus::ProcessedRemote && !self.ended {
-                let limit = self.config.settings.on_demand_give_up_ms;
                 let last = self.status.reason().unwrap_or_default().to_string();
-                self.fail(
-                    format!("the source did not come back within {limit} ms ({last})"),
-                    now,
-                );
+                let why = if self.config.published {
+                    format!(
+                        "the publisher did not come back within {} ms ({last})",
+                        self.config.publish_grace_ms
+                    )
+                } else {
+                    format!(
+                        "the source did not come back within {} ms ({last})",
+                        self.config.settings.on_demand_give_up_ms
+                    )
+                };
+                self.fail(why, now);
             }
         }
         if self.retry_at.is_some_and(|at| at <= now) {

@@ -44,6 +44,8 @@ impl Run {
         let config = CaptureConfig {
             label: LABEL.to_string(),
             on_demand,
+            published: false,
+            publish_grace_ms: 0,
             record,
             has_audio: true,
             has_video: true,
@@ -372,6 +374,78 @@ fn an_on_demand_capture_gives_up_when_its_source_does_not_return() {
         Action::Deliver { to: A, media: Outgoing::Stopped { failed: true, reason } }
             if reason.contains("did not come back")
     )));
+}
+
+/// A published capture (RTMP publish) streaming one GOP.
+fn published(grace_ms: u64) -> Run {
+    let mut run = Run::new(false, false);
+    run.capture = Capture::new(
+        CaptureConfig {
+            label: LABEL.to_string(),
+            on_demand: false,
+            published: true,
+            publish_grace_ms: grace_ms,
+            record: false,
+            has_audio: true,
+            has_video: true,
+            settings: settings(),
+            jitter_seed: 7,
+        },
+        run.t0,
+        SystemTime::UNIX_EPOCH,
+    );
+    run.send(Input::Start);
+    run.codecs();
+    for (i, pts) in [0, 33, 66].into_iter().enumerate() {
+        run.at(pts as u64);
+        run.frame(Track::Video, pts, i == 0);
+    }
+    run
+}
+
+#[test]
+fn a_published_capture_waits_for_its_publisher_then_resumes_or_gives_up() {
+    let mut run = published(10_000);
+    run.subscribe(A, Delivery::Original);
+    run.at(1000);
+    let before = run.generation();
+    // The publisher leaves: no dialing, the next source (its return) is waited for at once,
+    // and the capture stays (RECONNECTING, never linger-stopped without viewers).
+    let actions = run.ended(SourceEnd::ConnectionEnded {
+        reason: "the publisher closed the connection".into(),
+    });
+    assert!(has(
+        &actions,
+        |a| matches!(a, Action::StartSource { generation } if *generation > before)
+    ));
+    assert_eq!(run.capture.status(), CaptureStatus::Reconnecting);
+    run.send(Input::Unsubscribe { id: A });
+    assert!(run.at(5000).iter().all(|a| !matches!(a, Action::End)));
+    // It comes back within the grace: media flows again on the same capture.
+    run.codecs();
+    run.at(6000);
+    let actions = run.frame(Track::Video, 6000, true);
+    assert_eq!(run.capture.status(), CaptureStatus::ProcessedRemote);
+    assert!(!has(&actions, |a| matches!(a, Action::End)));
+
+    // Gone for longer than the grace: FAILED with the reason.
+    let mut run = published(10_000);
+    run.at(1000);
+    run.ended(SourceEnd::ConnectionEnded {
+        reason: "connection reset".into(),
+    });
+    assert!(run.at(10_999).iter().all(|a| !matches!(a, Action::End)));
+    let actions = run.at(11_000);
+    assert!(has(&actions, |a| matches!(a, Action::End)));
+    assert_eq!(run.capture.status(), CaptureStatus::Failed);
+    assert!(
+        run.capture
+            .reason()
+            .unwrap()
+            .starts_with("the publisher did not come back within 10000 ms"),
+        "{:?}",
+        run.capture.reason()
+    );
 }
 
 #[test]

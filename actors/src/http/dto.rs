@@ -112,6 +112,8 @@ pub fn parse_pull(body: &[u8], record_default: bool) -> Result<PullRequest, Stri
         has_audio: flag(&map, "hasAudio", true)?,
         has_video: flag(&map, "hasVideo", true)?,
         on_demand: false,
+        published: false,
+        publish_grace_ms: 0,
         // The REST handler sets it from the caller's `pull_private`.
         may_pull_private: false,
     };

@@ -6,9 +6,10 @@
 //! `rtmp.send_timeout_ms` while bytes wait is dropped). A `play` is decided like every play
 //! (the caller authenticated from `?token=` or `?user=&pass=` on the stream name or the
 //! app, the viewer-start rate, `find_capture` with protocol `rtmp`, the viewer limits), then
-//! answered, and an [`RtmpPlayer`] subscribes to the capture. A connection that has not
-//! started playing within `rtmp.start_timeout_ms` is closed. Publishing is refused
-//! (`NetStream.Publish.Unauthorized`) until it is built. Nothing here parses media.
+//! answered, and an [`RtmpPlayer`] subscribes to the capture. A `publish` makes the
+//! connection the source of a capture ([`super::publisher`]); one publish per connection.
+//! A connection that has neither started playing nor publishing within
+//! `rtmp.start_timeout_ms` is closed. Nothing here parses media.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use actix::prelude::*;
 use log::{debug, info, warn};
 use pullcast::access::{redact_text, Credentials};
 use pullcast::flv::write::FlvTags;
+use pullcast::media::Track;
 use pullcast::rtmp::{ServeEvent, ServeSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -27,6 +29,7 @@ use uuid::Uuid;
 
 use super::out_queue::{out_queue, OutDrain, OutQueue};
 use super::player::{EndPlay, RtmpPlayer};
+use super::publisher::{start_publish, Publisher};
 use super::RtmpDeps;
 use crate::http::access::Client;
 use crate::http::play::{find_capture, PlayRefusal};
@@ -34,6 +37,14 @@ use crate::http::whep::percent_decode;
 
 /// Socket read buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// How often a publisher's byte count is reported to its capture.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// Which track a media event carries (decided before the event is taken apart).
+enum Kind {
+    Audio,
+    Other,
+}
 
 /// Serves one accepted connection until it ends.
 pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<RtmpDeps>) {
@@ -48,13 +59,26 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
     let mut session = ServeSession::new();
     let mut players: HashMap<u32, Addr<RtmpPlayer>> = HashMap::new();
     let mut app_query = String::new();
+    let (mut app, mut tc_url) = (String::new(), String::new());
+    let mut publisher: Option<Publisher> = None;
+    let mut last_progress = Instant::now();
     let start_by = Instant::now() + Duration::from_millis(deps.settings.start_timeout_ms.max(1));
     let mut buffer = vec![0u8; READ_BUFFER];
-    let ended = loop {
+    let ended = 'connection: loop {
+        let idle = players.is_empty() && publisher.is_none();
+        let stopped = async {
+            match publisher.as_mut() {
+                Some(p) => {
+                    let _ = (&mut p.stop).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         let read = tokio::select! {
             read = reader.read(&mut buffer) => read,
             () = queue.closed() => break "the client stopped reading (or left)".to_string(),
-            () = tokio::time::sleep_until(start_by), if players.is_empty() => {
+            () = stopped => break "the capture was stopped".to_string(),
+            () = tokio::time::sleep_until(start_by), if idle => {
                 break format!(
                     "nothing played within {} ms (rtmp.start_timeout_ms)",
                     deps.settings.start_timeout_ms
@@ -73,13 +97,23 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
             break "the client stopped reading".to_string();
         }
         while let Some(event) = session.poll_event() {
+            let event_kind = if matches!(event, ServeEvent::Audio { .. }) {
+                Kind::Audio
+            } else {
+                Kind::Other
+            };
             match event {
-                ServeEvent::Connected { app, tc_url } => {
-                    debug!("{label}: connect app '{}'", redact_text(&app));
-                    app_query = query_of(&app)
-                        .or_else(|| query_of(&tc_url))
+                ServeEvent::Connected {
+                    app: connect_app,
+                    tc_url: connect_tc_url,
+                } => {
+                    debug!("{label}: connect app '{}'", redact_text(&connect_app));
+                    app_query = query_of(&connect_app)
+                        .or_else(|| query_of(&connect_tc_url))
                         .unwrap_or_default()
                         .to_string();
+                    app = connect_app;
+                    tc_url = connect_tc_url;
                 }
                 ServeEvent::Play { stream_id, name } => {
                     if let Some(old) = players.remove(&stream_id) {
@@ -109,29 +143,68 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
                 ServeEvent::Publish {
                     stream_id, name, ..
                 } => {
-                    info!(
-                        "{label}: publish of '{}' refused: publishing is not supported",
-                        redact_text(stream_part(&name))
-                    );
-                    session.refuse_publish(
-                        stream_id,
-                        "NetStream.Publish.Unauthorized",
-                        "this server does not take publishers",
-                    );
+                    if publisher.is_some() {
+                        session.refuse_publish(
+                            stream_id,
+                            "NetStream.Publish.BadName",
+                            "this connection publishes already",
+                        );
+                        continue;
+                    }
+                    match start_publish(&deps, peer, stream_id, &name, &app, &tc_url).await {
+                        Ok(p) => {
+                            session.accept_publish(stream_id, stream_part(&name));
+                            publisher = Some(p);
+                        }
+                        Err((code, reason)) => {
+                            info!(
+                                "{label}: publish of '{}' refused: {reason}",
+                                redact_text(stream_part(&name))
+                            );
+                            session.refuse_publish(stream_id, code, &reason);
+                        }
+                    }
+                }
+                ServeEvent::PublishEnded { stream_id } => {
+                    if let Some(p) = publisher.take_if(|p| p.stream_id == stream_id) {
+                        p.end("the publisher stopped publishing".to_string());
+                    }
+                }
+                ServeEvent::Metadata(properties) => {
+                    if let Some(p) = &publisher {
+                        p.metadata(properties);
+                    }
+                }
+                ServeEvent::Video { timestamp, data } | ServeEvent::Audio { timestamp, data } => {
+                    let track = if matches!(event_kind, Kind::Audio) {
+                        Track::Audio
+                    } else {
+                        Track::Video
+                    };
+                    if let Some(p) = publisher.as_mut() {
+                        if let Err(flood) = p.media(track, timestamp, data).await {
+                            break 'connection flood;
+                        }
+                    }
                 }
                 ServeEvent::Ignored { what } => debug!("{label}: ignored {what}"),
-                ServeEvent::PublishEnded { .. }
-                | ServeEvent::Metadata(_)
-                | ServeEvent::Video { .. }
-                | ServeEvent::Audio { .. } => {}
             }
         }
         if queue.control(session.take_outbound()).is_err() {
             break "the client stopped reading".to_string();
         }
+        if let Some(p) = &publisher {
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = Instant::now();
+                p.progress(session.bytes_received());
+            }
+        }
     };
     for player in players.values() {
         player.do_send(EndPlay);
+    }
+    if let Some(p) = publisher {
+        p.end(ended.clone());
     }
     info!("{label}: closed: {ended}");
 }
@@ -160,11 +233,11 @@ async fn write_loop(
 }
 
 /// The part of a play name before its query.
-fn stream_part(name: &str) -> &str {
+pub(super) fn stream_part(name: &str) -> &str {
     name.split_once('?').map_or(name, |(stream, _)| stream)
 }
 
-fn query_of(text: &str) -> Option<&str> {
+pub(super) fn query_of(text: &str) -> Option<&str> {
     text.split_once('?').map(|(_, q)| q)
 }
 

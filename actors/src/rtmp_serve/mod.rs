@@ -1,16 +1,19 @@
 //! The RTMP listener (`server.rtmp_port`, 1935): players — ffmpeg, VLC, nginx-rtmp's `pull`,
-//! another pullcast (edge cascading) — play any capture at `rtmp://HOST:1935/live/STREAM`.
+//! another pullcast (edge cascading) — play any capture at `rtmp://HOST:1935/live/STREAM`,
+//! and encoders (ffmpeg, OBS) publish to it: `rtmp://HOST:1935/live/NAME` becomes the
+//! capture `NAME`.
 //!
 //! [`serve`] binds the port and accepts; each connection is served by
 //! `connection::serve_connection` on one of a few arbiters (one per core, round robin),
 //! within `rtmp.max_connections` and `rtmp.connections_per_address` (trusted networks are
 //! not counted per address). Each play is an `RtmpPlayer` actor (`player.rs`) subscribed to
-//! its capture. The protocol is `pullcast::rtmp::ServeSession`'s; nothing here parses RTMP
-//! or media.
+//! its capture; a publish makes the connection the source of a capture (`publisher.rs`). The
+//! protocol is `pullcast::rtmp::ServeSession`'s; nothing here parses RTMP or media.
 
 mod connection;
 mod out_queue;
 mod player;
+mod publisher;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,6 +43,10 @@ pub struct RtmpDeps {
     pub queue_bytes: usize,
     /// Frames a player's mailbox may hold.
     pub mailbox_frames: usize,
+    /// How a publisher's source is bounded (`max_media_messages_per_second`).
+    pub capture: pullcast::config::CaptureSettings,
+    /// Record published streams (`record.by_default`).
+    pub record_by_default: bool,
 }
 
 /// Open connections, in total and per address.

@@ -13,6 +13,7 @@ pub mod inputs;
 pub mod normalizer;
 pub mod outlets;
 pub mod plumbing;
+pub mod published;
 pub mod recorder;
 pub mod rtmp_reader;
 pub mod snapshot;

@@ -70,6 +70,8 @@ impl StreamSupervisor {
         let config = CaptureConfig {
             label: label.clone(),
             on_demand: request.on_demand,
+            published: request.published,
+            publish_grace_ms: request.publish_grace_ms,
             record: request.record,
             has_audio: request.has_audio,
             has_video: request.has_video,
