@@ -22,6 +22,7 @@ pub struct Settings {
     pub webrtc: WebRtcSettings,
     pub hls: HlsSettings,
     pub rtmp: RtmpSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
 }
 
@@ -535,6 +536,28 @@ impl Default for RtmpSettings {
             start_timeout_ms: 10_000,
             send_timeout_ms: 30_000,
             publish_grace_ms: 10_000,
+        }
+    }
+}
+
+/// The Prometheus scrape endpoint (`GET /metrics` on every HTTP listener).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Anyone may scrape it (else it needs the `api` permission, like `find_all`).
+    pub public: bool,
+    /// Series per capture (labelled with its local stream name) besides the totals.
+    pub per_stream: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public: false,
+            per_stream: true,
         }
     }
 }

@@ -134,6 +134,25 @@ impl LatencyHistogram {
         self.max
     }
 
+    /// The recorded durations sorted into the buckets of `bounds_us` (increasing): counts[i]
+    /// of those at most `bounds_us[i]` and over the bound before, the last entry those over
+    /// every bound; and their sum. Each is taken at its bucket's lower bound (so within
+    /// ~12 %), as the histogram keeps no more.
+    pub fn bucketed(&self, bounds_us: &[u64]) -> (Vec<u64>, u64) {
+        let mut counts = vec![0u64; bounds_us.len() + 1];
+        let mut sum = 0u64;
+        for (i, n) in self.buckets.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let value = Self::lower_bound(i).min(self.max);
+            let slot = bounds_us
+                .iter()
+                .position(|b| value <= *b)
+                .unwrap_or(bounds_us.len());
+            counts[slot] += n;
+            sum = sum.saturating_add(value.saturating_mul(*n));
+        }
+        (counts, sum)
+    }
+
     /// The `q`-quantile (0.0–1.0), as the lower bound of its bucket; `None` when empty.
     pub fn quantile(&self, q: f64) -> Option<u64> {
         if self.count == 0 {
@@ -155,6 +174,21 @@ impl LatencyHistogram {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucketed_for_prometheus() {
+        let mut h = LatencyHistogram::default();
+        for us in [5, 900, 1000, 1500, 20_000, 5_000_000] {
+            h.record(us);
+        }
+        let (counts, sum) = h.bucketed(&[1000, 10_000, 1_000_000]);
+        assert_eq!(counts, vec![3, 1, 1, 1]);
+        assert_eq!(counts.iter().sum::<u64>(), h.count());
+        // Lower bounds: within 12.5 % of the true sum.
+        let true_sum = 5 + 900 + 1000 + 1500 + 20_000 + 5_000_000u64;
+        assert!(sum <= true_sum && sum * 8 >= true_sum * 7, "{sum}");
+        assert_eq!(LatencyHistogram::default().bucketed(&[1]), (vec![0, 0], 0));
+    }
 
     #[test]
     fn histogram_buckets_are_consistent() {

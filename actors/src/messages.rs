@@ -596,5 +596,12 @@ pub struct CaptureSnapshot {
     pub frame_latency: Option<LatencySummary>,
     /// Connection up → first frame, per WebRTC viewer.
     pub first_frame: Option<LatencySummary>,
+    /// The same two as Prometheus histograms (`pullcast::metrics::LATENCY_BOUNDS_SECONDS`).
+    pub frame_latency_histogram: pullcast::metrics::HistogramSnapshot,
+    pub first_frame_histogram: pullcast::metrics::HistogramSnapshot,
+    /// Viewers now, by protocol.
+    pub viewers: crate::telemetry::ProtocolCounts,
+    /// Fed by an RTMP publisher rather than pulled.
+    pub published: bool,
     pub metadata: Vec<(String, MetaValue)>,
 }

@@ -20,6 +20,7 @@
 //! - [`flv_clip`] — short H.264 + AAC clips encoded by ffmpeg at test time, as FLV tags;
 //! - [`hls_check`] — an LL-HLS playlist read back and checked against the RFC's rules;
 //! - [`memory`] — a process's resident memory from `/proc`, sampled during a test;
+//! - [`prom`] — a reader of the Prometheus text format, to look up what `/metrics` says;
 //! - [`lossy_relay`] — a UDP relay between a viewer and the media port that loses some of
 //!   the server's video packets, so the browser has to NACK them.
 //!
@@ -43,6 +44,7 @@ pub mod package_dir;
 pub mod ports;
 pub mod probe;
 pub mod process;
+pub mod prom;
 pub mod publisher;
 pub mod server;
 pub mod tempdir;

@@ -195,6 +195,19 @@ impl HlsDirectory {
         }
     }
 
+    /// Streams served over HLS now.
+    pub fn streams(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Requests waiting (blocking reloads, preload hints) over every stream.
+    pub fn waiting(&self) -> usize {
+        self.lock()
+            .values()
+            .map(|e| e.waiting.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// HLS players of capture `id` seen lately (0 when it is not served over HLS).
     pub fn players_of(&self, id: Uuid) -> usize {
         self.lock().get(&id).map_or(0, |e| e.players())

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::{HlsDirectory, HlsEntry};
 use crate::messages::{Delivery, Subscribe, SubscriberMedia, Unsubscribe};
-use crate::telemetry::now_us;
+use crate::telemetry::{now_us, ViewerProtocol};
 
 /// How often the muxer looks whether it is idle or its capture is gone.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -166,6 +166,13 @@ impl Actor for HlsMuxerActor {
         });
         let idle_after = Duration::from_millis(self.directory.settings.idle_timeout_ms.max(1));
         ctx.run_interval(CHECK_EVERY, move |act, ctx| {
+            let players = act.entry.players();
+            act.entry
+                .capture
+                .telemetry
+                .lock()
+                .viewers
+                .set(ViewerProtocol::Hls, players);
             if act.directory.idle_for(&act.entry) >= idle_after {
                 info!("{}: no HLS request for {idle_after:?}; stopping", act.label);
                 act.end("nobody asked for it lately", ctx);
@@ -187,6 +194,12 @@ impl Actor for HlsMuxerActor {
             .capture
             .unsubscribe
             .do_send(Unsubscribe { id: self.id });
+        self.entry
+            .capture
+            .telemetry
+            .lock()
+            .viewers
+            .set(ViewerProtocol::Hls, 0);
         self.directory.remove(&self.entry);
         if let Some(m) = &self.muxer {
             let s = m.stats();

@@ -23,8 +23,10 @@ pub fn error_body(message: &str) -> Value {
     json!({ "error": message })
 }
 
-/// An error answer: `status` with `{"error": message}` — every refusal of every way in.
+/// An error answer: `status` with `{"error": message}` — every refusal of every way in
+/// (counted for /metrics by its status).
 pub fn error(status: StatusCode, message: &str) -> HttpResponse {
+    crate::telemetry::count_refusal(crate::telemetry::refusal_reason(status.as_u16()));
     HttpResponse::build(status).json(error_body(message))
 }
 
@@ -307,7 +309,14 @@ pub fn snapshot_json(s: &CaptureSnapshot) -> Value {
         "measuredFps": s.measured_fps,
         "startTime": humantime::format_rfc3339_millis(s.started_at).to_string(),
         "subscribers": s.subscribers,
+        "viewers": Value::Object(
+            crate::telemetry::ViewerProtocol::ALL
+                .iter()
+                .map(|p| (p.name().to_string(), json!(s.viewers.get(*p))))
+                .collect(),
+        ),
         "onDemand": s.on_demand,
+        "published": s.published,
         "history": s.history.iter().map(|h| json!({
             "time": humantime::format_rfc3339_millis(h.at).to_string(),
             "status": status_name(h.status),

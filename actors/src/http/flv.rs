@@ -36,6 +36,7 @@ use super::play::{find_capture, PlayRefusal};
 use super::whep::percent_decode;
 use crate::messages::{CaptureHandle, Delivery, Subscribe, SubscriberMedia, Unsubscribe};
 use crate::registry::Registry;
+use crate::telemetry::{count_egress, ViewerCount, ViewerProtocol};
 use crate::webrtc::engine::ViewerSlot;
 use crate::webrtc::WebRtcEngine;
 
@@ -109,7 +110,9 @@ async fn play(
         redact_text(&capture.local_stream_name)
     );
     info!("{label}: from {}", caller.address);
+    let counted = capture.telemetry.count_viewer(ViewerProtocol::Flv);
     let viewer = FlvViewer {
+        _counted: counted,
         id,
         label,
         capture,
@@ -125,6 +128,7 @@ async fn play(
         async move {
             let chunk = body.recv().await?;
             queued.fetch_sub(chunk.len(), Ordering::Relaxed);
+            count_egress(ViewerProtocol::Flv, chunk.len());
             Some((Ok::<Bytes, actix_web::Error>(chunk), body))
         }
     });
@@ -162,6 +166,8 @@ pub struct FlvViewer {
     mailbox_frames: usize,
     /// This player counted against the viewer limits while it exists.
     _slot: ViewerSlot,
+    /// ... and in its capture's FLV viewers.
+    _counted: ViewerCount,
 }
 
 impl FlvViewer {

@@ -41,6 +41,7 @@ use super::play::find_capture;
 use super::whep::percent_decode;
 use crate::hls::{HlsDirectory, HlsEntry};
 use crate::registry::Registry;
+use crate::telemetry::{count_egress, ViewerProtocol};
 
 /// What the HLS routes need.
 #[derive(Clone)]
@@ -368,6 +369,7 @@ async fn playlist(directory: &HlsDirectory, entry: &HlsEntry, req: &HttpRequest)
         Err(response) => return response,
     };
     let text = render_media(&view, directives.skip, &directives.passthrough);
+    count_egress(ViewerProtocol::Hls, text.len());
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "application/vnd.apple.mpegurl"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
@@ -413,6 +415,7 @@ async fn part(directory: &HlsDirectory, entry: &HlsEntry, prefix: &str, id: u64)
 /// A media file made of `chunks` (shared, not copied).
 fn media(view: &HlsView, chunks: Vec<Bytes>) -> HttpResponse {
     let len: usize = chunks.iter().map(Bytes::len).sum();
+    count_egress(ViewerProtocol::Hls, len);
     let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, actix_web::Error>));
     HttpResponse::Ok()
         .insert_header((

@@ -3,7 +3,8 @@
 //! route: the REST API ([`rest`], JSON in [`dto`]), WHEP ([`whep`]), WebSocket signalling
 //! ([`ws`], JSON in [`ws_protocol`]), HTTP-FLV ([`flv`]: its players' actors write the
 //! stream with `pullcast::flv::write`), LL-HLS ([`hls`]: playlists and parts of the muxers in
-//! `crate::hls`) and the player page ([`page`]); [`tls`] makes the certificate.
+//! `crate::hls`), Prometheus ([`metrics`]) and the player page ([`page`]); [`tls`] makes the
+//! certificate.
 //! Nothing else here touches media.
 //!
 //! Every way in goes through [`access`] (the `Gate`: who calls, may it do this, the hook in
@@ -15,6 +16,7 @@ pub mod auth_hook;
 pub mod dto;
 pub mod flv;
 pub mod hls;
+pub mod metrics;
 pub mod page;
 pub mod play;
 pub mod recordings;
@@ -60,6 +62,11 @@ pub fn serve(
             settings.capture.subscriber_queue_frames,
         ),
     };
+    let metrics_state = metrics::MetricsState {
+        registry: registry.clone(),
+        hls: hls_state.directory.clone(),
+        settings: settings.metrics.clone(),
+    };
     let signalling = ws::SignallingState {
         registry: registry.clone(),
         engine: webrtc.clone(),
@@ -101,6 +108,8 @@ pub fn serve(
             .configure(flv::configure)
             .app_data(web::Data::new(hls_state.clone()))
             .configure(hls::configure)
+            .app_data(web::Data::new(metrics_state.clone()))
+            .configure(metrics::configure)
             .default_service(web::to(rest::not_found))
     });
     // Signals are the binary's business (graceful shutdown of captures first); open

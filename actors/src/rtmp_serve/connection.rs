@@ -34,6 +34,7 @@ use super::RtmpDeps;
 use crate::http::access::Client;
 use crate::http::play::{find_capture, PlayRefusal};
 use crate::http::whep::percent_decode;
+use crate::telemetry::{count_egress, ViewerProtocol};
 
 /// Socket read buffer.
 const READ_BUFFER: usize = 64 * 1024;
@@ -218,7 +219,7 @@ async fn write_loop(
 ) {
     while let Some(bytes) = drain.next().await {
         match timeout(send_timeout, writer.write_all(&bytes)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => count_egress(ViewerProtocol::Rtmp, bytes.len()),
             Ok(Err(e)) => {
                 debug!("{label}: write error: {e}");
                 break;
@@ -306,7 +307,11 @@ async fn start_player(
         "RTMP player {id} of {} ({peer})",
         redact_text(&capture.local_stream_name)
     );
+    let counted = capture
+        .telemetry
+        .count_viewer(crate::telemetry::ViewerProtocol::Rtmp);
     Ok(RtmpPlayer {
+        _counted: counted,
         id,
         label,
         capture,

@@ -38,6 +38,8 @@ pub struct RtmpPlayer {
     pub mailbox_frames: usize,
     /// Counted against the viewer limits while it exists.
     pub _slot: ViewerSlot,
+    /// ... and in its capture's RTMP viewers.
+    pub _counted: crate::telemetry::ViewerCount,
 }
 
 impl RtmpPlayer {

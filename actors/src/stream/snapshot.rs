@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::messages::{AudioInfo, CaptureSnapshot, PullRequest, RecordingStatus, VideoInfo};
 use crate::telemetry::{LatencySummary, SharedTelemetry};
+use pullcast::metrics::{HistogramSnapshot, LATENCY_BOUNDS_SECONDS};
 
 /// What the snapshot needs beside the state machine.
 pub struct SnapshotContext<'a> {
@@ -51,11 +52,14 @@ pub fn snapshot(
         sample_rate: asc.output_sample_rate(),
         channels: asc.output_channels(),
     });
-    let (frame_latency, first_frame) = {
+    let (frame_latency, first_frame, frame_latency_histogram, first_frame_histogram, viewers) = {
         let telemetry = cx.telemetry.lock();
         (
             LatencySummary::of(&telemetry.frame_latency_us),
             LatencySummary::of(&telemetry.first_frame_us),
+            prometheus_histogram(&telemetry.frame_latency_us),
+            prometheus_histogram(&telemetry.first_frame_us),
+            telemetry.viewers,
         )
     };
     let counters = core.counters();
@@ -90,7 +94,23 @@ pub fn snapshot(
         retry: core.retry(now),
         frame_latency,
         first_frame,
+        frame_latency_histogram,
+        first_frame_histogram,
+        viewers,
+        published: cx.request.published,
         metadata: core.metadata().to_vec(),
+    }
+}
+
+/// A latency histogram (µs) in the seconds buckets of `/metrics`.
+fn prometheus_histogram(h: &pullcast::stats::LatencyHistogram) -> HistogramSnapshot {
+    let bounds: Vec<f64> = LATENCY_BOUNDS_SECONDS.to_vec();
+    let bounds_us: Vec<u64> = bounds.iter().map(|s| (s * 1e6).round() as u64).collect();
+    let (counts, sum_us) = h.bucketed(&bounds_us);
+    HistogramSnapshot {
+        bounds,
+        counts,
+        sum: sum_us as f64 / 1e6,
     }
 }
 
@@ -133,6 +153,10 @@ pub fn minimal_snapshot(
         retry: None,
         frame_latency: None,
         first_frame: None,
+        frame_latency_histogram: prometheus_histogram(&Default::default()),
+        first_frame_histogram: prometheus_histogram(&Default::default()),
+        viewers: Default::default(),
+        published: request.published,
         metadata: Vec::new(),
     }
 }

@@ -29,6 +29,8 @@ pub const BATCH: usize = 64;
 pub struct Flushed {
     /// Datagrams the kernel took (a GSO message counts its segments).
     pub sent: usize,
+    /// Their bytes.
+    pub sent_bytes: usize,
     pub dropped: usize,
     /// System calls made.
     pub calls: usize,
@@ -111,7 +113,13 @@ impl UdpBatch {
             let segments = |m: &[Message]| m.iter().map(|m| m.datagrams.len()).sum::<usize>();
             match result {
                 Ok(n) if n > 0 => {
-                    done.sent += segments(&chunk[..n.min(chunk.len())]);
+                    let taken = &chunk[..n.min(chunk.len())];
+                    done.sent += segments(taken);
+                    done.sent_bytes += taken
+                        .iter()
+                        .flat_map(|m| queue[m.datagrams.clone()].iter())
+                        .map(|(_, d)| d.len())
+                        .sum::<usize>();
                     if n < chunk.len() {
                         // Partial: the next call starts at the first message not sent.
                         pending = Some(Call {

@@ -59,6 +59,8 @@ pub struct ViewerPeer {
     codecs: ViewerCodecs,
     /// This viewer counted against the viewer limits while it exists.
     _slot: ViewerSlot,
+    /// ... and in its capture's WebRTC viewers.
+    _counted: crate::telemetry::ViewerCount,
     /// The media port and this viewer's key on it, once answered.
     shared_port: Option<(MediaPort, u64)>,
     phase: Phase,
@@ -79,7 +81,11 @@ impl ViewerPeer {
         slot: ViewerSlot,
     ) -> Self {
         let interval = engine.settings().webrtc.keyframe_request_interval_ms;
+        let counted = capture
+            .telemetry
+            .count_viewer(crate::telemetry::ViewerProtocol::WebRtc);
         Self {
+            _counted: counted,
             id,
             engine,
             capture,

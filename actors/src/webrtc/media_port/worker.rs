@@ -178,6 +178,10 @@ impl Outlets {
     fn send_batch(&mut self) {
         if !self.batch.is_empty() {
             let done = self.batch.flush(&self.udp);
+            crate::telemetry::count_egress(
+                crate::telemetry::ViewerProtocol::WebRtc,
+                done.sent_bytes,
+            );
             self.count(done);
         }
         if !self.probes.is_empty() {
