@@ -83,7 +83,7 @@ load_module $RTMP_MODULE;
 daemon off; master_process on; worker_processes 1;
 pid $WORK/nginx.pid;
 error_log $WORK/error.log info;
-events { worker_connections 256; }
+events { worker_connections ${NGINX_CONNECTIONS:-256}; }
 rtmp { server { listen 127.0.0.1:$RTMP_PORT; chunk_size 4096;
   application live { live on; record off; } } }
 CONF

@@ -57,6 +57,9 @@ pub fn push_tag(out: &mut BytesMut, kind: u8, timestamp_ms: u32, body: &[u8]) ->
 /// keyframe on, timestamps from 0 that never go back.
 #[derive(Debug, Default)]
 pub struct FlvTags {
+    /// Timestamps are the frames' decode times (mod 2^32) instead of counting from this
+    /// player's first frame: every player then gets the same bytes for a frame.
+    absolute: bool,
     codecs: Option<CodecSet>,
     /// The sequence headers must go out before the next frame.
     sequence_headers_due: bool,
@@ -74,6 +77,15 @@ impl FlvTags {
         Self {
             waiting_for_keyframe: true,
             ..Self::default()
+        }
+    }
+
+    /// [`FlvTags::new`] with the frames' own decode times as timestamps (mod 2^32), the
+    /// same for every player (RTMP play shares each frame's message between its players).
+    pub fn absolute() -> Self {
+        Self {
+            absolute: true,
+            ..Self::new()
         }
     }
 
@@ -99,17 +111,6 @@ impl FlvTags {
     /// when due; nothing when the codecs are not known yet, the frame's track has no codec,
     /// or video waits for a keyframe. Returns whether anything was emitted.
     pub fn push(&mut self, frame: &MediaFrame, mut emit: impl FnMut(u8, u32, &[u8])) -> bool {
-        let Some(codecs) = &self.codecs else {
-            return false;
-        };
-        match frame.track {
-            Track::Video if codecs.video.is_none() => return false,
-            Track::Audio if codecs.audio.is_none() => return false,
-            Track::Video if self.waiting_for_keyframe && !frame.keyframe => return false,
-            // Audio before the first video keyframe would start the timeline early.
-            Track::Audio if codecs.video.is_some() && self.base_ms.is_none() => return false,
-            _ => {}
-        }
         let body = match frame.track {
             Track::Video => video_body(frame),
             Track::Audio => audio_body(&frame.data),
@@ -117,25 +118,54 @@ impl FlvTags {
         let Some(body) = body else {
             return false;
         };
-        let base = *self.base_ms.get_or_insert(frame.dts);
-        let timestamp = self.timestamp(frame.dts - base);
-        if self.sequence_headers_due {
-            self.sequence_headers_due = false;
-            if let Some(codecs) = &self.codecs {
-                for (kind, header) in sequence_headers(codecs) {
-                    emit(kind, timestamp, &header);
-                }
-            }
+        let Some(admitted) = self.admit(frame) else {
+            return false;
+        };
+        for (kind, header) in &admitted.sequence_headers {
+            emit(*kind, admitted.timestamp, header);
         }
+        emit(tag_kind(frame.track), admitted.timestamp, &body);
+        true
+    }
+
+    /// Whether `frame` goes out now, with which timestamp and after which sequence headers;
+    /// `None` when the codecs are not known yet, the frame's track has no codec, or video
+    /// waits for a keyframe. The caller writes the frame's tag itself (the body of a frame
+    /// with nothing left in it is the caller's to skip, before asking).
+    pub fn admit(&mut self, frame: &MediaFrame) -> Option<Admitted> {
+        let codecs = self.codecs.as_ref()?;
+        match frame.track {
+            Track::Video if codecs.video.is_none() => return None,
+            Track::Audio if codecs.audio.is_none() => return None,
+            Track::Video if self.waiting_for_keyframe && !frame.keyframe => return None,
+            // Audio before the first video keyframe would start the timeline early.
+            Track::Audio if codecs.video.is_some() && self.base_ms.is_none() => return None,
+            _ => {}
+        }
+        let timestamp = if self.absolute {
+            self.base_ms.get_or_insert(frame.dts);
+            // The capture's timeline is monotonic per track; mod 2^32 as RTMP wraps.
+            frame.dts.rem_euclid(1 << 32) as u32
+        } else {
+            let base = *self.base_ms.get_or_insert(frame.dts);
+            self.timestamp(frame.dts - base)
+        };
+        let sequence_headers = if self.sequence_headers_due {
+            self.sequence_headers_due = false;
+            self.codecs
+                .as_ref()
+                .map(sequence_headers)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         if frame.track == Track::Video {
             self.waiting_for_keyframe = false;
         }
-        let kind = match frame.track {
-            Track::Video => TAG_VIDEO,
-            Track::Audio => TAG_AUDIO,
-        };
-        emit(kind, timestamp, &body);
-        true
+        Some(Admitted {
+            timestamp,
+            sequence_headers,
+        })
     }
 
     /// This player's timestamp for `since_base_ms`: never before 0 or the last one written.
@@ -143,6 +173,23 @@ impl FlvTags {
         let ms = u32::try_from(since_base_ms.max(0)).unwrap_or(u32::MAX);
         self.last_ms = self.last_ms.max(ms);
         self.last_ms
+    }
+}
+
+/// A frame [`FlvTags::admit`] lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Its tag's timestamp.
+    pub timestamp: u32,
+    /// Sequence header tags (kind, body) to write before it.
+    pub sequence_headers: Vec<(u8, Vec<u8>)>,
+}
+
+/// The FLV tag type of a track.
+pub fn tag_kind(track: Track) -> u8 {
+    match track {
+        Track::Video => TAG_VIDEO,
+        Track::Audio => TAG_AUDIO,
     }
 }
 
@@ -289,6 +336,39 @@ mod tests {
         frames.extend(audio);
         frames.sort_by_key(|f| (f.dts, f.track == Track::Audio));
         (frames, codecs)
+    }
+
+    #[test]
+    fn absolute_timestamps_are_the_same_for_every_player() {
+        let (frames, codecs) =
+            normalized(&test_vectors::flv_file_tags(&test_vectors::bframes_flv()));
+        let mut early = FlvTags::absolute();
+        let mut late = FlvTags::absolute();
+        early.codecs(codecs.clone());
+        late.codecs(codecs);
+        let stamps = |tags: &mut FlvTags, frames: &[MediaFrame]| -> Vec<(i64, u32)> {
+            frames
+                .iter()
+                .filter_map(|f| tags.admit(f).map(|a| (f.dts, a.timestamp)))
+                .collect()
+        };
+        let all = stamps(&mut early, &frames);
+        // The late player starts at the next keyframe: same timestamps for the same frames.
+        let start = frames
+            .iter()
+            .skip(1)
+            .position(|f| f.keyframe && f.track == Track::Video);
+        let late_stamps = stamps(&mut late, &frames[start.map_or(0, |s| s + 1)..]);
+        assert!(!late_stamps.is_empty());
+        for (dts, ts) in &late_stamps {
+            assert!(all.contains(&(*dts, *ts)), "{dts} {ts}");
+            assert_eq!(*ts as i64, *dts);
+        }
+        // The first admitted frame carries the sequence headers.
+        let mut fresh = FlvTags::absolute();
+        fresh.codecs(normalized(&test_vectors::flv_file_tags(&test_vectors::bframes_flv())).1);
+        let first = frames.iter().find_map(|f| fresh.admit(f)).unwrap();
+        assert_eq!(first.sequence_headers[0].0, TAG_VIDEO);
     }
 
     #[test]

@@ -210,27 +210,74 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
     info!("{label}: closed: {ended}");
 }
 
-/// Writes queued messages until the queue ends or the client stops taking them.
+/// Messages written with one system call at most.
+const WRITE_BATCH: usize = 64;
+
+/// Writes queued messages until the queue ends or the client stops taking them: what is
+/// queued goes out in one vectored write, without a timer while the socket takes it (the
+/// send timeout only runs while the socket is full).
 async fn write_loop(
-    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    writer: tokio::net::tcp::OwnedWriteHalf,
     mut drain: OutDrain,
     send_timeout: Duration,
     label: String,
 ) {
-    while let Some(bytes) = drain.next().await {
-        match timeout(send_timeout, writer.write_all(&bytes)).await {
-            Ok(Ok(())) => count_egress(ViewerProtocol::Rtmp, bytes.len()),
-            Ok(Err(e)) => {
-                debug!("{label}: write error: {e}");
-                break;
+    let mut batch = Vec::with_capacity(WRITE_BATCH);
+    let mut writer = writer;
+    while drain.next_batch(&mut batch, WRITE_BATCH).await {
+        match write_batch(&writer, &batch, send_timeout).await {
+            Ok(true) => {
+                count_egress(ViewerProtocol::Rtmp, batch.iter().map(|b| b.len()).sum());
             }
-            Err(_) => {
+            Ok(false) => {
                 warn!("{label}: took nothing for {send_timeout:?}; dropped");
                 break;
             }
+            Err(e) => {
+                debug!("{label}: write error: {e}");
+                break;
+            }
         }
+        batch.clear();
     }
     let _ = writer.shutdown().await;
+}
+
+/// Writes all of `batch`; false when the socket took nothing for `limit`.
+async fn write_batch(
+    writer: &tokio::net::tcp::OwnedWriteHalf,
+    batch: &[bytes::Bytes],
+    limit: Duration,
+) -> std::io::Result<bool> {
+    let (mut index, mut offset) = (0, 0);
+    while index < batch.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&batch[index][offset..])
+            .chain(batch[index + 1..].iter().map(|b| &b[..]))
+            .map(std::io::IoSlice::new)
+            .collect();
+        match writer.try_write_vectored(&slices) {
+            Ok(mut n) => {
+                while n > 0 && index < batch.len() {
+                    let left = batch[index].len() - offset;
+                    if n >= left {
+                        n -= left;
+                        index += 1;
+                        offset = 0;
+                    } else {
+                        offset += n;
+                        n = 0;
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if timeout(limit, writer.writable()).await.is_err() {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
 }
 
 /// The part of a play name before its query.
@@ -317,7 +364,7 @@ async fn start_player(
         capture,
         stream_id,
         queue: queue.clone(),
-        tags: FlvTags::new(),
+        tags: FlvTags::absolute(),
         mailbox_frames: deps.mailbox_frames,
         _slot: slot,
     })

@@ -52,7 +52,7 @@ pub fn out_queue(max_bytes: usize) -> (OutQueue, OutDrain) {
 
 impl OutQueue {
     /// Queues media, within the byte bound.
-    pub fn media(&self, bytes: Vec<u8>) -> Result<(), QueueError> {
+    pub fn media(&self, bytes: Bytes) -> Result<(), QueueError> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -66,7 +66,7 @@ impl OutQueue {
                 Err(QueueError::Full)
             };
         }
-        self.send(Bytes::from(bytes), len)
+        self.send(bytes, len)
     }
 
     /// Queues a control answer (small), whatever the byte count.
@@ -110,6 +110,25 @@ impl OutDrain {
         self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
         Some(bytes)
     }
+
+    /// Waits for the next message, then takes every message already queued too, up to `max`
+    /// in all, into `batch`; false once every sender is gone.
+    pub async fn next_batch(&mut self, batch: &mut Vec<Bytes>, max: usize) -> bool {
+        let Some(first) = self.next().await else {
+            return false;
+        };
+        batch.push(first);
+        while batch.len() < max {
+            match self.rx.try_recv() {
+                Ok(bytes) => {
+                    self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    batch.push(bytes);
+                }
+                Err(_) => break,
+            }
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -119,14 +138,17 @@ mod tests {
     #[tokio::test]
     async fn bounded_in_bytes_for_media_not_for_control() {
         let (queue, mut drain) = out_queue(100);
-        assert_eq!(queue.media(vec![1; 60]), Ok(()));
-        assert_eq!(queue.media(vec![2; 60]), Err(QueueError::Full));
+        assert_eq!(queue.media(Bytes::from(vec![1; 60])), Ok(()));
+        assert_eq!(queue.media(Bytes::from(vec![2; 60])), Err(QueueError::Full));
         assert_eq!(queue.control(vec![3; 60]), Ok(()));
         assert_eq!(drain.next().await.map(|b| b.len()), Some(60));
         assert_eq!(drain.next().await.map(|b| b[0]), Some(3));
-        assert_eq!(queue.media(vec![4; 90]), Ok(()));
+        assert_eq!(queue.media(Bytes::from(vec![4; 90])), Ok(()));
         drop(drain);
-        assert_eq!(queue.media(vec![5; 1]), Err(QueueError::Closed));
+        assert_eq!(
+            queue.media(Bytes::from(vec![5; 1])),
+            Err(QueueError::Closed)
+        );
         assert!(queue.is_closed());
     }
 }

@@ -1,17 +1,21 @@
 //! [`RtmpPlayer`]: one RTMP play of one capture, on one message stream of one connection.
 //!
 //! A subscriber with `Delivery::Original` (the source's H.264 and AAC): `onMetaData` and
-//! the sequence headers first (`pullcast::flv::write::FlvTags`), then the cached GOP from its
-//! keyframe, then live frames, each written as RTMP messages (`pullcast::rtmp::serve::wire`)
-//! into the connection's byte queue. A player that reads too slowly loses whole frames and
+//! the sequence headers first (`pullcast::flv::write::FlvTags`, timestamps = the frames'
+//! decode times), then the cached GOP from its keyframe, then live frames, each an RTMP
+//! message (`pullcast::rtmp::serve::wire`) queued for the connection. On message stream 1
+//! (nearly every client's) a frame's message is the capture's shared one
+//! (`CaptureHandle::rtmp_messages`): written once, sent by every player. A player that reads too slowly loses whole frames and
 //! resumes at the next keyframe. The capture's end is told to the player
 //! (`NetStream.Play.Stop`). It never touches the socket and never parses media.
 
 use std::time::Duration;
 
 use actix::prelude::*;
+use bytes::Bytes;
 use log::{debug, info};
-use pullcast::flv::write::FlvTags;
+use pullcast::flv::write::{audio_body, tag_kind, video_body, FlvTags};
+use pullcast::media::{MediaFrame, Track};
 use pullcast::rtmp::serve::wire;
 use uuid::Uuid;
 
@@ -43,22 +47,71 @@ pub struct RtmpPlayer {
 }
 
 impl RtmpPlayer {
-    fn send(&mut self, out: Vec<u8>, ctx: &mut Context<Self>) {
-        match self.queue.media(out) {
-            Ok(()) => {}
-            Err(QueueError::Full) => self.tags.skip_to_keyframe(),
+    fn send(&mut self, out: Vec<u8>, ctx: &mut Context<Self>) -> bool {
+        self.send_bytes(Bytes::from(out), ctx)
+    }
+
+    /// Queues one message; a full queue loses it (video resumes at a keyframe), a closed
+    /// one ends the player (false).
+    fn send_bytes(&mut self, bytes: Bytes, ctx: &mut Context<Self>) -> bool {
+        match self.queue.media(bytes) {
+            Ok(()) => true,
+            Err(QueueError::Full) => {
+                self.tags.skip_to_keyframe();
+                true
+            }
             Err(QueueError::Closed) => {
                 debug!("{}: the connection is gone", self.label);
                 ctx.stop();
+                false
             }
         }
     }
 
-    fn push(&mut self, frame: &pullcast::media::MediaFrame, out: &mut Vec<u8>) {
+    /// Queues `frame` (after its sequence headers when due): the capture's shared message
+    /// when this play is on message stream 1 (every player's bytes for the frame are then the
+    /// same), else its own. Returns false when the player is gone.
+    fn push(&mut self, frame: &MediaFrame, ctx: &mut Context<Self>) -> bool {
+        let body = || match frame.track {
+            Track::Video => video_body(frame),
+            Track::Audio => audio_body(&frame.data),
+        };
+        // A frame with nothing to send is skipped before the tags count it.
+        if frame.data.is_empty() {
+            return true;
+        }
+        let Some(admitted) = self.tags.admit(frame) else {
+            return true;
+        };
         let stream_id = self.stream_id;
-        self.tags.push(frame, |kind, timestamp, body| {
-            wire::media(out, stream_id, kind, timestamp, body);
-        });
+        if !admitted.sequence_headers.is_empty() {
+            let mut out = Vec::new();
+            for (kind, header) in &admitted.sequence_headers {
+                wire::media(&mut out, stream_id, *kind, admitted.timestamp, header);
+            }
+            if !self.send(out, ctx) {
+                return false;
+            }
+        }
+        let kind = tag_kind(frame.track);
+        let message = if stream_id == 1 {
+            self.capture.rtmp_messages.get_or_make(frame, || {
+                let body = body()?;
+                let mut out = Vec::with_capacity(body.len() + 32);
+                wire::media(&mut out, 1, kind, admitted.timestamp, &body);
+                Some(out)
+            })
+        } else {
+            body().map(|body| {
+                let mut out = Vec::with_capacity(body.len() + 32);
+                wire::media(&mut out, stream_id, kind, admitted.timestamp, &body);
+                Bytes::from(out)
+            })
+        };
+        match message {
+            Some(bytes) => self.send_bytes(bytes, ctx),
+            None => true,
+        }
     }
 }
 
@@ -122,12 +175,15 @@ impl Handler<SubscriberMedia> for RtmpPlayer {
                 if self.queue.control(out).is_err() {
                     ctx.stop();
                 }
-                return;
             }
-            SubscriberMedia::Frame(frame, _charge) => self.push(&frame, &mut out),
+            SubscriberMedia::Frame(frame, _charge) => {
+                self.push(&frame, ctx);
+            }
             SubscriberMedia::Replay(frames, _charge) => {
                 for frame in &frames {
-                    self.push(frame, &mut out);
+                    if !self.push(frame, ctx) {
+                        break;
+                    }
                 }
             }
             SubscriberMedia::Stopped { reason, .. } => {
@@ -135,10 +191,8 @@ impl Handler<SubscriberMedia> for RtmpPlayer {
                 wire::play_stopped(&mut out, self.stream_id, &reason);
                 let _ = self.queue.control(out);
                 ctx.stop();
-                return;
             }
         }
-        self.send(out, ctx);
     }
 }
 
