@@ -367,7 +367,9 @@ mod tests {
         // The first admitted frame carries the sequence headers.
         let mut fresh = FlvTags::absolute();
         fresh.codecs(normalized(&test_vectors::flv_file_tags(&test_vectors::bframes_flv())).1);
-        let first = frames.iter().find_map(|f| fresh.admit(f)).unwrap();
+        let Some(first) = frames.iter().find_map(|f| fresh.admit(f)) else {
+            panic!("nothing admitted");
+        };
         assert_eq!(first.sequence_headers[0].0, TAG_VIDEO);
     }
 
