@@ -235,3 +235,30 @@ build_server_and_client() {
     [ -x "$BIN" ] || die "no server binary at $BIN"
     [ -x "$CLIENT_BIN" ] || die "no load client binary at $CLIENT_BIN"
 }
+
+# ---- one 720p30 source and one capture of it ------------------------------------------------
+# publish_source KBPS: ffmpeg publishes 1280x720 30 fps Constrained Baseline (2 s GOP) at KBPS
+# + AAC 48 kHz stereo to nginx's live/src (start_nginx first); sets PUBLISHER_PID, waits for
+# nginx to log the publish.
+publish_source() {
+    local kbps=$1
+    ffmpeg -hide_banner -nostdin -loglevel warning -re \
+        -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=1000:sample_rate=48000 \
+        -c:v libx264 -preset veryfast -g 60 -tune zerolatency -profile:v baseline -pix_fmt yuv420p \
+        -b:v "${kbps}k" -maxrate "${kbps}k" -bufsize "$(( kbps * 2 ))k" \
+        -c:a aac -b:a 128k -ar 48000 -ac 2 -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/src" \
+        >"$WORK/publisher.log" 2>&1 </dev/null &
+    PUBLISHER_PID=$!
+    source_published() { grep -q "publish: name='src'" "$WORK/error.log" 2>/dev/null; }
+    wait_until 10 source_published || die "ffmpeg did not publish: $(tail -5 "$WORK/publisher.log")"
+}
+
+# capture_source NAME: the running pullcast (start_server) pulls live/src as NAME and waits
+# until it is PROCESSED_REMOTE.
+capture_source() {
+    API="http://127.0.0.1:$REST_PORT/rest-api/pull/rtmp"
+    curl -s --max-time 5 -X POST -H 'Content-Type: application/json' \
+        -d "{\"uri\":\"rtmp://127.0.0.1:$RTMP_PORT/live/src\",\"localStreamName\":\"$1\"}" "$API/pull" >/dev/null
+    capture_processed() { curl -s --max-time 2 -X POST -H 'Content-Type: application/json' -d '{}' "$API/find_all" | grep -q '"PROCESSED_REMOTE"'; }
+    wait_until 15 capture_processed || die "pullcast's capture did not start"
+}

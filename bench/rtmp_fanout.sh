@@ -47,24 +47,12 @@ fi
 
 echo "== nginx-rtmp and the ${BITRATE} kbit/s source"
 start_nginx
-ffmpeg -hide_banner -nostdin -loglevel warning -re \
-    -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=1000:sample_rate=48000 \
-    -c:v libx264 -preset veryfast -g 60 -tune zerolatency -profile:v baseline -pix_fmt yuv420p \
-    -b:v "${BITRATE}k" -maxrate "${BITRATE}k" -bufsize "$(( BITRATE * 2 ))k" \
-    -c:a aac -b:a 128k -ar 48000 -ac 2 -f flv "rtmp://127.0.0.1:$RTMP_PORT/live/src" \
-    >"$WORK/publisher.log" 2>&1 </dev/null &
-PUBLISHER_PID=$!
-published() { grep -q "publish: name='src'" "$WORK/error.log" 2>/dev/null; }
-wait_until 10 published || die "ffmpeg did not publish: $(tail -5 "$WORK/publisher.log")"
+publish_source "$BITRATE"
 
 echo "== pullcast pulling it"
 SERVER_RTMP_PORT=$(free_port)
 start_server fanout
-API="http://127.0.0.1:$REST_PORT/rest-api/pull/rtmp"
-curl -s --max-time 5 -X POST -H 'Content-Type: application/json' \
-    -d "{\"uri\":\"rtmp://127.0.0.1:$RTMP_PORT/live/src\",\"localStreamName\":\"bench\"}" "$API/pull" >/dev/null
-processed() { curl -s --max-time 2 -X POST -H 'Content-Type: application/json' -d '{}' "$API/find_all" | grep -q '"PROCESSED_REMOTE"'; }
-wait_until 15 processed || die "pullcast's capture did not start"
+capture_source bench
 sleep 2.5
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" nginx | head -n1)
 [ -n "$NGINX_WORKER" ] || die "no nginx worker process"

@@ -156,3 +156,31 @@ pub fn run_driver(script: &str, spec: &Value, timeout: Duration) -> Value {
         ),
     }
 }
+
+/// Plays `name` on the server at `http_root` over WHEP in Chromium (whep_driver.js) for
+/// `run_ms`, deletes the session, and returns that viewer's result (201 checked).
+pub fn whep_viewer(http_root: &str, name: &str, run_ms: u64) -> Value {
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let spec = serde_json::json!({
+        "pageUrl": format!("{http_root}/"),
+        "viewers": [{ "whepPath": format!("/whep/{encoded}") }],
+        "runMs": run_ms,
+        "pollMs": 10,
+        "sampleMs": 250,
+        "deleteAtEnd": true,
+        "timeoutMs": 60_000,
+    });
+    let result = run_driver("whep_driver.js", &spec, Duration::from_secs(90));
+    let viewer = result["viewers"][0].clone();
+    assert_eq!(viewer["postStatus"], 201, "{viewer}");
+    viewer
+}

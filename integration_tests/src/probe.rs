@@ -165,3 +165,65 @@ pub fn sound_onsets(file: &std::path::Path) -> Vec<f64> {
         .filter(|t| audio_end.is_none_or(|end| (end - t).abs() > 0.05))
         .collect()
 }
+
+/// What a copy of a live stream holds.
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// Seconds of audio.
+    pub audio_seconds: f64,
+    /// The first video frame is a keyframe.
+    pub starts_with_keyframe: bool,
+    pub file: std::path::PathBuf,
+}
+
+/// Copies `seconds` of the live stream at `url` with ffmpeg (`-c copy`) into `file` (its
+/// extension picks the container), then counts its frames with ffprobe. Panics with
+/// ffmpeg's log when the copy fails.
+pub fn copy_and_count(url: &str, seconds: u32, file: std::path::PathBuf) -> Copied {
+    let t = seconds.to_string();
+    let out = file.to_string_lossy().to_string();
+    let (status, log) = crate::process::run_ffmpeg(
+        &["-i", url, "-t", &t, "-c", "copy", "-y", &out],
+        Duration::from_secs(u64::from(seconds) + 30),
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "ffmpeg could not copy {seconds} s of {url}: {log}"
+    );
+    let counted = probe_file(
+        &file,
+        &[
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,nb_read_frames,duration",
+        ],
+    );
+    let field = |kind: &str, key: &str| {
+        counted["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
+            .and_then(|s| s[key].as_str())
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let first = probe_file(
+        &file,
+        &[
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+            "-show_entries",
+            "frame=key_frame",
+        ],
+    );
+    Copied {
+        video_frames: field("video", "nb_read_frames") as u64,
+        audio_frames: field("audio", "nb_read_frames") as u64,
+        audio_seconds: field("audio", "duration"),
+        starts_with_keyframe: first["frames"][0]["key_frame"] == 1,
+        file,
+    }
+}

@@ -154,3 +154,18 @@ pub fn tail(path: &Path, lines: usize) -> String {
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
 }
+
+/// Runs ffmpeg (`-v error -nostdin` and `args`), bounded by `limit` (killed past it): its exit
+/// status (`None`: killed) and what it logged.
+pub fn run_ffmpeg(args: &[&str], limit: Duration) -> (Option<ExitStatus>, String) {
+    let dir = crate::TempDir::new("ffmpeg-run");
+    let mut cmd = Command::new(require_tool("ffmpeg"));
+    cmd.args(["-v", "error", "-nostdin"]).args(args);
+    let mut child = spawn_logged(&mut cmd, &dir.join("ffmpeg.log"));
+    let status = wait_exit(&mut child, limit);
+    if status.is_none() {
+        kill_tree(&mut child);
+    }
+    let log = std::fs::read_to_string(dir.join("ffmpeg.log")).unwrap_or_default();
+    (status, log)
+}

@@ -351,6 +351,14 @@ impl Pullcast {
         format!("rtmp://127.0.0.1:{}/live/{name}", self.rtmp_port)
     }
 
+    /// Pulls `uri` as `name` (200 expected) and waits (≤ 10 s) until it has a keyframe, so a
+    /// new player starts at once; returns the capture.
+    pub fn pull_named(&self, uri: &str, name: &str) -> Value {
+        let (status, body) = self.pull(&serde_json::json!({ "uri": uri, "localStreamName": name }));
+        assert_eq!(status, 200, "pull {uri}: {body}\n{}", self.log_tail());
+        self.wait_for_keyframe(uri, Duration::from_secs(10))
+    }
+
     /// `POST` with raw bytes; status and parsed body (see [`parse_body`]).
     pub fn post_raw(&self, path: &str, body: &[u8]) -> (u16, Value) {
         let (status, text) = self.request("POST", path, Some(body));

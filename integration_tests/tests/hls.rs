@@ -9,23 +9,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::hls_check::{self, Playlist};
-use pullcast_integration_tests::probe::{decode_errors, probe_file, probe_streams, stream_of};
-use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged, wait_exit};
+use pullcast_integration_tests::probe::{copy_and_count, decode_errors, probe_streams, stream_of};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
 use serde_json::{json, Value};
-
-const PROCESSED: Duration = Duration::from_secs(10);
-
-fn pull_as(pc: &Pullcast, uri: &str, name: &str) {
-    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": name }));
-    assert_eq!(status, 200, "pull {uri}: {body}\n{}", pc.log_tail());
-    pc.wait_for_keyframe(uri, PROCESSED);
-}
 
 /// One GET: status, body bytes, how long the answer took.
 fn get(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<u8>, Duration) {
@@ -80,7 +70,7 @@ fn ffprobe_and_ffmpeg_read_the_ll_hls_playlist() {
     let nginx = NginxRtmp::start();
     let (_publisher, uri) = nginx.publish("hlssrc", Publisher::builder().size(640, 360));
     let pc = Pullcast::start(&[]);
-    pull_as(&pc, &uri, "hlsout");
+    pc.pull_named(&uri, "hlsout");
     let url = format!("{}/hlsout/hlsout.m3u8", pc.hls_root());
     let started = Instant::now();
     let playlist = checked_playlist(&pc, &url);
@@ -109,49 +99,16 @@ fn ffprobe_and_ffmpeg_read_the_ll_hls_playlist() {
 
     // Six seconds of the live stream, copied as ffmpeg's HLS reader gets them.
     let dir = TempDir::new("hls");
-    let copy = dir.join("copy.mp4");
-    let mut cmd = Command::new(require_tool("ffmpeg"));
-    cmd.args([
-        "-v", "error", "-nostdin", "-i", &url, "-t", "6", "-c", "copy", "-y",
-    ])
-    .arg(&copy);
-    let mut child = spawn_logged(&mut cmd, &dir.join("ffmpeg.log"));
-    let status = wait_exit(&mut child, Duration::from_secs(40));
-    if status.is_none() {
-        kill_tree(&mut child);
-    }
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "ffmpeg could not copy 6 s of {url}\n{}\n{}",
-        std::fs::read_to_string(dir.join("ffmpeg.log")).unwrap_or_default(),
-        pc.log_tail()
-    );
-    let counted = probe_file(
-        &copy,
-        &[
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_type,nb_read_frames,duration",
-        ],
-    );
-    let field = |kind: &str, key: &str| {
-        counted["streams"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
-            .and_then(|s| s[key].as_str())
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
+    let copied = copy_and_count(&url, 6, dir.join("copy.mp4"));
     eprintln!(
         "[hls] ffmpeg copy: {} video frames, {} audio frames, audio {:.2} s",
-        field("video", "nb_read_frames"),
-        field("audio", "nb_read_frames"),
-        field("audio", "duration")
+        copied.video_frames, copied.audio_frames, copied.audio_seconds
     );
     // 30 fps and 48 kHz AAC (1024 samples a frame) for 6 s.
-    assert!(field("video", "nb_read_frames") >= 170.0, "{counted}");
-    assert!(field("audio", "nb_read_frames") >= 260.0, "{counted}");
-    assert!(field("audio", "duration") >= 5.5, "{counted}");
+    assert!(copied.video_frames >= 170, "{copied:?}");
+    assert!(copied.audio_frames >= 260, "{copied:?}");
+    assert!(copied.audio_seconds >= 5.5, "{copied:?}");
+    let copy = copied.file;
     let errors = decode_errors(&copy);
     assert!(errors.is_empty(), "the copy decodes with errors: {errors}");
 }
@@ -163,7 +120,7 @@ fn blocking_reloads_preload_hints_and_delta_updates() {
     let (mut publisher, uri) =
         nginx.publish("blocksrc", Publisher::builder().size(320, 180).gop(30));
     let pc = Pullcast::start(&[]);
-    pull_as(&pc, &uri, "block");
+    pc.pull_named(&uri, "block");
     let url = format!("{}/block/index.m3u8", pc.hls_root());
     let p = checked_playlist(&pc, &url);
     assert_eq!(p.target_duration, 1, "{p:?}");
@@ -387,7 +344,7 @@ streams = ["cam*"]
     let ops = "Basic b3BzOm9wcy1wdw==";
     let viewer = "Basic dmlld2VyOnZpZXdlci1wdw==";
     pc.authorize(ops);
-    pull_as(&pc, &cam_uri, "cam1");
+    pc.pull_named(&cam_uri, "cam1");
     let url = format!("{}/cam1/cam1.m3u8", pc.hls_root());
     let (status, _, _) = get(&url, &[]);
     assert_eq!(status, 401, "anonymous");
@@ -486,7 +443,7 @@ fn hls_js_plays_it_in_low_latency_and_plain_mode() {
     let nginx = NginxRtmp::start();
     let (_p, uri) = nginx.publish("hlsweb", Publisher::builder().size(640, 360));
     let pc = Pullcast::start(&[]);
-    pull_as(&pc, &uri, "hlsweb");
+    pc.pull_named(&uri, "hlsweb");
     let url = format!("{}/hlsweb/hlsweb.m3u8", pc.hls_root());
 
     let ll = play_in_chromium(&pc, &url, true);

@@ -17,14 +17,6 @@ use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged,
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
 use serde_json::json;
 
-const PROCESSED: Duration = Duration::from_secs(10);
-
-fn pull_as(pc: &Pullcast, uri: &str, name: &str) {
-    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": name }));
-    assert_eq!(status, 200, "pull {uri}: {body}\n{}", pc.log_tail());
-    pc.wait_for_keyframe(uri, PROCESSED);
-}
-
 /// How many FLV players' viewers have ended, from the server's log.
 fn players_ended(pc: &Pullcast) -> usize {
     std::fs::read_to_string(pc.dir().join("pullcast.log"))
@@ -40,7 +32,7 @@ fn ffprobe_and_ffmpeg_play_a_capture_over_http_flv() {
     let source = Publisher::builder().size(640, 360).video_bitrate_kbps(800);
     let (_publisher, uri) = nginx.publish("flvsrc", source);
     let pc = Pullcast::start(&[]);
-    pull_as(&pc, &uri, "flvout");
+    pc.pull_named(&uri, "flvout");
     let url = format!("{}/flvout.flv", pc.http_root());
 
     let streams = probe_streams(&url, Duration::from_secs(20));
@@ -179,8 +171,8 @@ streams = ["cam*"]
     let ops = "Basic b3BzOm9wcy1wdw==";
     let viewer = "Basic dmlld2VyOnZpZXdlci1wdw==";
     pc.authorize(ops);
-    pull_as(&pc, &cam_uri, "cam1");
-    pull_as(&pc, &studio_uri, "studio");
+    pc.pull_named(&cam_uri, "cam1");
+    pc.pull_named(&studio_uri, "studio");
     let agent = agent();
     let head = |name: &str, authorization: Option<&str>| {
         let url = format!("{}/{name}.flv", pc.http_root());
@@ -235,7 +227,7 @@ fn http_flv_players_count_against_the_viewer_limits() {
     let nginx = NginxRtmp::start();
     let (_p, uri) = nginx.publish("limited", Publisher::builder().size(320, 180));
     let pc = Pullcast::start(&[("PULLCAST_LIMITS__MAX_VIEWERS_PER_CAPTURE", "1")]);
-    pull_as(&pc, &uri, "limited");
+    pc.pull_named(&uri, "limited");
     let url = format!("{}/limited.flv", pc.http_root());
     let head = || pc.request_url("HEAD", &url, None).0;
     // The first player: a raw connection that reads the answer's start and stays.
@@ -274,7 +266,7 @@ fn mpegts_js_plays_http_flv_in_chromium() {
     let nginx = NginxRtmp::start();
     let (_p, uri) = nginx.publish("flvweb", Publisher::builder().size(640, 360));
     let pc = Pullcast::start(&[]);
-    pull_as(&pc, &uri, "flvweb");
+    pc.pull_named(&uri, "flvweb");
     let run_ms = 5_000;
     let spec = json!({
         "pageUrl": format!("{}/", pc.http_root()),

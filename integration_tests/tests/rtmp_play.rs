@@ -6,96 +6,20 @@
 //! connections; the access model with `?token=`.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pullcast_integration_tests::browser::{exclusive, run_driver};
-use pullcast_integration_tests::probe::{decode_errors, probe_file, probe_streams, stream_of};
-use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged, wait_exit};
+use pullcast_integration_tests::browser::{exclusive, whep_viewer};
+use pullcast_integration_tests::probe::{copy_and_count, decode_errors, probe_streams, stream_of};
+use pullcast_integration_tests::process::run_ffmpeg;
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
 use serde_json::json;
-
-const PROCESSED: Duration = Duration::from_secs(10);
-
-fn pull_as(pc: &Pullcast, uri: &str, name: &str) {
-    let (status, body) = pc.pull(&json!({ "uri": uri, "localStreamName": name }));
-    assert_eq!(status, 200, "pull {uri}: {body}\n{}", pc.log_tail());
-    pc.wait_for_keyframe(uri, PROCESSED);
-}
-
-/// Runs ffmpeg with `args` (bounded by `limit`); its exit status (`None`: killed) and log.
-fn ffmpeg(args: &[&str], limit: Duration) -> (Option<std::process::ExitStatus>, String) {
-    let dir = TempDir::new("ffmpeg-rtmp");
-    let mut cmd = Command::new(require_tool("ffmpeg"));
-    cmd.args(["-v", "error", "-nostdin"]).args(args);
-    let mut child = spawn_logged(&mut cmd, &dir.join("ffmpeg.log"));
-    let status = wait_exit(&mut child, limit);
-    if status.is_none() {
-        kill_tree(&mut child);
-    }
-    let log = std::fs::read_to_string(dir.join("ffmpeg.log")).unwrap_or_default();
-    (status, log)
-}
-
-/// Copies `seconds` of `url` into an FLV file and returns (video frames, audio frames, the
-/// first video frame is a keyframe, the file).
-fn copy_and_count(url: &str, seconds: u32, dir: &TempDir) -> (u64, u64, bool, std::path::PathBuf) {
-    let copy = dir.join("copy.flv");
-    let t = seconds.to_string();
-    let (status, log) = ffmpeg(
-        &[
-            "-i",
-            url,
-            "-t",
-            &t,
-            "-c",
-            "copy",
-            "-y",
-            copy.to_str().unwrap(),
-        ],
-        Duration::from_secs(u64::from(seconds) + 25),
-    );
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "ffmpeg could not copy {seconds} s of {url}: {log}"
-    );
-    let counted = probe_file(
-        &copy,
-        &[
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_type,nb_read_frames",
-        ],
-    );
-    let frames = |kind: &str| {
-        counted["streams"]
-            .as_array()
-            .and_then(|s| s.iter().find(|s| s["codec_type"] == kind))
-            .and_then(|s| s["nb_read_frames"].as_str())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let first = probe_file(
-        &copy,
-        &[
-            "-select_streams",
-            "v:0",
-            "-read_intervals",
-            "%+#1",
-            "-show_entries",
-            "frame=key_frame",
-        ],
-    );
-    let key = first["frames"][0]["key_frame"] == 1;
-    (frames("video"), frames("audio"), key, copy)
-}
 
 #[test]
 fn ffprobe_and_ffmpeg_play_a_capture_over_rtmp() {
     let nginx = NginxRtmp::start();
     let (_publisher, uri) = nginx.publish("rtmpsrc", Publisher::builder().size(640, 360));
     let pc = Pullcast::start(&[]);
-    pull_as(&pc, &uri, "rtmpout");
+    pc.pull_named(&uri, "rtmpout");
     let url = pc.rtmp_url("rtmpout");
 
     let streams = probe_streams(&url, Duration::from_secs(20));
@@ -112,7 +36,13 @@ fn ffprobe_and_ffmpeg_play_a_capture_over_rtmp() {
 
     let dir = TempDir::new("rtmp-play");
     let started = Instant::now();
-    let (video, audio, key, copy) = copy_and_count(&url, 4, &dir);
+    let copied = copy_and_count(&url, 4, dir.join("copy.flv"));
+    let (video, audio, key, copy) = (
+        copied.video_frames,
+        copied.audio_frames,
+        copied.starts_with_keyframe,
+        copied.file,
+    );
     eprintln!(
         "[rtmp play] 4 s copied in {:?}: {video} video frames (first is a keyframe: {key}), {audio} audio frames",
         started.elapsed()
@@ -136,7 +66,7 @@ fn nginx_rtmp_pulls_from_pullcast() {
     let source = NginxRtmp::start();
     let (_publisher, uri) = source.publish("edgesrc", Publisher::builder().size(320, 180));
     let pc = Pullcast::start(&[]);
-    pull_as(&pc, &uri, "forEdge");
+    pc.pull_named(&uri, "forEdge");
     // nginx-rtmp's relay: connect (txn 1), createStream (txn 2), play on stream 1.
     let edge = NginxRtmp::start_with(&format!(
         "application edge {{ live on; pull rtmp://127.0.0.1:{}/live name=forEdge; }}",
@@ -144,7 +74,8 @@ fn nginx_rtmp_pulls_from_pullcast() {
     ));
     let url = edge.rtmp_url("edge/forEdge");
     let dir = TempDir::new("rtmp-edge");
-    let (video, audio, _, copy) = copy_and_count(&url, 3, &dir);
+    let copied = copy_and_count(&url, 3, dir.join("copy.flv"));
+    let (video, audio, copy) = (copied.video_frames, copied.audio_frames, copied.file);
     eprintln!("[rtmp play] through nginx-rtmp's pull: {video} video and {audio} audio frames");
     assert!(
         video >= 60,
@@ -163,26 +94,15 @@ fn a_second_pullcast_pulls_from_the_first_and_chromium_plays_it() {
     let nginx = NginxRtmp::start();
     let (mut publisher, uri) = nginx.publish("origin", Publisher::builder().size(640, 360));
     let origin = Pullcast::start(&[]);
-    pull_as(&origin, &uri, "cam");
+    origin.pull_named(&uri, "cam");
     let edge = Pullcast::start(&[]);
     let edge_uri = origin.rtmp_url("cam");
-    pull_as(&edge, &edge_uri, "cam-edge");
+    edge.pull_named(&edge_uri, "cam-edge");
     let capture = edge.capture(&edge_uri).unwrap();
     assert_eq!(capture["video"]["width"], 640, "{capture}");
     assert_eq!(capture["hasAudio"], true, "{capture}");
 
-    let spec = json!({
-        "pageUrl": format!("{}/", edge.http_root()),
-        "viewers": [{ "whepPath": "/whep/cam-edge" }],
-        "runMs": 4000,
-        "pollMs": 10,
-        "sampleMs": 250,
-        "deleteAtEnd": true,
-        "timeoutMs": 60_000,
-    });
-    let result = run_driver("whep_driver.js", &spec, Duration::from_secs(90));
-    let v = &result["viewers"][0];
-    assert_eq!(v["postStatus"], 201, "{v}\n{}", edge.log_tail());
+    let v = whep_viewer(&edge.http_root(), "cam-edge", 4000);
     let frames = v["final"]["framesDecoded"].as_u64().unwrap_or(0);
     eprintln!(
         "[rtmp cascade] Chromium on the edge: first frame {} ms after connected, {frames} frames",
@@ -214,7 +134,7 @@ fn rtmp_names_garbage_and_idle_clients() {
     // Not captured: ffmpeg gives up at once (the server says StreamNotFound).
     for name in ["nothing", "日本🎥", &"x".repeat(3000)] {
         let started = Instant::now();
-        let (status, log) = ffmpeg(
+        let (status, log) = run_ffmpeg(
             &["-i", &pc.rtmp_url(name), "-t", "1", "-f", "null", "-"],
             Duration::from_secs(20),
         );
@@ -223,26 +143,6 @@ fn rtmp_names_garbage_and_idle_clients() {
     }
     let log = std::fs::read_to_string(pc.dir().join("pullcast.log")).unwrap_or_default();
     assert!(log.contains("refused"), "{}", pc.log_tail());
-
-    // A publisher is refused (publishing comes later): ffmpeg fails.
-    let (status, log) = ffmpeg(
-        &[
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x90:rate=10",
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-f",
-            "flv",
-            &pc.rtmp_url("pushed"),
-        ],
-        Duration::from_secs(20),
-    );
-    assert!(status.is_some_and(|s| !s.success()), "{log}");
 
     // Garbage, and a client that says nothing: closed; the server goes on.
     use std::io::{Read, Write};
@@ -283,9 +183,9 @@ permissions = ["api", "pull", "pull_private", "play"]
     let (_cam, cam_uri) = nginx.publish("rtmpcam", Publisher::builder().size(320, 180));
     let mut pc = Pullcast::start_with_config(config, &[]);
     pc.authorize("Basic b3BzOm9wcy1wdw==");
-    pull_as(&pc, &cam_uri, "cam1");
+    pc.pull_named(&cam_uri, "cam1");
     let plays = |url: &str| {
-        let (status, log) = ffmpeg(
+        let (status, log) = run_ffmpeg(
             &["-i", url, "-t", "1", "-f", "null", "-"],
             Duration::from_secs(20),
         );

@@ -6,30 +6,14 @@
 //! capture, one that does not ends it; the access model decides who may publish.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use pullcast_integration_tests::browser::{exclusive, run_driver};
+use pullcast_integration_tests::browser::{exclusive, whep_viewer};
 use pullcast_integration_tests::probe::{probe_file, probe_streams, stream_of};
-use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged, wait_exit};
-use pullcast_integration_tests::{Publisher, Pullcast, TempDir};
-use serde_json::json;
+use pullcast_integration_tests::process::run_ffmpeg;
+use pullcast_integration_tests::{Publisher, Pullcast};
 
 const STREAMING: Duration = Duration::from_secs(20);
-
-/// Runs ffmpeg with `args`, bounded by `limit`: its exit status (`None`: killed) and log.
-fn ffmpeg(args: &[&str], limit: Duration) -> (Option<std::process::ExitStatus>, String) {
-    let dir = TempDir::new("ffmpeg-publish");
-    let mut cmd = Command::new(require_tool("ffmpeg"));
-    cmd.args(["-v", "error", "-nostdin"]).args(args);
-    let mut child = spawn_logged(&mut cmd, &dir.join("ffmpeg.log"));
-    let status = wait_exit(&mut child, limit);
-    if status.is_none() {
-        kill_tree(&mut child);
-    }
-    let log = std::fs::read_to_string(dir.join("ffmpeg.log")).unwrap_or_default();
-    (status, log)
-}
 
 #[test]
 fn ffmpeg_publishes_and_every_player_plays_it() {
@@ -46,18 +30,7 @@ fn ffmpeg_publishes_and_every_player_plays_it() {
     let id = capture["localMediaSessionId"].clone();
 
     // Chromium plays it over WHEP.
-    let spec = json!({
-        "pageUrl": format!("{}/", pc.http_root()),
-        "viewers": [{ "whepPath": "/whep/pub" }],
-        "runMs": 4000,
-        "pollMs": 10,
-        "sampleMs": 250,
-        "deleteAtEnd": true,
-        "timeoutMs": 60_000,
-    });
-    let result = run_driver("whep_driver.js", &spec, Duration::from_secs(90));
-    let v = &result["viewers"][0];
-    assert_eq!(v["postStatus"], 201, "{v}\n{}", pc.log_tail());
+    let v = whep_viewer(&pc.http_root(), "pub", 4000);
     let frames = v["final"]["framesDecoded"].as_u64().unwrap_or(0);
     eprintln!(
         "[rtmp publish] Chromium: first frame {} ms after connected, {frames} frames in 4 s",
@@ -71,7 +44,7 @@ fn ffmpeg_publishes_and_every_player_plays_it() {
     assert_eq!(stream_of(&streams, "audio").unwrap()["codec_name"], "aac");
 
     // A second publisher of the name is refused with the reason.
-    let (status, log) = ffmpeg(
+    let (status, log) = run_ffmpeg(
         &[
             "-re",
             "-f",
@@ -181,7 +154,7 @@ permissions = ["api"]
     let mut pc = Pullcast::start_with_config(config, &[]);
     pc.authorize("Basic b3BzOm9wcy1wdw==");
     let publish = |name: &str| {
-        ffmpeg(
+        run_ffmpeg(
             &[
                 "-re",
                 "-f",

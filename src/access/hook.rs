@@ -110,7 +110,7 @@ pub struct HookQuestion {
     pub uri: Option<String>,
     pub user: Option<String>,
     pub address: IpAddr,
-    /// `rest`, `whep`, `websocket`, `download` (later `hls`, `rtmp`).
+    /// `rest`, `whep`, `websocket`, `download`, `flv`, `hls`, `rtmp`, `metrics`.
     pub protocol: &'static str,
     /// A bearer token pullcast did not issue.
     pub token: Option<String>,

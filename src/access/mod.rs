@@ -1,7 +1,7 @@
 //! The access model: who may do what, decided without I/O.
 //!
 //! Every way into the server — REST, WebSocket signalling, WHEP, recording downloads, and
-//! later HLS and RTMP play — asks [`Policy`] the same two questions: who is this caller
+//! HTTP-FLV, HLS, RTMP play and publish — asks [`Policy`] the same two questions: who is this caller
 //! ([`Policy::authenticate`]: its address and credentials) and may it do this
 //! ([`Policy::decide`]: a [`Permission`] on a stream known by its local name and uri). The
 //! server runs the answer: 401, 403, the hook ([`hook`]), 429 from the [`LoginThrottle`].

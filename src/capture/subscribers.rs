@@ -19,7 +19,7 @@ pub enum Delivery {
     /// WebRTC: Opus audio (transcoded from AAC), and H.264 as the source has it unless it
     /// has B-frames, then a Constrained Baseline transcode.
     WebRtc,
-    /// The source's own AAC and H.264, B-frames and all (recordings; later HLS, RTMP and
+    /// The source's own AAC and H.264, B-frames and all (recordings, HLS, RTMP and
     /// FLV muxers).
     Original,
 }

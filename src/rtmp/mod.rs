@@ -8,6 +8,8 @@
 //!   extended timestamp, and drops what it does not know; ours keeps one buffer per chunk
 //!   stream and checks the bytes before taking them as a timestamp.
 //! - [`aggregate`] splits aggregate messages (type 22) into their audio/video/data messages.
+//! - `incoming` sorts a received message (media, AMF0 data or command, aggregate parts,
+//!   control) the same way for both sessions.
 //! - [`amf0`] checks AMF0 bodies (depth, value count) before `rml_amf0` decodes them.
 //! - [`session`] is the play session: handshake, `connect`, `createStream`, `FCSubscribe`,
 //!   `play`, control messages and acknowledgements, bytes in and [`SessionEvent`]s out. It
@@ -24,6 +26,7 @@
 pub mod aggregate;
 pub mod amf0;
 pub mod chunk;
+pub(crate) mod incoming;
 pub mod serve;
 pub mod session;
 pub mod url;

@@ -1,5 +1,5 @@
 //! The gate every way in goes through: REST, WHEP, WebSocket signalling, recording
-//! downloads (and later HLS and RTMP play). It runs the decisions of `pullcast::access`
+//! downloads, HTTP-FLV, HLS, RTMP play and publish, /metrics. It runs the decisions of `pullcast::access`
 //! — who the caller is, whether it may do a thing — with what they need from outside:
 //! the TCP peer address, the clock, the failed-login throttle's lock, the hook's socket.
 //!
@@ -51,7 +51,8 @@ pub struct Ask<'a> {
     pub local_name: Option<&'a str>,
     /// The capture's uri, when known.
     pub uri: Option<&'a str>,
-    /// `rest`, `whep`, `websocket`, `download` (later `hls`, `rtmp`): told to the hook.
+    /// `rest`, `whep`, `websocket`, `download`, `flv`, `hls`, `rtmp`, `metrics`: told to
+    /// the hook.
     pub protocol: &'static str,
 }
 

@@ -1,5 +1,5 @@
 //! How a viewer gets a capture to watch, the same for every way to play (WebSocket
-//! signalling, WHEP; later HLS and RTMP play): the access checks, then the Registry's
+//! signalling, WHEP, HTTP-FLV, HLS, RTMP play): the access checks, then the Registry's
 //! `Watch` ([`find_capture`]); for WebRTC, [`start_playing`] wraps it: the offer is read
 //! once and refused before any lookup, then the viewer is started.
 //!

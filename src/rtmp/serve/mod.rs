@@ -44,12 +44,10 @@ use std::fmt;
 
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
-use rml_rtmp::time::RtmpTimestamp;
+use rml_rtmp::messages::{RtmpMessage, UserControlEventType};
 
-use super::aggregate::{split_aggregate, AggregateError, AGGREGATE_TYPE_ID};
-use super::amf0::decode_amf0;
 use super::chunk::{ChunkDecoder, RawMessage};
+use super::incoming::{self, Incoming};
 use super::session::{MetaValue, SessionError};
 use crate::report_once::{ReportOnce, Verdict};
 
@@ -265,85 +263,39 @@ impl ServeSession {
     }
 
     fn handle_message(&mut self, message: RawMessage) -> Result<(), SessionError> {
-        match message.type_id {
-            8 | 9 => {
-                if message.payload.is_empty() {
-                    self.report_once("empty audio or video message");
-                } else if self.streams.get(&message.stream_id) != Some(&StreamRole::Publishing) {
-                    self.report_once("media on a stream that does not publish");
-                } else if message.type_id == 8 {
-                    self.events.push_back(ServeEvent::Audio {
-                        timestamp: message.timestamp,
-                        data: message.payload,
-                    });
-                } else {
-                    self.events.push_back(ServeEvent::Video {
-                        timestamp: message.timestamp,
-                        data: message.payload,
-                    });
-                }
-                Ok(())
-            }
-            AGGREGATE_TYPE_ID => {
-                let parts = match split_aggregate(&message) {
-                    Ok(parts) => parts,
-                    Err(AggregateError::Truncated { parts }) => {
-                        self.report_once("truncated aggregate message");
-                        parts
-                    }
-                    Err(e @ AggregateError::TooManyParts) => {
-                        return Err(SessionError::Chunk(e.to_string()))
-                    }
-                };
-                for part in parts {
-                    if part.type_id != AGGREGATE_TYPE_ID {
+        let sorted = incoming::sort(message).map_err(|e| SessionError::Chunk(e.0))?;
+        for item in sorted {
+            match item {
+                Incoming::Media(message) => self.handle_media(message),
+                Incoming::Parts(parts) => {
+                    for part in parts {
                         self.handle_message(part)?;
                     }
                 }
-                Ok(())
-            }
-            15 | 18 => {
-                match decode_amf0(&message.payload) {
-                    Ok(values) => self.handle_data(message.stream_id, values),
-                    Err(e) => self.report_keyed(
-                        &format!("undecodable data type {}", message.type_id),
-                        &format!("undecodable AMF0 data message ({e})"),
-                    ),
+                Incoming::Data { stream_id, values } => self.handle_data(stream_id, values),
+                Incoming::Command { stream_id, values } => {
+                    self.handle_command_values(stream_id, values)
                 }
-                Ok(())
+                Incoming::Control(message) => self.handle_control(message)?,
+                Incoming::Report { key, what } => self.report_keyed(&key, &what),
             }
-            17 | 20 => {
-                let body = match message.payload.split_first() {
-                    Some((&0, rest)) if message.type_id == 17 => rest,
-                    _ => &message.payload[..],
-                };
-                match decode_amf0(body) {
-                    Ok(values) => self.handle_command_values(message.stream_id, values),
-                    Err(e) => self.report_keyed(
-                        &format!("undecodable command type {}", message.type_id),
-                        &format!("undecodable AMF0 command message ({e})"),
-                    ),
-                }
-                Ok(())
-            }
-            _ => {
-                let payload = MessagePayload {
-                    timestamp: RtmpTimestamp::new(message.timestamp),
-                    type_id: message.type_id,
-                    message_stream_id: message.stream_id,
-                    data: message.payload,
-                };
-                match payload.to_rtmp_message() {
-                    Ok(parsed) => self.handle_control(parsed),
-                    Err(e) => {
-                        self.report_keyed(
-                            &format!("undecodable type {}", message.type_id),
-                            &format!("undecodable RTMP message of type {} ({e})", message.type_id),
-                        );
-                        Ok(())
-                    }
-                }
-            }
+        }
+        Ok(())
+    }
+
+    fn handle_media(&mut self, message: RawMessage) {
+        if self.streams.get(&message.stream_id) != Some(&StreamRole::Publishing) {
+            self.report_once("media on a stream that does not publish");
+        } else if message.type_id == 8 {
+            self.events.push_back(ServeEvent::Audio {
+                timestamp: message.timestamp,
+                data: message.payload,
+            });
+        } else {
+            self.events.push_back(ServeEvent::Video {
+                timestamp: message.timestamp,
+                data: message.payload,
+            });
         }
     }
 

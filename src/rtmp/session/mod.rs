@@ -43,13 +43,12 @@ use std::fmt;
 use bytes::Bytes;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::messages::{MessagePayload, RtmpMessage, UserControlEventType};
+use rml_rtmp::messages::{RtmpMessage, UserControlEventType};
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::aggregate::{split_aggregate, AggregateError, AGGREGATE_TYPE_ID};
-use super::amf0::decode_amf0;
 use super::chunk::{ChunkDecoder, RawMessage};
+use super::incoming::{self, Incoming};
 use super::url::RtmpUrl;
 use crate::report_once::{ReportOnce, Verdict};
 
@@ -271,94 +270,31 @@ impl PlaySession {
     }
 
     fn handle_message(&mut self, message: RawMessage) -> Result<(), SessionError> {
-        match message.type_id {
-            // An empty audio or video message carries nothing, and each would still cost an
-            // event and a queue slot downstream: a peer could send one per byte.
-            8 | 9 if message.payload.is_empty() => {
-                self.report_once("empty audio or video message");
-                Ok(())
-            }
-            8 => {
-                self.events.push_back(SessionEvent::Audio {
-                    timestamp: message.timestamp,
-                    data: message.payload,
-                });
-                Ok(())
-            }
-            9 => {
-                self.events.push_back(SessionEvent::Video {
-                    timestamp: message.timestamp,
-                    data: message.payload,
-                });
-                Ok(())
-            }
-            AGGREGATE_TYPE_ID => {
-                let parts = match split_aggregate(&message) {
-                    Ok(parts) => parts,
-                    Err(AggregateError::Truncated { parts }) => {
-                        self.report_once("truncated aggregate message");
-                        parts
-                    }
-                    Err(e @ AggregateError::TooManyParts) => {
-                        return Err(SessionError::Chunk(e.to_string()))
-                    }
-                };
-                for part in parts {
-                    if part.type_id != AGGREGATE_TYPE_ID {
+        let sorted = incoming::sort(message).map_err(|e| SessionError::Chunk(e.0))?;
+        for item in sorted {
+            match item {
+                Incoming::Media(message) => {
+                    let (timestamp, data) = (message.timestamp, message.payload);
+                    self.events.push_back(if message.type_id == 8 {
+                        SessionEvent::Audio { timestamp, data }
+                    } else {
+                        SessionEvent::Video { timestamp, data }
+                    });
+                }
+                Incoming::Parts(parts) => {
+                    for part in parts {
                         self.handle_message(part)?;
                     }
                 }
-                Ok(())
-            }
-            // AMF0 data (18) and commands (20), and their AMF3-flagged twins (15, 17) that
-            // Flash-era peers fill with AMF0 anyway: decoded here, not by rml_rtmp, whose
-            // command decoder panics on fewer than three values.
-            15 | 18 => {
-                match decode_amf0(&message.payload) {
-                    Ok(values) => self.handle_data(values),
-                    Err(e) => self.report_keyed(
-                        &format!("undecodable data type {}", message.type_id),
-                        &format!("undecodable AMF0 data message ({e})"),
-                    ),
+                Incoming::Data { values, .. } => self.handle_data(values),
+                Incoming::Command { stream_id, values } => {
+                    self.handle_command_values(stream_id, values)?
                 }
-                Ok(())
-            }
-            17 | 20 => {
-                let body = match message.payload.split_first() {
-                    // An AMF3 command starts with a format byte of 0 before its AMF0 values.
-                    Some((&0, rest)) if message.type_id == 17 => rest,
-                    _ => &message.payload[..],
-                };
-                match decode_amf0(body) {
-                    Ok(values) => self.handle_command_values(message.stream_id, values),
-                    Err(e) => {
-                        self.report_keyed(
-                            &format!("undecodable command type {}", message.type_id),
-                            &format!("undecodable AMF0 command message ({e})"),
-                        );
-                        Ok(())
-                    }
-                }
-            }
-            _ => {
-                let payload = MessagePayload {
-                    timestamp: RtmpTimestamp::new(message.timestamp),
-                    type_id: message.type_id,
-                    message_stream_id: message.stream_id,
-                    data: message.payload,
-                };
-                match payload.to_rtmp_message() {
-                    Ok(parsed) => self.handle_control(parsed),
-                    Err(e) => {
-                        self.report_keyed(
-                            &format!("undecodable type {}", message.type_id),
-                            &format!("undecodable RTMP message of type {} ({e})", message.type_id),
-                        );
-                        Ok(())
-                    }
-                }
+                Incoming::Control(message) => self.handle_control(message)?,
+                Incoming::Report { key, what } => self.report_keyed(&key, &what),
             }
         }
+        Ok(())
     }
 
     fn handle_control(&mut self, message: RtmpMessage) -> Result<(), SessionError> {

@@ -6,7 +6,7 @@
 
 use super::metadata::META_VALUE_COST;
 use super::*;
-use crate::rtmp::amf0::{amf0_too_big, MAX_AMF0_DEPTH};
+use crate::rtmp::amf0::{amf0_too_big, decode_amf0, MAX_AMF0_DEPTH};
 use crate::rtmp::chunk::ChunkDecoder;
 use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
