@@ -153,6 +153,25 @@ pub fn count_egress(protocol: ViewerProtocol, bytes: usize) {
     EGRESS_BYTES[protocol.index()].fetch_add(bytes as u64, Ordering::Relaxed);
 }
 
+/// Frames handed to players, by protocol, since the process started (WebRTC: frames whose
+/// packets went to a viewer's transport; HLS: parts and segments served).
+static EGRESS_FRAMES: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+/// Counts `n` frames (HLS: files) sent to players of `protocol`.
+pub fn count_egress_frames(protocol: ViewerProtocol, n: usize) {
+    EGRESS_FRAMES[protocol.index()].fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Frames (HLS: media files) sent to players of `protocol` so far.
+pub fn egress_frames(protocol: ViewerProtocol) -> u64 {
+    EGRESS_FRAMES[protocol.index()].load(Ordering::Relaxed)
+}
+
 /// Bytes sent to players of `protocol` so far.
 pub fn egress_bytes(protocol: ViewerProtocol) -> u64 {
     EGRESS_BYTES[protocol.index()].load(Ordering::Relaxed)

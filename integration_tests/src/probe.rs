@@ -227,3 +227,23 @@ pub fn copy_and_count(url: &str, seconds: u32, file: std::path::PathBuf) -> Copi
         file,
     }
 }
+
+/// How many of the first 90 video packets of `file` are presented at another time than
+/// they are decoded (B-frames kept as they were: pts ≠ dts).
+pub fn reordered_video_packets(file: &std::path::Path) -> usize {
+    let packets = probe_file(
+        file,
+        &[
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#90",
+            "-show_entries",
+            "packet=pts,dts",
+        ],
+    );
+    packets["packets"]
+        .as_array()
+        .map(|p| p.iter().filter(|p| p["pts"] != p["dts"]).count())
+        .unwrap_or(0)
+}

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::hls_check::{self, Playlist};
-use pullcast_integration_tests::probe::{copy_and_count, decode_errors, probe_streams, stream_of};
+use pullcast_integration_tests::probe::{
+    copy_and_count, decode_errors, probe_streams, reordered_video_packets, stream_of,
+};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
 use serde_json::{json, Value};
 
@@ -111,6 +113,29 @@ fn ffprobe_and_ffmpeg_read_the_ll_hls_playlist() {
     let copy = copied.file;
     let errors = decode_errors(&copy);
     assert!(errors.is_empty(), "the copy decodes with errors: {errors}");
+}
+
+#[test]
+fn b_frames_go_through_hls_untouched() {
+    let nginx = NginxRtmp::start();
+    let source = Publisher::builder().size(640, 360).bframes(2);
+    let (_publisher, uri) = nginx.publish("hlsbf", source);
+    let pc = Pullcast::start(&[]);
+    pc.pull_named(&uri, "hlsbf");
+    let url = format!("{}/hlsbf/hlsbf.m3u8", pc.hls_root());
+    let playlist = checked_playlist(&pc, &url);
+    assert!(!playlist.segments.is_empty());
+    let dir = TempDir::new("hls-bframes");
+    let copied = copy_and_count(&url, 4, dir.join("copy.mp4"));
+    let reordered = reordered_video_packets(&copied.file);
+    eprintln!(
+        "[hls] B-frames: {} video frames, {reordered} of the first 90 packets reordered",
+        copied.video_frames
+    );
+    assert!(copied.video_frames >= 110, "{copied:?}");
+    assert!(reordered > 20, "B-frames kept (pts ≠ dts): {reordered}");
+    let errors = decode_errors(&copied.file);
+    assert!(errors.is_empty(), "decoded with errors: {errors}");
 }
 
 #[test]

@@ -181,6 +181,7 @@ fn metrics_follow_the_traffic_and_pass_promtool() {
     );
     for protocol in ["flv", "hls", "rtmp"] {
         grew("pullcast_egress_bytes_total", &[("protocol", protocol)]);
+        grew("pullcast_egress_frames_total", &[("protocol", protocol)]);
     }
     grew("pullcast_refusals_total", &[("reason", "not_found")]);
     assert!(

@@ -9,7 +9,9 @@
 use std::time::{Duration, Instant};
 
 use pullcast_integration_tests::browser::{exclusive, whep_viewer};
-use pullcast_integration_tests::probe::{copy_and_count, decode_errors, probe_streams, stream_of};
+use pullcast_integration_tests::probe::{
+    copy_and_count, decode_errors, probe_streams, reordered_video_packets, stream_of,
+};
 use pullcast_integration_tests::process::run_ffmpeg;
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
 use serde_json::json;
@@ -59,6 +61,26 @@ fn ffprobe_and_ffmpeg_play_a_capture_over_rtmp() {
         "{}",
         pc.log_tail()
     );
+}
+
+#[test]
+fn b_frames_go_through_rtmp_untouched() {
+    let nginx = NginxRtmp::start();
+    let (_publisher, uri) = nginx.publish("rtmpbf", Publisher::builder().size(640, 360).bframes(2));
+    let pc = Pullcast::start(&[]);
+    pc.pull_named(&uri, "rtmpbf");
+    let dir = TempDir::new("rtmp-bframes");
+    let copied = copy_and_count(&pc.rtmp_url("rtmpbf"), 4, dir.join("copy.flv"));
+    let reordered = reordered_video_packets(&copied.file);
+    eprintln!(
+        "[rtmp play] B-frames: {} video frames, {reordered} of the first 90 packets reordered",
+        copied.video_frames
+    );
+    assert!(copied.starts_with_keyframe);
+    assert!(copied.video_frames >= 100, "{copied:?}");
+    assert!(reordered > 20, "B-frames kept (pts ≠ dts): {reordered}");
+    let errors = decode_errors(&copied.file);
+    assert!(errors.is_empty(), "decoded with errors: {errors}");
 }
 
 #[test]

@@ -36,7 +36,7 @@ use super::play::{find_capture, PlayRefusal};
 use super::whep::percent_decode;
 use crate::messages::{CaptureHandle, Delivery, Subscribe, SubscriberMedia, Unsubscribe};
 use crate::registry::Registry;
-use crate::telemetry::{count_egress, ViewerCount, ViewerProtocol};
+use crate::telemetry::{count_egress, count_egress_frames, ViewerCount, ViewerProtocol};
 use crate::webrtc::engine::ViewerSlot;
 use crate::webrtc::WebRtcEngine;
 
@@ -246,12 +246,16 @@ impl Handler<SubscriberMedia> for FlvViewer {
         match msg {
             SubscriberMedia::Codecs(codecs) => self.stream.codecs(codecs),
             SubscriberMedia::Frame(frame, _charge) => {
-                self.stream.push(&frame, &mut out);
+                if self.stream.push(&frame, &mut out) {
+                    count_egress_frames(ViewerProtocol::Flv, 1);
+                }
             }
             SubscriberMedia::Replay(frames, _charge) => {
-                for frame in &frames {
-                    self.stream.push(frame, &mut out);
-                }
+                let pushed = frames
+                    .iter()
+                    .filter(|frame| self.stream.push(frame, &mut out))
+                    .count();
+                count_egress_frames(ViewerProtocol::Flv, pushed);
             }
             SubscriberMedia::Stopped { reason, .. } => {
                 info!("{}: the stream ended: {reason}", self.label);

@@ -41,7 +41,7 @@ use super::play::find_capture;
 use super::whep::percent_decode;
 use crate::hls::{HlsDirectory, HlsEntry};
 use crate::registry::Registry;
-use crate::telemetry::{count_egress, ViewerProtocol};
+use crate::telemetry::{count_egress, count_egress_frames, ViewerProtocol};
 
 /// What the HLS routes need.
 #[derive(Clone)]
@@ -416,6 +416,7 @@ async fn part(directory: &HlsDirectory, entry: &HlsEntry, prefix: &str, id: u64)
 fn media(view: &HlsView, chunks: Vec<Bytes>) -> HttpResponse {
     let len: usize = chunks.iter().map(Bytes::len).sum();
     count_egress(ViewerProtocol::Hls, len);
+    count_egress_frames(ViewerProtocol::Hls, 1);
     let body = futures_util::stream::iter(chunks.into_iter().map(Ok::<Bytes, actix_web::Error>));
     HttpResponse::Ok()
         .insert_header((

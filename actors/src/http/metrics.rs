@@ -10,7 +10,8 @@
 //!   `capture_receive_rate_bytes_per_second`,
 //!   `capture_recording_bytes`, and the WebRTC histograms `webrtc_frame_latency_seconds` (frame
 //!   parsed → sent) and `webrtc_first_frame_seconds` (connection up → first frame out);
-//! - `transcoders_running{kind}`, `egress_bytes_total{protocol}`, `refusals_total{reason}`,
+//! - `transcoders_running{kind}`, `egress_bytes_total{protocol}`,
+//!   `egress_frames_total{protocol}`, `refusals_total{reason}`,
 //!   `hls_streams`, `hls_waiting_requests`, `build_info{version}`;
 //! - `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
 //!   `process_start_time_seconds` (from `/proc`).
@@ -29,7 +30,7 @@ use super::dto::error;
 use crate::hls::HlsDirectory;
 use crate::messages::{CaptureSnapshot, FindAll};
 use crate::registry::Registry;
-use crate::telemetry::{egress_bytes, refusals, ViewerProtocol, REFUSAL_REASONS};
+use crate::telemetry::{egress_bytes, egress_frames, refusals, ViewerProtocol, REFUSAL_REASONS};
 
 /// What the route needs.
 #[derive(Clone)]
@@ -155,6 +156,17 @@ fn exposition(captures: &[&CaptureSnapshot], hls: &HlsDirectory, per_stream: boo
         family.sample(
             &[("protocol", protocol.name())],
             egress_bytes(protocol) as f64,
+        );
+    }
+    let mut family = w.family(
+        "pullcast_egress_frames_total",
+        "Frames sent to players since the start, by protocol (hls: parts, segments and init files served).",
+        Kind::Counter,
+    );
+    for protocol in ViewerProtocol::ALL {
+        family.sample(
+            &[("protocol", protocol.name())],
+            egress_frames(protocol) as f64,
         );
     }
     let mut family = w.family(

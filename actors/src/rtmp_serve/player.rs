@@ -109,7 +109,10 @@ impl RtmpPlayer {
             })
         };
         match message {
-            Some(bytes) => self.send_bytes(bytes, ctx),
+            Some(bytes) => {
+                crate::telemetry::count_egress_frames(crate::telemetry::ViewerProtocol::Rtmp, 1);
+                self.send_bytes(bytes, ctx)
+            }
             None => true,
         }
     }

@@ -134,6 +134,9 @@ impl Outlets {
             live_video_ingest_us,
             now_playing,
         } = stamped;
+        if !packets.is_empty() {
+            crate::telemetry::count_egress_frames(crate::telemetry::ViewerProtocol::WebRtc, 1);
+        }
         for p in packets {
             let RtpOut {
                 track,
