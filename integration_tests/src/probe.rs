@@ -228,8 +228,8 @@ pub fn copy_and_count(url: &str, seconds: u32, file: std::path::PathBuf) -> Copi
     }
 }
 
-/// How many of the first 90 video packets of `file` are presented at another time than
-/// they are decoded (B-frames kept as they were: pts ≠ dts).
+/// How many of the first 90 video packets of `file` are presented before a packet decoded
+/// earlier (B-frames kept as they were: without them presentation follows decode order).
 pub fn reordered_video_packets(file: &std::path::Path) -> usize {
     let packets = probe_file(
         file,
@@ -239,11 +239,20 @@ pub fn reordered_video_packets(file: &std::path::Path) -> usize {
             "-read_intervals",
             "%+#90",
             "-show_entries",
-            "packet=pts,dts",
+            "packet=pts",
         ],
     );
-    packets["packets"]
+    let pts: Vec<i64> = packets["packets"]
         .as_array()
-        .map(|p| p.iter().filter(|p| p["pts"] != p["dts"]).count())
-        .unwrap_or(0)
+        .map(|p| p.iter().filter_map(|p| p["pts"].as_i64()).collect())
+        .unwrap_or_default();
+    let mut latest = i64::MIN;
+    let mut reordered = 0;
+    for p in pts {
+        if p < latest {
+            reordered += 1;
+        }
+        latest = latest.max(p);
+    }
+    reordered
 }
