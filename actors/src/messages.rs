@@ -465,53 +465,6 @@ pub struct CaptureHandle {
     pub end: CaptureEnd,
     /// Its latest video frames' RTP payloads: each frame is packetized once for all viewers.
     pub payloads: SharedPayloads,
-    /// Its latest frames as RTMP messages: each is written once for all RTMP players.
-    pub rtmp_messages: SharedRtmpMessages,
-}
-
-/// A capture's latest frames as RTMP messages (on message stream 1, timestamped with their
-/// decode time), shared by its RTMP players (several threads): the first player to send a
-/// frame writes the message, the others send the same bytes. Keyed by the frame's shared
-/// payload, so no frame is mistaken for another.
-#[derive(Debug, Clone, Default)]
-pub struct SharedRtmpMessages(Arc<Mutex<std::collections::VecDeque<(RtmpMessageKey, Bytes)>>>);
-
-/// Which frame a shared message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RtmpMessageKey {
-    payload: usize,
-    len: usize,
-    dts: i64,
-    video: bool,
-}
-
-/// Messages kept: more than a replayed GOP (2 s at 60 fps with audio).
-const SHARED_RTMP_MESSAGES: usize = 512;
-
-impl SharedRtmpMessages {
-    /// The message of `frame`, made by `make` the first time (`None`: nothing to send).
-    pub fn get_or_make(
-        &self,
-        frame: &MediaFrame,
-        make: impl FnOnce() -> Option<Vec<u8>>,
-    ) -> Option<Bytes> {
-        let key = RtmpMessageKey {
-            payload: frame.data.as_ptr() as usize,
-            len: frame.data.len(),
-            dts: frame.dts,
-            video: frame.track == Track::Video,
-        };
-        let mut recent = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, bytes)) = recent.iter().rev().find(|(k, _)| *k == key) {
-            return Some(bytes.clone());
-        }
-        let bytes = Bytes::from(make()?);
-        if recent.len() >= SHARED_RTMP_MESSAGES {
-            recent.pop_front();
-        }
-        recent.push_back((key, bytes.clone()));
-        Some(bytes)
-    }
 }
 
 /// A capture's latest video frames' RTP payloads, shared by its WebRTC viewers (which run on

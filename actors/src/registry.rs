@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::messages::{
     CaptureEnd, CaptureEnded, CaptureHandle, CaptureSnapshot, FindAll, GetSnapshot, InjectPanic,
-    PanicTarget, Publish, Publishing, Pull, PullError, PullRequest, SharedPayloads,
-    SharedRtmpMessages, Shutdown, StopCapture, Terminate, TerminateError, Watch, WatchError,
+    PanicTarget, Publish, Publishing, Pull, PullError, PullRequest, SharedPayloads, Shutdown,
+    StopCapture, Terminate, TerminateError, Watch, WatchError,
 };
 use crate::panic_guard::{self, Panic};
 use crate::stream::published::PublishSlot;
@@ -37,7 +37,6 @@ struct Entry {
     telemetry: SharedTelemetry,
     end: CaptureEnd,
     payloads: SharedPayloads,
-    rtmp_messages: SharedRtmpMessages,
     /// A published capture's meeting point with its publishers.
     publish: Option<PublishSlot>,
 }
@@ -166,7 +165,6 @@ impl Registry {
             telemetry,
             end,
             payloads: SharedPayloads::default(),
-            rtmp_messages: SharedRtmpMessages::default(),
             publish,
         };
         self.captures.push(entry.clone());
@@ -293,7 +291,6 @@ impl Registry {
             telemetry: entry.telemetry,
             end: entry.end,
             payloads: entry.payloads,
-            rtmp_messages: entry.rtmp_messages,
         })
     }
 }

@@ -6,7 +6,8 @@
 //! `rtmp.send_timeout_ms` while bytes wait is dropped). A `play` is decided like every play
 //! (the caller authenticated from `?token=` or `?user=&pass=` on the stream name or the
 //! app, the viewer-start rate, `find_capture` with protocol `rtmp`, the viewer limits), then
-//! answered, and an [`RtmpPlayer`] subscribes to the capture. A `publish` makes the
+//! answered, and the player joins its capture's fan-out on this arbiter
+//! ([`super::fanout::RtmpFanout`]). A `publish` makes the
 //! connection the source of a capture ([`super::publisher`]); one publish per connection.
 //! A connection that has neither started playing nor publishing within
 //! `rtmp.start_timeout_ms` is closed. Nothing here parses media.
@@ -19,7 +20,6 @@ use std::time::Duration;
 use actix::prelude::*;
 use log::{debug, info, warn};
 use pullcast::access::{redact_text, Credentials};
-use pullcast::flv::write::FlvTags;
 use pullcast::media::Track;
 use pullcast::rtmp::{ServeEvent, ServeSession};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,8 +27,8 @@ use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 use uuid::Uuid;
 
+use super::fanout::{fanout_for, AddPlayer, FanoutSettings, PlayerSpec, RemovePlayer, RtmpFanout};
 use super::out_queue::{out_queue, OutDrain, OutQueue};
-use super::player::{EndPlay, RtmpPlayer};
 use super::publisher::{start_publish, Publisher};
 use super::RtmpDeps;
 use crate::http::access::Client;
@@ -58,7 +58,7 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
     actix::spawn(write_loop(writer, drain, send_timeout, writer_label));
 
     let mut session = ServeSession::new();
-    let mut players: HashMap<u32, Addr<RtmpPlayer>> = HashMap::new();
+    let mut players: HashMap<u32, (Addr<RtmpFanout>, Uuid)> = HashMap::new();
     let mut app_query = String::new();
     let (mut app, mut tc_url) = (String::new(), String::new());
     let mut publisher: Option<Publisher> = None;
@@ -117,15 +117,24 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
                     tc_url = connect_tc_url;
                 }
                 ServeEvent::Play { stream_id, name } => {
-                    if let Some(old) = players.remove(&stream_id) {
-                        old.do_send(EndPlay);
+                    if let Some((fanout, id)) = players.remove(&stream_id) {
+                        fanout.do_send(RemovePlayer { id });
                     }
                     match start_player(&deps, &queue, peer, stream_id, &name, &app_query).await {
-                        Ok(player) => {
+                        Ok((capture, player)) => {
                             session.accept_play(stream_id, stream_part(&name));
                             // The start sequence goes before the player's first media.
                             let _ = queue.control(session.take_outbound());
-                            players.insert(stream_id, player.start());
+                            let fanout = fanout_for(
+                                &capture,
+                                FanoutSettings {
+                                    mailbox_frames: deps.mailbox_frames,
+                                    keep_bytes: deps.capture.keyframe_cache_bytes,
+                                },
+                            );
+                            let id = player.id;
+                            fanout.do_send(AddPlayer(player));
+                            players.insert(stream_id, (fanout, id));
                         }
                         Err((code, reason)) => {
                             info!(
@@ -137,8 +146,8 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
                     }
                 }
                 ServeEvent::PlayEnded { stream_id } => {
-                    if let Some(player) = players.remove(&stream_id) {
-                        player.do_send(EndPlay);
+                    if let Some((fanout, id)) = players.remove(&stream_id) {
+                        fanout.do_send(RemovePlayer { id });
                     }
                 }
                 ServeEvent::Publish {
@@ -201,8 +210,8 @@ pub async fn serve_connection(socket: TcpStream, peer: SocketAddr, deps: Arc<Rtm
             }
         }
     };
-    for player in players.values() {
-        player.do_send(EndPlay);
+    for (fanout, id) in players.values() {
+        fanout.do_send(RemovePlayer { id: *id });
     }
     if let Some(p) = publisher {
         p.end(ended.clone());
@@ -317,7 +326,7 @@ async fn start_player(
     stream_id: u32,
     name: &str,
     app_query: &str,
-) -> Result<RtmpPlayer, (&'static str, String)> {
+) -> Result<(crate::messages::CaptureHandle, PlayerSpec), (&'static str, String)> {
     let failed = "NetStream.Play.Failed";
     let stream = stream_part(name);
     let credentials = query_of(name)
@@ -357,17 +366,17 @@ async fn start_player(
     let counted = capture
         .telemetry
         .count_viewer(crate::telemetry::ViewerProtocol::Rtmp);
-    Ok(RtmpPlayer {
-        _counted: counted,
-        id,
-        label,
+    Ok((
         capture,
-        stream_id,
-        queue: queue.clone(),
-        tags: FlvTags::absolute(),
-        mailbox_frames: deps.mailbox_frames,
-        _slot: slot,
-    })
+        PlayerSpec {
+            id,
+            label,
+            stream_id,
+            queue: queue.clone(),
+            _slot: slot,
+            _counted: counted,
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -6,13 +6,13 @@
 //! [`serve`] binds the port and accepts; each connection is served by
 //! `connection::serve_connection` on one of a few arbiters (one per core, round robin),
 //! within `rtmp.max_connections` and `rtmp.connections_per_address` (trusted networks are
-//! not counted per address). Each play is an `RtmpPlayer` actor (`player.rs`) subscribed to
-//! its capture; a publish makes the connection the source of a capture (`publisher.rs`). The
+//! not counted per address). The plays of a capture on one arbiter share one `RtmpFanout`
+//! (`fanout.rs`), subscribed to the capture once; a publish makes the connection the source of a capture (`publisher.rs`). The
 //! protocol is `pullcast::rtmp::ServeSession`'s; nothing here parses RTMP or media.
 
 mod connection;
+mod fanout;
 mod out_queue;
-mod player;
 mod publisher;
 
 use std::collections::HashMap;
