@@ -1,6 +1,6 @@
 //! RTMP play, proven with real peers: a live ffmpeg → nginx-rtmp source pulled by pullcast
-//! and played from pullcast's own RTMP port by ffprobe and ffmpeg (both streams, frames at
-//! the source's rate, decoded without an error, starting at a keyframe); by a second pullcast
+//! and played from pullcast's own RTMP port by ffprobe and by three ffmpegs at once (both
+//! streams, frames at the source's rate, decoded without an error, starting at a keyframe); by a second pullcast
 //! that pulls from the first, with Chromium playing the second over WHEP (edge cascading);
 //! by nginx-rtmp's `pull` directive; names that are not captured, garbage and idle
 //! connections; the access model with `?token=`.
@@ -36,9 +36,27 @@ fn ffprobe_and_ffmpeg_play_a_capture_over_rtmp() {
     assert_eq!(audio["codec_name"], "aac", "{streams:?}");
     assert_eq!(audio["sample_rate"], "48000", "{streams:?}");
 
+    // Three players at once (they share the capture's fan-out): each gets every frame.
     let dir = TempDir::new("rtmp-play");
     let started = Instant::now();
+    let others: Vec<_> = (1..3)
+        .map(|i| {
+            let (url, file) = (url.clone(), dir.join(&format!("copy{i}.flv")));
+            std::thread::spawn(move || copy_and_count(&url, 4, file))
+        })
+        .collect();
     let copied = copy_and_count(&url, 4, dir.join("copy.flv"));
+    for other in others {
+        let other = other.join().unwrap();
+        assert!(other.starts_with_keyframe, "{other:?}");
+        assert!(other.video_frames >= 100, "{other:?}");
+        assert!(other.audio_frames >= 150, "{other:?}");
+        let errors = decode_errors(&other.file);
+        assert!(
+            errors.is_empty(),
+            "a concurrent copy decodes with errors: {errors}"
+        );
+    }
     let (video, audio, key, copy) = (
         copied.video_frames,
         copied.audio_frames,
