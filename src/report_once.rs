@@ -62,6 +62,18 @@ impl ReportOnce {
         }
     }
 
+    /// The sentence to report for `key` (`what`, or `what` with a note that further kinds
+    /// go unreported when the limit is reached), or `None` to stay quiet.
+    pub fn report(&mut self, key: &str, what: &str) -> Option<String> {
+        match self.verdict(key) {
+            Verdict::First => Some(what.to_string()),
+            Verdict::FirstOverLimit => Some(format!(
+                "{what} (from now on, further kinds of ignored messages go unreported)"
+            )),
+            Verdict::Quiet => None,
+        }
+    }
+
     /// True the first time `problem` is seen (while fewer than the limit were remembered):
     /// log it then, and only then.
     pub fn first_time(&mut self, problem: &str) -> bool {

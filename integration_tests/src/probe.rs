@@ -8,6 +8,22 @@ use serde_json::Value;
 use crate::process::{kill_tree, require_tool, spawn_logged, tail, wait_exit};
 use crate::tempdir::TempDir;
 
+/// Asserts that `streams` (ffprobe's) hold H.264 of `width`x`height` and AAC at 48 kHz: what
+/// the tests' sources send, as every player must get it.
+#[track_caller]
+pub fn assert_h264_aac(streams: &[Value], width: u64, height: u64) {
+    let video = stream_of(streams, "video").expect("a video stream");
+    let audio = stream_of(streams, "audio").expect("an audio stream");
+    assert_eq!(video["codec_name"], "h264", "{streams:?}");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(width), Some(height)),
+        "{streams:?}"
+    );
+    assert_eq!(audio["codec_name"], "aac", "{streams:?}");
+    assert_eq!(audio["sample_rate"], "48000", "{streams:?}");
+}
+
 /// Runs `ffprobe -show_streams` on `url` (bounded by `timeout`) and returns the `streams`
 /// array. Panics with ffprobe's output if it fails or times out.
 pub fn probe_streams(url: &str, timeout: Duration) -> Vec<Value> {

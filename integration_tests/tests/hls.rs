@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::hls_check::{self, Playlist};
 use pullcast_integration_tests::probe::{
-    copy_and_count, decode_errors, probe_streams, reordered_video_packets, stream_of,
+    assert_h264_aac, copy_and_count, decode_errors, probe_streams, reordered_video_packets,
 };
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
 use serde_json::{json, Value};
@@ -89,15 +89,7 @@ fn ffprobe_and_ffmpeg_read_the_ll_hls_playlist() {
     assert_eq!(playlist.target_duration, 2, "2 s GOPs: {playlist:?}");
 
     let streams = probe_streams(&url, Duration::from_secs(30));
-    let video = stream_of(&streams, "video").expect("a video stream");
-    let audio = stream_of(&streams, "audio").expect("an audio stream");
-    assert_eq!(video["codec_name"], "h264", "{streams:?}");
-    assert_eq!(
-        (video["width"].as_u64(), video["height"].as_u64()),
-        (Some(640), Some(360))
-    );
-    assert_eq!(audio["codec_name"], "aac", "{streams:?}");
-    assert_eq!(audio["sample_rate"], "48000", "{streams:?}");
+    assert_h264_aac(&streams, 640, 360);
 
     // Six seconds of the live stream, copied as ffmpeg's HLS reader gets them.
     let dir = TempDir::new("hls");

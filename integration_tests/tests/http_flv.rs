@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use pullcast_integration_tests::browser::{exclusive, run_driver};
 use pullcast_integration_tests::http::{agent, send_with_headers};
-use pullcast_integration_tests::probe::{decode_errors, probe_file, probe_streams, stream_of};
+use pullcast_integration_tests::probe::{
+    assert_h264_aac, decode_errors, probe_file, probe_streams,
+};
 use pullcast_integration_tests::process::{kill_tree, require_tool, spawn_logged, wait_exit};
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
 use serde_json::json;
@@ -36,15 +38,7 @@ fn ffprobe_and_ffmpeg_play_a_capture_over_http_flv() {
     let url = format!("{}/flvout.flv", pc.http_root());
 
     let streams = probe_streams(&url, Duration::from_secs(20));
-    let video = stream_of(&streams, "video").expect("a video stream");
-    let audio = stream_of(&streams, "audio").expect("an audio stream");
-    assert_eq!(video["codec_name"], "h264", "{streams:?}");
-    assert_eq!(
-        (video["width"].as_u64(), video["height"].as_u64()),
-        (Some(640), Some(360))
-    );
-    assert_eq!(audio["codec_name"], "aac", "{streams:?}");
-    assert_eq!(audio["sample_rate"], "48000", "{streams:?}");
+    assert_h264_aac(&streams, 640, 360);
 
     // Four seconds off the live stream, copied as they come.
     let dir = TempDir::new("http-flv");

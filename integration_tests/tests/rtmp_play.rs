@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use pullcast_integration_tests::browser::{exclusive, whep_viewer};
 use pullcast_integration_tests::probe::{
-    copy_and_count, decode_errors, probe_streams, reordered_video_packets, stream_of,
+    assert_h264_aac, copy_and_count, decode_errors, probe_streams, reordered_video_packets,
 };
 use pullcast_integration_tests::process::run_ffmpeg;
 use pullcast_integration_tests::{NginxRtmp, Publisher, Pullcast, TempDir};
@@ -26,15 +26,7 @@ fn ffprobe_and_ffmpeg_play_a_capture_over_rtmp() {
 
     let streams = probe_streams(&url, Duration::from_secs(20));
     assert_eq!(streams.len(), 2, "video and audio only: {streams:?}");
-    let video = stream_of(&streams, "video").expect("a video stream");
-    let audio = stream_of(&streams, "audio").expect("an audio stream");
-    assert_eq!(video["codec_name"], "h264", "{streams:?}");
-    assert_eq!(
-        (video["width"].as_u64(), video["height"].as_u64()),
-        (Some(640), Some(360))
-    );
-    assert_eq!(audio["codec_name"], "aac", "{streams:?}");
-    assert_eq!(audio["sample_rate"], "48000", "{streams:?}");
+    assert_h264_aac(&streams, 640, 360);
 
     // Three players at once (they share the capture's fan-out): each gets every frame.
     let dir = TempDir::new("rtmp-play");

@@ -207,9 +207,4 @@ impl HlsDirectory {
             .map(|e| e.waiting.load(Ordering::Relaxed))
             .sum()
     }
-
-    /// HLS players of capture `id` seen lately (0 when it is not served over HLS).
-    pub fn players_of(&self, id: Uuid) -> usize {
-        self.lock().get(&id).map_or(0, |e| e.players())
-    }
 }

@@ -7,7 +7,8 @@ use rml_rtmp::rml_amf0::Amf0Value;
 
 use super::wire::{self, status_object, text};
 use super::{short, ServeEvent, ServeSession, StreamRole, MAX_STREAMS};
-use crate::rtmp::session::metadata::{sorted_properties, MetaBudget, MAX_METADATA_BYTES};
+use crate::rtmp::session::metadata::{metadata_properties, MAX_METADATA_BYTES};
+use crate::rtmp::session::shorten;
 
 /// The version we announce in `connect`'s answer (what FMS-compatible clients expect).
 const FMS_VERSION: &str = "FMS/3,5,7,7009";
@@ -98,53 +99,35 @@ impl ServeSession {
             "releaseStream" | "_checkbw" => self.result(stream_id, transaction, Amf0Value::Null),
             "getStreamLength" => self.result(stream_id, transaction, Amf0Value::Number(0.0)),
             "FCPublish" => {
-                let stream = first_text.unwrap_or_default();
-                wire::command(
-                    &mut self.outbound,
+                let stream = short(&first_text.unwrap_or_default());
+                self.answer_fc(
                     stream_id,
+                    transaction,
                     "onFCPublish",
-                    0.0,
-                    Amf0Value::Null,
-                    vec![status_object(
-                        "status",
-                        "NetStream.Publish.Start",
-                        &format!("FCPublish to stream {}.", short(&stream)),
-                    )],
+                    "NetStream.Publish.Start",
+                    &format!("FCPublish to stream {stream}."),
                 );
-                self.result(stream_id, transaction, Amf0Value::Null);
             }
             "FCUnpublish" => {
-                let stream = first_text.unwrap_or_default();
-                wire::command(
-                    &mut self.outbound,
+                let stream = short(&first_text.unwrap_or_default());
+                self.answer_fc(
                     stream_id,
+                    transaction,
                     "onFCUnpublish",
-                    0.0,
-                    Amf0Value::Null,
-                    vec![status_object(
-                        "status",
-                        "NetStream.Unpublish.Success",
-                        &format!("FCUnpublish from stream {}.", short(&stream)),
-                    )],
+                    "NetStream.Unpublish.Success",
+                    &format!("FCUnpublish from stream {stream}."),
                 );
-                self.result(stream_id, transaction, Amf0Value::Null);
                 self.end_publishing(None);
             }
             "FCSubscribe" => {
-                let stream = first_text.unwrap_or_default();
-                wire::command(
-                    &mut self.outbound,
+                let stream = short(&first_text.unwrap_or_default());
+                self.answer_fc(
                     stream_id,
+                    transaction,
                     "onFCSubscribe",
-                    0.0,
-                    Amf0Value::Null,
-                    vec![status_object(
-                        "status",
-                        "NetStream.Play.Start",
-                        &format!("FCSubscribe to stream {}.", short(&stream)),
-                    )],
+                    "NetStream.Play.Start",
+                    &format!("FCSubscribe to stream {stream}."),
                 );
-                self.result(stream_id, transaction, Amf0Value::Null);
             }
             "deleteStream" | "closeStream" => {
                 // deleteStream names the stream in its argument; closeStream is sent on it.
@@ -166,26 +149,47 @@ impl ServeSession {
             | "onBWDone" | "_onbwdone" | "onStatus" | "_onbwcheck" => {}
             other => {
                 if transaction > 0.0 {
-                    let mut info = HashMap::new();
-                    info.insert("level".to_string(), text("error"));
-                    info.insert("code".to_string(), text("NetConnection.Call.Failed"));
-                    info.insert(
-                        "description".to_string(),
-                        text(&format!("{} is not supported", short(other))),
-                    );
-                    wire::command(
-                        &mut self.outbound,
-                        0,
-                        "_error",
-                        transaction,
-                        Amf0Value::Null,
-                        vec![Amf0Value::Object(info)],
-                    );
+                    self.call_failed(transaction, &format!("{} is not supported", short(other)));
                 }
-                let shown: String = short(other).chars().take(64).collect();
-                self.report_once(&format!("command '{}'", shown.escape_debug()));
+                self.report_once(&format!("command '{}'", shorten(other)));
             }
         }
+    }
+
+    /// `_error` `NetConnection.Call.Failed` answering `transaction`.
+    fn call_failed(&mut self, transaction: f64, description: &str) {
+        wire::command(
+            &mut self.outbound,
+            0,
+            "_error",
+            transaction,
+            Amf0Value::Null,
+            vec![status_object(
+                "error",
+                "NetConnection.Call.Failed",
+                description,
+            )],
+        );
+    }
+
+    /// The `onFC…` notification `event` with `code`, then `_result` answering the call.
+    fn answer_fc(
+        &mut self,
+        stream_id: u32,
+        transaction: f64,
+        event: &str,
+        code: &str,
+        description: &str,
+    ) {
+        wire::command(
+            &mut self.outbound,
+            stream_id,
+            event,
+            0.0,
+            Amf0Value::Null,
+            vec![status_object("status", code, description)],
+        );
+        self.result(stream_id, transaction, Amf0Value::Null);
     }
 
     fn result(&mut self, stream_id: u32, transaction: f64, value: Amf0Value) {
@@ -244,20 +248,9 @@ impl ServeSession {
 
     fn create_stream(&mut self, transaction: f64) {
         if self.streams.len() >= MAX_STREAMS {
-            let mut info = HashMap::new();
-            info.insert("level".to_string(), text("error"));
-            info.insert("code".to_string(), text("NetConnection.Call.Failed"));
-            info.insert(
-                "description".to_string(),
-                text(&format!("at most {MAX_STREAMS} streams per connection")),
-            );
-            wire::command(
-                &mut self.outbound,
-                0,
-                "_error",
+            self.call_failed(
                 transaction,
-                Amf0Value::Null,
-                vec![Amf0Value::Object(info)],
+                &format!("at most {MAX_STREAMS} streams per connection"),
             );
             self.report_once("too many createStream calls");
             return;
@@ -318,12 +311,8 @@ impl ServeSession {
                     self.report_once("onMetaData on a stream that does not publish");
                     return;
                 }
-                let mut budget = MetaBudget::new();
-                let props = match values.next() {
-                    Some(Amf0Value::Object(map)) => sorted_properties(map, &mut budget),
-                    _ => Vec::new(),
-                };
-                if budget.cut {
+                let (props, cut) = metadata_properties(values.next());
+                if cut {
                     self.report_once(&format!(
                         "onMetaData over {MAX_METADATA_BYTES} bytes (the rest is left out)"
                     ));
@@ -331,8 +320,7 @@ impl ServeSession {
                 self.events.push_back(ServeEvent::Metadata(props));
             }
             Some(Amf0Value::Utf8String(s)) => {
-                let shown: String = s.chars().take(64).collect();
-                self.report_once(&format!("data message '{}'", shown.escape_debug()))
+                self.report_once(&format!("data message '{}'", shorten(&s)))
             }
             _ => self.report_once("data message without a name"),
         }

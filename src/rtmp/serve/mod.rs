@@ -49,7 +49,7 @@ use rml_rtmp::messages::{RtmpMessage, UserControlEventType};
 use super::chunk::{ChunkDecoder, RawMessage};
 use super::incoming::{self, Incoming};
 use super::session::{MetaValue, SessionError};
-use crate::report_once::{ReportOnce, Verdict};
+use crate::report_once::ReportOnce;
 
 /// Most message streams one connection may create.
 pub const MAX_STREAMS: usize = 8;
@@ -147,11 +147,6 @@ impl ServeSession {
     /// Whether the handshake is over.
     pub fn handshake_done(&self) -> bool {
         self.handshake.is_none()
-    }
-
-    /// Whether `connect` was answered.
-    pub fn is_connected(&self) -> bool {
-        self.connected
     }
 
     /// Total bytes received.
@@ -352,14 +347,9 @@ impl ServeSession {
     }
 
     fn report_keyed(&mut self, key: &str, what: &str) {
-        let what = match self.reported.verdict(key) {
-            Verdict::First => what.to_string(),
-            Verdict::FirstOverLimit => {
-                format!("{what} (from now on, further kinds of ignored messages go unreported)")
-            }
-            Verdict::Quiet => return,
-        };
-        self.events.push_back(ServeEvent::Ignored { what });
+        if let Some(what) = self.reported.report(key, what) {
+            self.events.push_back(ServeEvent::Ignored { what });
+        }
     }
 }
 

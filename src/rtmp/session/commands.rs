@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use rml_rtmp::messages::RtmpMessage;
 use rml_rtmp::rml_amf0::Amf0Value;
 
-use super::metadata::{cut_text, sorted_properties, MetaBudget, MAX_METADATA_BYTES};
+use super::metadata::{cut_text, metadata_properties, MAX_METADATA_BYTES};
 use super::{PlaySession, SessionError, SessionEvent, State, MAX_REPORTED_NAME};
 
 impl PlaySession {
@@ -231,12 +231,8 @@ impl PlaySession {
         }
         match name {
             Some(Amf0Value::Utf8String(s)) if s == "onMetaData" => {
-                let mut budget = MetaBudget::new();
-                let props = match values.next() {
-                    Some(Amf0Value::Object(map)) => sorted_properties(map, &mut budget),
-                    _ => Vec::new(),
-                };
-                if budget.cut {
+                let (props, cut) = metadata_properties(values.next());
+                if cut {
                     self.report_once(&format!(
                         "onMetaData over {MAX_METADATA_BYTES} bytes (the rest is left out)"
                     ));
@@ -284,7 +280,7 @@ fn call_failed(name: &str, tx: f64) -> RtmpMessage {
 }
 
 /// A server-chosen name, cut to [`MAX_REPORTED_NAME`] characters and escaped for a log line.
-fn shorten(name: &str) -> String {
+pub(crate) fn shorten(name: &str) -> String {
     let mut short: String = name
         .chars()
         .take(MAX_REPORTED_NAME)

@@ -125,3 +125,14 @@ pub(crate) fn cut_text(text: &str, max: usize) -> &str {
     }
     text.get(..end).unwrap_or_default()
 }
+
+/// The properties of an `onMetaData` whose object is `value` (nothing when it is not an
+/// object), and whether they were cut at [`MAX_METADATA_BYTES`].
+pub(crate) fn metadata_properties(value: Option<Amf0Value>) -> (Vec<(String, MetaValue)>, bool) {
+    let mut budget = MetaBudget::new();
+    let props = match value {
+        Some(Amf0Value::Object(map)) => sorted_properties(map, &mut budget),
+        _ => Vec::new(),
+    };
+    (props, budget.cut)
+}

@@ -50,11 +50,12 @@ use rml_rtmp::time::RtmpTimestamp;
 use super::chunk::{ChunkDecoder, RawMessage};
 use super::incoming::{self, Incoming};
 use super::url::RtmpUrl;
-use crate::report_once::{ReportOnce, Verdict};
+use crate::report_once::ReportOnce;
 
 mod commands;
 pub(crate) mod metadata;
 
+pub(crate) use commands::shorten;
 pub use commands::MAX_STATUS_TEXT_BYTES;
 use commands::{command, string};
 pub use metadata::{MetaValue, MAX_METADATA_BYTES, MAX_METADATA_STRING_BYTES};
@@ -482,14 +483,9 @@ impl PlaySession {
     /// Reports `what` unless something with the same `key` was reported before; after
     /// [`MAX_REPORTED`] distinct keys, says once that it stops reporting.
     fn report_keyed(&mut self, key: &str, what: &str) {
-        let what = match self.reported.verdict(key) {
-            Verdict::First => what.to_string(),
-            Verdict::FirstOverLimit => {
-                format!("{what} (from now on, further kinds of ignored messages go unreported)")
-            }
-            Verdict::Quiet => return,
-        };
-        self.events.push_back(SessionEvent::Ignored { what });
+        if let Some(what) = self.reported.report(key, what) {
+            self.events.push_back(SessionEvent::Ignored { what });
+        }
     }
 }
 
